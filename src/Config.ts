@@ -1,0 +1,202 @@
+/**
+ * AppConfig: every setting of the bridge (DESIGN §4), read through Effect's `Config` (so tests use a
+ * `ConfigProvider.fromMap`) and validated up front. A bad value fails start-up with one `ConfigInvalid` line that
+ * names the variable, the value and what is allowed.
+ *
+ * CLI flags override the environment: the CLI passes them as `ConfigOverrides` to `AppConfig.layerWith`.
+ */
+import { Config, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { ConfigInvalid } from "./domain/Errors.js"
+import { checkModelName } from "./domain/ModelName.js"
+
+export type LifecycleMode = "auto" | "cli" | "jit" | "rest"
+export type LogFormat = "json" | "pretty"
+export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error" | "none"
+
+export interface AppConfigShape {
+  readonly baseUrl: string
+  readonly apiToken: Option.Option<Redacted.Redacted<string>>
+  readonly lmsCliPath: Option.Option<string>
+  readonly lifecycle: LifecycleMode
+  readonly defaultModel: Option.Option<string>
+  readonly modelTtlSeconds: number
+  readonly tempModelTtlSeconds: number
+  readonly maxModelTtlSeconds: number
+  readonly modelCacheTtlSeconds: number
+  /** Timeout of one inference request (chat, completion, responses, embeddings); for streams, the idle gap. */
+  readonly requestTimeout: Duration.Duration
+  /** Timeout of one metadata request (greeting, model lists, load/unload bookkeeping). */
+  readonly metadataTimeout: Duration.Duration
+  readonly mcpJsonPath: Option.Option<string>
+  readonly logLevel: LogLevelName
+  readonly logFormat: LogFormat
+  readonly metricsPort: Option.Option<number>
+  readonly otlpEndpoint: Option.Option<string>
+  readonly bridgeHttpToken: Option.Option<Redacted.Redacted<string>>
+}
+
+/** Values given on the command line; they win over the environment. */
+export interface ConfigOverrides {
+  readonly baseUrl?: string | undefined
+  readonly logLevel?: string | undefined
+  readonly logFormat?: string | undefined
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validators: each turns a raw string into a value or a ConfigInvalid naming the variable.
+// ---------------------------------------------------------------------------------------------------------------
+
+type Check<A> = (variable: string, raw: string) => Effect.Effect<A, ConfigInvalid>
+
+const invalid = (variable: string, value: string, allowed: string) => new ConfigInvalid({ variable, value, allowed })
+
+export const httpUrl: Check<string> = (variable, raw) => {
+  const value = raw.trim()
+  const allowed = "an http:// or https:// URL such as http://127.0.0.1:1234"
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return Effect.fail(invalid(variable, raw, allowed))
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return Effect.fail(invalid(variable, raw, allowed))
+  if (url.search !== "" || url.hash !== "") return Effect.fail(invalid(variable, raw, `${allowed} (no query or fragment)`))
+  return Effect.succeed(value.replace(/\/+$/, ""))
+}
+
+export const intBetween = (min: number, max: number): Check<number> => (variable, raw) => {
+  const value = raw.trim()
+  const n = /^-?\d+$/.test(value) ? Number(value) : Number.NaN
+  return Number.isSafeInteger(n) && n >= min && n <= max
+    ? Effect.succeed(n)
+    : Effect.fail(invalid(variable, raw, `an integer from ${min} to ${max}`))
+}
+
+export const oneOf = <const L extends string>(...literals: ReadonlyArray<L>): Check<L> => (variable, raw) => {
+  const value = raw.trim().toLowerCase()
+  const hit = literals.find((l) => l === value)
+  return hit !== undefined ? Effect.succeed(hit) : Effect.fail(invalid(variable, raw, `one of ${literals.join(", ")}`))
+}
+
+const nonEmpty: Check<string> = (variable, raw) =>
+  raw.trim().length > 0 ? Effect.succeed(raw.trim()) : Effect.fail(invalid(variable, raw, "a non-empty value"))
+
+const modelName: Check<string> = (variable, raw) => {
+  const problem = checkModelName(raw)
+  return problem === undefined ? Effect.succeed(raw) : Effect.fail(invalid(variable, raw, `a model key (${problem})`))
+}
+
+/** Reads an optional variable; a set but empty variable counts as unset. */
+const optional = <A>(variable: string, check: Check<A>): Effect.Effect<Option.Option<A>, ConfigInvalid> =>
+  Config.option(Config.string(variable)).pipe(
+    Effect.orElseSucceed(() => Option.none<string>()),
+    Effect.flatMap((raw) =>
+      Option.isSome(raw) && raw.value.trim() !== "" ? Effect.map(check(variable, raw.value), Option.some) : Effect.succeedNone
+    )
+  )
+
+const withDefault = <A>(variable: string, check: Check<A>, fallback: A): Effect.Effect<A, ConfigInvalid> =>
+  Effect.map(optional(variable, check), Option.getOrElse(() => fallback))
+
+const fromOverride = <A>(
+  variable: string,
+  flag: string | undefined,
+  check: Check<A>,
+  fallback: Effect.Effect<A, ConfigInvalid>
+): Effect.Effect<A, ConfigInvalid> => (flag !== undefined ? check(variable, flag) : fallback)
+
+const MAX_TTL_CAP = 86_400
+
+/** Loads and validates the whole configuration. */
+export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<AppConfigShape, ConfigInvalid> =>
+  Effect.gen(function* () {
+    const baseUrl = yield* fromOverride(
+      "LMSTUDIO_BASE_URL",
+      overrides.baseUrl,
+      httpUrl,
+      withDefault("LMSTUDIO_BASE_URL", httpUrl, "http://127.0.0.1:1234")
+    )
+    const token = yield* optional("LMSTUDIO_API_TOKEN", nonEmpty)
+    const apiToken = Option.isSome(token) ? token : yield* optional("LM_API_TOKEN", nonEmpty)
+    const lmsCliPath = yield* optional("LMS_CLI_PATH", nonEmpty)
+    const lifecycle = yield* withDefault("LMSTUDIO_LIFECYCLE", oneOf("auto", "cli", "jit", "rest"), "auto")
+    const defaultModel = yield* optional("DEFAULT_MODEL", modelName)
+    const maxModelTtlSeconds = yield* withDefault("MAX_MODEL_TTL_SECONDS", intBetween(1, MAX_TTL_CAP), 3600)
+    const ttlWithin = intBetween(1, maxModelTtlSeconds)
+    const modelTtlSeconds = yield* withDefault("MODEL_TTL_SECONDS", ttlWithin, Math.min(600, maxModelTtlSeconds))
+    const tempModelTtlSeconds = yield* withDefault("TEMP_MODEL_TTL_SECONDS", ttlWithin, Math.min(300, maxModelTtlSeconds))
+    const modelCacheTtlSeconds = yield* withDefault("MODEL_CACHE_TTL_SECONDS", intBetween(0, 86_400), 60)
+    const requestTimeoutSeconds = yield* withDefault("LMSTUDIO_TIMEOUT_SECONDS", intBetween(1, 86_400), 300)
+    const metadataTimeoutSeconds = yield* withDefault("LMSTUDIO_METADATA_TIMEOUT_SECONDS", intBetween(1, 3600), 10)
+    const mcpJsonPath = yield* optional("MCP_JSON_PATH", nonEmpty)
+    const logLevelCheck = oneOf("trace", "debug", "info", "warn", "error", "none")
+    const logLevel = yield* fromOverride(
+      "LOG_LEVEL",
+      overrides.logLevel,
+      logLevelCheck,
+      withDefault("LOG_LEVEL", logLevelCheck, "info")
+    )
+    const logFormatCheck = oneOf("json", "pretty")
+    const defaultFormat: LogFormat = process.stderr.isTTY ? "pretty" : "json"
+    const logFormat = yield* fromOverride(
+      "LOG_FORMAT",
+      overrides.logFormat,
+      logFormatCheck,
+      withDefault("LOG_FORMAT", logFormatCheck, defaultFormat)
+    )
+    const metricsPort = yield* optional("METRICS_PORT", intBetween(0, 65_535))
+    const otlpEndpoint = yield* optional("OTEL_EXPORTER_OTLP_ENDPOINT", httpUrl)
+    const bridgeHttpToken = yield* optional("BRIDGE_HTTP_TOKEN", nonEmpty)
+    return {
+      baseUrl,
+      apiToken: Option.map(apiToken, Redacted.make),
+      lmsCliPath,
+      lifecycle,
+      defaultModel,
+      modelTtlSeconds,
+      tempModelTtlSeconds,
+      maxModelTtlSeconds,
+      modelCacheTtlSeconds,
+      requestTimeout: Duration.seconds(requestTimeoutSeconds),
+      metadataTimeout: Duration.seconds(metadataTimeoutSeconds),
+      mcpJsonPath,
+      logLevel,
+      logFormat,
+      metricsPort,
+      otlpEndpoint,
+      bridgeHttpToken: Option.map(bridgeHttpToken, Redacted.make)
+    }
+  })
+
+export class AppConfig extends Context.Tag("lmstudio-bridge/AppConfig")<AppConfig, AppConfigShape>() {
+  /** Configuration from the environment (through the current ConfigProvider). */
+  static readonly layer: Layer.Layer<AppConfig, ConfigInvalid> = Layer.effect(AppConfig, loadAppConfig())
+  /** Configuration from the environment, with CLI flags on top. */
+  static readonly layerWith = (overrides: ConfigOverrides): Layer.Layer<AppConfig, ConfigInvalid> =>
+    Layer.effect(AppConfig, loadAppConfig(overrides))
+  /** A fixed configuration (tests, embedded use). */
+  static readonly layerFrom = (
+    config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">
+  ): Layer.Layer<AppConfig> => Layer.succeed(AppConfig, { ...defaults, ...config })
+}
+
+/** The documented defaults, used by `AppConfig.layerFrom`. */
+export const defaults: AppConfigShape = {
+  baseUrl: "http://127.0.0.1:1234",
+  apiToken: Option.none(),
+  lmsCliPath: Option.none(),
+  lifecycle: "auto",
+  defaultModel: Option.none(),
+  modelTtlSeconds: 600,
+  tempModelTtlSeconds: 300,
+  maxModelTtlSeconds: 3600,
+  modelCacheTtlSeconds: 60,
+  requestTimeout: Duration.seconds(300),
+  metadataTimeout: Duration.seconds(10),
+  mcpJsonPath: Option.none(),
+  logLevel: "info",
+  logFormat: "json",
+  metricsPort: Option.none(),
+  otlpEndpoint: Option.none(),
+  bridgeHttpToken: Option.none()
+}

@@ -1,0 +1,281 @@
+/**
+ * Typed errors that cross a boundary (MCP results, CLI output, logs).
+ *
+ * Every error carries the context a user needs to act (endpoint, status, model, available models, base URL) and a
+ * `hint` that names the fix. `message` is derived from the fields so the one-line rendering never drifts from the
+ * data. Services expose only these errors: transport and parse errors are mapped at the service edge.
+ */
+import { Schema } from "effect"
+
+const StringList = Schema.Array(Schema.String)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------------------------
+
+export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
+  variable: Schema.String,
+  value: Schema.String,
+  allowed: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid ${this.variable}=${JSON.stringify(this.value)}: expected ${this.allowed}`
+  }
+  get hint(): string {
+    return `Fix or unset ${this.variable} (environment variable or the matching CLI flag).`
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// LM Studio transport
+// ---------------------------------------------------------------------------------------------------------------
+
+export class LmStudioUnreachable extends Schema.TaggedError<LmStudioUnreachable>()("LmStudioUnreachable", {
+  baseUrl: Schema.String,
+  endpoint: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `LM Studio is not reachable at ${this.baseUrl} (${this.endpoint}): ${this.reason}`
+  }
+  get hint(): string {
+    return "Start the server in LM Studio (Developer tab) or run `lms server start`; set LMSTUDIO_BASE_URL if it runs elsewhere."
+  }
+}
+
+export class LmStudioTimeout extends Schema.TaggedError<LmStudioTimeout>()("LmStudioTimeout", {
+  baseUrl: Schema.String,
+  endpoint: Schema.String,
+  timeoutMs: Schema.Number,
+  model: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `LM Studio did not answer ${this.endpoint} within ${this.timeoutMs} ms${this.model ? ` (model ${this.model})` : ""}`
+  }
+  get hint(): string {
+    return "The model may be loading or too slow for this request: retry, lower max_tokens, or raise LMSTUDIO_TIMEOUT_SECONDS."
+  }
+}
+
+export class LmStudioHttpError extends Schema.TaggedError<LmStudioHttpError>()("LmStudioHttpError", {
+  baseUrl: Schema.String,
+  endpoint: Schema.String,
+  status: Schema.Number,
+  detail: Schema.String,
+  code: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `LM Studio answered ${this.endpoint} with HTTP ${this.status}${this.code ? ` (${this.code})` : ""}: ${this.detail}`
+  }
+  get hint(): string {
+    if (this.status >= 500) return "LM Studio failed internally; check its server log (`lms log stream --source server`) and retry."
+    if (this.status === 401 || this.status === 403) {
+      return "LM Studio requires authentication: set LMSTUDIO_API_TOKEN (or LM_API_TOKEN) to a valid API token."
+    }
+    return "The request was refused; check the parameters named in the message."
+  }
+}
+
+export class LmStudioMalformedResponse extends Schema.TaggedError<LmStudioMalformedResponse>()(
+  "LmStudioMalformedResponse",
+  {
+    baseUrl: Schema.String,
+    endpoint: Schema.String,
+    detail: Schema.String
+  }
+) {
+  override get message(): string {
+    return `LM Studio sent a response to ${this.endpoint} that could not be understood: ${this.detail}`
+  }
+  get hint(): string {
+    return "Is LMSTUDIO_BASE_URL really an LM Studio server? Otherwise update LM Studio; the response did not match its API."
+  }
+}
+
+export class LmStudioApiUnsupported extends Schema.TaggedError<LmStudioApiUnsupported>()("LmStudioApiUnsupported", {
+  baseUrl: Schema.String,
+  api: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `This LM Studio server does not offer the ${this.api} API: ${this.detail}`
+  }
+  get hint(): string {
+    return "Update LM Studio (0.3.29+ for /v1/responses, 0.4.0+ for /api/v1/*)."
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Models
+// ---------------------------------------------------------------------------------------------------------------
+
+export class InvalidModelName extends Schema.TaggedError<InvalidModelName>()("InvalidModelName", {
+  model: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid model name ${JSON.stringify(this.model)}: ${this.reason}`
+  }
+  get hint(): string {
+    return "Use a model key as listed by list_models / `lmstudio-bridge models list`, e.g. qwen/qwen3-4b."
+  }
+}
+
+export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNotFound", {
+  model: Schema.String,
+  available: StringList,
+  suggestions: StringList
+}) {
+  override get message(): string {
+    const list = this.available.length > 0 ? this.available.join(", ") : "none"
+    return `Model ${JSON.stringify(this.model)} was not found. Available models: ${list}`
+  }
+  get hint(): string {
+    if (this.suggestions.length > 0) return `Did you mean ${this.suggestions.map((s) => JSON.stringify(s)).join(" or ")}?`
+    return "Download the model in LM Studio (or `lms get <model>`), or pick one from the available list."
+  }
+}
+
+export class NoModelLoaded extends Schema.TaggedError<NoModelLoaded>()("NoModelLoaded", {
+  baseUrl: Schema.String,
+  model: Schema.optional(Schema.String),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `No model is loaded in LM Studio${this.model ? ` to serve ${JSON.stringify(this.model)}` : ""}: ${this.detail}`
+  }
+  get hint(): string {
+    return "Load one with lms_load_model / `lms load <model> --ttl 600`, or enable JIT loading in LM Studio's server settings."
+  }
+}
+
+export class ModelMismatch extends Schema.TaggedError<ModelMismatch>()("ModelMismatch", {
+  requested: Schema.String,
+  served: Schema.String,
+  endpoint: Schema.String
+}) {
+  override get message(): string {
+    return `Asked for model ${JSON.stringify(this.requested)} but LM Studio served ${JSON.stringify(this.served)} (${this.endpoint})`
+  }
+  get hint(): string {
+    return "LM Studio silently answers with the only loaded model when the name is unknown: check the name, or load the model first."
+  }
+}
+
+export class ModelLoadFailed extends Schema.TaggedError<ModelLoadFailed>()("ModelLoadFailed", {
+  model: Schema.String,
+  via: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Loading ${JSON.stringify(this.model)} via ${this.via} failed: ${this.reason}`
+  }
+  get hint(): string {
+    return "Check free memory and the model's context length in LM Studio; a smaller context_length often helps."
+  }
+}
+
+export class ModelVerificationFailed extends Schema.TaggedError<ModelVerificationFailed>()("ModelVerificationFailed", {
+  model: Schema.String,
+  attempts: Schema.Number,
+  loaded: StringList
+}) {
+  override get message(): string {
+    const list = this.loaded.length > 0 ? this.loaded.join(", ") : "none"
+    return `Model ${JSON.stringify(this.model)} was reported loaded but never appeared in the loaded list after ${this.attempts} checks (loaded: ${list})`
+  }
+  get hint(): string {
+    return "LM Studio may have run out of memory or evicted the model; see `lms ps` and LM Studio's log."
+  }
+}
+
+export class PreviousResponseNotFound extends Schema.TaggedError<PreviousResponseNotFound>()(
+  "PreviousResponseNotFound",
+  { previousResponseId: Schema.String }
+) {
+  override get message(): string {
+    return `LM Studio does not know the previous response ${JSON.stringify(this.previousResponseId)}`
+  }
+  get hint(): string {
+    return "Start a new conversation without previous_response_id; LM Studio may have been restarted or its history cleared."
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Resilience and the lms CLI
+// ---------------------------------------------------------------------------------------------------------------
+
+export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
+  dependency: Schema.String,
+  retryAfterSeconds: Schema.Number
+}) {
+  override get message(): string {
+    return `${this.dependency} failed repeatedly; calls are paused for ${this.retryAfterSeconds} s`
+  }
+  get hint(): string {
+    return `Fix the cause (see health_check / \`lmstudio-bridge health\`); the bridge retries automatically in ${this.retryAfterSeconds} s.`
+  }
+}
+
+export class LmsCliUnavailable extends Schema.TaggedError<LmsCliUnavailable>()("LmsCliUnavailable", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `The lms CLI is not available at ${JSON.stringify(this.path)}: ${this.reason}`
+  }
+  get hint(): string {
+    return "Install it with LM Studio (run `~/.lmstudio/bin/lms bootstrap`) or set LMS_CLI_PATH."
+  }
+}
+
+export class LmsCliFailed extends Schema.TaggedError<LmsCliFailed>()("LmsCliFailed", {
+  args: StringList,
+  exitCode: Schema.Number,
+  stderr: Schema.String
+}) {
+  override get message(): string {
+    return `\`lms ${this.args.join(" ")}\` failed with exit code ${this.exitCode}: ${this.stderr.trim() || "(no output)"}`
+  }
+  get hint(): string {
+    return "Run the same lms command in a terminal to see the full message."
+  }
+}
+
+export class BridgeOverloaded extends Schema.TaggedError<BridgeOverloaded>()("BridgeOverloaded", {
+  queued: Schema.Number,
+  limit: Schema.Number,
+  retryAfterSeconds: Schema.Number
+}) {
+  override get message(): string {
+    return `The bridge is busy: ${this.queued} requests are queued (limit ${this.limit})`
+  }
+  get hint(): string {
+    return `Retry in about ${this.retryAfterSeconds} s, or send fewer requests at once.`
+  }
+}
+
+/** Errors of the LM Studio HTTP client. */
+export type LmStudioError =
+  | LmStudioUnreachable
+  | LmStudioTimeout
+  | LmStudioHttpError
+  | LmStudioMalformedResponse
+  | LmStudioApiUnsupported
+  | ModelNotFound
+  | NoModelLoaded
+  | ModelMismatch
+  | PreviousResponseNotFound
+
+/** What every error of ours offers to the faces (CLI, MCP). */
+export interface Explained {
+  readonly _tag: string
+  readonly message: string
+  readonly hint: string
+}
+
+export const isExplained = (u: unknown): u is Explained =>
+  typeof u === "object" && u !== null && "_tag" in u && "hint" in u && typeof (u as { hint: unknown }).hint === "string"
+
+/** One-line rendering: `<Tag>: <message>` — used by the CLI; the MCP face adds the hint and the fields. */
+export const renderError = (e: Explained): string => `${e._tag}: ${e.message}`
