@@ -57,6 +57,19 @@ export class LmStudioTimeout extends Schema.TaggedError<LmStudioTimeout>()("LmSt
   }
 }
 
+export class LmStudioConnectionLost extends Schema.TaggedError<LmStudioConnectionLost>()("LmStudioConnectionLost", {
+  baseUrl: Schema.String,
+  endpoint: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `LM Studio closed the connection during ${this.endpoint} before the answer was complete: ${this.reason}`
+  }
+  get hint(): string {
+    return "The model may have crashed or been unloaded mid-answer; check `lms ps` and LM Studio's log, then retry."
+  }
+}
+
 export class LmStudioHttpError extends Schema.TaggedError<LmStudioHttpError>()("LmStudioHttpError", {
   baseUrl: Schema.String,
   endpoint: Schema.String,
@@ -259,6 +272,7 @@ export class BridgeOverloaded extends Schema.TaggedError<BridgeOverloaded>()("Br
 export type LmStudioError =
   | LmStudioUnreachable
   | LmStudioTimeout
+  | LmStudioConnectionLost
   | LmStudioHttpError
   | LmStudioMalformedResponse
   | LmStudioApiUnsupported

@@ -4,7 +4,7 @@
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Clock, Effect, Option, Random, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Option, Random, Schema, Stream } from "effect"
 import { lmsInstanceInfo, lmsModelInfo, type SimInstance, type SimModel, v0Model, v1Model } from "./Catalog.js"
 import {
   itemsToTurns,
@@ -288,7 +288,16 @@ const sse = (sim: Sim, req: HttpServerRequest.HttpServerRequest, frames: Readonl
         Stream.suspend((): Stream.Stream<string> => {
           if (faults.resetAfter !== null && faults.resetAfter <= limit && faults.resetAfter < frames.length) {
             outcome = "reset"
-            return Stream.fromEffect(Effect.sync(() => node.socket?.resetAndDestroy())).pipe(Stream.drain)
+            // Let the frames already written reach the client, then cut the connection with a TCP reset.
+            const flushed = Effect.async<void>((resume) => {
+              node.write("", () => resume(Effect.void))
+            })
+            return Stream.fromEffect(
+              flushed.pipe(
+                Effect.zipRight(Effect.sleep(Duration.millis(10))),
+                Effect.zipRight(Effect.sync(() => node.socket?.resetAndDestroy()))
+              )
+            ).pipe(Stream.drain)
           }
           if (faults.errorAfter !== null && faults.errorAfter.afterChunks < frames.length) {
             outcome = "completed"

@@ -14,7 +14,7 @@ import { type Scenario } from "./Scenario.js"
 // Faults (control API `POST /__sim/faults`)
 // ---------------------------------------------------------------------------------------------------------------
 
-const Count = Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1 })
+const Count = Schema.optional(Schema.Int.pipe(Schema.positive()))
 
 export const FaultsInput = Schema.Struct({
   /** Delay before every LM Studio answer (not the control API). */
@@ -264,15 +264,15 @@ export const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
   latencyMs: input.latencyMs ?? f.latencyMs,
   tokenDelayMs: input.tokenDelayMs ?? f.tokenDelayMs,
   failNext: input.failNext
-    ? [...f.failNext, { status: input.failNext.status, body: input.failNext.body, path: input.failNext.path ?? "", remaining: input.failNext.count }]
+    ? [...f.failNext, { status: input.failNext.status, body: input.failNext.body, path: input.failNext.path ?? "", remaining: input.failNext.count ?? 1 }]
     : f.failNext,
   resetMidStream: input.resetMidStream
-    ? { afterChunks: input.resetMidStream.afterChunks, remaining: input.resetMidStream.count }
+    ? { afterChunks: input.resetMidStream.afterChunks, remaining: input.resetMidStream.count ?? 1 }
     : f.resetMidStream,
   streamError: input.streamError
-    ? { afterChunks: input.streamError.afterChunks, message: input.streamError.message, remaining: input.streamError.count }
+    ? { afterChunks: input.streamError.afterChunks, message: input.streamError.message, remaining: input.streamError.count ?? 1 }
     : f.streamError,
-  malformedJson: input.malformedJson ? { path: input.malformedJson.path ?? "", remaining: input.malformedJson.count } : f.malformedJson,
+  malformedJson: input.malformedJson ? { path: input.malformedJson.path ?? "", remaining: input.malformedJson.count ?? 1 } : f.malformedJson,
   loadNeverLoads: input.loadNeverLoads ?? f.loadNeverLoads,
   unloadAfterRequests: input.unloadAfterRequests !== undefined ? input.unloadAfterRequests : f.unloadAfterRequests,
   jitFailure: input.jitFailure ?? f.jitFailure

@@ -1,0 +1,913 @@
+/**
+ * LmStudioClient: HTTP to LM Studio (protocol §1–§4) over `@effect/platform`'s HttpClient.
+ *
+ * - Every body is decoded with a lenient Schema; an `error` key is an error even on HTTP 200 (protocol §1.1, §9.3).
+ * - Errors are classified into the domain's typed errors (model not found with the list, no model loaded,
+ *   previous response not found, unsupported API, …); transport and parse errors never leak.
+ * - A response whose `model` is not the requested one fails with `ModelMismatch` (protocol §9.1).
+ * - Per-request timeouts (for streams: the longest silence between chunks), transient retries with the named
+ *   `httpTransientRetry` schedule, Bearer token when configured.
+ * - Which APIs the server has is detected once and cached (only a successful detection is cached).
+ * - Interrupting a call, or a stream's consumer, aborts the HTTP request.
+ */
+import { Sse } from "@effect/experimental"
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { Duration, Effect, Option, Ref, Schema, Stream } from "effect"
+import { AppConfig } from "../Config.js"
+import {
+  LmStudioApiUnsupported,
+  LmStudioConnectionLost,
+  type LmStudioError,
+  LmStudioHttpError,
+  LmStudioMalformedResponse,
+  LmStudioTimeout,
+  LmStudioUnreachable,
+  ModelMismatch,
+  ModelNotFound,
+  NoModelLoaded,
+  PreviousResponseNotFound
+} from "../domain/Errors.js"
+import type { ChatMessage, ToolCall, ToolDefinition, Usage } from "../domain/Messages.js"
+import { closestMatches, sameModel } from "../domain/ModelName.js"
+import { httpTransientRetry, isTransientLmStudioError } from "../resilience/Policies.js"
+import {
+  ChatChunkWire,
+  ChatCompletionWire,
+  CompletionWire,
+  EmbeddingsWire,
+  ErrorBody,
+  GreetingWire,
+  OpenAiModelsWire,
+  ResponseEventWire,
+  ResponseWire,
+  type ToolCallWire,
+  type UsageWire,
+  V0ModelsWire,
+  V1LoadWire,
+  V1ModelsWire,
+  V1UnloadWire
+} from "./Wire.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Public shapes
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface ChatRequest {
+  /** The model to use; absent lets LM Studio choose (it serves the loaded model). */
+  readonly model?: string | undefined
+  readonly messages: ReadonlyArray<ChatMessage>
+  readonly temperature?: number | undefined
+  readonly maxTokens?: number | undefined
+  readonly stop?: ReadonlyArray<string> | undefined
+  readonly responseFormat?: unknown
+  readonly tools?: ReadonlyArray<ToolDefinition> | undefined
+  readonly toolChoice?: "auto" | "none" | "required" | undefined
+  /** JIT idle TTL in seconds, used by LM Studio only if this request loads the model (protocol §5). */
+  readonly ttlSeconds?: number | undefined
+}
+
+export interface ChatResult {
+  readonly id: string
+  /** The instance LM Studio served the request with. */
+  readonly model: string
+  readonly content: string
+  readonly reasoning: string | undefined
+  readonly toolCalls: ReadonlyArray<ToolCall>
+  readonly finishReason: string
+  readonly usage: Usage | undefined
+}
+
+/** One event of a streamed chat completion. */
+export type ChatDelta =
+  | { readonly _tag: "Content"; readonly text: string }
+  | { readonly _tag: "Reasoning"; readonly text: string }
+  | {
+      readonly _tag: "ToolCallFragment"
+      readonly index: number
+      readonly id: string | undefined
+      readonly name: string | undefined
+      readonly arguments: string
+    }
+  | { readonly _tag: "ToolCalls"; readonly calls: ReadonlyArray<ToolCall> }
+  | { readonly _tag: "Usage"; readonly usage: Usage }
+  | { readonly _tag: "Finish"; readonly reason: string; readonly model: string }
+
+export interface CompletionRequest {
+  readonly model?: string | undefined
+  readonly prompt: string
+  readonly maxTokens?: number | undefined
+  readonly temperature?: number | undefined
+  readonly stop?: ReadonlyArray<string> | undefined
+  readonly ttlSeconds?: number | undefined
+}
+
+export interface CompletionResult {
+  readonly model: string
+  readonly text: string
+  readonly finishReason: string
+  readonly usage: Usage | undefined
+}
+
+export interface EmbeddingRequest {
+  readonly model?: string | undefined
+  readonly input: string | ReadonlyArray<string>
+  readonly ttlSeconds?: number | undefined
+}
+
+export interface EmbeddingResult {
+  readonly model: string
+  readonly vectors: ReadonlyArray<ReadonlyArray<number>>
+  readonly dimensions: number
+  readonly usage: { readonly promptTokens: number; readonly totalTokens: number } | undefined
+}
+
+export interface ResponseRequest {
+  readonly model?: string | undefined
+  /** A string, or Responses input items (messages, function_call, function_call_output). */
+  readonly input: string | ReadonlyArray<unknown>
+  readonly previousResponseId?: string | undefined
+  readonly instructions?: string | undefined
+  readonly tools?: ReadonlyArray<ToolDefinition> | undefined
+  readonly toolChoice?: "auto" | "none" | "required" | undefined
+  readonly reasoningEffort?: "low" | "medium" | "high" | undefined
+  readonly maxOutputTokens?: number | undefined
+  readonly temperature?: number | undefined
+  readonly ttlSeconds?: number | undefined
+}
+
+export interface FunctionCall {
+  readonly callId: string
+  readonly name: string
+  readonly arguments: string
+}
+
+export interface ResponseResult {
+  readonly id: string
+  readonly model: string
+  readonly status: string
+  readonly outputText: string
+  readonly reasoning: string | undefined
+  readonly functionCalls: ReadonlyArray<FunctionCall>
+  readonly usage: Usage | undefined
+}
+
+export type ResponseDelta =
+  | { readonly _tag: "Text"; readonly text: string }
+  | { readonly _tag: "Reasoning"; readonly text: string }
+  | { readonly _tag: "Completed"; readonly response: ResponseResult }
+
+export interface LoadedInstance {
+  readonly id: string
+  readonly contextLength: number | undefined
+  readonly parallel: number | undefined
+}
+
+export interface ModelInfo {
+  readonly key: string
+  readonly type: "llm" | "vlm" | "embedding" | "unknown"
+  readonly displayName: string | undefined
+  readonly publisher: string | undefined
+  readonly architecture: string | undefined
+  readonly quantization: string | undefined
+  readonly format: string | undefined
+  readonly sizeBytes: number | undefined
+  readonly maxContextLength: number | undefined
+  readonly toolUse: boolean | undefined
+  readonly vision: boolean | undefined
+  readonly loaded: ReadonlyArray<LoadedInstance>
+  /** Which API described the model: v1 is the richest, openai the poorest (ids only). */
+  readonly source: "v1" | "v0" | "openai"
+}
+
+export interface Apis {
+  readonly openai: boolean
+  readonly v0: boolean
+  readonly v1: boolean
+  readonly responses: boolean
+}
+
+export interface LoadRequest {
+  readonly model: string
+  readonly contextLength?: number | undefined
+  /** Sent only when given: `/api/v1/models/load` documents no TTL field (protocol §4.2). */
+  readonly ttlSeconds?: number | undefined
+  readonly identifier?: string | undefined
+}
+
+export interface LoadResult {
+  readonly instanceId: string
+  readonly type: string | undefined
+  readonly loadTimeSeconds: number | undefined
+  readonly status: string | undefined
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pure helpers (exported for tests)
+// ---------------------------------------------------------------------------------------------------------------
+
+export const toUsage = (u: UsageWire | null | undefined): Usage | undefined => {
+  if (u === null || u === undefined) return undefined
+  const prompt = u.prompt_tokens ?? 0
+  const completion = u.completion_tokens ?? 0
+  const reasoning = u.completion_tokens_details?.reasoning_tokens
+  return {
+    promptTokens: prompt,
+    completionTokens: completion,
+    totalTokens: u.total_tokens ?? prompt + completion,
+    ...(reasoning !== null && reasoning !== undefined ? { reasoningTokens: reasoning } : {})
+  }
+}
+
+const argumentsText = (a: unknown): string => (typeof a === "string" ? a : a === null || a === undefined ? "" : JSON.stringify(a))
+
+/**
+ * Assembles streamed tool-call fragments (protocol §2.2): the first fragment of an index carries id and name, the
+ * following ones only argument pieces. Empty-string names of later fragments (before 0.3.16) are ignored, and so
+ * are a missing index (treated as 0) and `null`s.
+ */
+export class ToolCallAssembler {
+  private readonly calls = new Map<number, { id: string | undefined; name: string; args: string }>()
+
+  push(f: { readonly index: number; readonly id: string | undefined; readonly name: string | undefined; readonly arguments: string }): void {
+    const current = this.calls.get(f.index) ?? { id: undefined, name: "", args: "" }
+    this.calls.set(f.index, {
+      id: current.id ?? (f.id !== undefined && f.id !== "" ? f.id : undefined),
+      name: current.name !== "" ? current.name : (f.name ?? ""),
+      args: current.args + f.arguments
+    })
+  }
+
+  get size(): number {
+    return this.calls.size
+  }
+
+  finish(): Array<ToolCall> {
+    return [...this.calls.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([index, c]) => ({ id: c.id ?? `call_${index}`, name: c.name, arguments: c.args }))
+  }
+}
+
+export const fragmentsOf = (calls: ReadonlyArray<ToolCallWire> | null | undefined) =>
+  (calls ?? []).map((c, i) => ({
+    index: c.index ?? i,
+    id: c.id === null || c.id === undefined ? undefined : String(c.id),
+    name: c.function?.name ?? undefined,
+    arguments: argumentsText(c.function?.arguments)
+  }))
+
+/** Collects a chat stream into the same result the non-streaming call returns. */
+export const collectChat = <E, R>(stream: Stream.Stream<ChatDelta, E, R>): Effect.Effect<ChatResult, E, R> =>
+  Stream.runFold(
+    stream,
+    { content: "", reasoning: "", toolCalls: [] as ReadonlyArray<ToolCall>, finish: "stop", model: "", usage: undefined as Usage | undefined },
+    (acc, d) => {
+      switch (d._tag) {
+        case "Content":
+          return { ...acc, content: acc.content + d.text }
+        case "Reasoning":
+          return { ...acc, reasoning: acc.reasoning + d.text }
+        case "ToolCalls":
+          return { ...acc, toolCalls: d.calls }
+        case "Usage":
+          return { ...acc, usage: d.usage }
+        case "Finish":
+          return { ...acc, finish: d.reason, model: d.model }
+        case "ToolCallFragment":
+          return acc
+      }
+    }
+  ).pipe(
+    Effect.map((acc) => ({
+      id: "",
+      model: acc.model,
+      content: acc.content,
+      reasoning: acc.reasoning === "" ? undefined : acc.reasoning,
+      toolCalls: acc.toolCalls,
+      finishReason: acc.finish,
+      usage: acc.usage
+    }))
+  )
+
+const textOfParts = (content: ResponseWire["output"][number]["content"]): string =>
+  typeof content === "string" ? content : (content ?? []).map((p) => p.text ?? "").join("")
+
+export const toResponseResult = (r: ResponseWire): ResponseResult => {
+  const messages = r.output.filter((i) => i.type === "message")
+  const reasoning = r.output
+    .filter((i) => i.type === "reasoning")
+    .map((i) => textOfParts(i.content) || (i.summary ?? []).map((p) => p.text ?? "").join(""))
+    .join("")
+  const u = r.usage
+  return {
+    id: r.id,
+    model: r.model ?? "",
+    status: r.status ?? "completed",
+    outputText: r.output_text ?? messages.map((m) => textOfParts(m.content)).join(""),
+    reasoning: reasoning === "" ? undefined : reasoning,
+    functionCalls: r.output
+      .filter((i) => i.type === "function_call")
+      .map((i) => ({ callId: String(i.call_id ?? i.id ?? ""), name: i.name ?? "", arguments: argumentsText(i.arguments) })),
+    usage: u
+      ? {
+          promptTokens: u.input_tokens ?? 0,
+          completionTokens: u.output_tokens ?? 0,
+          totalTokens: u.total_tokens ?? (u.input_tokens ?? 0) + (u.output_tokens ?? 0),
+          ...(u.output_tokens_details?.reasoning_tokens != null ? { reasoningTokens: u.output_tokens_details.reasoning_tokens } : {})
+        }
+      : undefined
+  }
+}
+
+/** "Your models:\n\na\nb" → ["a", "b"] (protocol §1.2). */
+const modelsListedIn = (message: string): Array<string> => {
+  const at = message.indexOf("Your models:")
+  if (at < 0) return []
+  return message
+    .slice(at + "Your models:".length)
+    .split("\n")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+}
+
+/**
+ * Turns an LM Studio error body (or a failed status) into a typed error. Exported for tests: the same function
+ * serves HTTP errors, errors on HTTP 200 and SSE error frames.
+ */
+export const classifyError = (
+  ctx: { readonly baseUrl: string; readonly endpoint: string; readonly model?: string | undefined },
+  status: number,
+  body: ErrorBody | undefined,
+  rawText: string
+): LmStudioError => {
+  const e = body?.error
+  const message = typeof e === "string" ? e : (e?.message ?? rawText.slice(0, 500))
+  const code = typeof e === "object" && e !== null && e.code !== null && e.code !== undefined ? String(e.code) : undefined
+  const type = typeof e === "object" && e !== null ? (e.type ?? undefined) : undefined
+  if (message.startsWith("Unexpected endpoint or method")) {
+    return new LmStudioApiUnsupported({ baseUrl: ctx.baseUrl, api: ctx.endpoint, detail: message })
+  }
+  if (/no models loaded/i.test(message)) {
+    return new NoModelLoaded({ baseUrl: ctx.baseUrl, model: ctx.model, detail: message })
+  }
+  if (code === "previous_response_not_found") {
+    const id = /'([^']+)'/.exec(message)?.[1] ?? ""
+    return new PreviousResponseNotFound({ previousResponseId: id })
+  }
+  if (code === "model_not_found" || type === "model_not_found" || /^Model .* not found/i.test(message)) {
+    const available = modelsListedIn(message)
+    const requested = ctx.model ?? (/Model "([^"]*)"/.exec(message)?.[1] ?? "")
+    return new ModelNotFound({ model: requested, available, suggestions: closestMatches(requested, available) })
+  }
+  return new LmStudioHttpError({
+    baseUrl: ctx.baseUrl,
+    endpoint: ctx.endpoint,
+    status,
+    detail: message === "" ? `HTTP ${status}` : message,
+    ...(code !== undefined ? { code } : {})
+  })
+}
+
+const decodeErrorBody = Schema.decodeUnknownOption(ErrorBody)
+const parseJson = Schema.decodeUnknownOption(Schema.parseJson(Schema.Unknown))
+
+// ---------------------------------------------------------------------------------------------------------------
+// The service
+// ---------------------------------------------------------------------------------------------------------------
+
+export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-bridge/LmStudioClient", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const baseUrl = config.baseUrl
+    const http = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest((req) => {
+        const withUrl = req.pipe(HttpClientRequest.prependUrl(baseUrl), HttpClientRequest.acceptJson)
+        return Option.match(config.apiToken, {
+          onNone: () => withUrl,
+          onSome: (token) => HttpClientRequest.bearerToken(withUrl, token)
+        })
+      })
+    )
+    const scopedHttp = HttpClient.withScope(http)
+
+    type Ctx = { readonly endpoint: string; readonly model?: string | undefined }
+
+    const transportError = (ctx: Ctx) => (e: { readonly _tag: string; readonly reason: string; readonly message: string }): LmStudioError =>
+      e._tag === "RequestError"
+        ? new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: e.message })
+        : new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason: e.message })
+
+    /** Reads a whole body and applies the error rules: non-2xx, `error` key on 2xx, unparseable JSON. */
+    const readBody = (ctx: Ctx, res: HttpClientResponse.HttpClientResponse) =>
+      Effect.gen(function* () {
+        const text = yield* res.text.pipe(Effect.mapError(transportError(ctx)))
+        const json = parseJson(text)
+        const errorBody = Option.flatMap(json, decodeErrorBody)
+        if (res.status < 200 || res.status >= 300 || Option.isSome(errorBody)) {
+          return yield* Effect.fail(
+            classifyError({ baseUrl, ...ctx }, res.status, Option.getOrUndefined(errorBody), text)
+          )
+        }
+        if (Option.isNone(json)) {
+          return yield* new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: `invalid JSON: ${text.slice(0, 120)}` })
+        }
+        return json.value
+      })
+
+    const decode = <A, I>(ctx: Ctx, schema: Schema.Schema<A, I>, value: unknown) =>
+      Schema.decodeUnknown(schema)(value).pipe(
+        Effect.mapError(
+          (e) => new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: e.message.split("\n").slice(0, 4).join(" ") })
+        )
+      )
+
+    /** One request/response exchange with timeout and transient retries. */
+    const exchange = <A, I>(
+      ctx: Ctx,
+      request: HttpClientRequest.HttpClientRequest,
+      schema: Schema.Schema<A, I>,
+      timeout: Duration.Duration
+    ): Effect.Effect<A, LmStudioError> =>
+      http.execute(request).pipe(
+        Effect.mapError(transportError(ctx)),
+        Effect.flatMap((res) => readBody(ctx, res)),
+        Effect.flatMap((json) => decode(ctx, schema, json)),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs: Duration.toMillis(timeout), model: ctx.model })
+        }),
+        Effect.retry({ schedule: httpTransientRetry, while: isTransientLmStudioError })
+      )
+
+    const post = (path: string, body: Record<string, unknown>) =>
+      HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body))
+
+    const checkModel = (ctx: Ctx, served: string | null | undefined): Effect.Effect<void, ModelMismatch> =>
+      ctx.model !== undefined && served !== null && served !== undefined && served !== "" && !sameModel(ctx.model, served)
+        ? Effect.fail(new ModelMismatch({ requested: ctx.model, served, endpoint: ctx.endpoint }))
+        : Effect.void
+
+    const lost = (ctx: Ctx, reason: string) => new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason })
+
+    /**
+     * Opens an SSE response. Errors before the first event (HTTP status, JSON error body instead of a stream) are
+     * classified like any response. The request is aborted when the stream ends or its consumer is interrupted.
+     */
+    const sse = (ctx: Ctx, request: HttpClientRequest.HttpClientRequest): Stream.Stream<Sse.Event, LmStudioError> =>
+      Stream.unwrapScoped(
+        Effect.gen(function* () {
+          const res = yield* scopedHttp.execute(request).pipe(
+            Effect.mapError(transportError(ctx)),
+            Effect.timeoutFail({
+              duration: config.requestTimeout,
+              onTimeout: () =>
+                new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs: Duration.toMillis(config.requestTimeout), model: ctx.model })
+            })
+          )
+          const contentType = res.headers["content-type"] ?? ""
+          if (res.status >= 300 || !contentType.includes("text/event-stream")) {
+            const json = yield* readBody(ctx, res)
+            return yield* new LmStudioMalformedResponse({
+              baseUrl,
+              endpoint: ctx.endpoint,
+              detail: `expected an event stream, got ${contentType || "no content type"}: ${JSON.stringify(json).slice(0, 120)}`
+            })
+          }
+          return res.stream.pipe(
+            // Once the headers arrived, any failure of the body is a connection lost mid-answer.
+            Stream.mapError((e) => lost(ctx, e.message)),
+            Stream.decodeText(),
+            Stream.pipeThroughChannel(Sse.makeChannel())
+          )
+        })
+      ).pipe(
+        Stream.timeoutFail(
+          () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs: Duration.toMillis(config.requestTimeout), model: ctx.model }),
+          config.requestTimeout
+        )
+      )
+
+    const decodeFrame = <A, I>(ctx: Ctx, schema: Schema.Schema<A, I>, data: string) =>
+      Effect.gen(function* () {
+        const json = parseJson(data)
+        if (Option.isNone(json)) {
+          return yield* new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: `invalid JSON in stream: ${data.slice(0, 120)}` })
+        }
+        const err = decodeErrorBody(json.value)
+        if (Option.isSome(err)) return yield* Effect.fail(classifyError({ baseUrl, ...ctx }, 200, err.value, data))
+        return yield* decode(ctx, schema, json.value)
+      })
+
+    // -------------------------------------------------------------------------------------------------------------
+    // API detection
+    // -------------------------------------------------------------------------------------------------------------
+
+    const probe = (path: string, method: "GET" | "POST", recognise: (json: unknown) => boolean) =>
+      (method === "GET" ? http.get(path) : http.execute(post(path, {}))).pipe(
+        Effect.flatMap((res) => Effect.map(res.text, (text) => ({ status: res.status, json: Option.getOrUndefined(parseJson(text)) }))),
+        Effect.mapError(transportError({ endpoint: path })),
+        Effect.timeoutFail({
+          duration: config.metadataTimeout,
+          onTimeout: () => new LmStudioTimeout({ baseUrl, endpoint: path, timeoutMs: Duration.toMillis(config.metadataTimeout) })
+        }),
+        Effect.map(({ status, json }) => status < 500 && recognise(json))
+      )
+
+    const isUnknownRoute = (json: unknown) =>
+      Option.match(decodeErrorBody(json), {
+        onNone: () => false,
+        onSome: (b) => typeof b.error === "string" && b.error.startsWith("Unexpected endpoint")
+      })
+
+    const apisRef = yield* Ref.make(Option.none<Apis>())
+    const detectLock = yield* Effect.makeSemaphore(1)
+    const detect = Effect.all(
+      {
+        openai: probe("/v1/models", "GET", (j) => Schema.is(OpenAiModelsWire)(j)),
+        v0: probe("/api/v0/models", "GET", (j) => Schema.is(V0ModelsWire)(j)),
+        v1: probe("/api/v1/models", "GET", (j) => Schema.is(V1ModelsWire)(j)),
+        // An empty POST is refused by a server that has the endpoint and answered "Unexpected endpoint" by one that has not.
+        responses: probe("/v1/responses", "POST", (j) => j !== undefined && !isUnknownRoute(j))
+      },
+      { concurrency: 4 }
+    )
+    const apis: Effect.Effect<Apis, LmStudioError> = Effect.flatMap(Ref.get(apisRef), (cached) =>
+      Option.isSome(cached)
+        ? Effect.succeed(cached.value)
+        : detectLock.withPermits(1)(
+            Effect.flatMap(Ref.get(apisRef), (again) =>
+              Option.isSome(again) ? Effect.succeed(again.value) : Effect.tap(detect, (found) => Ref.set(apisRef, Option.some(found)))
+            )
+          )
+    )
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Endpoints
+    // -------------------------------------------------------------------------------------------------------------
+
+    const greeting = Effect.fn("LmStudioClient.greeting")(function* () {
+      const ctx = { endpoint: "GET /lmstudio-greeting" }
+      const g = yield* exchange(ctx, HttpClientRequest.get("/lmstudio-greeting"), GreetingWire, config.metadataTimeout)
+      if (!g.lmstudio) return yield* new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: "lmstudio is not true: not an LM Studio server" })
+      return g
+    })
+
+    const listOpenAiModels = Effect.fn("LmStudioClient.listOpenAiModels")(function* () {
+      const r = yield* exchange({ endpoint: "GET /v1/models" }, HttpClientRequest.get("/v1/models"), OpenAiModelsWire, config.metadataTimeout)
+      return r.data.map((m) => m.id)
+    })
+
+    const listV0Models = Effect.fn("LmStudioClient.listV0Models")(function* () {
+      const r = yield* exchange({ endpoint: "GET /api/v0/models" }, HttpClientRequest.get("/api/v0/models"), V0ModelsWire, config.metadataTimeout)
+      return r.data.map(
+        (m): ModelInfo => ({
+          key: m.id,
+          type: m.type === "embeddings" || m.type === "embedding" ? "embedding" : m.type === "vlm" ? "vlm" : m.type === "llm" ? "llm" : "unknown",
+          displayName: undefined,
+          publisher: m.publisher ?? undefined,
+          architecture: m.arch ?? undefined,
+          quantization: m.quantization ?? undefined,
+          format: undefined,
+          sizeBytes: undefined,
+          maxContextLength: m.max_context_length ?? undefined,
+          toolUse: m.capabilities ? m.capabilities.includes("tool_use") : undefined,
+          vision: m.type === "vlm" ? true : undefined,
+          loaded: m.state === "loaded" ? [{ id: m.id, contextLength: m.loaded_context_length ?? undefined, parallel: undefined }] : [],
+          source: "v0"
+        })
+      )
+    })
+
+    const listV1Models = Effect.fn("LmStudioClient.listV1Models")(function* () {
+      const r = yield* exchange({ endpoint: "GET /api/v1/models" }, HttpClientRequest.get("/api/v1/models"), V1ModelsWire, config.metadataTimeout)
+      return r.models.map(
+        (m): ModelInfo => ({
+          key: m.key,
+          type: m.type === "embedding" || m.type === "embeddings" ? "embedding" : m.type === "llm" ? (m.capabilities?.vision ? "vlm" : "llm") : "unknown",
+          displayName: m.display_name ?? undefined,
+          publisher: m.publisher ?? undefined,
+          architecture: m.architecture ?? undefined,
+          quantization: m.quantization?.name ?? undefined,
+          format: m.format ?? undefined,
+          sizeBytes: m.size_bytes ?? undefined,
+          maxContextLength: m.max_context_length ?? undefined,
+          toolUse: m.capabilities?.trained_for_tool_use ?? undefined,
+          vision: m.capabilities?.vision ?? undefined,
+          loaded: (m.loaded_instances ?? []).map((i) => ({
+            id: i.id,
+            contextLength: i.config?.context_length ?? undefined,
+            parallel: i.config?.parallel ?? undefined
+          })),
+          source: "v1"
+        })
+      )
+    })
+
+    /** Models from the richest API the server has: v1, else v0, else the OpenAI id list. */
+    const models = Effect.fn("LmStudioClient.models")(function* () {
+      const found = yield* apis
+      if (found.v1) return yield* listV1Models()
+      if (found.v0) return yield* listV0Models()
+      const ids = yield* listOpenAiModels()
+      return ids.map(
+        (id): ModelInfo => ({
+          key: id,
+          type: /embed/i.test(id) ? "embedding" : "unknown",
+          displayName: undefined,
+          publisher: undefined,
+          architecture: undefined,
+          quantization: undefined,
+          format: undefined,
+          sizeBytes: undefined,
+          maxContextLength: undefined,
+          toolUse: undefined,
+          vision: undefined,
+          loaded: [],
+          source: "openai"
+        })
+      )
+    })
+
+    /** The model a call uses: the one named, else DEFAULT_MODEL, else the first loaded LLM, else NoModelLoaded. */
+    const resolveModel = Effect.fn("LmStudioClient.resolveModel")(function* (name: string | undefined) {
+      if (name !== undefined && name !== "default") return name
+      if (Option.isSome(config.defaultModel)) return config.defaultModel.value
+      const all = yield* models()
+      const loaded = all.find((m) => m.type !== "embedding" && m.loaded.length > 0)
+      if (loaded) return loaded.loaded[0]!.id
+      return yield* new NoModelLoaded({ baseUrl, detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded" })
+    })
+
+    const chatBody = (req: ChatRequest, stream: boolean): Record<string, unknown> => ({
+      ...(req.model !== undefined ? { model: req.model } : {}),
+      messages: req.messages.map((m) => ({
+        role: m.role,
+        content: m.content,
+        ...(m.tool_calls && m.tool_calls.length > 0
+          ? { tool_calls: m.tool_calls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })) }
+          : {}),
+        ...(m.tool_call_id !== undefined ? { tool_call_id: m.tool_call_id } : {}),
+        ...(m.name !== undefined ? { name: m.name } : {})
+      })),
+      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+      ...(req.maxTokens !== undefined ? { max_tokens: req.maxTokens } : {}),
+      ...(req.stop !== undefined ? { stop: req.stop } : {}),
+      ...(req.responseFormat !== undefined ? { response_format: req.responseFormat } : {}),
+      ...(req.tools !== undefined && req.tools.length > 0
+        ? {
+            tools: req.tools.map((t) => ({
+              type: "function",
+              function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.parameters }
+            }))
+          }
+        : {}),
+      ...(req.toolChoice !== undefined ? { tool_choice: req.toolChoice } : {}),
+      ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {}),
+      ...(stream ? { stream: true, stream_options: { include_usage: true } } : {})
+    })
+
+    const chat = Effect.fn("LmStudioClient.chat")(function* (req: ChatRequest) {
+      const ctx = { endpoint: "POST /v1/chat/completions", model: req.model }
+      yield* Effect.annotateCurrentSpan({ model: req.model ?? "(server default)" })
+      const r = yield* exchange(ctx, post("/v1/chat/completions", chatBody(req, false)), ChatCompletionWire, config.requestTimeout)
+      yield* checkModel(ctx, r.model)
+      const choice = r.choices[0]
+      if (!choice) return yield* new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: "no choices in the response" })
+      const reasoning = choice.message.reasoning_content ?? choice.message.reasoning ?? ""
+      const assembler = new ToolCallAssembler()
+      for (const f of fragmentsOf(choice.message.tool_calls)) assembler.push(f)
+      return {
+        id: r.id ?? "",
+        model: r.model ?? req.model ?? "",
+        content: choice.message.content ?? "",
+        reasoning: reasoning === "" ? undefined : reasoning,
+        toolCalls: assembler.finish(),
+        finishReason: choice.finish_reason ?? "stop",
+        usage: toUsage(r.usage)
+      } satisfies ChatResult
+    })
+
+    /** A streamed chat completion as typed deltas; tool calls are assembled and emitted once complete. */
+    const chatStream = (req: ChatRequest): Stream.Stream<ChatDelta, LmStudioError> => {
+      const ctx = { endpoint: "POST /v1/chat/completions (stream)", model: req.model }
+      return Stream.suspend(() => {
+        const assembler = new ToolCallAssembler()
+        let done = false
+        let finish: string | undefined
+        let served = ""
+        let checked = false
+        return sse(ctx, post("/v1/chat/completions", chatBody(req, true))).pipe(
+          Stream.takeWhile((e) => {
+            if (e.data.trim() === "[DONE]") done = true
+            return !done
+          }),
+          Stream.filter((e) => e.data.trim() !== ""),
+          Stream.mapEffect((e) => decodeFrame(ctx, ChatChunkWire, e.data)),
+          Stream.mapConcatEffect((chunk) =>
+            Effect.gen(function* () {
+              const out: Array<ChatDelta> = []
+              if (!checked && chunk.model) {
+                checked = true
+                served = chunk.model
+                yield* checkModel(ctx, chunk.model)
+              }
+              const usage = toUsage(chunk.usage)
+              for (const choice of chunk.choices ?? []) {
+                const d = choice.delta
+                const reasoning = d?.reasoning_content ?? d?.reasoning
+                if (reasoning) out.push({ _tag: "Reasoning", text: reasoning })
+                if (d?.content) out.push({ _tag: "Content", text: d.content })
+                for (const f of fragmentsOf(d?.tool_calls)) {
+                  assembler.push(f)
+                  out.push({ _tag: "ToolCallFragment", ...f })
+                }
+                if (choice.finish_reason) finish = choice.finish_reason
+              }
+              if (usage) out.push({ _tag: "Usage", usage })
+              return out
+            })
+          ),
+          Stream.concat(
+            Stream.suspend((): Stream.Stream<ChatDelta, LmStudioError> => {
+              if (!done && finish === undefined) return Stream.fail(lost(ctx, "the stream ended without a finish reason or [DONE]"))
+              const tail: Array<ChatDelta> = []
+              if (assembler.size > 0) tail.push({ _tag: "ToolCalls", calls: assembler.finish() })
+              tail.push({ _tag: "Finish", reason: finish ?? "stop", model: served || req.model || "" })
+              return Stream.fromIterable(tail)
+            })
+          ),
+          Stream.withSpan("LmStudioClient.chatStream", { attributes: { model: req.model ?? "(server default)" } })
+        )
+      })
+    }
+
+    const complete = Effect.fn("LmStudioClient.complete")(function* (req: CompletionRequest) {
+      const ctx = { endpoint: "POST /v1/completions", model: req.model }
+      const r = yield* exchange(
+        ctx,
+        post("/v1/completions", {
+          ...(req.model !== undefined ? { model: req.model } : {}),
+          prompt: req.prompt,
+          ...(req.maxTokens !== undefined ? { max_tokens: req.maxTokens } : {}),
+          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+          ...(req.stop !== undefined ? { stop: req.stop } : {}),
+          ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {})
+        }),
+        CompletionWire,
+        config.requestTimeout
+      )
+      yield* checkModel(ctx, r.model)
+      const choice = r.choices[0]
+      return {
+        model: r.model ?? req.model ?? "",
+        text: choice?.text ?? "",
+        finishReason: choice?.finish_reason ?? "stop",
+        usage: toUsage(r.usage)
+      } satisfies CompletionResult
+    })
+
+    const embed = Effect.fn("LmStudioClient.embed")(function* (req: EmbeddingRequest) {
+      const ctx = { endpoint: "POST /v1/embeddings", model: req.model }
+      const r = yield* exchange(
+        ctx,
+        post("/v1/embeddings", {
+          ...(req.model !== undefined ? { model: req.model } : {}),
+          input: req.input,
+          ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {})
+        }),
+        EmbeddingsWire,
+        config.requestTimeout
+      )
+      yield* checkModel(ctx, r.model)
+      const vectors = [...r.data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).map((d) => d.embedding)
+      return {
+        model: r.model ?? req.model ?? "",
+        vectors,
+        dimensions: vectors[0]?.length ?? 0,
+        usage: r.usage ? { promptTokens: r.usage.prompt_tokens ?? 0, totalTokens: r.usage.total_tokens ?? 0 } : undefined
+      } satisfies EmbeddingResult
+    })
+
+    const responseBody = (req: ResponseRequest, stream: boolean): Record<string, unknown> => ({
+      ...(req.model !== undefined ? { model: req.model } : {}),
+      input: req.input,
+      ...(req.previousResponseId !== undefined ? { previous_response_id: req.previousResponseId } : {}),
+      ...(req.instructions !== undefined ? { instructions: req.instructions } : {}),
+      ...(req.tools !== undefined && req.tools.length > 0
+        ? {
+            tools: req.tools.map((t) => ({
+              type: "function",
+              name: t.name,
+              ...(t.description !== undefined ? { description: t.description } : {}),
+              parameters: t.parameters
+            }))
+          }
+        : {}),
+      ...(req.toolChoice !== undefined ? { tool_choice: req.toolChoice } : {}),
+      ...(req.reasoningEffort !== undefined ? { reasoning: { effort: req.reasoningEffort } } : {}),
+      ...(req.maxOutputTokens !== undefined ? { max_output_tokens: req.maxOutputTokens } : {}),
+      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+      ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {}),
+      ...(stream ? { stream: true } : {})
+    })
+
+    const respond = Effect.fn("LmStudioClient.respond")(function* (req: ResponseRequest) {
+      const ctx = { endpoint: "POST /v1/responses", model: req.model }
+      const r = yield* exchange(ctx, post("/v1/responses", responseBody(req, false)), ResponseWire, config.requestTimeout)
+      yield* checkModel(ctx, r.model)
+      return toResponseResult(r)
+    })
+
+    /** A streamed response: text and reasoning deltas, then the completed response. */
+    const respondStream = (req: ResponseRequest): Stream.Stream<ResponseDelta, LmStudioError> => {
+      const ctx = { endpoint: "POST /v1/responses (stream)", model: req.model }
+      return Stream.suspend(() => {
+        let completed = false
+        return sse(ctx, post("/v1/responses", responseBody(req, true))).pipe(
+          Stream.filter((e) => e.data.trim() !== "" && e.data.trim() !== "[DONE]"),
+          Stream.mapEffect((e) => decodeFrame(ctx, ResponseEventWire, e.data)),
+          Stream.mapConcatEffect((ev): Effect.Effect<ReadonlyArray<ResponseDelta>, LmStudioError> => {
+            switch (ev.type) {
+              case "response.output_text.delta":
+                return Effect.succeed(ev.delta ? [{ _tag: "Text", text: ev.delta }] : [])
+              case "response.reasoning_text.delta":
+              case "response.reasoning_summary_text.delta":
+                return Effect.succeed(ev.delta ? [{ _tag: "Reasoning", text: ev.delta }] : [])
+              case "response.completed": {
+                const response = ev.response
+                if (!response) return Effect.succeed([])
+                return Effect.as(
+                  Effect.zipRight(checkModel(ctx, response.model), Effect.sync(() => (completed = true))),
+                  [{ _tag: "Completed", response: toResponseResult(response) }]
+                )
+              }
+              case "response.failed":
+              case "error":
+                return Effect.fail(
+                  new LmStudioHttpError({
+                    baseUrl,
+                    endpoint: ctx.endpoint,
+                    status: 200,
+                    detail: JSON.stringify(ev.error ?? ev.response ?? ev.type).slice(0, 300)
+                  })
+                )
+              default:
+                return Effect.succeed([])
+            }
+          }),
+          Stream.concat(Stream.suspend(() => (completed ? Stream.empty : Stream.fail(lost(ctx, "the stream ended before response.completed"))))),
+          Stream.withSpan("LmStudioClient.respondStream")
+        )
+      })
+    }
+
+    const loadModel = Effect.fn("LmStudioClient.loadModel")(function* (req: LoadRequest) {
+      const r = yield* exchange(
+        { endpoint: "POST /api/v1/models/load", model: req.model },
+        post("/api/v1/models/load", {
+          model: req.model,
+          ...(req.contextLength !== undefined ? { context_length: req.contextLength } : {}),
+          ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {}),
+          ...(req.identifier !== undefined ? { identifier: req.identifier } : {})
+        }),
+        V1LoadWire,
+        config.requestTimeout
+      )
+      return {
+        instanceId: r.instance_id,
+        type: r.type ?? undefined,
+        loadTimeSeconds: r.load_time_seconds ?? undefined,
+        status: r.status ?? undefined
+      } satisfies LoadResult
+    })
+
+    const unloadModel = Effect.fn("LmStudioClient.unloadModel")(function* (instanceId: string) {
+      const r = yield* exchange(
+        { endpoint: "POST /api/v1/models/unload", model: instanceId },
+        post("/api/v1/models/unload", { instance_id: instanceId }),
+        V1UnloadWire,
+        config.metadataTimeout
+      )
+      return r.instance_id
+    })
+
+    return {
+      baseUrl,
+      apis,
+      greeting,
+      listOpenAiModels,
+      listV0Models,
+      listV1Models,
+      models,
+      resolveModel,
+      chat,
+      chatStream,
+      complete,
+      embed,
+      respond,
+      respondStream,
+      loadModel,
+      unloadModel
+    } as const
+  })
+}) {}

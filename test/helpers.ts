@@ -1,0 +1,91 @@
+/**
+ * Test helpers: a simulator on an ephemeral port per test, a real LmStudioClient pointed at it, and small HTTP and
+ * subprocess utilities. Nothing here fakes LM Studio: integration tests go through real HTTP.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { Context, Effect, Layer, type Scope } from "effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { AppConfig, type AppConfigShape } from "../src/Config.js"
+import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
+import { type RunningSimulator, start, type SimulatorOptions } from "../src/simulator/Simulator.js"
+
+export const repoRoot = fileURLToPath(new URL("..", import.meta.url))
+export const binPath = fileURLToPath(new URL("../dist/src/bin.js", import.meta.url))
+export const lmsShimPath = fileURLToPath(new URL("../dist/src/simulator/lms.js", import.meta.url))
+
+export const clientLayer = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">) =>
+  LmStudioClient.Default.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerFrom(config), NodeHttpClient.layerUndici)))
+
+export const makeClient = (
+  config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">
+): Effect.Effect<LmStudioClient, never, Scope.Scope> =>
+  Effect.map(Layer.build(clientLayer(config)), Context.get(LmStudioClient))
+
+/** A fresh simulator and a client for it, both closed with the test's scope. */
+export const simAndClient = (options: SimulatorOptions = {}, config: Partial<AppConfigShape> = {}) =>
+  Effect.gen(function* () {
+    const sim = yield* start(options)
+    const client = yield* makeClient({ ...config, baseUrl: sim.baseUrl })
+    return { sim, client }
+  })
+
+export interface HttpReply {
+  readonly status: number
+  readonly text: string
+  readonly json: unknown
+  readonly contentType: string
+}
+
+/** Plain fetch, for wire-level assertions that must not go through our client. */
+export const http = (sim: RunningSimulator, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+  Effect.promise(async (): Promise<HttpReply> => {
+    const res = await fetch(`${sim.baseUrl}${path}`, {
+      method,
+      headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+    })
+    const text = await res.text()
+    let json: unknown = undefined
+    try {
+      json = JSON.parse(text)
+    } catch {
+      json = undefined
+    }
+    return { status: res.status, text, json, contentType: res.headers.get("content-type") ?? "" }
+  })
+
+/** The `data:` payloads of an SSE body, parsed (the `[DONE]` marker kept as a string). */
+export const sseData = (text: string): Array<unknown> =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith("data: "))
+    .map((l) => l.slice(6))
+    .map((d) => (d === "[DONE]" ? d : (JSON.parse(d) as unknown)))
+
+export interface ProcessResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs a program as a real subprocess (no shell) and collects its output. */
+export const run = (
+  command: string,
+  args: ReadonlyArray<string>,
+  env: Record<string, string | undefined> = {},
+  input?: string
+): Promise<ProcessResult> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
+    child.on("error", reject)
+    child.on("close", (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(input ?? "")
+  })
+
+export const runEffect = (command: string, args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) =>
+  Effect.promise(() => run(command, args, env))
