@@ -368,6 +368,17 @@ export const classifyError = (
   })
 }
 
+/** The most specific text of a transport failure: `connect ECONNREFUSED 127.0.0.1:1234` rather than "Transport error". */
+const causeText = (e: { readonly message: string; readonly cause?: unknown }): string => {
+  let cause: unknown = e.cause
+  let text = e.message
+  for (let depth = 0; depth < 4 && cause instanceof Error; depth++) {
+    text = cause.message
+    cause = cause.cause
+  }
+  return text
+}
+
 const decodeErrorBody = Schema.decodeUnknownOption(ErrorBody)
 const parseJson = Schema.decodeUnknownOption(Schema.parseJson(Schema.Unknown))
 
@@ -392,10 +403,12 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
 
     type Ctx = { readonly endpoint: string; readonly model?: string | undefined }
 
-    const transportError = (ctx: Ctx) => (e: { readonly _tag: string; readonly reason: string; readonly message: string }): LmStudioError =>
-      e._tag === "RequestError"
-        ? new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: e.message })
-        : new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason: e.message })
+    const transportError =
+      (ctx: Ctx) =>
+      (e: { readonly _tag: string; readonly message: string; readonly cause?: unknown }): LmStudioError =>
+        e._tag === "RequestError"
+          ? new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
+          : new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
 
     /** Reads a whole body and applies the error rules: non-2xx, `error` key on 2xx, unparseable JSON. */
     const readBody = (ctx: Ctx, res: HttpClientResponse.HttpClientResponse) =>
@@ -505,10 +518,10 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     const probe = (path: string, method: "GET" | "POST", recognise: (json: unknown) => boolean) =>
       (method === "GET" ? http.get(path) : http.execute(post(path, {}))).pipe(
         Effect.flatMap((res) => Effect.map(res.text, (text) => ({ status: res.status, json: Option.getOrUndefined(parseJson(text)) }))),
-        Effect.mapError(transportError({ endpoint: path })),
+        Effect.mapError(transportError({ endpoint: `${method} ${path}` })),
         Effect.timeoutFail({
           duration: config.metadataTimeout,
-          onTimeout: () => new LmStudioTimeout({ baseUrl, endpoint: path, timeoutMs: Duration.toMillis(config.metadataTimeout) })
+          onTimeout: () => new LmStudioTimeout({ baseUrl, endpoint: `${method} ${path}`, timeoutMs: Duration.toMillis(config.metadataTimeout) })
         }),
         Effect.map(({ status, json }) => status < 500 && recognise(json))
       )

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/**
+ * The one executable. This is the composition root: services are wired here, once, and handed to the CLI.
+ * Logs go to stderr; stdout carries command output (and, when serving, the MCP protocol).
+ */
+import { NodeContext, NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { Cause, Console, Effect, Layer, Option } from "effect"
+import { createRequire } from "node:module"
+import { AppConfig, type ConfigOverrides } from "./Config.js"
+import { makeCli } from "./cli/Cli.js"
+import { isExplained, renderError } from "./domain/Errors.js"
+import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
+import * as Logging from "./observability/Logging.js"
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
+
+/** Configuration (env + flags), logging, and the LM Studio client, for one command run. */
+const appLayer = (overrides: ConfigOverrides) => {
+  const config = AppConfig.layerWith(overrides)
+  return Layer.mergeAll(LmStudioClient.Default, Logging.layer).pipe(
+    Layer.provideMerge(config),
+    Layer.provide(NodeHttpClient.layerUndici)
+  )
+}
+
+/** A typed failure becomes one line on stderr (`<Tag>: message (hint: …)`) and exit code 1; no stack traces. */
+const report = (cause: Cause.Cause<unknown>) =>
+  Effect.gen(function* () {
+    const failure = Cause.failureOption(cause)
+    if (Option.isSome(failure) && isExplained(failure.value)) {
+      yield* Console.error(`lmstudio-bridge: ${renderError(failure.value)} (hint: ${failure.value.hint})`)
+    } else if (Option.isSome(failure) && typeof failure.value === "object" && failure.value !== null && "_tag" in failure.value) {
+      // @effect/cli validation errors were already printed by the CLI itself.
+    } else if (!Cause.isInterruptedOnly(cause)) {
+      yield* Console.error(`lmstudio-bridge: unexpected error: ${Cause.pretty(cause)}`)
+    }
+  })
+
+const cli = makeCli(appLayer, version)
+
+Effect.suspend(() => cli(process.argv)).pipe(
+  Effect.tapErrorCause(report),
+  Effect.provide(Layer.mergeAll(NodeContext.layer, Logging.make(process.stderr.isTTY ? "pretty" : "json", "info"))),
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+)

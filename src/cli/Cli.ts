@@ -1,0 +1,24 @@
+/** The command tree. The binary passes in how services are composed (`AppLayerFactory`); handlers stay thin. */
+import { Command } from "@effect/cli"
+import { healthCommand } from "./health.js"
+import { chatCommand, completeCommand, embedCommand, respondCommand } from "./inference.js"
+import { modelsCommand } from "./models.js"
+import type { AppLayerFactory } from "./Shared.js"
+import { simulateCommand } from "./simulate.js"
+
+export const rootCommand = (appLayer: AppLayerFactory) =>
+  Command.make("lmstudio-bridge").pipe(
+    Command.withDescription("MCP server and CLI that hands work to local LLMs served by LM Studio"),
+    Command.withSubcommands([
+      healthCommand(appLayer),
+      modelsCommand(appLayer),
+      chatCommand(appLayer),
+      completeCommand(appLayer),
+      embedCommand(appLayer),
+      respondCommand(appLayer),
+      simulateCommand
+    ])
+  )
+
+export const makeCli = (appLayer: AppLayerFactory, version: string) =>
+  Command.run(rootCommand(appLayer), { name: "lmstudio-bridge", version })

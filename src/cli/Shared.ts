@@ -1,0 +1,45 @@
+/**
+ * What every CLI command shares: the connection flags, `--json`, output helpers, and how a command gets its
+ * services (the binary passes the composition function in; the CLI never builds layers itself).
+ */
+import { Options } from "@effect/cli"
+import { Console, Effect, type Layer, Option } from "effect"
+import type { AppConfig, ConfigOverrides } from "../Config.js"
+import type { ConfigInvalid } from "../domain/Errors.js"
+import type { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+
+/** The services a CLI command may use, built by the binary's composition root from the command's flags. */
+export type CliServices = AppConfig | LmStudioClient
+export type AppLayerFactory = (overrides: ConfigOverrides) => Layer.Layer<CliServices, ConfigInvalid>
+
+export const baseUrl = Options.text("base-url").pipe(
+  Options.withDescription("LM Studio server URL (default: $LMSTUDIO_BASE_URL or http://127.0.0.1:1234)"),
+  Options.optional
+)
+
+export const json = Options.boolean("json").pipe(Options.withDescription("Print machine-readable JSON on stdout"))
+
+export const model = Options.text("model").pipe(
+  Options.withAlias("m"),
+  Options.withDescription("Model key or instance identifier (default: $DEFAULT_MODEL, else the loaded LLM)"),
+  Options.optional
+)
+
+export const overridesOf = (flags: { readonly baseUrl: Option.Option<string> }): ConfigOverrides => ({
+  baseUrl: Option.getOrUndefined(flags.baseUrl)
+})
+
+export const printJson = (value: unknown) => Console.log(JSON.stringify(value, null, 2))
+
+export const printLine = (line: string) => Console.log(line)
+
+/** Writes without a newline (streamed text). */
+export const write = (text: string) => Effect.sync(() => void process.stdout.write(text))
+
+export const note = (line: string) => Console.error(line)
+
+export const optionalNumber = (name: string, description: string) =>
+  Options.float(name).pipe(Options.withDescription(description), Options.optional)
+
+export const optionalInteger = (name: string, description: string) =>
+  Options.integer(name).pipe(Options.withDescription(description), Options.optional)

@@ -1,0 +1,28 @@
+/** `lmstudio-bridge health`: is LM Studio there, which APIs does it offer, what is loaded. */
+import { Command } from "@effect/cli"
+import { Clock, Effect } from "effect"
+import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
+
+export const healthCommand = (appLayer: AppLayerFactory) =>
+  Command.make("health", { baseUrl, json }, (flags) =>
+    Effect.gen(function* () {
+      const client = yield* LmStudioClient
+      const started = yield* Clock.currentTimeMillis
+      const greeting = yield* client.greeting()
+      const latencyMs = (yield* Clock.currentTimeMillis) - started
+      const apis = yield* client.apis
+      const models = yield* client.models()
+      const loaded = models.flatMap((m) => m.loaded.map((i) => ({ identifier: i.id, model: m.key, type: m.type })))
+      if (flags.json) {
+        return yield* printJson({ reachable: true, base_url: client.baseUrl, lmstudio: greeting.lmstudio, apis, loaded, latency_ms: latencyMs })
+      }
+      const offered = Object.entries(apis).filter(([, on]) => on).map(([name]) => name)
+      yield* printLine(`LM Studio is reachable at ${client.baseUrl} (${latencyMs} ms)`)
+      yield* printLine(`APIs: ${offered.join(", ") || "none detected"}`)
+      yield* printLine(loaded.length === 0 ? "Loaded models: none" : `Loaded models: ${loaded.map((l) => l.identifier).join(", ")}`)
+    })
+  ).pipe(
+    Command.withDescription("Check that LM Studio answers and show its APIs and loaded models"),
+    Command.provide((flags) => appLayer(overridesOf(flags)))
+  )
