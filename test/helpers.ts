@@ -89,3 +89,43 @@ export const run = (
 
 export const runEffect = (command: string, args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) =>
   Effect.promise(() => run(command, args, env))
+
+/**
+ * A typed navigator over decoded JSON for wire-level assertions, without `any`: `j(body).get("choices", 0).str`.
+ * Reading a value of the wrong kind throws, so a shape mismatch fails the test loudly.
+ */
+export class J {
+  constructor(readonly raw: unknown) {}
+  get(...path: ReadonlyArray<string | number>): J {
+    let v: unknown = this.raw
+    for (const key of path) {
+      if (typeof key === "number") v = Array.isArray(v) ? v[key] : undefined
+      else v = typeof v === "object" && v !== null ? (v as Record<string, unknown>)[key] : undefined
+    }
+    return new J(v)
+  }
+  private kind<A>(check: (v: unknown) => v is A, what: string): A {
+    if (!check(this.raw)) throw new Error(`expected ${what}, got ${JSON.stringify(this.raw)}`)
+    return this.raw
+  }
+  get str(): string {
+    return this.kind((v): v is string => typeof v === "string", "a string")
+  }
+  get num(): number {
+    return this.kind((v): v is number => typeof v === "number", "a number")
+  }
+  get arr(): Array<J> {
+    return this.kind((v): v is Array<unknown> => Array.isArray(v), "an array").map((x) => new J(x))
+  }
+  get keys(): Array<string> {
+    return Object.keys(this.kind((v): v is object => typeof v === "object" && v !== null, "an object"))
+  }
+  has(key: string): boolean {
+    return typeof this.raw === "object" && this.raw !== null && key in this.raw
+  }
+  get defined(): boolean {
+    return this.raw !== undefined
+  }
+}
+
+export const j = (raw: unknown): J => new J(raw)

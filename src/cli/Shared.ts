@@ -38,6 +38,9 @@ export const write = (text: string) => Effect.sync(() => void process.stdout.wri
 
 export const note = (line: string) => Console.error(line)
 
+/** Writes to stderr without a newline (streamed reasoning). */
+export const writeErr = (text: string) => Effect.sync(() => void process.stderr.write(text))
+
 export const optionalNumber = (name: string, description: string) =>
   Options.float(name).pipe(Options.withDescription(description), Options.optional)
 

@@ -14,7 +14,8 @@ import {
   overridesOf,
   printJson,
   printLine,
-  write
+  write,
+  writeErr
 } from "./Shared.js"
 
 const prompt = Args.text({ name: "prompt" }).pipe(Args.withDescription("What to send to the model"))
@@ -56,21 +57,26 @@ export const chatCommand = (appLayer: AppLayerFactory) =>
         if (r.reasoning) yield* note(`[reasoning] ${r.reasoning}`)
         return yield* printLine(r.content)
       }
-      let reasoning = false
+      // Reasoning streams to stderr on its own line; the answer streams to stdout.
+      let thinking = false
       yield* Stream.runForEach(client.chatStream(request), (d) => {
         switch (d._tag) {
-          case "Reasoning":
-            reasoning = true
-            return note(d.text)
-          case "Content":
-            return write(d.text)
+          case "Reasoning": {
+            const prefix = thinking ? "" : "thinking: "
+            thinking = true
+            return writeErr(prefix + d.text)
+          }
+          case "Content": {
+            const end = thinking ? writeErr("\n") : Effect.void
+            thinking = false
+            return Effect.zipRight(end, write(d.text))
+          }
           case "Finish":
             return Effect.zipRight(write("\n"), d.reason === "length" ? note("(stopped at --max-tokens)") : Effect.void)
           default:
             return Effect.void
         }
       })
-      if (reasoning) yield* note("(reasoning above was printed on stderr)")
     })
   ).pipe(
     Command.withDescription("Chat with a model (streams the answer; --json waits for it)"),

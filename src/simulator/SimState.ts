@@ -318,7 +318,7 @@ const make = (options: SimOptions) =>
       const gone = expired(d, now)
       return [gone, gone.length === 0 ? d : { ...d, instances: d.instances.filter((i) => !gone.includes(i.identifier)) }]
     })
-    yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced("250 millis")))
+    yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced("1 second")))
 
     /** Consumes one use of a counted fault; returns it when it applied. */
     const takeFailNext = (path: string) =>
