@@ -1,0 +1,105 @@
+/** AppConfig: defaults, every validation rule, one clear ConfigInvalid per bad value, flags over env. */
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Duration, Effect, Exit, Option, Redacted } from "effect"
+import { loadAppConfig } from "../src/Config.js"
+
+const withEnv = (env: Record<string, string>, overrides = {}) =>
+  loadAppConfig(overrides).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+
+const invalid = (env: Record<string, string>) =>
+  Effect.map(Effect.exit(withEnv(env)), (exit) => {
+    if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error("expected ConfigInvalid")
+    return exit.cause.error
+  })
+
+describe("AppConfig", () => {
+  it.effect("has the documented defaults", () =>
+    Effect.gen(function* () {
+      const c = yield* withEnv({})
+      assert.strictEqual(c.baseUrl, "http://127.0.0.1:1234")
+      assert.strictEqual(c.lifecycle, "auto")
+      assert.strictEqual(c.modelTtlSeconds, 600)
+      assert.strictEqual(c.tempModelTtlSeconds, 300)
+      assert.strictEqual(c.maxModelTtlSeconds, 3600)
+      assert.strictEqual(c.modelCacheTtlSeconds, 60)
+      assert.isTrue(Option.isNone(c.apiToken))
+      assert.isTrue(Option.isNone(c.metricsPort))
+      assert.strictEqual(Duration.toSeconds(c.requestTimeout), 300)
+      assert.strictEqual(c.logLevel, "info")
+    })
+  )
+
+  it.effect("reads every setting, trims a trailing slash, takes LM_API_TOKEN as a fallback", () =>
+    Effect.gen(function* () {
+      const c = yield* withEnv({
+        LMSTUDIO_BASE_URL: "http://gpu-box:4321/",
+        LM_API_TOKEN: "tok",
+        LMS_CLI_PATH: "/opt/lms",
+        LMSTUDIO_LIFECYCLE: "CLI",
+        DEFAULT_MODEL: "qwen/qwen3-4b",
+        MODEL_TTL_SECONDS: "900",
+        MAX_MODEL_TTL_SECONDS: "1800",
+        METRICS_PORT: "9464",
+        LOG_LEVEL: "debug",
+        LOG_FORMAT: "pretty",
+        LMSTUDIO_TIMEOUT_SECONDS: "42"
+      })
+      assert.strictEqual(c.baseUrl, "http://gpu-box:4321")
+      assert.strictEqual(Redacted.value(Option.getOrThrow(c.apiToken)), "tok")
+      assert.strictEqual(c.lifecycle, "cli")
+      assert.strictEqual(Option.getOrThrow(c.defaultModel), "qwen/qwen3-4b")
+      assert.strictEqual(c.modelTtlSeconds, 900)
+      assert.strictEqual(c.tempModelTtlSeconds, 300)
+      assert.strictEqual(Option.getOrThrow(c.metricsPort), 9464)
+      assert.strictEqual(c.logFormat, "pretty")
+      assert.strictEqual(Duration.toSeconds(c.requestTimeout), 42)
+      const both = yield* withEnv({ LMSTUDIO_API_TOKEN: "primary", LM_API_TOKEN: "fallback" })
+      assert.strictEqual(Redacted.value(Option.getOrThrow(both.apiToken)), "primary")
+    })
+  )
+
+  it.effect("CLI flags win over the environment", () =>
+    Effect.gen(function* () {
+      const c = yield* withEnv({ LMSTUDIO_BASE_URL: "http://env:1" }, { baseUrl: "http://flag:2" })
+      assert.strictEqual(c.baseUrl, "http://flag:2")
+    })
+  )
+
+  const cases: ReadonlyArray<[Record<string, string>, string, string]> = [
+    [{ LMSTUDIO_BASE_URL: "localhost:1234" }, "LMSTUDIO_BASE_URL", "http:// or https:// URL"],
+    [{ LMSTUDIO_BASE_URL: "http://x:1/?a=1" }, "LMSTUDIO_BASE_URL", "no query"],
+    [{ LMSTUDIO_LIFECYCLE: "magic" }, "LMSTUDIO_LIFECYCLE", "one of auto, cli, jit, rest"],
+    [{ MODEL_TTL_SECONDS: "0" }, "MODEL_TTL_SECONDS", "from 1 to 3600"],
+    [{ MODEL_TTL_SECONDS: "-5" }, "MODEL_TTL_SECONDS", "from 1 to 3600"],
+    [{ MODEL_TTL_SECONDS: "1.5" }, "MODEL_TTL_SECONDS", "integer"],
+    [{ MODEL_TTL_SECONDS: "7200" }, "MODEL_TTL_SECONDS", "from 1 to 3600"],
+    [{ MAX_MODEL_TTL_SECONDS: "100", MODEL_TTL_SECONDS: "600" }, "MODEL_TTL_SECONDS", "from 1 to 100"],
+    [{ TEMP_MODEL_TTL_SECONDS: "abc" }, "TEMP_MODEL_TTL_SECONDS", "integer"],
+    [{ METRICS_PORT: "70000" }, "METRICS_PORT", "from 0 to 65535"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL", "one of trace"],
+    [{ LOG_FORMAT: "xml" }, "LOG_FORMAT", "one of json, pretty"],
+    [{ DEFAULT_MODEL: "--ttl" }, "DEFAULT_MODEL", "starts with '-'"],
+    [{ DEFAULT_MODEL: "../../etc/passwd" }, "DEFAULT_MODEL", "path traversal"],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "grpc://x" }, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://"]
+  ]
+  for (const [env, variable, allowed] of cases) {
+    it.effect(`rejects ${JSON.stringify(env)} naming ${variable}`, () =>
+      Effect.gen(function* () {
+        const e = yield* invalid(env)
+        assert.strictEqual(e._tag, "ConfigInvalid")
+        assert.strictEqual(e.variable, variable)
+        assert.include(e.message, variable)
+        assert.include(e.message, allowed)
+        assert.notInclude(e.message, "\n")
+      })
+    )
+  }
+
+  it.effect("an empty variable counts as unset", () =>
+    Effect.gen(function* () {
+      const c = yield* withEnv({ DEFAULT_MODEL: "", METRICS_PORT: " " })
+      assert.isTrue(Option.isNone(c.defaultModel))
+      assert.isTrue(Option.isNone(c.metricsPort))
+    })
+  )
+})

@@ -1,0 +1,138 @@
+/**
+ * The CLI as users run it: the built `lmstudio-bridge` binary as a subprocess, against the simulator and against a
+ * closed port (one clear line on stderr, non-zero exit, nothing on stdout).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { start } from "../../src/simulator/Simulator.js"
+import { binPath, j, runEffect } from "../helpers.js"
+
+const cli = (baseUrl: string, ...args: Array<string>) =>
+  runEffect(process.execPath, [binPath, ...args], { LMSTUDIO_BASE_URL: baseUrl, LOG_LEVEL: "warn", DEFAULT_MODEL: undefined })
+
+/** A URL on which nothing listens: a simulator's port after it stopped. */
+const closedUrl = Effect.scoped(Effect.map(start(), (s) => s.baseUrl))
+
+const oneLineError = (r: { readonly code: number | null; readonly stdout: string; readonly stderr: string }, tag: string) => {
+  assert.notStrictEqual(r.code, 0)
+  assert.strictEqual(r.stdout, "")
+  const lines = r.stderr.trim().split("\n")
+  assert.strictEqual(lines.length, 1, r.stderr)
+  assert.match(lines[0]!, new RegExp(`^lmstudio-bridge: ${tag}: .+ \\(hint: .+\\)$`))
+  assert.notInclude(r.stderr, "    at ")
+}
+
+describe("CLI against the simulator", () => {
+  it.scopedLive("health (human and --json)", () =>
+    Effect.gen(function* () {
+      const sim = yield* start()
+      const human = yield* cli(sim.baseUrl, "health")
+      assert.strictEqual(human.code, 0)
+      assert.include(human.stdout, `LM Studio is reachable at ${sim.baseUrl}`)
+      assert.include(human.stdout, "Loaded models: qwen/qwen3-4b")
+      const json = j(JSON.parse((yield* cli(sim.baseUrl, "health", "--json")).stdout))
+      assert.strictEqual(json.get("reachable").raw, true)
+      assert.deepStrictEqual(json.get("apis").raw, { openai: true, v0: true, v1: true, responses: true })
+      assert.strictEqual(json.get("loaded", 0, "identifier").str, "qwen/qwen3-4b")
+    })
+  )
+
+  it.scopedLive("models list, with --loaded, --type and --json", () =>
+    Effect.gen(function* () {
+      const sim = yield* start()
+      const table = yield* cli(sim.baseUrl, "models", "list")
+      assert.strictEqual(table.code, 0)
+      assert.match(table.stdout, /^MODEL\s+TYPE\s+CONTEXT\s+TOOLS\s+LOADED/)
+      assert.include(table.stdout, "text-embedding-nomic-embed-text-v1.5")
+      const loaded = j(JSON.parse((yield* cli(sim.baseUrl, "models", "list", "--loaded", "--json")).stdout)).get("models").arr
+      assert.deepStrictEqual(loaded.map((m) => m.get("key").str), ["qwen/qwen3-4b"])
+      const emb = j(JSON.parse((yield* cli(sim.baseUrl, "models", "list", "--type", "embedding", "--json")).stdout)).get("models").arr
+      assert.deepStrictEqual(emb.map((m) => m.get("type").str), ["embedding"])
+    })
+  )
+
+  it.scopedLive("chat streams the answer; --json gives the full result; --model picks the model", () =>
+    Effect.gen(function* () {
+      const sim = yield* start({ scenario: { rules: [{ match: { model: "gpt-oss" }, reply: { reasoning: "ponder", content: "from oss" } }] } })
+      const r = yield* cli(sim.baseUrl, "chat", "hi")
+      assert.strictEqual(r.code, 0)
+      assert.strictEqual(r.stdout, "You said: hi\n")
+      const oss = yield* cli(sim.baseUrl, "chat", "hi", "--model", "openai/gpt-oss-20b")
+      assert.strictEqual(oss.stdout, "from oss\n")
+      assert.include(oss.stderr, "thinking: ponder")
+      const json = j(JSON.parse((yield* cli(sim.baseUrl, "chat", "hi", "--json", "--max-tokens", "1")).stdout))
+      assert.strictEqual(json.get("content").str, "You")
+      assert.strictEqual(json.get("finish_reason").str, "length")
+      assert.strictEqual(json.get("model").str, "qwen/qwen3-4b")
+    })
+  )
+
+  it.scopedLive("complete, embed and respond (with --previous-response-id)", () =>
+    Effect.gen(function* () {
+      const sim = yield* start({ scenario: { rules: [{ match: { round: 1 }, reply: { content: "continued" } }] } })
+      const c = j(JSON.parse((yield* cli(sim.baseUrl, "complete", "Once upon a time", "--max-tokens", "2", "--json")).stdout))
+      assert.strictEqual(c.get("finish_reason").str, "length")
+      const e = j(JSON.parse((yield* cli(sim.baseUrl, "embed", "a", "b", "--json")).stdout))
+      assert.strictEqual(e.get("dimensions").num, 768)
+      assert.strictEqual(e.get("vectors").arr.length, 2)
+      const first = j(JSON.parse((yield* cli(sim.baseUrl, "respond", "remember 7", "--json")).stdout))
+      const id = first.get("response_id").str
+      const second = yield* cli(sim.baseUrl, "respond", "what was it?", "--previous-response-id", id)
+      assert.strictEqual(second.code, 0)
+      assert.strictEqual(second.stdout, "continued\n")
+      assert.match(second.stderr, /response id: resp_[0-9a-f]{48}/)
+    })
+  )
+
+  it.scopedLive("a chat with no model loaded and none named fails clearly", () =>
+    Effect.gen(function* () {
+      const sim = yield* start({ loaded: [] })
+      oneLineError(yield* cli(sim.baseUrl, "chat", "hi"), "NoModelLoaded")
+    })
+  )
+
+  it.scopedLive("--version and --help", () =>
+    Effect.gen(function* () {
+      const sim = yield* start()
+      const v = yield* cli(sim.baseUrl, "--version")
+      assert.strictEqual(v.code, 0)
+      assert.match(v.stdout.trim(), /^\d+\.\d+\.\d+$/)
+      const h = yield* cli(sim.baseUrl, "--help")
+      assert.strictEqual(h.code, 0)
+      for (const command of ["health", "models", "chat", "complete", "embed", "respond", "simulate"]) assert.include(h.stdout, command)
+    })
+  )
+})
+
+describe("CLI against a closed port", () => {
+  it.live("health, models list, chat, complete, embed and respond each fail with one clear line and exit 1", () =>
+    Effect.gen(function* () {
+      const url = yield* closedUrl
+      const runs = yield* Effect.all(
+        [
+          cli(url, "health"),
+          cli(url, "models", "list"),
+          cli(url, "chat", "hi"),
+          cli(url, "complete", "x", "--model", "m"),
+          cli(url, "embed", "x", "--model", "m"),
+          cli(url, "respond", "x", "--model", "m")
+        ],
+        { concurrency: 2 }
+      )
+      for (const r of runs) oneLineError(r, "LmStudioUnreachable")
+      assert.include(runs[0]!.stderr, url)
+    })
+  )
+
+  it.live("a bad configuration value fails at start with the variable, the value and what is allowed", () =>
+    Effect.gen(function* () {
+      const r = yield* runEffect(process.execPath, [binPath, "health"], { MODEL_TTL_SECONDS: "forever", LOG_LEVEL: undefined })
+      oneLineError(r, "ConfigInvalid")
+      assert.include(r.stderr, 'MODEL_TTL_SECONDS="forever"')
+      assert.include(r.stderr, "an integer from 1 to 3600")
+      const url = yield* runEffect(process.execPath, [binPath, "health", "--base-url", "localhost:1234"], {})
+      oneLineError(url, "ConfigInvalid")
+      assert.include(url.stderr, "LMSTUDIO_BASE_URL")
+    })
+  )
+})
