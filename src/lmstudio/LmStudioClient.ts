@@ -12,7 +12,7 @@
  */
 import { Sse } from "@effect/experimental"
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Duration, Effect, Option, Ref, Schema, Stream } from "effect"
+import { Duration, Effect, identity, Option, Ref, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import {
   LmStudioApiUnsupported,
@@ -379,8 +379,20 @@ const causeText = (e: { readonly message: string; readonly cause?: unknown }): s
   return text
 }
 
-const decodeErrorBody = Schema.decodeUnknownOption(ErrorBody)
-const parseJson = Schema.decodeUnknownOption(Schema.parseJson(Schema.Unknown))
+const decodeErrorBodyOption = Schema.decodeUnknownOption(ErrorBody)
+
+/** Only bodies that carry an `error` key are decoded as errors; the common case costs one property check. */
+const decodeErrorBody = (json: unknown): Option.Option<ErrorBody> =>
+  typeof json === "object" && json !== null && "error" in json ? decodeErrorBodyOption(json) : Option.none()
+
+/** JSON text to a value; the typed decoding happens afterwards with the endpoint's Schema. */
+const parseJson = (text: string): Option.Option<unknown> => {
+  try {
+    return Option.some(JSON.parse(text) as unknown)
+  } catch {
+    return Option.none()
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The service
@@ -390,7 +402,11 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const baseUrl = config.baseUrl
+    // Without an OTLP endpoint nobody reads HTTP client spans: skip them and the traceparent header they add.
+    const tracing = Option.isSome(config.otlpEndpoint)
     const http = (yield* HttpClient.HttpClient).pipe(
+      tracing ? identity : HttpClient.withTracerDisabledWhen(() => true),
+      HttpClient.withTracerPropagation(tracing),
       HttpClient.mapRequest((req) => {
         const withUrl = req.pipe(HttpClientRequest.prependUrl(baseUrl), HttpClientRequest.acceptJson)
         return Option.match(config.apiToken, {

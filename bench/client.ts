@@ -1,0 +1,117 @@
+/**
+ * Client overhead benchmark (`npm run bench`).
+ *
+ * The same 2,000 chat requests go to a zero-latency simulator twice in one run: directly over HTTP (node:http with a
+ * keep-alive agent, JSON.parse of the body) and through LmStudioClient (request building, Schema decoding, error
+ * checks, model check, timeout and retry wrappers). The two are interleaved in batches so drift hits both alike.
+ * Reports p50/p95/p99 per call, sequential throughput, throughput at concurrency 8, RSS, and the overhead.
+ */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Clock, Context, Effect, Layer } from "effect"
+import { Agent, request } from "node:http"
+import { AppConfig } from "../src/Config.js"
+import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
+import { start } from "../src/simulator/Simulator.js"
+
+const TOTAL = Number(process.env.BENCH_REQUESTS ?? 2000)
+const BATCH = 100
+const WARMUP = 200
+const CONCURRENT = 8
+
+const body = JSON.stringify({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], max_tokens: 16 })
+
+const rawCall = (agent: Agent, port: number) =>
+  Effect.async<unknown, Error>((resume) => {
+    const req = request(
+      { host: "127.0.0.1", port, path: "/v1/chat/completions", method: "POST", agent, headers: { "content-type": "application/json", accept: "application/json" } },
+      (res) => {
+        const chunks: Array<Buffer> = []
+        res.on("data", (c: Buffer) => chunks.push(c))
+        res.on("end", () => {
+          try {
+            resume(Effect.succeed(JSON.parse(Buffer.concat(chunks).toString("utf8"))))
+          } catch (e) {
+            resume(Effect.fail(e instanceof Error ? e : new Error(String(e))))
+          }
+        })
+        res.on("error", (e) => resume(Effect.fail(e)))
+      }
+    )
+    req.on("error", (e) => resume(Effect.fail(e)))
+    req.end(body)
+  })
+
+const timed = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.gen(function* () {
+    const t0 = yield* Clock.currentTimeNanos
+    yield* effect
+    const t1 = yield* Clock.currentTimeNanos
+    return Number(t1 - t0) / 1e6
+  })
+
+const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+
+const summary = (ms: ReadonlyArray<number>, wallMs: number) => {
+  const s = [...ms].sort((a, b) => a - b)
+  return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), throughput: (ms.length / wallMs) * 1000 }
+}
+
+const fmt = (n: number, digits = 3) => n.toFixed(digits)
+
+const program = Effect.gen(function* () {
+  const sim = yield* start({ loaded: ["qwen/qwen3-4b"] })
+  const client = yield* Layer.build(
+    LmStudioClient.Default.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ baseUrl: sim.baseUrl }), NodeHttpClient.layerUndici)))
+  ).pipe(Effect.map(Context.get(LmStudioClient)))
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENT })
+  yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+
+  const raw = rawCall(agent, sim.port)
+  const viaClient = client.chat({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], maxTokens: 16 })
+
+  yield* Effect.repeatN(Effect.zip(raw, viaClient), WARMUP - 1)
+
+  const rawMs: Array<number> = []
+  const clientMs: Array<number> = []
+  let rawWall = 0
+  let clientWall = 0
+  for (let done = 0; done < TOTAL; done += BATCH) {
+    const r0 = yield* Clock.currentTimeMillis
+    for (let i = 0; i < BATCH; i++) rawMs.push(yield* timed(raw))
+    const r1 = yield* Clock.currentTimeMillis
+    for (let i = 0; i < BATCH; i++) clientMs.push(yield* timed(viaClient))
+    const c1 = yield* Clock.currentTimeMillis
+    rawWall += r1 - r0
+    clientWall += c1 - r1
+  }
+
+  const concurrent = (effect: Effect.Effect<unknown, unknown>) =>
+    Effect.gen(function* () {
+      const t0 = yield* Clock.currentTimeMillis
+      yield* Effect.forEach(Array.from({ length: TOTAL }), () => effect, { concurrency: CONCURRENT, discard: true })
+      return (TOTAL / ((yield* Clock.currentTimeMillis) - t0)) * 1000
+    })
+  const rawConcurrent = yield* concurrent(raw)
+  const clientConcurrent = yield* concurrent(viaClient)
+
+  const a = summary(rawMs, rawWall)
+  const b = summary(clientMs, clientWall)
+  const rssMb = process.memoryUsage().rss / 1024 / 1024
+  const lines = [
+    `LmStudioClient overhead — ${TOTAL} chat requests each way, zero-latency simulator, node ${process.version}`,
+    "",
+    "| path | p50 ms | p95 ms | p99 ms | sequential req/s | req/s at concurrency 8 |",
+    "|---|---|---|---|---|---|",
+    `| raw HTTP (node:http keep-alive) | ${fmt(a.p50)} | ${fmt(a.p95)} | ${fmt(a.p99)} | ${fmt(a.throughput, 0)} | ${fmt(rawConcurrent, 0)} |`,
+    `| LmStudioClient | ${fmt(b.p50)} | ${fmt(b.p95)} | ${fmt(b.p99)} | ${fmt(b.throughput, 0)} | ${fmt(clientConcurrent, 0)} |`,
+    "",
+    `overhead p50: ${fmt(b.p50 - a.p50)} ms per call (ratio ${fmt(b.p50 / a.p50, 2)}x); p99: ${fmt(b.p99 - a.p99)} ms; RSS after run: ${fmt(rssMb, 0)} MiB`,
+    `target: client overhead p50 <= 0.2 ms — ${b.p50 - a.p50 <= 0.2 ? "met" : "NOT met"}`
+  ]
+  yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
+})
+
+Effect.runPromise(Effect.scoped(program)).catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${String(e)}\n`)
+  process.exitCode = 1
+})
