@@ -159,15 +159,17 @@ export const chatCompletionFrames = (
   ids: Ids,
   options: { readonly includeUsage: boolean; readonly argsChunkSize: number }
 ): Array<string> => {
-  const chunk = (delta: unknown, finishReason: string | null = null) =>
+  const envelope = (rest: Record<string, unknown>) =>
     sseData({
       id: ids.completion,
       object: "chat.completion.chunk",
       created: ids.created,
       model: instance.identifier,
       system_fingerprint: instance.identifier,
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }]
+      ...rest
     })
+  const chunk = (delta: unknown, finishReason: string | null = null) =>
+    envelope({ choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] })
   const frames: Array<string> = []
   const reasoningKey = model.reasoningKey === "reasoning" ? "reasoning" : "reasoning_content"
   for (const tok of tokenize(c.reasoning)) frames.push(chunk({ role: "assistant", [reasoningKey]: tok }))
@@ -182,19 +184,7 @@ export const chatCompletionFrames = (
     }
   })
   frames.push(chunk({}, c.finishReason))
-  if (options.includeUsage) {
-    frames.push(
-      sseData({
-        id: ids.completion,
-        object: "chat.completion.chunk",
-        created: ids.created,
-        model: instance.identifier,
-        system_fingerprint: instance.identifier,
-        choices: [],
-        usage: usage(promptTokens, c)
-      })
-    )
-  }
+  if (options.includeUsage) frames.push(envelope({ choices: [], usage: usage(promptTokens, c) }))
   frames.push(sseDone)
   return frames
 }

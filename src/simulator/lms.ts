@@ -214,26 +214,16 @@ const formatElapsed = (ms: number): string => {
   return `${s}s`
 }
 
-const formatSize1024 = (bytes: number): string => {
-  const units = ["Bytes", "KiB", "MiB", "GiB", "TiB"]
+/** `formatSizeBytes1024` (load messages, GiB) and the base-1000 table sizes of `ls`/`ps` (GB), protocol §6.2. */
+const formatSize = (bytes: number, base: 1000 | 1024): string => {
+  const units = base === 1024 ? ["Bytes", "KiB", "MiB", "GiB", "TiB"] : ["B", "KB", "MB", "GB", "TB"]
   let v = bytes
   let u = 0
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024
+  while (v >= base && u < units.length - 1) {
+    v /= base
     u++
   }
-  return `${u === 0 ? v : v.toFixed(2)} ${units[u]}`
-}
-
-const formatSize1000 = (bytes: number): string => {
-  const units = ["B", "KB", "MB", "GB", "TB"]
-  let v = bytes
-  let u = 0
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000
-    u++
-  }
-  return `${v.toFixed(2)} ${units[u]}`
+  return `${base === 1024 && u === 0 ? v : v.toFixed(2)} ${units[u]}`
 }
 
 const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
@@ -279,8 +269,8 @@ const ls = async (argv: ReadonlyArray<string>) => {
     (!p.options.has("llm") && !p.options.has("embedding"))
   const filtered = list.filter((_, i) => keep(typed[i]!.type))
   if (p.options.has("json")) return out(JSON.stringify(filtered))
-  const rows = typed.filter((m) => keep(m.type)).map((m) => [m.modelKey, formatSize1000(m.sizeBytes), m.type.toUpperCase()])
-  out(`You have ${rows.length} models, taking up ${formatSize1000(typed.reduce((n, m) => n + m.sizeBytes, 0))} of disk space.\n`)
+  const rows = typed.filter((m) => keep(m.type)).map((m) => [m.modelKey, formatSize(m.sizeBytes, 1000), m.type.toUpperCase()])
+  out(`You have ${rows.length} models, taking up ${formatSize(typed.reduce((n, m) => n + m.sizeBytes, 0), 1000)} of disk space.\n`)
   out(table(["MODEL", "SIZE", "TYPE"], rows))
 }
 
@@ -304,7 +294,7 @@ const ps = async (argv: ReadonlyArray<string>) => {
   out(
     table(
       ["IDENTIFIER", "MODEL", "STATUS", "SIZE", "CONTEXT", "PARALLEL", "DEVICE", "TTL"],
-      typed.map((i) => [i.identifier, i.modelKey, i.status.toUpperCase(), formatSize1000(i.sizeBytes), String(i.contextLength), i.parallel === null ? "" : String(i.parallel), "Local", ttl(i)])
+      typed.map((i) => [i.identifier, i.modelKey, i.status.toUpperCase(), formatSize(i.sizeBytes, 1000), String(i.contextLength), i.parallel === null ? "" : String(i.parallel), "Local", ttl(i)])
     )
   )
 }
@@ -346,8 +336,8 @@ const load = async (argv: ReadonlyArray<string>) => {
     err(`Model: ${model.modelKey}`)
     const ctx = p.options.get("context-length")
     if (ctx !== undefined) err(`Context Length: ${ctx}`)
-    err(`Estimated GPU Memory:   ${formatSize1024(model.sizeBytes * 1.1)}`)
-    err(`Estimated Total Memory: ${formatSize1024(model.sizeBytes * 1.2)}`)
+    err(`Estimated GPU Memory:   ${formatSize(model.sizeBytes * 1.1, 1024)}`)
+    err(`Estimated Total Memory: ${formatSize(model.sizeBytes * 1.2, 1024)}`)
     err("\nEstimate: This model may be loaded based on your resource guardrails settings.")
     return
   }
@@ -366,7 +356,7 @@ const load = async (argv: ReadonlyArray<string>) => {
   if (res.status !== 200) fail(box("Model not found", `No model found that matches model key "${query}".`))
   const loaded = decode(LoadResult, res.body)
   err(`Model loaded successfully in ${formatElapsed(loaded.loadTimeMs)}.`)
-  err(`(${formatSize1024(loaded.sizeBytes)})`)
+  err(`(${formatSize(loaded.sizeBytes, 1024)})`)
   err(`To use the model in the API/SDK, use the identifier "${loaded.identifier}".`)
 }
 

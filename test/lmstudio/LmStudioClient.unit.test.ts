@@ -20,8 +20,8 @@ const clientWith = (http: HttpClient.HttpClient, timeout = Duration.seconds(30))
 /** A server that never answers: only the client's own timeout can end the call. */
 const silent = HttpClient.make(() => Effect.never)
 
-/** A server that answers with an SSE body delivered in the given byte pieces. */
-const sseServer = (pieces: ReadonlyArray<Uint8Array>) =>
+/** A server that answers with an SSE body delivered in the given byte pieces, then ends it (or stalls). */
+const sseServer = (pieces: ReadonlyArray<Uint8Array>, end: "close" | "stall" = "close") =>
   HttpClient.make((request) =>
     Effect.succeed(
       HttpClientResponse.fromWeb(
@@ -30,7 +30,7 @@ const sseServer = (pieces: ReadonlyArray<Uint8Array>) =>
           new ReadableStream<Uint8Array>({
             start(controller) {
               for (const p of pieces) controller.enqueue(p)
-              controller.close()
+              if (end === "close") controller.close()
             }
           }),
           { status: 200, headers: { "content-type": "text/event-stream" } }
@@ -100,21 +100,7 @@ describe("LmStudioClient timeouts (TestClock)", () => {
 
   it.scoped("a stream that goes silent fails with LmStudioTimeout after the idle timeout", () =>
     Effect.gen(function* () {
-      const stalled = HttpClient.make((request) =>
-        Effect.succeed(
-          HttpClientResponse.fromWeb(
-            request,
-            new Response(
-              new ReadableStream<Uint8Array>({
-                start(controller) {
-                  controller.enqueue(new TextEncoder().encode(chunk({ content: "partial" })))
-                }
-              }),
-              { status: 200, headers: { "content-type": "text/event-stream" } }
-            )
-          )
-        )
-      )
+      const stalled = sseServer([new TextEncoder().encode(chunk({ content: "partial" }))], "stall")
       const client = yield* clientWith(stalled, Duration.seconds(10))
       const fiber = yield* Effect.fork(Effect.exit(Stream.runCollect(client.chatStream({ messages: [{ role: "user", content: "x" }] }))))
       yield* TestClock.adjust(Duration.seconds(11))
