@@ -12,7 +12,7 @@
  */
 import { Sse } from "@effect/experimental"
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Duration, Effect, identity, Option, Ref, Schema, Stream } from "effect"
+import { Duration, Effect, identity, Option, Ref, Schedule, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import {
   LmStudioApiUnsupported,
@@ -465,7 +465,16 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           duration: timeout,
           onTimeout: () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs: Duration.toMillis(timeout), model: ctx.model })
         }),
-        Effect.retry({ schedule: httpTransientRetry, while: isTransientLmStudioError })
+        Effect.retry({
+          schedule: httpTransientRetry.pipe(
+            Schedule.tapInput((e: LmStudioError) =>
+              Effect.logWarning("LM Studio call failed transiently; retrying").pipe(
+                Effect.annotateLogs({ endpoint: ctx.endpoint, error: e._tag, detail: e.message })
+              )
+            )
+          ),
+          while: isTransientLmStudioError
+        })
       )
 
     const post = (path: string, body: Record<string, unknown>) =>

@@ -561,78 +561,93 @@ export const app = Effect.gen(function* () {
 
   if (path.startsWith("/__sim/")) return yield* control(sim, method, path, bodyOnce)
 
-  const data = yield* sim.get
-  const body = method === "POST" ? yield* bodyOnce : {}
-  yield* sim.countRequest({
-    method,
-    path,
-    model: modelIdOf(body),
-    authorization: req.headers["authorization"] ?? null,
-    body
-  })
-  if (data.faults.latencyMs > 0) yield* Effect.sleep(data.faults.latencyMs)
-
-  if (data.settings.apiToken !== null && path !== "/lmstudio-greeting") {
-    if (req.headers["authorization"] !== `Bearer ${data.settings.apiToken}`) {
-      return yield* refuse(openAiError(401, "Invalid or missing API token. Pass it as 'Authorization: Bearer <token>'.", null, "invalid_api_key"))
-    }
-  }
-  const injected = yield* sim.takeFailNext(path)
-  if (Option.isSome(injected)) {
-    return HttpServerResponse.text(
-      JSON.stringify(injected.value.body ?? { error: { message: `Simulated HTTP ${injected.value.status}`, type: "server_error", param: null, code: null } }),
-      { status: injected.value.status, contentType: "application/json; charset=utf-8" }
-    )
-  }
-  if (yield* sim.takeMalformed(path)) {
-    return HttpServerResponse.text('{"id":"chatcmpl-broken","object":"chat.compl', { status: 200, contentType: "application/json; charset=utf-8" })
-  }
-
-  const v1Enabled = data.settings.v1
-  const route = `${method} ${path}`
-  switch (route) {
-    case "GET /lmstudio-greeting":
-      return json({ lmstudio: true })
-    case "GET /v1/models": {
-      const loaded = data.instances.map((i) => i.identifier)
-      const ids = data.settings.jit ? [...new Set([...data.models.map((m) => m.key), ...loaded])] : loaded
-      return json({ data: ids.map((id) => ({ id, object: "model", owned_by: "organization_owner" })), object: "list" })
-    }
-    case "GET /api/v0/models":
-      return json({ object: "list", data: data.models.map((m) => v0Model(m, data.instances)) })
-    case "POST /v1/chat/completions":
-      return yield* chatCompletions(sim, req, body, false)
-    case "POST /api/v0/chat/completions":
-      return yield* chatCompletions(sim, req, body, true)
-    case "POST /v1/completions":
-      return yield* completions(sim, req, body, false)
-    case "POST /api/v0/completions":
-      return yield* completions(sim, req, body, true)
-    case "POST /v1/embeddings":
-    case "POST /api/v0/embeddings":
-      return yield* embeddingsRoute(sim, body)
-    case "POST /v1/responses":
-      if (data.settings.responses) return yield* responses(sim, req, body)
-      break
-    case "GET /api/v1/models":
-      if (v1Enabled) return json({ models: data.models.map((m) => v1Model(m, data.instances)) })
-      break
-    case "POST /api/v1/models/load":
-      if (v1Enabled) return yield* v1Load(sim, body)
-      break
-    case "POST /api/v1/models/unload":
-      if (v1Enabled) return yield* v1Unload(sim, body)
-      break
-    case "POST /api/v1/chat":
-      if (v1Enabled) return yield* v1Chat(sim, req, body)
-      break
-  }
-  if (method === "GET" && path.startsWith("/api/v0/models/")) {
-    const id = decodeURIComponent(path.slice("/api/v0/models/".length))
-    const m = data.models.find((x) => x.key === id)
-    return m ? json(v0Model(m, data.instances)) : errorResponse({ status: 404, body: { error: `Model "${id}" not found` } })
-  }
-  // Pre-0.4 servers answer /api/v1/* like any unknown route outside it: HTTP 200 with an error body.
-  const unknown = unexpectedEndpoint(method, path)
-  return errorResponse(path.startsWith("/api/v1/") && !v1Enabled ? { ...unknown, status: 200 } : unknown)
+  return yield* serve(sim, req, method, path, bodyOnce).pipe(
+    // The node server interrupts a handler whose client closed the connection: count it, so tests can prove that
+    // interrupting a call on the bridge's side really aborts the HTTP request.
+    Effect.onInterrupt(() => sim.countStream("requestsAborted"))
+  )
 }).pipe(Effect.catchTag("Refused", (r) => Effect.succeed(errorResponse(r.error))))
+
+const serve = (
+  sim: Sim,
+  req: HttpServerRequest.HttpServerRequest,
+  method: string,
+  path: string,
+  bodyOnce: Effect.Effect<unknown, Refused>
+) =>
+  Effect.gen(function* () {
+    const data = yield* sim.get
+    const body = method === "POST" ? yield* bodyOnce : {}
+    yield* sim.countRequest({
+      method,
+      path,
+      model: modelIdOf(body),
+      authorization: req.headers["authorization"] ?? null,
+      body
+    })
+    if (data.faults.latencyMs > 0) yield* Effect.sleep(data.faults.latencyMs)
+
+    if (data.settings.apiToken !== null && path !== "/lmstudio-greeting") {
+      if (req.headers["authorization"] !== `Bearer ${data.settings.apiToken}`) {
+        return yield* refuse(openAiError(401, "Invalid or missing API token. Pass it as 'Authorization: Bearer <token>'.", null, "invalid_api_key"))
+      }
+    }
+    const injected = yield* sim.takeFailNext(path)
+    if (Option.isSome(injected)) {
+      return HttpServerResponse.text(
+        JSON.stringify(injected.value.body ?? { error: { message: `Simulated HTTP ${injected.value.status}`, type: "server_error", param: null, code: null } }),
+        { status: injected.value.status, contentType: "application/json; charset=utf-8" }
+      )
+    }
+    if (yield* sim.takeMalformed(path)) {
+      return HttpServerResponse.text('{"id":"chatcmpl-broken","object":"chat.compl', { status: 200, contentType: "application/json; charset=utf-8" })
+    }
+
+    const v1Enabled = data.settings.v1
+    const route = `${method} ${path}`
+    switch (route) {
+      case "GET /lmstudio-greeting":
+        return json({ lmstudio: true })
+      case "GET /v1/models": {
+        const loaded = data.instances.map((i) => i.identifier)
+        const ids = data.settings.jit ? [...new Set([...data.models.map((m) => m.key), ...loaded])] : loaded
+        return json({ data: ids.map((id) => ({ id, object: "model", owned_by: "organization_owner" })), object: "list" })
+      }
+      case "GET /api/v0/models":
+        return json({ object: "list", data: data.models.map((m) => v0Model(m, data.instances)) })
+      case "POST /v1/chat/completions":
+        return yield* chatCompletions(sim, req, body, false)
+      case "POST /api/v0/chat/completions":
+        return yield* chatCompletions(sim, req, body, true)
+      case "POST /v1/completions":
+        return yield* completions(sim, req, body, false)
+      case "POST /api/v0/completions":
+        return yield* completions(sim, req, body, true)
+      case "POST /v1/embeddings":
+      case "POST /api/v0/embeddings":
+        return yield* embeddingsRoute(sim, body)
+      case "POST /v1/responses":
+        if (data.settings.responses) return yield* responses(sim, req, body)
+        break
+      case "GET /api/v1/models":
+        if (v1Enabled) return json({ models: data.models.map((m) => v1Model(m, data.instances)) })
+        break
+      case "POST /api/v1/models/load":
+        if (v1Enabled) return yield* v1Load(sim, body)
+        break
+      case "POST /api/v1/models/unload":
+        if (v1Enabled) return yield* v1Unload(sim, body)
+        break
+      case "POST /api/v1/chat":
+        if (v1Enabled) return yield* v1Chat(sim, req, body)
+        break
+    }
+    if (method === "GET" && path.startsWith("/api/v0/models/")) {
+      const id = decodeURIComponent(path.slice("/api/v0/models/".length))
+      const m = data.models.find((x) => x.key === id)
+      return m ? json(v0Model(m, data.instances)) : errorResponse({ status: 404, body: { error: `Model "${id}" not found` } })
+    }
+    // Pre-0.4 servers answer /api/v1/* like any unknown route outside it: HTTP 200 with an error body.
+    const unknown = unexpectedEndpoint(method, path)
+    return errorResponse(path.startsWith("/api/v1/") && !v1Enabled ? { ...unknown, status: 200 } : unknown)
+  })

@@ -99,6 +99,8 @@ export interface Counters {
   readonly streamsCompleted: number
   /** Streams the client closed before the end (interruption seen by the server). */
   readonly streamsAborted: number
+  /** Non-streamed requests whose client went away before the answer (the handler was interrupted). */
+  readonly requestsAborted: number
   readonly byPath: Readonly<Record<string, number>>
 }
 
@@ -297,7 +299,7 @@ export const initialData = (options: SimOptions, now: number): SimData => {
     faults: options.faults ? applyFaults(noFaults, options.faults) : noFaults,
     scenario: options.scenario ?? { rules: [] },
     settings: { ...defaultSettings, ...options.settings },
-    counters: { requests: 0, streamsStarted: 0, streamsCompleted: 0, streamsAborted: 0, byPath: {} },
+    counters: { requests: 0, streamsStarted: 0, streamsCompleted: 0, streamsAborted: 0, requestsAborted: 0, byPath: {} },
     recent: []
   }
   const preload = options.loaded ?? models.filter((m) => m.type !== "embedding").slice(0, 1).map((m) => m.key)
@@ -369,7 +371,7 @@ const make = (options: SimOptions) =>
         recent: [...d.recent.slice(-(RECENT_LIMIT - 1)), req]
       }))
 
-    const countStream = (what: "streamsStarted" | "streamsCompleted" | "streamsAborted") =>
+    const countStream = (what: "streamsStarted" | "streamsCompleted" | "streamsAborted" | "requestsAborted") =>
       Ref.update(ref, (d) => ({ ...d, counters: { ...d.counters, [what]: d.counters[what] + 1 } }))
 
     /** Marks an instance busy (lms ps shows it generating; the TTL sweeper leaves it alone). */

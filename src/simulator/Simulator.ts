@@ -29,7 +29,9 @@ export const start = (options: SimulatorOptions = {}): Effect.Effect<RunningSimu
       port: options.port ?? 0,
       host
     }).pipe(Effect.orDie)
-    yield* server.serve(SimServer.app.pipe(Effect.provideService(SimState, state)))
+    // The platform starts request handlers uninterruptible; like LM Studio, the simulator stops work for a client that
+    // went away, so the handler is made interruptible (streams already are).
+    yield* server.serve(SimServer.app.pipe(Effect.provideService(SimState, state), Effect.interruptible))
     const address = server.address
     const port = address._tag === "TcpAddress" ? address.port : 0
     const shownHost = host.includes(":") ? `[${host}]` : host

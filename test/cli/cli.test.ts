@@ -84,6 +84,22 @@ describe("CLI against the simulator", () => {
     })
   )
 
+  it.scopedLive("logs go to stderr as JSON lines (a transient failure is retried and logged); stdout stays the answer", () =>
+    Effect.gen(function* () {
+      const sim = yield* start({ faults: { failNext: { status: 503, path: "/v1/chat", count: 1 } } })
+      const r = yield* cli(sim.baseUrl, "chat", "hi", "--json")
+      assert.strictEqual(r.code, 0)
+      assert.strictEqual(j(JSON.parse(r.stdout)).get("content").str, "You said: hi")
+      const logs = r.stderr
+        .trim()
+        .split("\n")
+        .map((line) => j(JSON.parse(line)))
+      const retry = logs.find((l) => l.get("message").str.includes("retrying"))!
+      assert.strictEqual(retry.get("logLevel").str, "WARN")
+      assert.strictEqual(retry.get("annotations", "error").str, "LmStudioHttpError")
+    })
+  )
+
   it.scopedLive("a chat with no model loaded and none named fails clearly", () =>
     Effect.gen(function* () {
       const sim = yield* start({ loaded: [] })

@@ -387,12 +387,13 @@ describe("LmStudioClient errors", () => {
     })
   )
 
-  it.scopedLive("an interrupted plain request does not leave the model busy", () =>
+  it.scopedLive("interrupting a plain request aborts it: the simulator sees the client go away", () =>
     Effect.gen(function* () {
-      const { client, sim } = yield* simAndClient({ faults: { latencyMs: 500 } })
-      const exit = yield* Effect.either(Effect.timeout(client.chat({ model: "qwen/qwen3-4b", messages: hi }), Duration.millis(50)))
+      const { client, sim } = yield* simAndClient({ faults: { latencyMs: 2000 } })
+      const exit = yield* Effect.either(Effect.timeout(client.chat({ model: "qwen/qwen3-4b", messages: hi }), Duration.millis(100)))
       assert.isTrue(Either.isLeft(exit))
-      const state = yield* eventually(sim.state.get, (d) => d.instances.every((i) => i.active === 0))
+      const state = yield* eventually(sim.state.get, (d) => d.counters.requestsAborted === 1)
+      assert.strictEqual(state.counters.requestsAborted, 1)
       assert.isTrue(state.instances.every((i) => i.active === 0))
     })
   )
