@@ -468,7 +468,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
         Effect.retry({
           schedule: httpTransientRetry.pipe(
             Schedule.tapInput((e: LmStudioError) =>
-              Effect.logWarning("LM Studio call failed transiently; retrying").pipe(
+              Effect.logDebug("LM Studio call failed transiently; retrying").pipe(
                 Effect.annotateLogs({ endpoint: ctx.endpoint, error: e._tag, detail: e.message })
               )
             )

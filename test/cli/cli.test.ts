@@ -8,7 +8,7 @@ import { start } from "../../src/simulator/Simulator.js"
 import { binPath, j, runEffect } from "../helpers.js"
 
 const cli = (baseUrl: string, ...args: Array<string>) =>
-  runEffect(process.execPath, [binPath, ...args], { LMSTUDIO_BASE_URL: baseUrl, LOG_LEVEL: "warn", DEFAULT_MODEL: undefined })
+  runEffect(process.execPath, [binPath, ...args], { LMSTUDIO_BASE_URL: baseUrl, LOG_LEVEL: undefined, DEFAULT_MODEL: undefined })
 
 /** A URL on which nothing listens: a simulator's port after it stopped. */
 const closedUrl = Effect.scoped(Effect.map(start(), (s) => s.baseUrl))
@@ -87,7 +87,7 @@ describe("CLI against the simulator", () => {
   it.scopedLive("logs go to stderr as JSON lines (a transient failure is retried and logged); stdout stays the answer", () =>
     Effect.gen(function* () {
       const sim = yield* start({ faults: { failNext: { status: 503, path: "/v1/chat", count: 1 } } })
-      const r = yield* cli(sim.baseUrl, "chat", "hi", "--json")
+      const r = yield* runEffect(process.execPath, [binPath, "chat", "hi", "--json"], { LMSTUDIO_BASE_URL: sim.baseUrl, LOG_LEVEL: "debug" })
       assert.strictEqual(r.code, 0)
       assert.strictEqual(j(JSON.parse(r.stdout)).get("content").str, "You said: hi")
       const logs = r.stderr
@@ -95,7 +95,7 @@ describe("CLI against the simulator", () => {
         .split("\n")
         .map((line) => j(JSON.parse(line)))
       const retry = logs.find((l) => l.get("message").str.includes("retrying"))!
-      assert.strictEqual(retry.get("logLevel").str, "WARN")
+      assert.strictEqual(retry.get("logLevel").str, "DEBUG")
       assert.strictEqual(retry.get("annotations", "error").str, "LmStudioHttpError")
     })
   )
