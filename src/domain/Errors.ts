@@ -5,7 +5,7 @@
  * `hint` that names the fix. `message` is derived from the fields so the one-line rendering never drifts from the
  * data. Services expose only these errors: transport and parse errors are mapped at the service edge.
  */
-import { Schema } from "effect"
+import { Predicate, Schema } from "effect"
 
 const StringList = Schema.Array(Schema.String)
 
@@ -289,7 +289,7 @@ export interface Explained {
 }
 
 export const isExplained = (u: unknown): u is Explained =>
-  typeof u === "object" && u !== null && "_tag" in u && "hint" in u && typeof (u as { hint: unknown }).hint === "string"
+  Predicate.isRecord(u) && typeof u._tag === "string" && typeof u.hint === "string" && typeof u.message === "string"
 
 /** One-line rendering: `<Tag>: <message>` — used by the CLI; the MCP face adds the hint and the fields. */
 export const renderError = (e: Explained): string => `${e._tag}: ${e.message}`

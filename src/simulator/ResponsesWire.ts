@@ -2,6 +2,7 @@
  * The stateful APIs of the simulator: OpenAI-compatible `/v1/responses` (protocol §2.5; OpenAI's Responses shapes
  * where LM Studio's are UNVERIFIED) and native `/api/v1/chat` (protocol §4.5). Pure builders.
  */
+import { Predicate } from "effect"
 import type { SimInstance, SimModel } from "./Catalog.js"
 import type { Turn } from "./Scenario.js"
 import { sseEvent, type Completed, pieces } from "./Wire.js"
@@ -31,8 +32,8 @@ const roleOf = (role: unknown): Turn["role"] =>
 /** Turns Responses input items (or chat messages) into the conversation the scenario matches on. */
 export const itemsToTurns = (items: ReadonlyArray<unknown>): Array<Turn> =>
   items.flatMap((item): Array<Turn> => {
-    if (typeof item !== "object" || item === null) return []
-    const it = item as Record<string, unknown>
+    if (!Predicate.isRecord(item)) return []
+    const it = item
     if (it.type === "function_call_output") return [{ role: "tool", text: typeof it.output === "string" ? it.output : JSON.stringify(it.output) }]
     if (it.type === "function_call") return [{ role: "assistant", text: `${String(it.name)}(${String(it.arguments)})` }]
     if (it.type === "reasoning") return []

@@ -4,7 +4,7 @@
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Clock, Duration, Effect, Option, Random, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Option, Predicate, Random, Schema, Stream } from "effect"
 import { lmsInstanceInfo, lmsModelInfo, type SimInstance, type SimModel, v0Model, v1Model } from "./Catalog.js"
 import {
   itemsToTurns,
@@ -184,8 +184,8 @@ const contentText = (content: unknown): string =>
 
 const messagesToTurns = (messages: ReadonlyArray<unknown>): Array<Turn> =>
   messages.flatMap((m): Array<Turn> => {
-    if (typeof m !== "object" || m === null) return []
-    const msg = m as Record<string, unknown>
+    if (!Predicate.isRecord(m)) return []
+    const msg = m
     const role = msg.role === "developer" ? "system" : msg.role
     if (role !== "system" && role !== "user" && role !== "assistant" && role !== "tool") return []
     return [{ role, text: contentText(msg.content) }]
@@ -195,14 +195,14 @@ const promptTokensOf = (turns: ReadonlyArray<Turn>): number => turns.reduce((n, 
 
 /** A minimal JSON value that satisfies a JSON schema: what the default model answers under `json_schema`. */
 export const exampleFor = (schema: unknown): unknown => {
-  if (typeof schema !== "object" || schema === null) return null
-  const s = schema as Record<string, unknown>
+  if (!Predicate.isRecord(schema)) return null
+  const s = schema
   if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0]
   if ("const" in s) return s.const
   const type = Array.isArray(s.type) ? s.type[0] : s.type
   switch (type) {
     case "object": {
-      const props = (typeof s.properties === "object" && s.properties !== null ? s.properties : {}) as Record<string, unknown>
+      const props = Predicate.isRecord(s.properties) ? s.properties : {}
       return Object.fromEntries(Object.entries(props).map(([k, v]) => [k, exampleFor(v)]))
     }
     case "array":
@@ -220,12 +220,12 @@ export const exampleFor = (schema: unknown): unknown => {
 }
 
 const structuredReply = (responseFormat: unknown): Effect.Effect<Option.Option<Reply>, Refused> => {
-  if (typeof responseFormat !== "object" || responseFormat === null) return Effect.succeedNone
-  const rf = responseFormat as Record<string, unknown>
+  if (!Predicate.isRecord(responseFormat)) return Effect.succeedNone
+  const rf = responseFormat
   if (rf.type === "text") return Effect.succeedNone
   if (rf.type === "json_schema") {
-    const js = (typeof rf.json_schema === "object" && rf.json_schema !== null ? rf.json_schema : {}) as Record<string, unknown>
-    return Effect.succeed(Option.some({ content: JSON.stringify(exampleFor(js.schema)) }))
+    const schema = Predicate.isRecord(rf.json_schema) ? rf.json_schema.schema : undefined
+    return Effect.succeed(Option.some({ content: JSON.stringify(exampleFor(schema)) }))
   }
   return refuse(openAiError(400, "'response_format.type' must be 'json_schema' or 'text'", "response_format", null))
 }
