@@ -1,0 +1,123 @@
+/**
+ * CircuitBreaker (DESIGN §6): closed → open after N consecutive failures → half-open after the reset time, letting
+ * exactly one probe through → closed on its success, open again on its failure.
+ *
+ * State lives in a `SynchronizedRef`, time comes from `Clock` (so `TestClock` drives it). The transitions are pure
+ * functions, exported for tests. What counts as a failure is the caller's choice: an answer that proves the
+ * dependency is alive (a 4xx, "model not found") is not a failure of the dependency.
+ */
+import { Cause, Clock, Effect, Exit, Option, SynchronizedRef } from "effect"
+import { CircuitOpen } from "../domain/Errors.js"
+
+export type BreakerState =
+  | { readonly _tag: "Closed"; readonly failures: number }
+  | { readonly _tag: "Open"; readonly openedAt: number }
+  | { readonly _tag: "HalfOpen"; readonly probing: boolean }
+
+export interface BreakerPolicy {
+  readonly failureThreshold: number
+  readonly resetAfterMs: number
+}
+
+export const defaultPolicy: BreakerPolicy = { failureThreshold: 5, resetAfterMs: 60_000 }
+
+export type Admission =
+  | { readonly _tag: "Allowed"; readonly probe: boolean }
+  | { readonly _tag: "Rejected"; readonly retryAfterMs: number }
+
+/** May a call go through now? A due open breaker turns half-open and admits this call as its single probe. */
+export const admit = (s: BreakerState, now: number, p: BreakerPolicy): [Admission, BreakerState] => {
+  switch (s._tag) {
+    case "Closed":
+      return [{ _tag: "Allowed", probe: false }, s]
+    case "Open": {
+      const due = s.openedAt + p.resetAfterMs
+      if (now >= due) return [{ _tag: "Allowed", probe: true }, { _tag: "HalfOpen", probing: true }]
+      return [{ _tag: "Rejected", retryAfterMs: due - now }, s]
+    }
+    case "HalfOpen":
+      return s.probing ? [{ _tag: "Rejected", retryAfterMs: 1000 }, s] : [{ _tag: "Allowed", probe: true }, { _tag: "HalfOpen", probing: true }]
+  }
+}
+
+export type Outcome = "success" | "failure" | "interrupted"
+
+/** The state after a call that was admitted ended with the given outcome. */
+export const settle = (s: BreakerState, probe: boolean, outcome: Outcome, now: number, p: BreakerPolicy): BreakerState => {
+  if (probe) {
+    if (outcome === "success") return { _tag: "Closed", failures: 0 }
+    if (outcome === "failure") return { _tag: "Open", openedAt: now }
+    // An interrupted probe proved nothing: let the next call probe.
+    return s._tag === "HalfOpen" ? { _tag: "HalfOpen", probing: false } : s
+  }
+  if (s._tag !== "Closed" || outcome === "interrupted") return s
+  if (outcome === "success") return { _tag: "Closed", failures: 0 }
+  const failures = s.failures + 1
+  return failures >= p.failureThreshold ? { _tag: "Open", openedAt: now } : { _tag: "Closed", failures }
+}
+
+export interface BreakerSnapshot {
+  readonly dependency: string
+  readonly state: "closed" | "open" | "half_open"
+  readonly consecutiveFailures: number
+  /** Seconds until an open breaker lets a probe through (0 when not open). */
+  readonly retryAfterSeconds: number
+}
+
+export interface CircuitBreaker {
+  readonly dependency: string
+  /**
+   * Runs `effect` behind the breaker. `isFailure` says which errors count against the dependency (default: all).
+   * When the breaker is open the effect does not run and `CircuitOpen` is returned.
+   */
+  readonly protect: <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    isFailure?: (e: E) => boolean
+  ) => Effect.Effect<A, E | CircuitOpen, R>
+  readonly snapshot: Effect.Effect<BreakerSnapshot>
+}
+
+const toSnapshot = (dependency: string, s: BreakerState, now: number, p: BreakerPolicy): BreakerSnapshot => ({
+  dependency,
+  state: s._tag === "Closed" ? "closed" : s._tag === "Open" ? "open" : "half_open",
+  consecutiveFailures: s._tag === "Closed" ? s.failures : p.failureThreshold,
+  retryAfterSeconds: s._tag === "Open" ? Math.max(0, Math.ceil((s.openedAt + p.resetAfterMs - now) / 1000)) : 0
+})
+
+export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): Effect.Effect<CircuitBreaker> =>
+  Effect.gen(function* () {
+    const p: BreakerPolicy = { ...defaultPolicy, ...policy }
+    const ref = yield* SynchronizedRef.make<BreakerState>({ _tag: "Closed", failures: 0 })
+
+    const protect = <A, E, R>(effect: Effect.Effect<A, E, R>, isFailure: (e: E) => boolean = () => true) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const admission = yield* SynchronizedRef.modify(ref, (s) => admit(s, now, p))
+          if (admission._tag === "Rejected") {
+            return yield* new CircuitOpen({ dependency, retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000)) })
+          }
+          return yield* restore(effect).pipe(
+            Effect.onExit((exit) =>
+              Effect.flatMap(Clock.currentTimeMillis, (end) => {
+                const outcome: Outcome = Exit.isSuccess(exit)
+                  ? "success"
+                  : Cause.isInterruptedOnly(exit.cause)
+                    ? "interrupted"
+                    : Option.match(Cause.failureOption(exit.cause), {
+                        onNone: (): Outcome => "failure",
+                        onSome: (e): Outcome => (isFailure(e) ? "failure" : "success")
+                      })
+                return SynchronizedRef.update(ref, (s) => settle(s, admission.probe, outcome, end, p))
+              })
+            )
+          )
+        })
+      )
+
+    const snapshot = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      SynchronizedRef.get(ref).pipe(Effect.map((s) => toSnapshot(dependency, s, now, p)))
+    )
+
+    return { dependency, protect, snapshot } satisfies CircuitBreaker
+  })
