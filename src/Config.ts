@@ -17,6 +17,8 @@ export interface AppConfigShape {
   readonly baseUrl: string
   readonly apiToken: Option.Option<Redacted.Redacted<string>>
   readonly lmsCliPath: Option.Option<string>
+  /** Longest run of one `lms` command (a model load included) before it is killed. */
+  readonly lmsTimeout: Duration.Duration
   readonly lifecycle: LifecycleMode
   readonly defaultModel: Option.Option<string>
   readonly modelTtlSeconds: number
@@ -119,6 +121,7 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
     const token = yield* optional("LMSTUDIO_API_TOKEN", nonEmpty)
     const apiToken = Option.isSome(token) ? token : yield* optional("LM_API_TOKEN", nonEmpty)
     const lmsCliPath = yield* optional("LMS_CLI_PATH", nonEmpty)
+    const lmsTimeoutSeconds = yield* withDefault("LMS_CLI_TIMEOUT_SECONDS", intBetween(1, 3600), 120)
     const lifecycle = yield* withDefault("LMSTUDIO_LIFECYCLE", oneOf("auto", "cli", "jit", "rest"), "auto")
     const defaultModel = yield* optional("DEFAULT_MODEL", modelName)
     const maxModelTtlSeconds = yield* withDefault("MAX_MODEL_TTL_SECONDS", intBetween(1, MAX_TTL_CAP), 3600)
@@ -151,6 +154,7 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
       baseUrl,
       apiToken: Option.map(apiToken, Redacted.make),
       lmsCliPath,
+      lmsTimeout: Duration.seconds(lmsTimeoutSeconds),
       lifecycle,
       defaultModel,
       modelTtlSeconds,
@@ -185,6 +189,7 @@ export const defaults: AppConfigShape = {
   baseUrl: "http://127.0.0.1:1234",
   apiToken: Option.none(),
   lmsCliPath: Option.none(),
+  lmsTimeout: Duration.seconds(120),
   lifecycle: "auto",
   defaultModel: Option.none(),
   modelTtlSeconds: 600,

@@ -5,6 +5,9 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { spawn } from "node:child_process"
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { AppConfig, type AppConfigShape } from "../src/Config.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
@@ -129,3 +132,26 @@ export class J {
 }
 
 export const j = (raw: unknown): J => new J(raw)
+
+/** A temporary directory removed with the test's scope. */
+export const tempDir = Effect.acquireRelease(
+  Effect.sync(() => mkdtempSync(join(tmpdir(), "lmsb-"))),
+  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+)
+
+/** Writes an executable node script (a stand-in `lms` that misbehaves on purpose) and returns its path. */
+export const fakeExecutable = (dir: string, name: string, body: string): string => {
+  const file = join(dir, name)
+  writeFileSync(file, `#!/usr/bin/env node\n${body}\n`)
+  chmodSync(file, 0o755)
+  return file
+}
+
+export const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

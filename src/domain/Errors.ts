@@ -255,6 +255,33 @@ export class LmsCliFailed extends Schema.TaggedError<LmsCliFailed>()("LmsCliFail
   }
 }
 
+export class LmsCliTimeout extends Schema.TaggedError<LmsCliTimeout>()("LmsCliTimeout", {
+  args: StringList,
+  timeoutMs: Schema.Number
+}) {
+  override get message(): string {
+    return `\`lms ${this.args.join(" ")}\` did not finish within ${this.timeoutMs} ms and was killed`
+  }
+  get hint(): string {
+    return "LM Studio may be busy or stuck; check it, or raise LMS_CLI_TIMEOUT_SECONDS for slow model loads."
+  }
+}
+
+export class LmsCliOutputInvalid extends Schema.TaggedError<LmsCliOutputInvalid>()("LmsCliOutputInvalid", {
+  args: StringList,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `\`lms ${this.args.join(" ")}\` printed output the bridge could not read: ${this.detail}`
+  }
+  get hint(): string {
+    return "Update LM Studio's CLI (`lms` ships with LM Studio), or set LMSTUDIO_LIFECYCLE=rest to manage models over HTTP."
+  }
+}
+
+/** Errors of the lms CLI port. */
+export type LmsError = LmsCliUnavailable | LmsCliFailed | LmsCliTimeout | LmsCliOutputInvalid | CircuitOpen
+
 export class BridgeOverloaded extends Schema.TaggedError<BridgeOverloaded>()("BridgeOverloaded", {
   queued: Schema.Number,
   limit: Schema.Number,
