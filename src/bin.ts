@@ -10,18 +10,19 @@ import { AppConfig, type ConfigOverrides } from "./Config.js"
 import { makeCli } from "./cli/Cli.js"
 import { isExplained, renderError } from "./domain/Errors.js"
 import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
+import { LmsCli } from "./lmstudio/LmsCli.js"
+import { ModelCatalog } from "./lmstudio/ModelCatalog.js"
 import * as Logging from "./observability/Logging.js"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
-/** Configuration (env + flags), logging, and the LM Studio client, for one command run. */
-const appLayer = (overrides: ConfigOverrides) => {
-  const config = AppConfig.layerWith(overrides)
-  return Layer.mergeAll(LmStudioClient.Default, Logging.layer).pipe(
-    Layer.provideMerge(config),
-    Layer.provide(NodeHttpClient.layerUndici)
+/** Configuration (env + flags), logging, the LM Studio client, the lms CLI and the model catalog, for one command run. */
+const appLayer = (overrides: ConfigOverrides) =>
+  ModelCatalog.Default.pipe(
+    Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Logging.layer)),
+    Layer.provideMerge(AppConfig.layerWith(overrides)),
+    Layer.provide(Layer.mergeAll(NodeHttpClient.layerUndici, NodeContext.layer))
   )
-}
 
 /** A typed failure becomes one line on stderr (`<Tag>: message (hint: …)`) and exit code 1; no stack traces. */
 const report = (cause: Cause.Cause<unknown>) =>

@@ -3,6 +3,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option, Stream } from "effect"
 import { type ChatMessage, systemMessage, userMessage } from "../domain/Messages.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import {
   type AppLayerFactory,
   baseUrl,
@@ -24,6 +25,12 @@ const temperature = optionalNumber("temperature", "Sampling temperature")
 const system = Options.text("system").pipe(Options.withAlias("s"), Options.withDescription("System prompt"), Options.optional)
 const noStream = Options.boolean("no-stream").pipe(Options.withDescription("Wait for the whole answer instead of streaming it"))
 
+/** The instance (or key) to send: the named model, checked against the catalog, else the default (DESIGN §5). */
+const modelFor = (flag: Option.Option<string>) =>
+  Effect.flatMap(ModelCatalog, (catalog) =>
+    Effect.map(catalog.resolve(Option.getOrUndefined(flag)), (found) => found.instance?.id ?? found.model.key)
+  )
+
 const usageJson = (u: { readonly promptTokens: number; readonly completionTokens: number; readonly totalTokens: number } | undefined) =>
   u ? { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens } : null
 
@@ -31,7 +38,7 @@ export const chatCommand = (appLayer: AppLayerFactory) =>
   Command.make("chat", { prompt, model, system, maxTokens, temperature, noStream, baseUrl, json }, (flags) =>
     Effect.gen(function* () {
       const client = yield* LmStudioClient
-      const chosen = yield* client.resolveModel(Option.getOrUndefined(flags.model))
+      const chosen = yield* modelFor(flags.model)
       const messages: Array<ChatMessage> = [
         ...Option.match(flags.system, { onNone: () => [], onSome: (s) => [systemMessage(s)] }),
         userMessage(flags.prompt)
@@ -89,7 +96,7 @@ export const completeCommand = (appLayer: AppLayerFactory) =>
   Command.make("complete", { prompt, model, maxTokens, temperature, stop, baseUrl, json }, (flags) =>
     Effect.gen(function* () {
       const client = yield* LmStudioClient
-      const chosen = yield* client.resolveModel(Option.getOrUndefined(flags.model))
+      const chosen = yield* modelFor(flags.model)
       const r = yield* client.complete({
         model: chosen,
         prompt: flags.prompt,
@@ -145,7 +152,7 @@ export const respondCommand = (appLayer: AppLayerFactory) =>
   Command.make("respond", { input, model, previous, effort, noStream, baseUrl, json }, (flags) =>
     Effect.gen(function* () {
       const client = yield* LmStudioClient
-      const chosen = yield* client.resolveModel(Option.getOrUndefined(flags.model))
+      const chosen = yield* modelFor(flags.model)
       const request = {
         model: chosen,
         input: flags.input,

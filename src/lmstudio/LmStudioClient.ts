@@ -175,8 +175,8 @@ export interface ModelInfo {
   readonly toolUse: boolean | undefined
   readonly vision: boolean | undefined
   readonly loaded: ReadonlyArray<LoadedInstance>
-  /** Which API described the model: v1 is the richest, openai the poorest (ids only). */
-  readonly source: "v1" | "v0" | "openai"
+  /** Which API described the model: v1 is the richest, openai the poorest (ids only); lms is the CLI's JSON. */
+  readonly source: "v1" | "v0" | "lms" | "openai"
 }
 
 export interface Apis {
@@ -666,16 +666,6 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       )
     })
 
-    /** The model a call uses: the one named, else DEFAULT_MODEL, else the first loaded LLM, else NoModelLoaded. */
-    const resolveModel = Effect.fn("LmStudioClient.resolveModel")(function* (name: string | undefined) {
-      if (name !== undefined && name !== "default") return name
-      if (Option.isSome(config.defaultModel)) return config.defaultModel.value
-      const all = yield* models()
-      const loaded = all.find((m) => m.type !== "embedding" && m.loaded.length > 0)
-      if (loaded) return loaded.loaded[0]!.id
-      return yield* new NoModelLoaded({ baseUrl, detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded" })
-    })
-
     const chatBody = (req: ChatRequest, stream: boolean): Record<string, unknown> => ({
       ...(req.model !== undefined ? { model: req.model } : {}),
       messages: req.messages.map((m) => ({
@@ -937,7 +927,6 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       listV0Models,
       listV1Models,
       models,
-      resolveModel,
       chat,
       chatStream,
       complete,

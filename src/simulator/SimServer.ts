@@ -604,7 +604,8 @@ const serve = (
     }
 
     const v1Enabled = data.settings.v1
-    const route = `${method} ${path}`
+    // A server with the native v0 API switched off answers its routes like any unknown route.
+    const route = !data.settings.v0 && path.startsWith("/api/v0/") ? `${method} (v0 off)` : `${method} ${path}`
     switch (route) {
       case "GET /lmstudio-greeting":
         return json({ lmstudio: true })
@@ -642,7 +643,7 @@ const serve = (
         if (v1Enabled) return yield* v1Chat(sim, req, body)
         break
     }
-    if (method === "GET" && path.startsWith("/api/v0/models/")) {
+    if (data.settings.v0 && method === "GET" && path.startsWith("/api/v0/models/")) {
       const id = decodeURIComponent(path.slice("/api/v0/models/".length))
       const m = data.models.find((x) => x.key === id)
       return m ? json(v0Model(m, data.instances)) : errorResponse({ status: 404, body: { error: `Model "${id}" not found` } })

@@ -74,7 +74,9 @@ export const SettingsInput = Schema.Struct({
   /** What `POST /api/v1/models/load` does with a `ttl` field (UNVERIFIED upstream): refuse it, honour it, or drop it. */
   restLoadTtl: Schema.optional(Schema.Literal("reject", "accept", "ignore")),
   /** Which optional APIs exist: an old server has no v1 REST API and no Responses API. */
-  apis: Schema.optional(Schema.Struct({ v1: Schema.optional(Schema.Boolean), responses: Schema.optional(Schema.Boolean) }))
+  apis: Schema.optional(
+    Schema.Struct({ v0: Schema.optional(Schema.Boolean), v1: Schema.optional(Schema.Boolean), responses: Schema.optional(Schema.Boolean) })
+  )
 })
 
 export interface Settings {
@@ -83,6 +85,7 @@ export interface Settings {
   readonly jitDefaultTtlMs: number
   readonly apiToken: string | null
   readonly restLoadTtl: "reject" | "accept" | "ignore"
+  readonly v0: boolean
   readonly v1: boolean
   readonly responses: boolean
 }
@@ -258,6 +261,7 @@ export const defaultSettings: Settings = {
   jitDefaultTtlMs: 60 * 60 * 1000,
   apiToken: null,
   restLoadTtl: "reject",
+  v0: true,
   v1: true,
   responses: true
 }
@@ -286,6 +290,7 @@ export const applySettings = (s: Settings, input: typeof SettingsInput.Type): Se
   jitDefaultTtlMs: input.jitDefaultTtlSeconds !== undefined ? input.jitDefaultTtlSeconds * 1000 : s.jitDefaultTtlMs,
   apiToken: input.apiToken !== undefined ? input.apiToken : s.apiToken,
   restLoadTtl: input.restLoadTtl ?? s.restLoadTtl,
+  v0: input.apis?.v0 ?? s.v0,
   v1: input.apis?.v1 ?? s.v1,
   responses: input.apis?.responses ?? s.responses
 })

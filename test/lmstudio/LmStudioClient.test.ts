@@ -261,8 +261,6 @@ describe("LmStudioClient errors", () => {
       const jit = yield* simAndClient({ loaded: [], faults: { jitFailure: true } })
       const err2 = failureOf(yield* Effect.exit(jit.client.chat({ model: "qwen/qwen3-4b", messages: hi })))
       assert.strictEqual(err2._tag, "NoModelLoaded")
-      const none = failureOf(yield* Effect.exit(jit.client.resolveModel(undefined)))
-      assert.strictEqual(none._tag, "NoModelLoaded")
     })
   )
 

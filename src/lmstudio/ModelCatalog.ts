@@ -1,0 +1,182 @@
+/**
+ * ModelCatalog: what is downloaded and what is loaded, from the best source the server has — REST v1, else v0,
+ * else `lms ls/ps --json`, else the OpenAI id list — cached for MODEL_CACHE_TTL_SECONDS.
+ *
+ * - Names are validated before any I/O (DESIGN §6 "Validation").
+ * - A name missing from the cache triggers one refresh before `ModelNotFound` (so a just-downloaded model is found);
+ *   only one refresh runs at a time, concurrent callers share it.
+ * - `ModelNotFound` carries the available models and the closest matches.
+ * - `resolve` turns "default"/absent into DEFAULT_MODEL, else the loaded LLM, else `NoModelLoaded`.
+ */
+import { Clock, Duration, Effect, Option, Ref } from "effect"
+import { AppConfig } from "../Config.js"
+import {
+  type InvalidModelName,
+  type LmsError,
+  type LmStudioError,
+  ModelNotFound,
+  NoModelLoaded
+} from "../domain/Errors.js"
+import { closestMatches, sameModel, validateModelName } from "../domain/ModelName.js"
+import { LmsCli, type LmsInstance, type LmsModel } from "./LmsCli.js"
+import { type LoadedInstance, LmStudioClient, type ModelInfo } from "./LmStudioClient.js"
+
+export type CatalogSource = "v1" | "v0" | "lms" | "openai"
+
+export interface CatalogSnapshot {
+  readonly models: ReadonlyArray<ModelInfo>
+  readonly source: CatalogSource
+  readonly fetchedAt: number
+}
+
+export interface Found {
+  readonly model: ModelInfo
+  /** Set when the name is a loaded instance's identifier (`key:2`), or the model has one loaded instance. */
+  readonly instance: LoadedInstance | undefined
+}
+
+interface Cached {
+  readonly snapshot: CatalogSnapshot
+  readonly generation: number
+}
+
+export type CatalogError = LmStudioError | LmsError | InvalidModelName | ModelNotFound | NoModelLoaded
+
+const fromLms = (models: ReadonlyArray<LmsModel>, instances: ReadonlyArray<LmsInstance>): Array<ModelInfo> =>
+  models.map((m) => ({
+    key: m.modelKey,
+    type: m.type === "embedding" ? "embedding" : m.vision ? "vlm" : m.type === "llm" ? "llm" : "unknown",
+    displayName: m.displayName ?? undefined,
+    publisher: m.publisher ?? undefined,
+    architecture: m.architecture ?? undefined,
+    quantization: m.quantization?.name ?? undefined,
+    format: m.format ?? undefined,
+    sizeBytes: m.sizeBytes ?? undefined,
+    maxContextLength: m.maxContextLength ?? undefined,
+    toolUse: m.trainedForToolUse ?? undefined,
+    vision: m.vision ?? undefined,
+    loaded: instances
+      .filter((i) => i.modelKey === m.modelKey)
+      .map((i) => ({ id: i.identifier, contextLength: i.contextLength ?? undefined, parallel: i.parallel ?? undefined })),
+    source: "lms"
+  }))
+
+/** Finds a name among models: an instance identifier, a key, a variant (`key@q4`), a key without its publisher. */
+export const match = (models: ReadonlyArray<ModelInfo>, name: string): Found | undefined => {
+  for (const model of models) {
+    const instance = model.loaded.find((i) => i.id === name)
+    if (instance) return { model, instance }
+  }
+  const exact = models.find((m) => m.key === name) ?? models.find((m) => m.key.toLowerCase() === name.toLowerCase())
+  const model = exact ?? models.find((m) => sameModel(name, m.key))
+  if (!model) return undefined
+  return { model, instance: model.loaded.length === 1 ? model.loaded[0] : undefined }
+}
+
+export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridge/ModelCatalog", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const client = yield* LmStudioClient
+    const lms = yield* LmsCli
+    const ttlMs = config.modelCacheTtlSeconds * 1000
+    const cache = yield* Ref.make(Option.none<Cached>())
+    const refreshLock = yield* Effect.makeSemaphore(1)
+
+    /** Reads the models from the best source available now. */
+    const fetch: Effect.Effect<CatalogSnapshot, LmStudioError | LmsError> = Effect.gen(function* () {
+      const apis = yield* client.apis
+      const now = yield* Clock.currentTimeMillis
+      if (apis.v1) return { models: yield* client.listV1Models(), source: "v1" as const, fetchedAt: now }
+      if (apis.v0) return { models: yield* client.listV0Models(), source: "v0" as const, fetchedAt: now }
+      if (lms.available) {
+        const [models, instances] = yield* Effect.all([lms.ls(), lms.ps()], { concurrency: 2 })
+        return { models: fromLms(models, instances), source: "lms" as const, fetchedAt: now }
+      }
+      const ids = yield* client.listOpenAiModels()
+      return {
+        models: ids.map(
+          (key): ModelInfo => ({
+            key,
+            type: /embed/i.test(key) ? "embedding" : "unknown",
+            displayName: undefined,
+            publisher: undefined,
+            architecture: undefined,
+            quantization: undefined,
+            format: undefined,
+            sizeBytes: undefined,
+            maxContextLength: undefined,
+            toolUse: undefined,
+            vision: undefined,
+            loaded: [],
+            source: "openai"
+          })
+        ),
+        source: "openai" as const,
+        fetchedAt: now
+      }
+    }).pipe(Effect.withSpan("ModelCatalog.fetch"))
+
+    /** Each fetch gets the next generation, so "a refresh finished after I looked" is exact, whatever the clock says. */
+    const generation = (c: Option.Option<Cached>) => (Option.isSome(c) ? c.value.generation : 0)
+
+    /** Refreshes the cache unless a refresh newer than generation `seen` already happened; one refresh at a time. */
+    const refreshAfter = (seen: number): Effect.Effect<CatalogSnapshot, LmStudioError | LmsError> =>
+      refreshLock.withPermits(1)(
+        Effect.flatMap(Ref.get(cache), (current) =>
+          Option.isSome(current) && current.value.generation > seen
+            ? Effect.succeed(current.value.snapshot)
+            : Effect.tap(fetch, (snapshot) => Ref.set(cache, Option.some({ snapshot, generation: generation(current) + 1 })))
+        )
+      )
+
+    /** The catalog, from the cache while it is fresh. */
+    const snapshot: Effect.Effect<CatalogSnapshot, LmStudioError | LmsError> = Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const cached = yield* Ref.get(cache)
+      if (Option.isSome(cached) && now - cached.value.snapshot.fetchedAt < ttlMs) return cached.value.snapshot
+      return yield* refreshAfter(generation(cached))
+    })
+
+    /** Marks the cache stale (after a load or unload the loaded list changed); the generation count goes on. */
+    const invalidate = Ref.update(cache, Option.map((c) => ({ ...c, snapshot: { ...c.snapshot, fetchedAt: Number.NEGATIVE_INFINITY } })))
+
+    /** A model by name: validated first, then looked up, refreshing once on a miss. */
+    const find = (name: string): Effect.Effect<Found, CatalogError> =>
+      Effect.gen(function* () {
+        yield* validateModelName(name)
+        const seen = generation(yield* Ref.get(cache))
+        const first = yield* snapshot
+        const hit = match(first.models, name)
+        if (hit) return hit
+        // A miss on cached data refreshes once; a miss on data fetched during this call is final.
+        const now = generation(yield* Ref.get(cache))
+        const second = now > seen ? first : yield* refreshAfter(now)
+        const again = match(second.models, name)
+        if (again) return again
+        const available = second.models.map((m) => m.key)
+        return yield* new ModelNotFound({ model: name, available, suggestions: closestMatches(name, available) })
+      })
+
+    /** The model a call should use: the one named, else DEFAULT_MODEL, else the loaded LLM, else NoModelLoaded. */
+    const resolve = (name: string | undefined): Effect.Effect<Found, CatalogError> =>
+      Effect.gen(function* () {
+        if (name !== undefined && name !== "default") return yield* find(name)
+        if (Option.isSome(config.defaultModel)) return yield* find(config.defaultModel.value)
+        const models = (yield* snapshot).models
+        const loaded = models.find((m) => m.type !== "embedding" && m.loaded.length > 0)
+        if (loaded) return { model: loaded, instance: loaded.loaded[0] }
+        return yield* new NoModelLoaded({
+          baseUrl: config.baseUrl,
+          detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded"
+        })
+      }).pipe(Effect.withSpan("ModelCatalog.resolve", { attributes: { model: name ?? "default" } }))
+
+    /** Loaded instances right now: only a listing fetched after this call began counts (what verification polls). */
+    const loadedNow = Effect.gen(function* () {
+      const s = yield* refreshAfter(generation(yield* Ref.get(cache)))
+      return s.models.flatMap((m) => m.loaded.map((instance) => ({ model: m, instance })))
+    })
+
+    return { snapshot, find, resolve, invalidate, loadedNow, cacheTtl: Duration.millis(ttlMs) } as const
+  })
+}) {}
