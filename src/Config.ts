@@ -25,6 +25,13 @@ export interface AppConfigShape {
   readonly tempModelTtlSeconds: number
   readonly maxModelTtlSeconds: number
   readonly modelCacheTtlSeconds: number
+  /** Verification after a load: how often and how many times the loaded list is checked. */
+  readonly verifyInterval: Duration.Duration
+  readonly verifyAttempts: number
+  /** Send a one-token request to a freshly loaded model as part of verification. */
+  readonly verifyProbe: boolean
+  /** First delay of the load retry schedule (then x2, x4). */
+  readonly loadRetryBase: Duration.Duration
   /** Timeout of one inference request (chat, completion, responses, embeddings); for streams, the idle gap. */
   readonly requestTimeout: Duration.Duration
   /** Timeout of one metadata request (greeting, model lists, load/unload bookkeeping). */
@@ -129,6 +136,8 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
     const modelTtlSeconds = yield* withDefault("MODEL_TTL_SECONDS", ttlWithin, Math.min(600, maxModelTtlSeconds))
     const tempModelTtlSeconds = yield* withDefault("TEMP_MODEL_TTL_SECONDS", ttlWithin, Math.min(300, maxModelTtlSeconds))
     const modelCacheTtlSeconds = yield* withDefault("MODEL_CACHE_TTL_SECONDS", intBetween(0, 86_400), 60)
+    const verifyAttempts = yield* withDefault("MODEL_VERIFY_ATTEMPTS", intBetween(1, 1000), 20)
+    const verifyProbe = yield* withDefault("MODEL_VERIFY_PROBE", oneOf("true", "false"), "false")
     const requestTimeoutSeconds = yield* withDefault("LMSTUDIO_TIMEOUT_SECONDS", intBetween(1, 86_400), 300)
     const metadataTimeoutSeconds = yield* withDefault("LMSTUDIO_METADATA_TIMEOUT_SECONDS", intBetween(1, 3600), 10)
     const mcpJsonPath = yield* optional("MCP_JSON_PATH", nonEmpty)
@@ -161,6 +170,10 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
       tempModelTtlSeconds,
       maxModelTtlSeconds,
       modelCacheTtlSeconds,
+      verifyInterval: Duration.millis(250),
+      verifyAttempts,
+      verifyProbe: verifyProbe === "true",
+      loadRetryBase: Duration.seconds(1),
       requestTimeout: Duration.seconds(requestTimeoutSeconds),
       metadataTimeout: Duration.seconds(metadataTimeoutSeconds),
       mcpJsonPath,
@@ -196,6 +209,10 @@ export const defaults: AppConfigShape = {
   tempModelTtlSeconds: 300,
   maxModelTtlSeconds: 3600,
   modelCacheTtlSeconds: 60,
+  verifyInterval: Duration.millis(250),
+  verifyAttempts: 20,
+  verifyProbe: false,
+  loadRetryBase: Duration.seconds(1),
   requestTimeout: Duration.seconds(300),
   metadataTimeout: Duration.seconds(10),
   mcpJsonPath: Option.none(),

@@ -175,6 +175,18 @@ export class ModelMismatch extends Schema.TaggedError<ModelMismatch>()("ModelMis
   }
 }
 
+export class InvalidTtl extends Schema.TaggedError<InvalidTtl>()("InvalidTtl", {
+  value: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Invalid ttl_seconds ${this.value}: ${this.reason}`
+  }
+  get hint(): string {
+    return "Give a whole number of seconds, at least 1 (values above MAX_MODEL_TTL_SECONDS are capped), or use keep_loaded."
+  }
+}
+
 export class ModelLoadFailed extends Schema.TaggedError<ModelLoadFailed>()("ModelLoadFailed", {
   model: Schema.String,
   via: Schema.String,

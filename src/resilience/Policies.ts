@@ -10,11 +10,21 @@ export const httpTransientRetry = Schedule.exponential(Duration.millis(100), 2).
   Schedule.intersect(Schedule.recurs(2))
 )
 
-/** Model loads: exponential from 1 s, factor 2, 3 retries (1 s, 2 s, 4 s), jittered. */
-export const modelLoadRetry = Schedule.exponential(Duration.seconds(1), 2).pipe(
-  Schedule.jittered,
-  Schedule.intersect(Schedule.recurs(3))
-)
+/** Model loads: exponential from `base` (1 s), factor 2, 3 retries (1 s, 2 s, 4 s), jittered. */
+export const modelLoadRetry = (base: Duration.Duration = Duration.seconds(1)) =>
+  Schedule.exponential(base, 2).pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(3)))
+
+/** Verification after a load: look at the loaded list now, then every `interval`, at most `attempts` times in all. */
+export const verificationPoll = (interval: Duration.Duration, attempts: number) =>
+  Schedule.spaced(interval).pipe(Schedule.intersect(Schedule.recurs(Math.max(0, attempts - 1))))
+
+/** Errors a model load may recover from on another try. Never a bad name, a missing model or a refused request. */
+export const isRetryableLoadError = (e: { readonly _tag: string; readonly status?: number }): boolean =>
+  isTransientLmStudioError(e) ||
+  e._tag === "LmStudioTimeout" ||
+  e._tag === "LmStudioConnectionLost" ||
+  e._tag === "ModelVerificationFailed" ||
+  e._tag === "LmsCliTimeout"
 
 /** Is an LM Studio error worth retrying? Only what can succeed on a second try: unreachable and 5xx. */
 export const isTransientLmStudioError = (e: { readonly _tag: string; readonly status?: number }): boolean =>

@@ -1,0 +1,270 @@
+/**
+ * ModelLifecycle against the simulator (real HTTP) and the lms shim (real subprocess): every backend, TTLs held by
+ * LM Studio, verification, retries, fallback, concurrency, leases; plus TTL and retry-schedule properties.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Duration, Effect, Exit, FastCheck as fc, Fiber, Layer, Option, Schedule, TestClock } from "effect"
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+import { AppConfig, type AppConfigShape } from "../../src/Config.js"
+import { LmsCli } from "../../src/lmstudio/LmsCli.js"
+import { LmStudioClient } from "../../src/lmstudio/LmStudioClient.js"
+import { ABSURD_TTL_SECONDS, chooseBackend, ModelLifecycle, ttlFor } from "../../src/lmstudio/ModelLifecycle.js"
+import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
+import { modelLoadRetry } from "../../src/resilience/Policies.js"
+import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
+import { fakeExecutable, lmsShimPath, tempDir } from "../helpers.js"
+
+const fast: Partial<AppConfigShape> = {
+  verifyInterval: Duration.millis(10),
+  verifyAttempts: 3,
+  loadRetryBase: Duration.millis(10),
+  lmsCliPath: Option.none()
+}
+
+const lifecycleFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">) =>
+  Layer.build(
+    ModelLifecycle.Default.pipe(
+      Layer.provideMerge(ModelCatalog.Default),
+      Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
+      Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ ...fast, ...config }), NodeHttpClient.layerUndici, NodeContext.layer))
+    )
+  ).pipe(Effect.map((ctx) => ({ lifecycle: Context.get(ctx, ModelLifecycle), client: Context.get(ctx, LmStudioClient) })))
+
+const setup = (options: SimulatorOptions, config: Partial<AppConfigShape> = {}) =>
+  Effect.gen(function* () {
+    const sim = yield* start(options)
+    const { lifecycle, client } = yield* lifecycleFor({ baseUrl: sim.baseUrl, ...config })
+    const instance = (id: string) => Effect.map(sim.state.get, (d) => d.instances.find((i) => i.identifier === id))
+    const hits = (path: string) => Effect.map(sim.state.get, (d) => d.counters.byPath[path] ?? 0)
+    return { sim, lifecycle, client, instance, hits }
+  })
+
+const failure = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error(`expected a typed failure, got ${String(exit)}`)
+  return exit.cause.error
+}
+
+const eventually = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean) =>
+  read.pipe(
+    Effect.filterOrFail(ok, () => "not yet" as const),
+    Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(10)))),
+    Effect.orDie
+  )
+
+describe("ModelLifecycle backends (LM Studio holds the TTL)", () => {
+  it.scopedLive("cli: lms load -y --ttl; the simulator holds the TTL; the result says who enforces it", () =>
+    Effect.gen(function* () {
+      const { lifecycle, instance } = yield* setup({ loaded: [] }, { lifecycle: "cli", lmsCliPath: Option.some(lmsShimPath) })
+      const r = yield* lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 120 })
+      assert.strictEqual(r.via, "cli")
+      assert.strictEqual(r.identifier, "google/gemma-3-1b")
+      assert.strictEqual(r.ttlEnforcedBy, "lmstudio")
+      assert.isTrue(r.verified)
+      assert.include(r.viaReason, "LMSTUDIO_LIFECYCLE=cli")
+      assert.strictEqual((yield* instance("google/gemma-3-1b"))?.ttlMs, 120_000)
+    })
+  )
+
+  it.scopedLive("jit: a one-token request carrying ttl; the simulator holds it", () =>
+    Effect.gen(function* () {
+      const { lifecycle, instance } = yield* setup({ loaded: [] }, { lifecycle: "jit" })
+      const r = yield* lifecycle.load({ model: "google/gemma-3-1b", keepLoaded: true })
+      assert.strictEqual(r.via, "jit")
+      assert.strictEqual(r.ttlSeconds, 600)
+      assert.strictEqual((yield* instance("google/gemma-3-1b"))?.ttlMs, 600_000)
+      assert.isTrue(r.notes.some((n) => n.includes("auto-evict")))
+      const emb = yield* lifecycle.load({ model: "text-embedding-nomic-embed-text-v1.5" })
+      assert.strictEqual(emb.ttlSeconds, 300)
+      assert.strictEqual((yield* instance("text-embedding-nomic-embed-text-v1.5"))?.ttlMs, 300_000)
+    })
+  )
+
+  it.scopedLive("rest: ttl accepted → LM Studio holds it; ttl refused → loaded without it, the bridge enforces it", () =>
+    Effect.gen(function* () {
+      const accepting = yield* setup({ loaded: [], settings: { restLoadTtl: "accept" } }, { lifecycle: "rest" })
+      const a = yield* accepting.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })
+      assert.strictEqual(a.ttlEnforcedBy, "lmstudio")
+      assert.strictEqual((yield* accepting.instance("google/gemma-3-1b"))?.ttlMs, 90_000)
+      const refusing = yield* setup({ loaded: [] }, { lifecycle: "rest" })
+      const b = yield* refusing.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })
+      assert.strictEqual(b.ttlEnforcedBy, "bridge")
+      assert.isTrue(b.notes.some((n) => n.includes("only while it runs")))
+      assert.strictEqual((yield* refusing.instance("google/gemma-3-1b"))?.ttlMs, null)
+    })
+  )
+
+  it.scopedLive("an absurd TTL is capped at the maximum with a note, whatever the backend", () =>
+    Effect.gen(function* () {
+      for (const lifecycle of ["cli", "jit"] as const) {
+        const s = yield* setup({ loaded: [] }, { lifecycle, lmsCliPath: Option.some(lmsShimPath) })
+        const r = yield* s.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 999_999 })
+        assert.strictEqual(r.ttlSeconds, 3600)
+        assert.isTrue(r.notes.some((n) => n.includes("capped")))
+        assert.strictEqual((yield* s.instance("google/gemma-3-1b"))?.ttlMs, 3_600_000)
+      }
+    })
+  )
+
+  it.scopedLive("auto with a broken lms falls back to JIT with a warning in the result", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [] }, { lifecycle: "auto", lmsCliPath: Option.some("/nonexistent/lms") })
+      const r = yield* s.lifecycle.load({ model: "google/gemma-3-1b" })
+      assert.strictEqual(r.via, "jit")
+      assert.isTrue(r.notes.some((n) => n.includes("cli load failed (LmsCliUnavailable")))
+      const status = yield* s.lifecycle.status
+      assert.strictEqual(status.backend, "cli")
+    })
+  )
+})
+
+describe("ModelLifecycle safety", () => {
+  it.scopedLive("100 concurrent ensureLoaded of one model cause exactly one load", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [] }, { lifecycle: "jit" })
+      const results = yield* Effect.all(
+        Array.from({ length: 100 }, () => s.lifecycle.ensureLoaded({ model: "google/gemma-3-1b" })),
+        { concurrency: "unbounded" }
+      )
+      assert.isTrue(results.every((r) => r.identifier === "google/gemma-3-1b" && r.verified))
+      assert.strictEqual(yield* s.hits("/v1/chat/completions"), 1)
+      assert.strictEqual((yield* s.sim.state.get).instances.length, 1)
+    })
+  )
+
+  it.scopedLive("a load that reports success but never appears is ModelVerificationFailed after the retries", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [], faults: { loadNeverLoads: true }, settings: { restLoadTtl: "accept" } }, { lifecycle: "rest" })
+      const e = failure(yield* Effect.exit(s.lifecycle.load({ model: "google/gemma-3-1b" })))
+      assert.strictEqual(e._tag, "ModelVerificationFailed")
+      if (e._tag === "ModelVerificationFailed") assert.strictEqual(e.attempts, 3)
+      assert.strictEqual(yield* s.hits("/api/v1/models/load"), 4)
+    })
+  )
+
+  it.scopedLive("a model already loaded by someone else is reported, not loaded again", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: ["qwen/qwen3-4b"] }, { lifecycle: "jit" })
+      const r = yield* s.lifecycle.ensureLoaded({ model: "qwen/qwen3-4b" })
+      assert.isTrue(r.alreadyLoaded)
+      assert.isTrue(r.notes.some((n) => n.includes("will not unload")))
+      assert.strictEqual(yield* s.hits("/v1/chat/completions"), 0)
+      const listed = yield* s.lifecycle.listLoaded
+      assert.deepStrictEqual(listed.map((m) => [m.identifier, m.ownedByBridge]), [["qwen/qwen3-4b", false]])
+    })
+  )
+
+  it.scopedLive("a model unloaded mid-run is re-ensured once and the work retried", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [], settings: { jit: false, restLoadTtl: "accept" } }, { lifecycle: "rest" })
+      let calls = 0
+      const answer = yield* s.lifecycle.withModel({ model: "google/gemma-3-1b" }, (identifier) =>
+        Effect.gen(function* () {
+          calls++
+          if (calls === 1) yield* s.sim.state.unload(identifier)
+          return yield* s.client.chat({ model: identifier, messages: [{ role: "user", content: "still there?" }] })
+        })
+      )
+      assert.strictEqual(answer.content, "You said: still there?")
+      assert.strictEqual(calls, 2)
+      assert.strictEqual(yield* s.hits("/api/v1/models/load"), 2)
+    })
+  )
+
+  it.scopedLive("bad names and TTLs are rejected before any process or request", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const marker = join(dir, "ran")
+      const bin = fakeExecutable(dir, "lms", `require("fs").writeFileSync(${JSON.stringify(marker)}, "x")`)
+      const s = yield* setup({}, { lifecycle: "cli", lmsCliPath: Option.some(bin) })
+      for (const model of ["../../etc/passwd", "--help", "", "m".repeat(10_000)]) {
+        assert.strictEqual(failure(yield* Effect.exit(s.lifecycle.load({ model })))._tag, "InvalidModelName")
+        assert.strictEqual(failure(yield* Effect.exit(s.lifecycle.ensureLoaded({ model })))._tag, "InvalidModelName")
+        assert.strictEqual(failure(yield* Effect.exit(s.lifecycle.unload(model)))._tag, "InvalidModelName")
+      }
+      for (const ttlSeconds of [0, -5, 1.5, Number.POSITIVE_INFINITY, ABSURD_TTL_SECONDS + 1]) {
+        assert.strictEqual(failure(yield* Effect.exit(s.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds })))._tag, "InvalidTtl")
+      }
+      assert.strictEqual((yield* s.sim.state.get).counters.requests, 0)
+      assert.isFalse(existsSync(marker))
+    })
+  )
+
+  it.scopedLive("a lease idle for its TTL unloads a model the bridge loaded, never one someone else loaded", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: ["qwen/qwen3-4b"] }, { lifecycle: "rest" })
+      const mine = yield* s.lifecycle.ensureLoaded({ model: "google/gemma-3-1b", ttlSeconds: 1 })
+      assert.strictEqual(mine.ttlEnforcedBy, "bridge")
+      const foreign = yield* s.lifecycle.ensureLoaded({ model: "qwen/qwen3-4b", ttlSeconds: 1 })
+      assert.isTrue(foreign.alreadyLoaded)
+      const after = yield* eventually(s.sim.state.get, (d) => !d.instances.some((i) => i.identifier === "google/gemma-3-1b"))
+      assert.deepStrictEqual(after.instances.map((i) => i.identifier), ["qwen/qwen3-4b"])
+    })
+  )
+
+  it.scopedLive("a lease held by running work is not released while the work runs", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [] }, { lifecycle: "rest" })
+      const held = yield* s.lifecycle.withModel({ model: "google/gemma-3-1b", ttlSeconds: 1 }, () =>
+        Effect.gen(function* () {
+          yield* Effect.sleep(Duration.millis(1500))
+          return (yield* s.sim.state.get).instances.map((i) => i.identifier)
+        })
+      )
+      assert.deepStrictEqual(held, ["google/gemma-3-1b"])
+    })
+  )
+})
+
+describe("TTL policy and schedules (properties, TestClock)", () => {
+  const config = { modelTtlSeconds: 600, tempModelTtlSeconds: 300, maxModelTtlSeconds: 3600 }
+
+  it.effect.prop("any integer TTL is rejected (< 1), kept (1..max), capped with a note (> max) or rejected (absurd)", { t: fc.integer() }, ({ t }) =>
+    Effect.gen(function* () {
+      const r = yield* Effect.either(ttlFor({ ttlSeconds: t }, config))
+      if (t < 1 || t > ABSURD_TTL_SECONDS) return r._tag === "Left" && r.left._tag === "InvalidTtl"
+      if (t <= 3600) return r._tag === "Right" && r.right.ttlSeconds === t && r.right.note === undefined
+      return r._tag === "Right" && r.right.ttlSeconds === 3600 && r.right.note !== undefined
+    })
+  )
+
+  it.effect("no TTL means keep (600 s) or temporary (300 s): never infinite", () =>
+    Effect.gen(function* () {
+      assert.strictEqual((yield* ttlFor({ keepLoaded: true }, config)).ttlSeconds, 600)
+      assert.strictEqual((yield* ttlFor({}, config)).ttlSeconds, 300)
+    })
+  )
+
+  it.effect.prop(
+    "the load retry waits 1 s, 2 s, 4 s within jitter bounds and stops after 3 retries",
+    { seed: fc.integer() },
+    () =>
+      Effect.gen(function* () {
+        const attempts: Array<number> = []
+        const fiber = yield* Effect.fork(
+          Effect.gen(function* () {
+            attempts.push(yield* TestClock.currentTimeMillis)
+            return yield* Effect.fail("transient" as const)
+          }).pipe(Effect.retry(modelLoadRetry()), Effect.exit)
+        )
+        for (let i = 0; i < 100 && attempts.length < 4; i++) yield* TestClock.adjust(Duration.millis(100))
+        yield* TestClock.adjust(Duration.seconds(60))
+        const exit = yield* Fiber.join(fiber)
+        const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!)
+        return (
+          Exit.isFailure(exit) &&
+          attempts.length === 4 &&
+          gaps.every((gap, i) => gap >= 800 * 2 ** i && gap <= 1200 * 2 ** i + 100)
+        )
+      }),
+    { fastCheck: { numRuns: 25 } }
+  )
+
+  it("backend order: auto is cli, jit, rest; a forced mode is that one only", () => {
+    assert.deepStrictEqual(chooseBackend("auto", true, true).map((c) => c.via), ["cli", "jit", "rest"])
+    assert.deepStrictEqual(chooseBackend("auto", false, false).map((c) => c.via), ["jit"])
+    assert.deepStrictEqual(chooseBackend("rest", true, true).map((c) => c.via), ["rest"])
+  })
+})
