@@ -12,13 +12,15 @@ import { isExplained, renderError } from "./domain/Errors.js"
 import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
 import { LmsCli } from "./lmstudio/LmsCli.js"
 import { ModelCatalog } from "./lmstudio/ModelCatalog.js"
+import { ModelLifecycle } from "./lmstudio/ModelLifecycle.js"
 import * as Logging from "./observability/Logging.js"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
 /** Configuration (env + flags), logging, the LM Studio client, the lms CLI and the model catalog, for one command run. */
 const appLayer = (overrides: ConfigOverrides) =>
-  ModelCatalog.Default.pipe(
+  ModelLifecycle.Default.pipe(
+    Layer.provideMerge(ModelCatalog.Default),
     Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Logging.layer)),
     Layer.provideMerge(AppConfig.layerWith(overrides)),
     Layer.provide(Layer.mergeAll(NodeHttpClient.layerUndici, NodeContext.layer))

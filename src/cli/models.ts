@@ -1,7 +1,9 @@
 /** `lmstudio-bridge models list`: downloaded and loaded models. */
-import { Command, Options } from "@effect/cli"
+import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
+import { InvalidArguments } from "../domain/Errors.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import { type LoadResult, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
 
 const loadedOnly = Options.boolean("loaded").pipe(Options.withDescription("Only models that are loaded"))
@@ -53,8 +55,146 @@ const listCommand = (appLayer: AppLayerFactory) =>
     Command.provide((flags) => appLayer(overridesOf(flags)))
   )
 
+const loadResultJson = (r: LoadResult) => ({
+  identifier: r.identifier,
+  model: r.model,
+  ttl_seconds: r.ttlSeconds,
+  ttl_enforced_by: r.ttlEnforcedBy,
+  via: r.via,
+  via_reason: r.viaReason,
+  verified: r.verified,
+  already_loaded: r.alreadyLoaded,
+  load_time_ms: r.loadTimeMs,
+  notes: r.notes
+})
+
+const printLoad = (r: LoadResult, asJson: boolean) =>
+  asJson
+    ? printJson(loadResultJson(r))
+    : Effect.gen(function* () {
+        yield* printLine(
+          r.alreadyLoaded
+            ? `${r.identifier} is already loaded (verified)`
+            : `Loaded ${r.identifier} via ${r.via} in ${r.loadTimeMs} ms (verified)`
+        )
+        yield* printLine(`TTL ${r.ttlSeconds} s, enforced by ${r.ttlEnforcedBy === "lmstudio" ? "LM Studio" : "the bridge while it runs"}`)
+        for (const note of r.notes) yield* printLine(`note: ${note}`)
+      })
+
+const model = Args.text({ name: "model" }).pipe(Args.withDescription("Model key, e.g. qwen/qwen3-4b"))
+const ttl = Options.integer("ttl").pipe(
+  Options.withDescription("Idle TTL in seconds (capped at MAX_MODEL_TTL_SECONDS; never infinite)"),
+  Options.optional
+)
+const keep = Options.boolean("keep").pipe(Options.withDescription("Keep it loaded longer (MODEL_TTL_SECONDS, 600 s)"))
+const temp = Options.boolean("temp").pipe(Options.withDescription("Temporary load (TEMP_MODEL_TTL_SECONDS, 300 s; the default)"))
+const contextLength = Options.integer("context-length").pipe(Options.withDescription("Context length to load with"), Options.optional)
+const identifier = Options.text("identifier").pipe(Options.withDescription("Instance identifier to give it"), Options.optional)
+
+const ttlRequest = (flags: { readonly ttl: Option.Option<number>; readonly keep: boolean; readonly temp: boolean }) =>
+  flags.keep && flags.temp
+    ? Effect.fail(new InvalidArguments({ command: "models load", problem: "choose one of --keep and --temp" }))
+    : Effect.succeed({ ttlSeconds: Option.getOrUndefined(flags.ttl), keepLoaded: flags.keep })
+
+const loadCommand = (appLayer: AppLayerFactory) =>
+  Command.make("load", { model, ttl, keep, temp, contextLength, identifier, baseUrl, json }, (flags) =>
+    Effect.gen(function* () {
+      const lifecycle = yield* ModelLifecycle
+      const r = yield* lifecycle.load({
+        model: flags.model,
+        ...(yield* ttlRequest(flags)),
+        contextLength: Option.getOrUndefined(flags.contextLength),
+        identifier: Option.getOrUndefined(flags.identifier)
+      })
+      yield* printLoad(r, flags.json)
+    })
+  ).pipe(
+    Command.withDescription("Load a model with a TTL that LM Studio itself holds, and verify it is loaded"),
+    Command.provide((flags) => appLayer(overridesOf(flags)))
+  )
+
+const ensureCommand = (appLayer: AppLayerFactory) =>
+  Command.make("ensure", { model, ttl, keep, temp, baseUrl, json }, (flags) =>
+    Effect.gen(function* () {
+      const lifecycle = yield* ModelLifecycle
+      const r = yield* lifecycle.ensureLoaded({ model: flags.model, ...(yield* ttlRequest(flags)) })
+      yield* printLoad(r, flags.json)
+    })
+  ).pipe(
+    Command.withDescription("Make sure a model is loaded (load it only if needed) and verify it"),
+    Command.provide((flags) => appLayer(overridesOf(flags)))
+  )
+
+const target = Args.text({ name: "identifier" }).pipe(Args.withDescription("Instance identifier (see `models loaded`)"), Args.optional)
+const all = Options.boolean("all").pipe(Options.withDescription("Unload every loaded model"))
+
+const unloadCommand = (appLayer: AppLayerFactory) =>
+  Command.make("unload", { target, all, baseUrl, json }, (flags) =>
+    Effect.gen(function* () {
+      const lifecycle = yield* ModelLifecycle
+      if (flags.all === Option.isSome(flags.target)) {
+        return yield* new InvalidArguments({ command: "models unload", problem: "give exactly one of an identifier and --all" })
+      }
+      const unloaded = Option.isSome(flags.target)
+        ? (yield* lifecycle.unload(flags.target.value))
+          ? [flags.target.value]
+          : []
+        : yield* lifecycle.unloadAll
+      if (flags.json) return yield* printJson({ unloaded })
+      yield* printLine(unloaded.length === 0 ? "Nothing was unloaded (no such model loaded)." : `Unloaded: ${unloaded.join(", ")}`)
+    })
+  ).pipe(
+    Command.withDescription("Unload a model instance, or all of them"),
+    Command.provide((flags) => appLayer(overridesOf(flags)))
+  )
+
+const loadedCommand = (appLayer: AppLayerFactory) =>
+  Command.make("loaded", { baseUrl, json }, (flags) =>
+    Effect.gen(function* () {
+      const lifecycle = yield* ModelLifecycle
+      const loaded = yield* lifecycle.listLoaded
+      if (flags.json) {
+        return yield* printJson({
+          instances: loaded.map((m) => ({
+            identifier: m.identifier,
+            model: m.model,
+            type: m.type,
+            context_length: m.contextLength ?? null,
+            ttl_seconds: m.ttlSeconds ?? null,
+            ttl_left_seconds: m.ttlLeftSeconds ?? null,
+            status: m.status ?? null,
+            owned_by_bridge: m.ownedByBridge
+          }))
+        })
+      }
+      if (loaded.length === 0) return yield* printLine("No models are loaded.")
+      const rows = [
+        ["IDENTIFIER", "MODEL", "TYPE", "CONTEXT", "TTL", "TTL LEFT", "STATUS"],
+        ...loaded.map((m) => [
+          m.identifier,
+          m.model,
+          m.type,
+          m.contextLength !== undefined ? String(m.contextLength) : "?",
+          m.ttlSeconds !== undefined ? `${m.ttlSeconds} s` : "?",
+          m.ttlLeftSeconds !== undefined ? `${m.ttlLeftSeconds} s` : "?",
+          m.status ?? "?"
+        ])
+      ]
+      for (const line of pad(rows)) yield* printLine(line)
+    })
+  ).pipe(
+    Command.withDescription("List loaded model instances with their TTL (TTL details need the lms CLI)"),
+    Command.provide((flags) => appLayer(overridesOf(flags)))
+  )
+
 export const modelsCommand = (appLayer: AppLayerFactory) =>
   Command.make("models").pipe(
-    Command.withDescription("Inspect LM Studio's models"),
-    Command.withSubcommands([listCommand(appLayer)])
+    Command.withDescription("Inspect and manage LM Studio's models"),
+    Command.withSubcommands([
+      listCommand(appLayer),
+      loadedCommand(appLayer),
+      loadCommand(appLayer),
+      ensureCommand(appLayer),
+      unloadCommand(appLayer)
+    ])
   )

@@ -26,6 +26,18 @@ export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigIn
   }
 }
 
+export class InvalidArguments extends Schema.TaggedError<InvalidArguments>()("InvalidArguments", {
+  command: Schema.String,
+  problem: Schema.String
+}) {
+  override get message(): string {
+    return `${this.command}: ${this.problem}`
+  }
+  get hint(): string {
+    return `See \`lmstudio-bridge ${this.command} --help\`.`
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // LM Studio transport
 // ---------------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * Logging: JSON lines (or a pretty rendering on a TTY) written to **stderr**, never stdout — stdout belongs to the
  * MCP protocol when serving, and to command output in the CLI. Level and format come from AppConfig.
  */
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Effect, FiberRef, HashSet, Layer, Logger, LogLevel } from "effect"
 import { AppConfig, type LogFormat, type LogLevelName } from "../Config.js"
 
 const toLogLevel = (level: LogLevelName): LogLevel.LogLevel => {
@@ -22,15 +22,26 @@ const toLogLevel = (level: LogLevelName): LogLevel.LogLevel => {
   }
 }
 
-/** The stderr logger for a format. */
-export const stderrLogger = (format: LogFormat): Logger.Logger<unknown, void> =>
-  format === "pretty"
-    ? Logger.prettyLogger({ stderr: true, colors: "auto", mode: "tty" })
-    : Logger.withConsoleError(Logger.jsonLogger)
+const prettyStderr = Logger.prettyLogger({ stderr: true, colors: "auto", mode: "tty" })
+const jsonStderr = Logger.withConsoleError(Logger.jsonLogger)
 
-/** Replaces the default logger with the configured stderr logger and sets the minimum level. */
+/** The stderr logger for a format (one instance each, so installing twice never logs twice). */
+export const stderrLogger = (format: LogFormat): Logger.Logger<unknown, void> => (format === "pretty" ? prettyStderr : jsonStderr)
+
+/**
+ * Installs the configured stderr logger in place of the default one (and of any stderr logger installed before,
+ * e.g. the binary's early one) and sets the minimum level.
+ */
 export const make = (format: LogFormat, level: LogLevelName): Layer.Layer<never> =>
-  Layer.merge(Logger.replace(Logger.defaultLogger, stderrLogger(format)), Logger.minimumLogLevel(toLogLevel(level)))
+  Layer.merge(
+    // One atomic update of the logger set: no moment without a logger, no moment with two.
+    Layer.scopedDiscard(
+      Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
+        HashSet.add(HashSet.remove(HashSet.remove(HashSet.remove(loggers, Logger.defaultLogger), prettyStderr), jsonStderr), stderrLogger(format))
+      )
+    ),
+    Logger.minimumLogLevel(toLogLevel(level))
+  )
 
 /** Logging configured from AppConfig. */
 export const layer: Layer.Layer<never, never, AppConfig> = Layer.unwrapEffect(

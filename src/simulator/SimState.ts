@@ -260,7 +260,7 @@ export const defaultSettings: Settings = {
   autoEvict: true,
   jitDefaultTtlMs: 60 * 60 * 1000,
   apiToken: null,
-  restLoadTtl: "reject",
+  restLoadTtl: "accept",
   v0: true,
   v1: true,
   responses: true

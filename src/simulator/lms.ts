@@ -127,7 +127,9 @@ const serverUrl = (p: Parsed): { url: string; explicit: boolean; shown: string }
     const prt = typeof port === "number" ? port : 1234
     return { url: `http://${host}:${prt}`, explicit: true, shown: `${host}:${prt}` }
   }
-  const base = (process.env.LMS_SIM_URL ?? process.env.LMSTUDIO_BASE_URL ?? "http://127.0.0.1:1234").replace(/\/+$/, "")
+  const fromEnv = [process.env.LMS_SIM_URL, process.env.LMSTUDIO_BASE_URL].find((v) => v !== undefined && v.trim() !== "")
+  const base = (fromEnv ?? "http://127.0.0.1:1234").trim().replace(/\/+$/, "")
+  if (!URL.canParse(base)) fail(`Error: ${JSON.stringify(base)} is not a server URL (from LMS_SIM_URL / LMSTUDIO_BASE_URL).`)
   if (typeof port === "number") {
     const u = new URL(base)
     u.port = String(port)

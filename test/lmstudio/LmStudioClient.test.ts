@@ -209,7 +209,7 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
 
   it.scopedLive("loads and unloads through REST v1, with :N identifiers", () =>
     Effect.gen(function* () {
-      const { client, sim } = yield* simAndClient()
+      const { client, sim } = yield* simAndClient({ settings: { restLoadTtl: "reject" } })
       const a = yield* client.loadModel({ model: "google/gemma-3-1b" })
       const b = yield* client.loadModel({ model: "google/gemma-3-1b" })
       assert.strictEqual(a.instanceId, "google/gemma-3-1b")

@@ -88,7 +88,7 @@ describe("ModelLifecycle backends (LM Studio holds the TTL)", () => {
       const a = yield* accepting.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })
       assert.strictEqual(a.ttlEnforcedBy, "lmstudio")
       assert.strictEqual((yield* accepting.instance("google/gemma-3-1b"))?.ttlMs, 90_000)
-      const refusing = yield* setup({ loaded: [] }, { lifecycle: "rest" })
+      const refusing = yield* setup({ loaded: [], settings: { restLoadTtl: "reject" } }, { lifecycle: "rest" })
       const b = yield* refusing.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })
       assert.strictEqual(b.ttlEnforcedBy, "bridge")
       assert.isTrue(b.notes.some((n) => n.includes("only while it runs")))
@@ -194,7 +194,7 @@ describe("ModelLifecycle safety", () => {
 
   it.scopedLive("a lease idle for its TTL unloads a model the bridge loaded, never one someone else loaded", () =>
     Effect.gen(function* () {
-      const s = yield* setup({ loaded: ["qwen/qwen3-4b"] }, { lifecycle: "rest" })
+      const s = yield* setup({ loaded: ["qwen/qwen3-4b"], settings: { restLoadTtl: "reject" } }, { lifecycle: "rest" })
       const mine = yield* s.lifecycle.ensureLoaded({ model: "google/gemma-3-1b", ttlSeconds: 1 })
       assert.strictEqual(mine.ttlEnforcedBy, "bridge")
       const foreign = yield* s.lifecycle.ensureLoaded({ model: "qwen/qwen3-4b", ttlSeconds: 1 })
@@ -206,7 +206,7 @@ describe("ModelLifecycle safety", () => {
 
   it.scopedLive("a lease held by running work is not released while the work runs", () =>
     Effect.gen(function* () {
-      const s = yield* setup({ loaded: [] }, { lifecycle: "rest" })
+      const s = yield* setup({ loaded: [], settings: { restLoadTtl: "reject" } }, { lifecycle: "rest" })
       const held = yield* s.lifecycle.withModel({ model: "google/gemma-3-1b", ttlSeconds: 1 }, () =>
         Effect.gen(function* () {
           yield* Effect.sleep(Duration.millis(1500))

@@ -39,6 +39,18 @@ describe("Logging", () => {
     })
   )
 
+  it.effect("installing the logging layer twice (binary, then command) still logs each line once", () =>
+    Effect.gen(function* () {
+      const { console, stderr } = yield* recordingConsole
+      yield* Effect.logInfo("once").pipe(
+        Effect.provide(Logging.make("json", "info")),
+        Effect.provide(Logging.make("json", "info")),
+        Effect.withConsole(console)
+      )
+      assert.strictEqual(stderr.length, 1)
+    })
+  )
+
   it.effect("level none silences everything", () =>
     Effect.gen(function* () {
       const { console, stdout, stderr } = yield* recordingConsole

@@ -317,9 +317,9 @@ describe("simulator: other endpoints (protocol §2.3–§2.5, §4)", () => {
     })
   )
 
-  it.scopedLive("/api/v1/models/load refuses an undocumented ttl by default, honours it when set to accept; unload unknown is 404", () =>
+  it.scopedLive("/api/v1/models/load honours ttl by default, refuses it when set to reject; unload unknown is 404", () =>
     Effect.gen(function* () {
-      const sim = yield* start({ loaded: [] })
+      const sim = yield* start({ loaded: [], settings: { restLoadTtl: "reject" } })
       const refused = yield* http(sim, "POST", "/api/v1/models/load", { model: "google/gemma-3-1b", ttl: 60 })
       assert.strictEqual(refused.status, 400)
       yield* sim.state.setSettings({ restLoadTtl: "accept" })
