@@ -331,6 +331,7 @@ export type LmStudioError =
   | NoModelLoaded
   | ModelMismatch
   | PreviousResponseNotFound
+  | CircuitOpen
 
 /** What every error of ours offers to the faces (CLI, MCP). */
 export interface Explained {

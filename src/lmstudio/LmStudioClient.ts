@@ -29,6 +29,7 @@ import {
 } from "../domain/Errors.js"
 import type { ChatMessage, ToolCall, ToolDefinition, Usage } from "../domain/Messages.js"
 import { closestMatches, sameModel } from "../domain/ModelName.js"
+import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
 import { httpTransientRetry, isTransientLmStudioError } from "../resilience/Policies.js"
 import {
   ChatChunkWire,
@@ -416,6 +417,10 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       })
     )
     const scopedHttp = HttpClient.withScope(http)
+    /** One breaker for the LM Studio server: only failures of the server itself count (not a 4xx or a bad name). */
+    const breaker = yield* CircuitBreaker.make("LM Studio HTTP")
+    const countsAgainstServer = (e: LmStudioError) =>
+      isTransientLmStudioError(e) || e._tag === "LmStudioTimeout" || e._tag === "LmStudioConnectionLost"
 
     type Ctx = { readonly endpoint: string; readonly model?: string | undefined }
 
@@ -465,6 +470,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           duration: timeout,
           onTimeout: () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs: Duration.toMillis(timeout), model: ctx.model })
         }),
+        (attempt) => breaker.protect(attempt, countsAgainstServer),
         Effect.retry({
           schedule: httpTransientRetry.pipe(
             Schedule.tapInput((e: LmStudioError) =>
@@ -500,7 +506,8 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
               duration: config.requestTimeout,
               onTimeout: () =>
                 new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs: Duration.toMillis(config.requestTimeout), model: ctx.model })
-            })
+            }),
+            (opening) => breaker.protect(opening, countsAgainstServer)
           )
           const contentType = res.headers["content-type"] ?? ""
           if (res.status >= 300 || !contentType.includes("text/event-stream")) {
@@ -921,6 +928,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
 
     return {
       baseUrl,
+      breaker: breaker.snapshot,
       apis,
       greeting,
       listOpenAiModels,

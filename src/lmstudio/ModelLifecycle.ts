@@ -299,19 +299,27 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         return done
       }).pipe(Effect.withSpan("ModelLifecycle.unload", { attributes: { identifier } }))
 
-    // Leases: lookup = ensure-load-verify; release = unload if (and only if) this bridge loaded it.
+    // Leases: lookup = ensure-load-verify; release = unload if (and only if) this bridge loaded it. When the bridge
+    // shuts down, a model whose TTL LM Studio holds is left to LM Studio (it outlives the bridge by design); one whose
+    // TTL only the bridge enforces is unloaded, since nobody else would.
+    const shuttingDown = yield* Ref.make(false)
     const leases = yield* RcMap.make({
       lookup: (key: LeaseKey) =>
         Effect.acquireRelease(ensureNow({ model: key.model, ttlSeconds: key.ttlSeconds }, { ttlSeconds: key.ttlSeconds, note: undefined }), (r) =>
           Effect.gen(function* () {
             const mine = (yield* Ref.get(owned)).get(r.identifier)
             if (mine === undefined) return
-            yield* Effect.logInfo("unloading idle model the bridge loaded").pipe(Effect.annotateLogs({ identifier: r.identifier, ttlSeconds: key.ttlSeconds }))
+            if ((yield* Ref.get(shuttingDown)) && mine.enforcedBy === "lmstudio") return
+            yield* Effect.logInfo("unloading a model the bridge loaded").pipe(
+              Effect.annotateLogs({ identifier: r.identifier, ttlSeconds: key.ttlSeconds, reason: (yield* Ref.get(shuttingDown)) ? "shutdown" : "idle" })
+            )
             yield* unloadInstance(r.identifier).pipe(Effect.ignoreLogged)
           })
         ),
       idleTimeToLive: (key: LeaseKey) => Duration.seconds(key.ttlSeconds)
     })
+    // Registered after the map, so it runs before the map's own finalizer releases the leases.
+    yield* Effect.addFinalizer(() => Ref.set(shuttingDown, true))
 
     /** Already loaded (checked now, not from a cache)? Else load. */
     function ensureNow(req: LoadRequest, ttl: TtlChoice): Effect.Effect<LoadResult, LifecycleError> {

@@ -303,6 +303,31 @@ describe("LmStudioClient errors", () => {
     })
   )
 
+  it.scopedLive("after 5 consecutive server failures the breaker opens: calls fail fast with CircuitOpen", () =>
+    Effect.gen(function* () {
+      const { client, sim } = yield* simAndClient({ faults: { failNext: { status: 500, count: 100 } } })
+      yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi }))
+      yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi }))
+      const before = (yield* sim.state.get).counters.requests
+      const err = failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))
+      assert.strictEqual(err._tag, "CircuitOpen")
+      if (err._tag === "CircuitOpen") {
+        assert.strictEqual(err.dependency, "LM Studio HTTP")
+        assert.strictEqual(err.retryAfterSeconds, 60)
+      }
+      assert.strictEqual((yield* sim.state.get).counters.requests, before)
+      assert.strictEqual((yield* client.breaker).state, "open")
+    })
+  )
+
+  it.scopedLive("refused requests (4xx) never open the breaker", () =>
+    Effect.gen(function* () {
+      const { client } = yield* simAndClient({ loaded: ["qwen/qwen3-4b", "google/gemma-3-1b"], settings: { jit: false } })
+      for (let i = 0; i < 8; i++) yield* Effect.exit(client.chat({ model: "no/such", messages: hi }))
+      assert.strictEqual((yield* client.breaker).state, "closed")
+    })
+  )
+
   it.scopedLive("a closed port is LmStudioUnreachable", () =>
     Effect.gen(function* () {
       const port = yield* Effect.scoped(Effect.map(start({}), (s) => s.port))

@@ -204,6 +204,21 @@ describe("ModelLifecycle safety", () => {
     })
   )
 
+  it.scopedLive("when the bridge stops, models whose TTL LM Studio holds stay; bridge-enforced ones are unloaded", () =>
+    Effect.gen(function* () {
+      for (const [restLoadTtl, survives] of [["accept", true], ["reject", false]] as const) {
+        const sim = yield* start({ loaded: [], settings: { restLoadTtl } })
+        yield* Effect.scoped(
+          Effect.flatMap(lifecycleFor({ baseUrl: sim.baseUrl, lifecycle: "rest" }), ({ lifecycle }) =>
+            lifecycle.ensureLoaded({ model: "google/gemma-3-1b", ttlSeconds: 600 })
+          )
+        )
+        const left = (yield* sim.state.get).instances.map((i) => i.identifier)
+        assert.deepStrictEqual(left, survives ? ["google/gemma-3-1b"] : [], restLoadTtl)
+      }
+    })
+  )
+
   it.scopedLive("a lease held by running work is not released while the work runs", () =>
     Effect.gen(function* () {
       const s = yield* setup({ loaded: [], settings: { restLoadTtl: "reject" } }, { lifecycle: "rest" })
