@@ -14,6 +14,7 @@ import { Clock, Context, Effect, Layer } from "effect"
 import { Agent, request } from "node:http"
 import { AppConfig } from "../src/Config.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
+import * as Logging from "../src/observability/Logging.js"
 import { start } from "../src/simulator/Simulator.js"
 
 const TOTAL = Number(process.env.BENCH_REQUESTS ?? 2000)
@@ -134,7 +135,8 @@ const program = Effect.gen(function* () {
   yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
 })
 
-Effect.runPromise(Effect.scoped(program)).catch((e: unknown) => {
+// Logs (if any) go to stderr, as in the product; stdout carries only the figures.
+Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Logging.make("json", "warn")))).catch((e: unknown) => {
   process.stderr.write(`bench failed: ${String(e)}\n`)
   process.exitCode = 1
 })

@@ -11,13 +11,13 @@
 import { Clock, Duration, Effect, Option, Ref } from "effect"
 import { AppConfig } from "../Config.js"
 import {
-  type InvalidModelName,
+  InvalidModelName,
   type LmsError,
   type LmStudioError,
   ModelNotFound,
   NoModelLoaded
 } from "../domain/Errors.js"
-import { closestMatches, sameModel, validateModelName } from "../domain/ModelName.js"
+import { checkModelName, closestMatches, sameModel } from "../domain/ModelName.js"
 import { LmsCli, type LmsInstance, type LmsModel } from "./LmsCli.js"
 import { type LoadedInstance, LmStudioClient, type ModelInfo } from "./LmStudioClient.js"
 
@@ -29,6 +29,18 @@ export interface CatalogSnapshot {
   readonly fetchedAt: number
 }
 
+/** Exact names (keys, identifiers, lower-cased keys) to what they find, built once per snapshot. */
+const indexOf = (models: ReadonlyArray<ModelInfo>): ReadonlyMap<string, Found> => {
+  const index = new Map<string, Found>()
+  for (const model of models) {
+    const only = model.loaded.length === 1 ? model.loaded[0] : undefined
+    index.set(model.key.toLowerCase(), { model, instance: only })
+    index.set(model.key, { model, instance: only })
+  }
+  for (const model of models) for (const instance of model.loaded) index.set(instance.id, { model, instance })
+  return index
+}
+
 export interface Found {
   readonly model: ModelInfo
   /** Set when the name is a loaded instance's identifier (`key:2`), or the model has one loaded instance. */
@@ -38,6 +50,7 @@ export interface Found {
 interface Cached {
   readonly snapshot: CatalogSnapshot
   readonly generation: number
+  readonly index: ReadonlyMap<string, Found>
 }
 
 export type CatalogError = LmStudioError | LmsError | InvalidModelName | ModelNotFound | NoModelLoaded
@@ -125,7 +138,9 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
         Effect.flatMap(Ref.get(cache), (current) =>
           Option.isSome(current) && current.value.generation > seen
             ? Effect.succeed(current.value.snapshot)
-            : Effect.tap(fetch, (snapshot) => Ref.set(cache, Option.some({ snapshot, generation: generation(current) + 1 })))
+            : Effect.tap(fetch, (snapshot) =>
+                Ref.set(cache, Option.some({ snapshot, generation: generation(current) + 1, index: indexOf(snapshot.models) }))
+              )
         )
       )
 
@@ -138,12 +153,14 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
     })
 
     /** Marks the cache stale (after a load or unload the loaded list changed); the generation count goes on. */
-    const invalidate = Ref.update(cache, Option.map((c) => ({ ...c, snapshot: { ...c.snapshot, fetchedAt: Number.NEGATIVE_INFINITY } })))
+    const invalidate = Ref.update(
+      cache,
+      Option.map((c) => ({ ...c, snapshot: { ...c.snapshot, fetchedAt: Number.NEGATIVE_INFINITY } }))
+    )
 
-    /** A model by name: validated first, then looked up, refreshing once on a miss. */
-    const find = (name: string): Effect.Effect<Found, CatalogError> =>
+    /** The slow path of `find`: a stale cache, or a name the index does not know. */
+    const findSlow = (name: string): Effect.Effect<Found, CatalogError> =>
       Effect.gen(function* () {
-        yield* validateModelName(name)
         const seen = generation(yield* Ref.get(cache))
         const first = yield* snapshot
         const hit = match(first.models, name)
@@ -156,6 +173,24 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
         const available = second.models.map((m) => m.key)
         return yield* new ModelNotFound({ model: name, available, suggestions: closestMatches(name, available) })
       })
+
+    /**
+     * A model by name: validated first (no I/O for a bad name), then looked up — on a fresh cache with one index
+     * read, the hot path of every call that names a model — refreshing once on a miss.
+     */
+    const find = (name: string): Effect.Effect<Found, CatalogError> => {
+      const problem = checkModelName(name)
+      if (problem !== undefined) return Effect.fail(new InvalidModelName({ model: name, reason: problem }))
+      return Effect.clockWith((clock) =>
+        Effect.flatMap(Ref.get(cache), (cached) => {
+          if (Option.isSome(cached) && clock.unsafeCurrentTimeMillis() - cached.value.snapshot.fetchedAt < ttlMs) {
+            const hit = cached.value.index.get(name)
+            if (hit !== undefined) return Effect.succeed(hit)
+          }
+          return findSlow(name)
+        })
+      )
+    }
 
     /** The model a call should use: the one named, else DEFAULT_MODEL, else the loaded LLM, else NoModelLoaded. */
     const resolve = (name: string | undefined): Effect.Effect<Found, CatalogError> =>
