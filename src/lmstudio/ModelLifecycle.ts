@@ -305,7 +305,8 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
     const shuttingDown = yield* Ref.make(false)
     const leases = yield* RcMap.make({
       lookup: (key: LeaseKey) =>
-        Effect.acquireRelease(ensureNow({ model: key.model, ttlSeconds: key.ttlSeconds }, { ttlSeconds: key.ttlSeconds, note: undefined }), (r) =>
+        // The acquire stays interruptible: a stuck load must not hold up the caller's cancellation or the shutdown.
+        Effect.acquireRelease(Effect.interruptible(ensureNow({ model: key.model, ttlSeconds: key.ttlSeconds }, { ttlSeconds: key.ttlSeconds, note: undefined })), (r) =>
           Effect.gen(function* () {
             const mine = (yield* Ref.get(owned)).get(r.identifier)
             if (mine === undefined) return

@@ -108,6 +108,17 @@ describe("ModelLifecycle backends (LM Studio holds the TTL)", () => {
     })
   )
 
+  it.scopedLive("with MODEL_VERIFY_PROBE a fresh load is also probed with a one-token request", () =>
+    Effect.gen(function* () {
+      const probed = yield* setup({ loaded: [], settings: { restLoadTtl: "accept" } }, { lifecycle: "rest", verifyProbe: true })
+      yield* probed.lifecycle.load({ model: "google/gemma-3-1b" })
+      assert.strictEqual(yield* probed.hits("/v1/chat/completions"), 1)
+      const plain = yield* setup({ loaded: [], settings: { restLoadTtl: "accept" } }, { lifecycle: "rest" })
+      yield* plain.lifecycle.load({ model: "google/gemma-3-1b" })
+      assert.strictEqual(yield* plain.hits("/v1/chat/completions"), 0)
+    })
+  )
+
   it.scopedLive("auto with a broken lms falls back to JIT with a warning in the result", () =>
     Effect.gen(function* () {
       const s = yield* setup({ loaded: [] }, { lifecycle: "auto", lmsCliPath: Option.some("/nonexistent/lms") })
