@@ -3,6 +3,7 @@ import { Command } from "@effect/cli"
 import { Clock, Effect } from "effect"
 import { LmsCli } from "../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
 
@@ -14,8 +15,7 @@ export const healthCommand = (appLayer: AppLayerFactory) =>
       const greeting = yield* client.greeting()
       const latencyMs = (yield* Clock.currentTimeMillis) - started
       const apis = yield* client.apis
-      const models = yield* client.models()
-      const loaded = models.flatMap((m) => m.loaded.map((i) => ({ identifier: i.id, model: m.key, type: m.type })))
+      const loaded = (yield* (yield* ModelCatalog).loadedNow).map((l) => ({ identifier: l.instance.id, model: l.model.key, type: l.model.type }))
       const lifecycle = yield* (yield* ModelLifecycle).status
       const breakers = [yield* client.breaker, yield* (yield* LmsCli).breaker]
       if (flags.json) {

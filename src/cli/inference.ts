@@ -118,7 +118,7 @@ export const embedCommand = (appLayer: AppLayerFactory) =>
   Command.make("embed", { texts, model, baseUrl, json }, (flags) =>
     Effect.gen(function* () {
       const client = yield* LmStudioClient
-      const chosen = Option.getOrUndefined(flags.model) ?? (yield* defaultEmbeddingModel(client))
+      const chosen = Option.getOrUndefined(flags.model) ?? (yield* defaultEmbeddingModel)
       const r = yield* client.embed({ model: chosen, input: flags.texts })
       if (flags.json) return yield* printJson({ model: r.model, dimensions: r.dimensions, vectors: r.vectors })
       yield* printLine(`${r.vectors.length} vector(s) of ${r.dimensions} dimensions from ${r.model}`)
@@ -132,11 +132,12 @@ export const embedCommand = (appLayer: AppLayerFactory) =>
   )
 
 /** Without --model: a loaded embedding model, else the first downloaded one (LM Studio loads it just in time). */
-const defaultEmbeddingModel = (client: LmStudioClient) =>
-  Effect.map(client.models(), (models) => {
+const defaultEmbeddingModel = Effect.flatMap(ModelCatalog, (catalog) =>
+  Effect.map(catalog.snapshot, ({ models }) => {
     const embedding = models.filter((m) => m.type === "embedding")
     return (embedding.find((m) => m.loaded.length > 0) ?? embedding[0])?.key
   })
+)
 
 const input = Args.text({ name: "input" }).pipe(Args.withDescription("What to send"))
 const previous = Options.text("previous-response-id").pipe(

@@ -2,7 +2,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { InvalidArguments } from "../domain/Errors.js"
-import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { type LoadResult, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
 
@@ -20,8 +20,7 @@ const pad = (rows: ReadonlyArray<ReadonlyArray<string>>): Array<string> => {
 const listCommand = (appLayer: AppLayerFactory) =>
   Command.make("list", { baseUrl, json, loadedOnly, type }, (flags) =>
     Effect.gen(function* () {
-      const client = yield* LmStudioClient
-      const all = yield* client.models()
+      const all = (yield* (yield* ModelCatalog).snapshot).models
       const models = all.filter(
         (m) => (!flags.loadedOnly || m.loaded.length > 0) && Option.match(flags.type, { onNone: () => true, onSome: (t) => m.type === t })
       )

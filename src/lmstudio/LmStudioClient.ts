@@ -257,6 +257,23 @@ export const fragmentsOf = (calls: ReadonlyArray<ToolCallWire> | null | undefine
     arguments: argumentsText(c.function?.arguments)
   }))
 
+/** What an id from `/v1/models` tells about a model: only its name (the poorest source, protocol §2.1). */
+export const modelInfoFromId = (id: string): ModelInfo => ({
+  key: id,
+  type: /embed/i.test(id) ? "embedding" : "unknown",
+  displayName: undefined,
+  publisher: undefined,
+  architecture: undefined,
+  quantization: undefined,
+  format: undefined,
+  sizeBytes: undefined,
+  maxContextLength: undefined,
+  toolUse: undefined,
+  vision: undefined,
+  loaded: [],
+  source: "openai"
+})
+
 /** Collects a chat stream into the same result the non-streaming call returns. */
 export const collectChat = <E, R>(stream: Stream.Stream<ChatDelta, E, R>): Effect.Effect<ChatResult, E, R> =>
   Stream.runFold(
@@ -648,31 +665,6 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       )
     })
 
-    /** Models from the richest API the server has: v1, else v0, else the OpenAI id list. */
-    const models = Effect.fn("LmStudioClient.models")(function* () {
-      const found = yield* apis
-      if (found.v1) return yield* listV1Models()
-      if (found.v0) return yield* listV0Models()
-      const ids = yield* listOpenAiModels()
-      return ids.map(
-        (id): ModelInfo => ({
-          key: id,
-          type: /embed/i.test(id) ? "embedding" : "unknown",
-          displayName: undefined,
-          publisher: undefined,
-          architecture: undefined,
-          quantization: undefined,
-          format: undefined,
-          sizeBytes: undefined,
-          maxContextLength: undefined,
-          toolUse: undefined,
-          vision: undefined,
-          loaded: [],
-          source: "openai"
-        })
-      )
-    })
-
     const chatBody = (req: ChatRequest, stream: boolean): Record<string, unknown> => ({
       ...(req.model !== undefined ? { model: req.model } : {}),
       messages: req.messages.map((m) => ({
@@ -934,7 +926,6 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       listOpenAiModels,
       listV0Models,
       listV1Models,
-      models,
       chat,
       chatStream,
       complete,

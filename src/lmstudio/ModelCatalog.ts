@@ -19,7 +19,7 @@ import {
 } from "../domain/Errors.js"
 import { checkModelName, closestMatches, sameModel } from "../domain/ModelName.js"
 import { LmsCli, type LmsInstance, type LmsModel } from "./LmsCli.js"
-import { type LoadedInstance, LmStudioClient, type ModelInfo } from "./LmStudioClient.js"
+import { type LoadedInstance, LmStudioClient, type ModelInfo, modelInfoFromId } from "./LmStudioClient.js"
 
 export type CatalogSource = "v1" | "v0" | "lms" | "openai"
 
@@ -106,27 +106,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
         return { models: fromLms(models, instances), source: "lms" as const, fetchedAt: now }
       }
       const ids = yield* client.listOpenAiModels()
-      return {
-        models: ids.map(
-          (key): ModelInfo => ({
-            key,
-            type: /embed/i.test(key) ? "embedding" : "unknown",
-            displayName: undefined,
-            publisher: undefined,
-            architecture: undefined,
-            quantization: undefined,
-            format: undefined,
-            sizeBytes: undefined,
-            maxContextLength: undefined,
-            toolUse: undefined,
-            vision: undefined,
-            loaded: [],
-            source: "openai"
-          })
-        ),
-        source: "openai" as const,
-        fetchedAt: now
-      }
+      return { models: ids.map(modelInfoFromId), source: "openai" as const, fetchedAt: now }
     }).pipe(Effect.withSpan("ModelCatalog.fetch"))
 
     /** Each fetch gets the next generation, so "a refresh finished after I looked" is exact, whatever the clock says. */

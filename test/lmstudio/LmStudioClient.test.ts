@@ -39,7 +39,7 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
     Effect.gen(function* () {
       const { client } = yield* simAndClient({ settings: { v1: false, responses: false } })
       assert.deepStrictEqual(yield* client.apis, { openai: true, v0: true, v1: false, responses: false })
-      const models = yield* client.models()
+      const models = yield* client.listV0Models()
       assert.isTrue(models.every((m) => m.source === "v0"))
       const qwen = models.find((m) => m.key === "qwen/qwen3-4b")
       assert.strictEqual(qwen?.loaded.length, 1)
@@ -52,7 +52,7 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
   it.scopedLive("lists models from v1 with loaded instances, context, capabilities", () =>
     Effect.gen(function* () {
       const { client } = yield* simAndClient()
-      const models = yield* client.models()
+      const models = yield* client.listV1Models()
       const qwen = models.find((m) => m.key === "qwen/qwen3-4b")!
       assert.strictEqual(qwen.source, "v1")
       assert.strictEqual(qwen.toolUse, true)
