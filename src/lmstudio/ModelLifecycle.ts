@@ -115,7 +115,8 @@ export interface LoadResult {
   readonly ttlSeconds: number
   /** Who unloads the model when it has been idle for the TTL. */
   readonly ttlEnforcedBy: "lmstudio" | "bridge"
-  readonly via: Backend
+  /** How it was loaded; `existing` when it was found loaded already. */
+  readonly via: Backend | "existing"
   readonly viaReason: string
   readonly verified: boolean
   readonly alreadyLoaded: boolean
@@ -336,8 +337,8 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
             model,
             ttlSeconds: mine?.ttlSeconds ?? ttl.ttlSeconds,
             ttlEnforcedBy: mine?.enforcedBy ?? "lmstudio",
-            via: "cli" as const,
-            viaReason: "already loaded",
+            via: "existing" as const,
+            viaReason: mine ? "already loaded by this bridge" : "already loaded by someone else",
             verified: true,
             alreadyLoaded: true,
             loadTimeMs: 0,

@@ -160,6 +160,7 @@ describe("ModelLifecycle safety", () => {
       const s = yield* setup({ loaded: ["qwen/qwen3-4b"] }, { lifecycle: "jit" })
       const r = yield* s.lifecycle.ensureLoaded({ model: "qwen/qwen3-4b" })
       assert.isTrue(r.alreadyLoaded)
+      assert.strictEqual(r.via, "existing")
       assert.isTrue(r.notes.some((n) => n.includes("will not unload")))
       assert.strictEqual(yield* s.hits("/v1/chat/completions"), 0)
       const listed = yield* s.lifecycle.listLoaded
