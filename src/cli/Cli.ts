@@ -4,12 +4,14 @@ import { healthCommand } from "./health.js"
 import { chatCommand, completeCommand, embedCommand, respondCommand } from "./inference.js"
 import { modelsCommand } from "./models.js"
 import type { AppLayerFactory } from "./Shared.js"
+import { serveCommand } from "./serve.js"
 import { simulateCommand } from "./simulate.js"
 
-export const rootCommand = (appLayer: AppLayerFactory) =>
+export const rootCommand = (appLayer: AppLayerFactory, version: string) =>
   Command.make("lmstudio-bridge").pipe(
     Command.withDescription("MCP server and CLI that hands work to local LLMs served by LM Studio"),
     Command.withSubcommands([
+      serveCommand(appLayer, version),
       healthCommand(appLayer),
       modelsCommand(appLayer),
       chatCommand(appLayer),
@@ -21,4 +23,4 @@ export const rootCommand = (appLayer: AppLayerFactory) =>
   )
 
 export const makeCli = (appLayer: AppLayerFactory, version: string) =>
-  Command.run(rootCommand(appLayer), { name: "lmstudio-bridge", version })
+  Command.run(rootCommand(appLayer, version), { name: "lmstudio-bridge", version })

@@ -1,0 +1,211 @@
+/**
+ * The MCP face: an adapter over the SDK's low-level `Server` (DESIGN §5).
+ *
+ * - Tools are declared once (`tool(...)`) with Effect Schema input and output; the JSON Schemas the client sees come
+ *   from `JSONSchema.make`, so Effect Schema is the single source of truth.
+ * - Arguments are decoded strictly (unknown fields refused); a decoding failure is an error result naming the field
+ *   and the rule.
+ * - A typed failure becomes `isError: true` with `<Tag>: <message>`, a `Hint:` line and the error's fields as JSON
+ *   — and no `structuredContent` (the SDK client validates it against `outputSchema` even on errors).
+ * - A defect is logged and returned as an internal error result: a tool call never takes the server down.
+ * - Progress: when the request carries a `progressToken`, tools may report progress (`notifications/progress`).
+ * - Cancellation: the SDK's abort signal interrupts the tool's fiber (and with it the HTTP request to LM Studio).
+ */
+import { Server } from "@modelcontextprotocol/sdk/server/index.js"
+import {
+  type CallToolResult,
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  type ServerNotification,
+  type Tool as SdkTool
+} from "@modelcontextprotocol/sdk/types.js"
+import { Cause, Effect, JSONSchema, ParseResult, Runtime, Schema } from "effect"
+import { isExplained } from "../domain/Errors.js"
+
+export interface ToolAnnotations {
+  readonly readOnlyHint: boolean
+  readonly destructiveHint: boolean
+  readonly idempotentHint: boolean
+  readonly openWorldHint: boolean
+}
+
+export interface ToolContext {
+  /** Reports progress when the caller asked for it (a `progressToken`); a no-op otherwise. */
+  readonly progress: (progress: number, message: string) => Effect.Effect<void>
+  readonly wantsProgress: boolean
+}
+
+export interface Tool<R> {
+  readonly name: string
+  readonly title: string
+  readonly description: string
+  readonly annotations: ToolAnnotations
+  readonly inputSchema: SdkTool["inputSchema"]
+  readonly outputSchema: NonNullable<SdkTool["outputSchema"]>
+  readonly call: (args: unknown, ctx: ToolContext) => Effect.Effect<CallToolResult, never, R>
+}
+
+/** JSON Schema of an object Schema, as MCP wants it: `type: "object"` at the top, no `$schema`. */
+export const objectJsonSchema = <A, I>(schema: Schema.Schema<A, I>): { type: "object"; [key: string]: unknown } => {
+  const { $schema: _ignored, ...rest } = JSONSchema.make(schema)
+  // An empty Struct comes out as "any object or array" ($id "/schemas/{}"): a tool without parameters takes {}.
+  if (!("properties" in rest)) return { type: "object", properties: {}, additionalProperties: false }
+  return { ...rest, type: "object" }
+}
+
+/** The input of a tool without parameters: `{}` and nothing else (an empty Struct alone would let any field through). */
+export const NoInput = Schema.Struct({}).pipe(
+  Schema.filter((o) => {
+    const extra = Object.keys(o)
+    return extra.length === 0 || `unexpected argument(s) ${extra.map((k) => JSON.stringify(k)).join(", ")}: this tool takes none; call it with {}`
+  })
+)
+
+const text = (t: string): CallToolResult["content"][number] => ({ type: "text", text: t })
+
+/** `<Tag>: <message>` + `Hint:` + the error's fields as JSON; no structuredContent. */
+export const errorResult = (error: { readonly _tag: string; readonly message: string; readonly hint: string }): CallToolResult => {
+  const fields = Object.fromEntries(Object.entries(error).filter(([k]) => k !== "_tag"))
+  return {
+    isError: true,
+    content: [text(`${error._tag}: ${error.message}\nHint: ${error.hint}\n${JSON.stringify({ _tag: error._tag, ...fields })}`)]
+  }
+}
+
+const invalidArguments = (tool: string, detail: string): CallToolResult => ({
+  isError: true,
+  content: [
+    text(
+      `InvalidArguments: ${tool}: ${detail}\nHint: Check the tool's input schema (tools/list); unknown fields are not accepted.\n${JSON.stringify({ _tag: "InvalidArguments", tool })}`
+    )
+  ]
+})
+
+/** Declares a tool. The handler's typed errors must be the domain's explained errors. */
+export const tool = <I, II, O, OI extends { readonly [key: string]: unknown }, E extends { readonly _tag: string; readonly message: string }, R>(def: {
+  readonly name: string
+  readonly title: string
+  readonly description: string
+  readonly annotations: ToolAnnotations
+  readonly input: Schema.Schema<I, II>
+  readonly output: Schema.Schema<O, OI>
+  readonly handler: (input: I, ctx: ToolContext) => Effect.Effect<O, E, R>
+  /** The readable text rendering that accompanies the structured result. */
+  readonly render: (output: O) => string
+}): Tool<R> => {
+  const decode = Schema.decodeUnknown(def.input, { onExcessProperty: "error", errors: "all" })
+  const encode = Schema.encode(def.output)
+  return {
+    name: def.name,
+    title: def.title,
+    description: def.description,
+    annotations: def.annotations,
+    inputSchema: objectJsonSchema(def.input),
+    outputSchema: objectJsonSchema(def.output),
+    call: (args, ctx) =>
+      decode(args ?? {}).pipe(
+        Effect.mapError((e) => ({ _tag: "Decode" as const, detail: ParseResult.TreeFormatter.formatErrorSync(e) })),
+        Effect.flatMap((input) =>
+          def.handler(input, ctx).pipe(
+            Effect.flatMap((output) =>
+              encode(output).pipe(
+                Effect.map(
+                  (structured): CallToolResult => ({
+                    content: [text(def.render(output))],
+                    structuredContent: { ...structured }
+                  })
+                ),
+                Effect.orDie
+              )
+            ),
+            Effect.mapError((e) => ({ _tag: "Failed" as const, error: e }))
+          )
+        ),
+        Effect.catchAll((f) => {
+          if (f._tag === "Decode") return Effect.succeed(invalidArguments(def.name, f.detail))
+          const e = f.error
+          return Effect.succeed(
+            isExplained(e)
+              ? errorResult(e)
+              : errorResult({ _tag: e._tag, message: e.message, hint: "This is unexpected; the bridge's log on stderr has details." })
+          )
+        }),
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.succeed(errorResult({ _tag: "Cancelled", message: `${def.name} was cancelled`, hint: "Call it again if you still need it." }))
+            : Effect.logError("tool call failed unexpectedly", cause).pipe(
+                Effect.annotateLogs({ tool: def.name }),
+                Effect.as(
+                  errorResult({
+                    _tag: "InternalError",
+                    message: `${def.name} failed unexpectedly: ${Cause.pretty(cause).split("\n")[0]}`,
+                    hint: "The bridge stays up; its log on stderr has the details. Please report it."
+                  })
+                )
+              )
+        ),
+        Effect.withSpan(`mcp.tool.${def.name}`)
+      )
+  }
+}
+
+export interface ServerInfo {
+  readonly name: string
+  readonly version: string
+  readonly instructions?: string
+}
+
+/**
+ * Builds the SDK server for a list of tools. Tool effects run on the given runtime — the one bridge between the
+ * SDK's promise callbacks and Effect, with the request's abort signal wired to fiber interruption.
+ */
+export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, runtime: Runtime.Runtime<R>): Server => {
+  const server = new Server(
+    { name: info.name, version: info.version },
+    { capabilities: { tools: {} }, ...(info.instructions ? { instructions: info.instructions } : {}) }
+  )
+  const byName = new Map(tools.map((t) => [t.name, t]))
+  const run = Runtime.runPromise(runtime)
+
+  server.setRequestHandler(ListToolsRequestSchema, () => ({
+    tools: tools.map((t) => ({
+      name: t.name,
+      title: t.title,
+      description: t.description,
+      inputSchema: t.inputSchema,
+      outputSchema: t.outputSchema,
+      annotations: { title: t.title, ...t.annotations }
+    }))
+  }))
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const t = byName.get(request.params.name)
+    if (!t) {
+      return errorResult({
+        _tag: "UnknownTool",
+        message: `No tool named ${JSON.stringify(request.params.name)}`,
+        hint: `Available tools: ${[...byName.keys()].join(", ")}`
+      })
+    }
+    const token = request.params._meta?.progressToken
+    const ctx: ToolContext = {
+      wantsProgress: token !== undefined,
+      progress: (progress, message) =>
+        token === undefined
+          ? Effect.void
+          : Effect.promise(() =>
+              extra.sendNotification({
+                method: "notifications/progress",
+                params: { progressToken: token, progress, message }
+              } satisfies ServerNotification)
+            ).pipe(Effect.ignore)
+    }
+    try {
+      return await run(t.call(request.params.arguments ?? {}, ctx), { signal: extra.signal })
+    } catch {
+      // Only an interruption (the client cancelled) gets here: the SDK drops answers to cancelled requests anyway.
+      return errorResult({ _tag: "Cancelled", message: `${t.name} was cancelled`, hint: "Call it again if you still need it." })
+    }
+  })
+  return server
+}

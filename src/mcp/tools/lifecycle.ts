@@ -1,0 +1,200 @@
+/**
+ * Model lifecycle as tools (DESIGN §5): lms_server_status, lms_list_loaded_models, lms_load_model,
+ * lms_unload_model, lms_ensure_model_loaded. Every load has an explicit, finite TTL held by LM Studio where possible;
+ * results say who enforces it.
+ */
+import { Effect, Option, Schema } from "effect"
+import { AppConfig } from "../../Config.js"
+import { InvalidArguments } from "../../domain/Errors.js"
+import { LmsCli } from "../../lmstudio/LmsCli.js"
+import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
+import { type LoadResult, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
+import { NoInput, tool } from "../Server.js"
+
+const LoadOut = Schema.Struct({
+  identifier: Schema.String,
+  model: Schema.String,
+  ttl_seconds: Schema.Number,
+  ttl_enforced_by: Schema.Literal("lmstudio", "bridge"),
+  via: Schema.String,
+  via_reason: Schema.String,
+  verified: Schema.Boolean,
+  already_loaded: Schema.Boolean,
+  load_time_ms: Schema.Number,
+  notes: Schema.Array(Schema.String)
+})
+
+const loadOut = (r: LoadResult): typeof LoadOut.Type => ({
+  identifier: r.identifier,
+  model: r.model,
+  ttl_seconds: r.ttlSeconds,
+  ttl_enforced_by: r.ttlEnforcedBy,
+  via: r.via,
+  via_reason: r.viaReason,
+  verified: r.verified,
+  already_loaded: r.alreadyLoaded,
+  load_time_ms: r.loadTimeMs,
+  notes: r.notes
+})
+
+const renderLoad = (o: typeof LoadOut.Type) =>
+  [
+    o.already_loaded ? `${o.identifier} is already loaded (verified).` : `Loaded ${o.identifier} via ${o.via} in ${o.load_time_ms} ms (verified).`,
+    `TTL ${o.ttl_seconds} s, enforced by ${o.ttl_enforced_by === "lmstudio" ? "LM Studio" : "the bridge while it runs"}.`,
+    ...o.notes.map((n) => `Note: ${n}`)
+  ].join("\n")
+
+const Ttl = Schema.optional(
+  Schema.Number.annotations({ description: "Idle time-to-live in seconds (whole, >= 1); values above the maximum are capped" })
+)
+
+export const loadModel = tool({
+  name: "lms_load_model",
+  title: "Load a model (with a TTL)",
+  description:
+    "Load a model into LM Studio with an idle TTL that LM Studio itself enforces (never infinite): `keep_loaded` for longer work " +
+    "(600 s), the default is temporary (300 s), or an explicit `ttl_seconds`. The load is verified. Prefer lms_ensure_model_loaded " +
+    "unless you want a second instance.",
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  input: Schema.Struct({
+    model: Schema.String,
+    ttl_seconds: Ttl,
+    keep_loaded: Schema.optional(Schema.Boolean),
+    context_length: Schema.optional(Schema.Int.pipe(Schema.positive())),
+    identifier: Schema.optional(Schema.String)
+  }),
+  output: LoadOut,
+  handler: (input) =>
+    Effect.map(
+      Effect.flatMap(ModelLifecycle, (l) =>
+        l.load({
+          model: input.model,
+          ttlSeconds: input.ttl_seconds,
+          keepLoaded: input.keep_loaded,
+          contextLength: input.context_length,
+          identifier: input.identifier
+        })
+      ),
+      loadOut
+    ),
+  render: renderLoad
+})
+
+export const ensureModelLoaded = tool({
+  name: "lms_ensure_model_loaded",
+  title: "Make sure a model is loaded",
+  description:
+    "Make sure a model is loaded, loading it only if needed (with a TTL), and verify it really is. Safe to call repeatedly; " +
+    "concurrent calls share one load. Returns the identifier to use and whether it was already loaded.",
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  input: Schema.Struct({ model: Schema.String, ttl_seconds: Ttl }),
+  output: LoadOut,
+  handler: (input) =>
+    Effect.map(
+      Effect.flatMap(ModelLifecycle, (l) => l.ensureLoaded({ model: input.model, ttlSeconds: input.ttl_seconds })),
+      loadOut
+    ),
+  render: renderLoad
+})
+
+export const unloadModel = tool({
+  name: "lms_unload_model",
+  title: "Unload a model",
+  description: "Unload one model instance (by the identifier from lms_list_loaded_models) or, with `all: true`, every loaded model.",
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+  input: Schema.Struct({ identifier: Schema.optional(Schema.String), all: Schema.optional(Schema.Boolean) }),
+  output: Schema.Struct({ unloaded: Schema.Array(Schema.String) }),
+  handler: (input) =>
+    Effect.gen(function* () {
+      const lifecycle = yield* ModelLifecycle
+      if ((input.all === true) === (input.identifier !== undefined)) {
+        return yield* new InvalidArguments({ command: "lms_unload_model", problem: "give exactly one of `identifier` and `all: true`" })
+      }
+      if (input.identifier !== undefined) return { unloaded: (yield* lifecycle.unload(input.identifier)) ? [input.identifier] : [] }
+      return { unloaded: yield* lifecycle.unloadAll }
+    }),
+  render: (o) => (o.unloaded.length === 0 ? "Nothing was unloaded (no such model loaded)." : `Unloaded: ${o.unloaded.join(", ")}`)
+})
+
+export const listLoadedModels = tool({
+  name: "lms_list_loaded_models",
+  title: "Loaded models",
+  description: "List the model instances loaded in LM Studio with their TTL, TTL left, status and whether this bridge loaded them.",
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  input: NoInput,
+  output: Schema.Struct({
+    instances: Schema.Array(
+      Schema.Struct({
+        identifier: Schema.String,
+        model: Schema.String,
+        type: Schema.String,
+        context_length: Schema.NullOr(Schema.Number),
+        ttl_seconds: Schema.NullOr(Schema.Number),
+        ttl_left_seconds: Schema.NullOr(Schema.Number),
+        status: Schema.NullOr(Schema.String),
+        owned_by_bridge: Schema.Boolean
+      })
+    )
+  }),
+  handler: () =>
+    Effect.map(Effect.flatMap(ModelLifecycle, (l) => l.listLoaded), (loaded) => ({
+      instances: loaded.map((m) => ({
+        identifier: m.identifier,
+        model: m.model,
+        type: m.type,
+        context_length: m.contextLength ?? null,
+        ttl_seconds: m.ttlSeconds ?? null,
+        ttl_left_seconds: m.ttlLeftSeconds ?? null,
+        status: m.status ?? null,
+        owned_by_bridge: m.ownedByBridge
+      }))
+    })),
+  render: (o) =>
+    o.instances.length === 0
+      ? "No models are loaded."
+      : o.instances.map((i) => `${i.identifier} (${i.type}) TTL ${i.ttl_seconds ?? "?"} s${i.owned_by_bridge ? ", loaded by this bridge" : ""}`).join("\n")
+})
+
+export const serverStatus = tool({
+  name: "lms_server_status",
+  title: "LM Studio server and lifecycle status",
+  description:
+    "Whether LM Studio's server is running and on which port, how this bridge loads models (lms CLI, JIT or REST), why, and who " +
+    "enforces model TTLs.",
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  input: NoInput,
+  output: Schema.Struct({
+    running: Schema.Boolean,
+    port: Schema.NullOr(Schema.Number),
+    base_url: Schema.String,
+    via: Schema.String,
+    lifecycle: Schema.Struct({ mode: Schema.String, backend: Schema.String, reason: Schema.String, ttl_enforced_by: Schema.String }),
+    lms_cli: Schema.String
+  }),
+  handler: () =>
+    Effect.gen(function* () {
+      const config = yield* AppConfig
+      const client = yield* LmStudioClient
+      const lms = yield* LmsCli
+      const running = Option.isSome(yield* Effect.option(client.greeting()))
+      const url = new URL(config.baseUrl)
+      const status = running ? yield* Effect.option((yield* ModelLifecycle).status) : Option.none()
+      const lifecycle = Option.match(status, {
+        onNone: () => ({ mode: config.lifecycle, backend: "unknown", reason: "LM Studio is not reachable", ttl_enforced_by: "unknown" }),
+        onSome: (s) => ({ mode: s.mode, backend: s.backend, reason: s.reason, ttl_enforced_by: s.ttlEnforcedBy })
+      })
+      return {
+        running,
+        port: url.port === "" ? null : Number(url.port),
+        base_url: config.baseUrl,
+        via: "rest",
+        lifecycle,
+        lms_cli: Option.getOrElse(lms.path, () => "not installed")
+      }
+    }),
+  render: (o) =>
+    `${o.running ? `LM Studio's server is running on port ${o.port}` : "LM Studio's server is not reachable"} (${o.base_url}). ` +
+    `Models are loaded via ${o.lifecycle.backend}: ${o.lifecycle.reason}. TTLs enforced by ${o.lifecycle.ttl_enforced_by}.`
+})
+
+export const lifecycleTools = [serverStatus, listLoadedModels, loadModel, unloadModel, ensureModelLoaded] as const
