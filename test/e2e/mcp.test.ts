@@ -5,7 +5,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
 import { binPath, j } from "../helpers.js"
@@ -169,6 +169,48 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       const up = yield* call(client, "health_check")
       assert.strictEqual(j(up.structuredContent).get("reachable").raw, true)
       assert.strictEqual(sim.port, first)
+    })
+  )
+
+  it.scopedLive("a slow streamed chat sends progress with the text so far; cancelling it aborts the request to LM Studio", () =>
+    Effect.gen(function* () {
+      const words = Array.from({ length: 120 }, (_, i) => `w${i}`).join(" ")
+      const { client, sim } = yield* withSim({ scenario: { rules: [{ match: {}, reply: { content: words } }] }, faults: { tokenDelayMs: 15 } })
+      yield* Effect.promise(() => client.listTools())
+      const progress: Array<{ progress: number; message?: string | undefined }> = []
+      const done = yield* Effect.promise(() =>
+        client.callTool({ name: "chat_completion", arguments: { prompt: "go" } }, undefined, {
+          onprogress: (p) => void progress.push(p),
+          timeout: 30_000
+        })
+      )
+      assert.strictEqual(j(done.structuredContent).get("content").str, words)
+      assert.isAtLeast(progress.length, 5)
+      assert.isTrue(progress.every((p, i) => i === 0 || p.progress >= progress[i - 1]!.progress))
+      assert.isTrue((progress[progress.length - 1]!.message ?? "").endsWith("w119"))
+
+      // Cancel mid-stream: the SDK sends notifications/cancelled; the bridge interrupts the call and its HTTP request.
+      const controller = new AbortController()
+      const cancelled = Effect.promise(() =>
+        client
+          .callTool({ name: "chat_completion", arguments: { prompt: "again" } }, undefined, {
+            signal: controller.signal,
+            onprogress: () => controller.abort()
+          })
+          .then(
+            () => "finished",
+            () => "cancelled"
+          )
+      )
+      assert.strictEqual(yield* cancelled, "cancelled")
+      const state = yield* sim.state.get.pipe(
+        Effect.filterOrFail((d) => d.counters.streamsAborted >= 1, () => "not yet" as const),
+        Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(10)))),
+        Effect.orDie
+      )
+      assert.strictEqual(state.counters.streamsAborted, 1)
+      const next = yield* call(client, "chat_completion", { prompt: "still alive?" })
+      assert.isTrue(j(next.structuredContent).get("content").str.startsWith("w0"))
     })
   )
 
