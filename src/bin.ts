@@ -9,6 +9,7 @@ import { createRequire } from "node:module"
 import { AppConfig, type ConfigOverrides } from "./Config.js"
 import { makeCli } from "./cli/Cli.js"
 import { isExplained, renderError } from "./domain/Errors.js"
+import { Diagnostics } from "./lmstudio/Diagnostics.js"
 import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
 import { LmsCli } from "./lmstudio/LmsCli.js"
 import { ModelCatalog } from "./lmstudio/ModelCatalog.js"
@@ -19,7 +20,8 @@ const { version } = createRequire(import.meta.url)("../../package.json") as { ve
 
 /** Configuration (env + flags), logging, the LM Studio client, the lms CLI and the model catalog, for one command run. */
 const appLayer = (overrides: ConfigOverrides) =>
-  ModelLifecycle.Default.pipe(
+  Diagnostics.Default.pipe(
+    Layer.provideMerge(ModelLifecycle.Default),
     Layer.provideMerge(ModelCatalog.Default),
     Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Logging.layer)),
     Layer.provideMerge(AppConfig.layerWith(overrides)),

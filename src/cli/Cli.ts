@@ -1,5 +1,6 @@
 /** The command tree. The binary passes in how services are composed (`AppLayerFactory`); handlers stay thin. */
 import { Command } from "@effect/cli"
+import { doctorCommand } from "./doctor.js"
 import { healthCommand } from "./health.js"
 import { chatCommand, completeCommand, embedCommand, respondCommand } from "./inference.js"
 import { modelsCommand } from "./models.js"
@@ -13,6 +14,7 @@ export const rootCommand = (appLayer: AppLayerFactory, version: string) =>
     Command.withSubcommands([
       serveCommand(appLayer, version),
       healthCommand(appLayer),
+      doctorCommand(appLayer),
       modelsCommand(appLayer),
       chatCommand(appLayer),
       completeCommand(appLayer),

@@ -9,10 +9,11 @@ import type { ConfigInvalid } from "../domain/Errors.js"
 import type { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import type { LmsCli } from "../lmstudio/LmsCli.js"
 import type { ModelCatalog } from "../lmstudio/ModelCatalog.js"
+import type { Diagnostics } from "../lmstudio/Diagnostics.js"
 import type { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 
 /** The services a CLI command may use, built by the binary's composition root from the command's flags. */
-export type CliServices = AppConfig | LmStudioClient | LmsCli | ModelCatalog | ModelLifecycle
+export type CliServices = AppConfig | LmStudioClient | LmsCli | ModelCatalog | ModelLifecycle | Diagnostics
 export type AppLayerFactory = (overrides: ConfigOverrides) => Layer.Layer<CliServices, ConfigInvalid>
 
 export const baseUrl = Options.text("base-url").pipe(

@@ -6,11 +6,12 @@ import { Command } from "@effect/cli"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { Effect } from "effect"
 import { makeServer, type Tool } from "../mcp/Server.js"
+import { diagnose } from "../mcp/tools/diagnose.js"
 import { lifecycleTools } from "../mcp/tools/lifecycle.js"
 import { lmstudioTools } from "../mcp/tools/lmstudio.js"
 import { type AppLayerFactory, baseUrl, type CliServices, overridesOf } from "./Shared.js"
 
-export const tools: ReadonlyArray<Tool<CliServices>> = [...lmstudioTools, ...lifecycleTools]
+export const tools: ReadonlyArray<Tool<CliServices>> = [...lmstudioTools, ...lifecycleTools, diagnose]
 
 const INSTRUCTIONS =
   "Tools to use local LLMs running in LM Studio: chat, completion, stateful responses and embeddings, plus safe model " +

@@ -38,6 +38,17 @@ export class InvalidArguments extends Schema.TaggedError<InvalidArguments>()("In
   }
 }
 
+export class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", {
+  problems: StringList
+}) {
+  override get message(): string {
+    return `${this.problems.length} check(s) found a problem: ${this.problems.join(", ")}`
+  }
+  get hint(): string {
+    return "Apply the fix printed under each problem, then run `lmstudio-bridge doctor` again."
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // LM Studio transport
 // ---------------------------------------------------------------------------------------------------------------

@@ -120,6 +120,28 @@ describe("CLI against the simulator", () => {
   )
 })
 
+describe("doctor", () => {
+  it.scopedLive("all checks pass against the simulator (exit 0); a stopped server is a problem with its fix (exit 1)", () =>
+    Effect.gen(function* () {
+      const sim = yield* start()
+      const good = yield* cli(sim.baseUrl, "doctor", "--json")
+      assert.strictEqual(good.code, 0, good.stderr)
+      const report = j(JSON.parse(good.stdout))
+      assert.strictEqual(report.get("healthy").raw, true)
+      assert.includeMembers(
+        report.get("checks").arr.map((c) => c.get("name").str),
+        ["LM Studio server", "APIs", "Authentication", "Models", "Default model", "lms CLI", "Circuit breakers", "Configuration"]
+      )
+      const url = yield* closedUrl
+      const bad = yield* cli(url, "doctor")
+      assert.strictEqual(bad.code, 1)
+      assert.match(bad.stdout, /^✗ LM Studio server: LmStudioUnreachable/)
+      assert.include(bad.stdout, "    fix: ")
+      assert.match(bad.stderr.trim(), /^lmstudio-bridge: ChecksFailed: 1 check\(s\) found a problem: LM Studio server/)
+    })
+  )
+})
+
 describe("CLI against a closed port", () => {
   it.live("health, models list, chat, complete, embed and respond each fail with one clear line and exit 1", () =>
     Effect.gen(function* () {

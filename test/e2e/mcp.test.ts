@@ -22,7 +22,8 @@ const CONTRACT = [
   "lms_list_loaded_models",
   "lms_load_model",
   "lms_unload_model",
-  "lms_ensure_model_loaded"
+  "lms_ensure_model_loaded",
+  "diagnose"
 ]
 
 /** A connected SDK client talking to a freshly spawned bridge; closed (and the child gone) with the scope. */
@@ -106,7 +107,10 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       assert.include(j(loaded.structuredContent).get("instances").arr.map((i) => i.get("identifier").str), "google/gemma-3-1b")
       const unload = yield* call(client, "lms_unload_model", { identifier: "google/gemma-3-1b" })
       assert.deepStrictEqual(j(unload.structuredContent).get("unloaded").raw, ["google/gemma-3-1b"])
-      for (const r of [health, models, info, chat, completion, first, second, emb, status, load, ensure, loaded, unload]) {
+      const diag = yield* call(client, "diagnose")
+      assert.strictEqual(j(diag.structuredContent).get("healthy").raw, true)
+      assert.include(j(diag.structuredContent).get("checks").arr.map((c) => c.get("name").str), "Default model")
+      for (const r of [health, models, info, chat, completion, first, second, emb, status, load, ensure, loaded, unload, diag]) {
         assert.notStrictEqual(r.isError, true)
       }
     })

@@ -1,0 +1,138 @@
+/**
+ * Diagnostics: every check `doctor` (CLI) and `diagnose` (MCP) run, each ok / warn / problem with the fix. Checks
+ * never fail: a failing dependency is a finding, not an error.
+ */
+import { Effect, Option } from "effect"
+import { existsSync } from "node:fs"
+import { homedir } from "node:os"
+import { join } from "node:path"
+import { AppConfig } from "../Config.js"
+import { isExplained } from "../domain/Errors.js"
+import { LmsCli } from "./LmsCli.js"
+import { LmStudioClient } from "./LmStudioClient.js"
+import { ModelCatalog } from "./ModelCatalog.js"
+import { ModelLifecycle } from "./ModelLifecycle.js"
+
+export interface Check {
+  readonly name: string
+  readonly status: "ok" | "warn" | "problem"
+  readonly detail: string
+  readonly fix: string | null
+}
+
+const ok = (name: string, detail: string): Check => ({ name, status: "ok", detail, fix: null })
+const warn = (name: string, detail: string, fix: string): Check => ({ name, status: "warn", detail, fix })
+const problem = (name: string, detail: string, fix: string): Check => ({ name, status: "problem", detail, fix })
+
+const describe = (e: { readonly _tag: string; readonly message: string }) => `${e._tag}: ${e.message}`
+const fixOf = (e: unknown, fallback: string) => (isExplained(e) ? e.hint : fallback)
+
+/** mcp.json search order (DESIGN §4): the file the bridge would use, and why. */
+export const locateMcpJson = (configured: Option.Option<string>, cwd: string, home: string): { path: string | null; reason: string } => {
+  if (Option.isSome(configured)) {
+    return existsSync(configured.value)
+      ? { path: configured.value, reason: "MCP_JSON_PATH" }
+      : { path: null, reason: `MCP_JSON_PATH points to ${configured.value}, which does not exist` }
+  }
+  for (const [path, reason] of [
+    [join(cwd, ".mcp.json"), "./.mcp.json in the working directory"],
+    [join(home, ".lmstudio", "mcp.json"), "LM Studio's mcp.json"],
+    [join(home, ".mcp.json"), "~/.mcp.json"]
+  ] as const) {
+    if (existsSync(path)) return { path, reason }
+  }
+  return { path: null, reason: "none of $MCP_JSON_PATH, ./.mcp.json, ~/.lmstudio/mcp.json, ~/.mcp.json exists" }
+}
+
+export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/Diagnostics", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const client = yield* LmStudioClient
+    const lms = yield* LmsCli
+    const catalog = yield* ModelCatalog
+    const lifecycle = yield* ModelLifecycle
+
+    const run = Effect.gen(function* () {
+      const checks: Array<Check> = []
+      const greeting = yield* Effect.either(client.greeting())
+      if (greeting._tag === "Left") {
+        checks.push(problem("LM Studio server", describe(greeting.left), fixOf(greeting.left, "Start LM Studio's server.")))
+      } else {
+        checks.push(ok("LM Studio server", `reachable at ${config.baseUrl}`))
+        const apis = yield* Effect.either(client.apis)
+        if (apis._tag === "Right") {
+          const missing = (["v1", "responses"] as const).filter((k) => !apis.right[k])
+          checks.push(
+            !apis.right.openai
+              ? problem("APIs", "the OpenAI-compatible API (/v1) is missing", "Update LM Studio.")
+              : missing.length > 0
+                ? warn("APIs", `missing: ${missing.join(", ")} (older LM Studio)`, "Update LM Studio to 0.4+ for REST v1 and the Responses API.")
+                : ok("APIs", "openai, v0, v1 and responses")
+          )
+        }
+        const listing = yield* Effect.either(client.listOpenAiModels())
+        checks.push(
+          listing._tag === "Left" && listing.left._tag === "LmStudioHttpError" && (listing.left.status === 401 || listing.left.status === 403)
+            ? problem("Authentication", describe(listing.left), "Set LMSTUDIO_API_TOKEN (or LM_API_TOKEN) to an API token from LM Studio.")
+            : ok("Authentication", Option.isSome(config.apiToken) ? "a Bearer token is sent and accepted" : "not required by this server")
+        )
+        const snapshot = yield* Effect.either(catalog.snapshot)
+        if (snapshot._tag === "Right") {
+          const models = snapshot.right.models
+          const loaded = models.flatMap((m) => m.loaded.map((i) => i.id))
+          checks.push(
+            models.length === 0
+              ? problem("Models", "no models are downloaded", "Download one in LM Studio, or `lms get qwen/qwen3-4b`.")
+              : ok("Models", `${models.length} downloaded (from ${snapshot.right.source}); loaded: ${loaded.join(", ") || "none"}`)
+          )
+        }
+        const def = yield* Effect.either(catalog.resolve(undefined))
+        checks.push(
+          def._tag === "Left"
+            ? warn("Default model", describe(def.left), fixOf(def.left, "Set DEFAULT_MODEL."))
+            : def.right.model.toolUse === false
+              ? warn(
+                  "Default model",
+                  `${def.right.model.key} was not trained for tool use`,
+                  "Agents work best with a tool-use model (e.g. qwen/qwen3-4b); set DEFAULT_MODEL or pass `model`."
+                )
+              : ok("Default model", `${def.right.model.key}${def.right.model.toolUse ? " (tool use)" : ""}`)
+        )
+      }
+      if (!lms.available) {
+        checks.push(warn("lms CLI", "not installed: models are loaded via JIT or REST", "Install it: ~/.lmstudio/bin/lms bootstrap, or set LMS_CLI_PATH."))
+      } else {
+        const status = yield* Effect.either(lms.serverStatus())
+        checks.push(
+          status._tag === "Left"
+            ? problem("lms CLI", describe(status.left), fixOf(status.left, "Check LMS_CLI_PATH."))
+            : ok("lms CLI", `${Option.getOrElse(lms.path, () => "lms")}: server ${status.right.running ? "running" : "not running"}`)
+        )
+      }
+      const breakers = yield* Effect.all([client.breaker, lms.breaker])
+      const open = breakers.filter((b) => b.state !== "closed")
+      checks.push(
+        open.length === 0
+          ? ok("Circuit breakers", breakers.map((b) => `${b.dependency} closed`).join(", "))
+          : problem(
+              "Circuit breakers",
+              open.map((b) => `${b.dependency} ${b.state} (retry in ${b.retryAfterSeconds} s)`).join(", "),
+              "Fix the failing dependency; calls resume automatically after the wait."
+            )
+      )
+      const status = yield* Effect.either(lifecycle.status)
+      const mcp = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir())
+      checks.push(
+        ok(
+          "Configuration",
+          `LMSTUDIO_BASE_URL=${config.baseUrl}; lifecycle ${config.lifecycle}` +
+            (status._tag === "Right" ? ` → ${status.right.backend}` : "") +
+            `; TTLs ${config.tempModelTtlSeconds}/${config.modelTtlSeconds}/${config.maxModelTtlSeconds} s; mcp.json: ${mcp.path ?? "none"} (${mcp.reason})`
+        )
+      )
+      return checks
+    }).pipe(Effect.withSpan("Diagnostics.run"))
+
+    return { run } as const
+  })
+}) {}
