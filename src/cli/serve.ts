@@ -2,14 +2,16 @@
  * `lmstudio-bridge serve`: the MCP server over stdio (the default for MCP hosts). Stdout carries only protocol
  * frames; logs go to stderr. The server stops when the host closes stdin, or on SIGINT/SIGTERM.
  */
-import { Command } from "@effect/cli"
+import { Command, Options } from "@effect/cli"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+import { AppConfig } from "../Config.js"
+import { parseListen, serveHttp } from "../mcp/HttpTransport.js"
 import { makeServer, type Tool } from "../mcp/Server.js"
 import { diagnose } from "../mcp/tools/diagnose.js"
 import { lifecycleTools } from "../mcp/tools/lifecycle.js"
 import { lmstudioTools } from "../mcp/tools/lmstudio.js"
-import { type AppLayerFactory, baseUrl, type CliServices, overridesOf } from "./Shared.js"
+import { type AppLayerFactory, baseUrl, type CliServices, overridesOf, printLine } from "./Shared.js"
 
 export const tools: ReadonlyArray<Tool<CliServices>> = [...lmstudioTools, ...lifecycleTools, diagnose]
 
@@ -17,12 +19,31 @@ const INSTRUCTIONS =
   "Tools to use local LLMs running in LM Studio: chat, completion, stateful responses and embeddings, plus safe model " +
   "loading with a TTL. Call health_check first if a tool reports LM Studio unreachable."
 
+const http = Options.text("http").pipe(
+  Options.withDescription("Serve Streamable HTTP on [host:]port (endpoint /mcp; 127.0.0.1 unless a host is given) instead of stdio"),
+  Options.optional
+)
+
 export const serveCommand = (appLayer: AppLayerFactory, version: string) =>
-  Command.make("serve", { baseUrl }, () =>
+  Command.make("serve", { baseUrl, http }, (flags) =>
     Effect.scoped(
       Effect.gen(function* () {
         const runtime = yield* Effect.runtime<CliServices>()
-        const server = makeServer({ name: "lmstudio-bridge", version, instructions: INSTRUCTIONS }, tools, runtime)
+        const info = { name: "lmstudio-bridge", version, instructions: INSTRUCTIONS }
+        if (Option.isSome(flags.http)) {
+          const listen = yield* parseListen(flags.http.value)
+          const config = yield* AppConfig
+          const { url } = yield* serveHttp({
+            ...listen,
+            token: Option.getOrUndefined(config.bridgeHttpToken),
+            newServer: () => makeServer(info, tools, runtime)
+          })
+          yield* Effect.logInfo("MCP server ready on Streamable HTTP").pipe(Effect.annotateLogs({ url, auth: Option.isSome(config.bridgeHttpToken) }))
+          // In HTTP mode stdout is not the protocol channel: say where to connect.
+          yield* printLine(`MCP server listening on ${url}`)
+          return yield* Effect.never
+        }
+        const server = makeServer(info, tools, runtime)
         const transport = new StdioServerTransport()
         yield* Effect.acquireRelease(
           Effect.promise(() => server.connect(transport)),
@@ -40,6 +61,6 @@ export const serveCommand = (appLayer: AppLayerFactory, version: string) =>
       })
     )
   ).pipe(
-    Command.withDescription("Run the MCP server on stdio (what Claude Code, Claude Desktop and Cursor start)"),
+    Command.withDescription("Run the MCP server: stdio (what Claude Code, Claude Desktop and Cursor start) or Streamable HTTP with --http"),
     Command.provide((flags) => appLayer(overridesOf(flags)))
   )

@@ -1,0 +1,144 @@
+/**
+ * Streamable HTTP for the MCP server (`serve --http [host:]port`), endpoint `/mcp`.
+ *
+ * - Binds 127.0.0.1 unless told otherwise.
+ * - DNS-rebinding protection: when bound to loopback, the `Host` header must name a loopback address, and an
+ *   `Origin` header, when present, must be a loopback origin. Anything else is refused with 403.
+ * - `BRIDGE_HTTP_TOKEN`: when set, every request needs `Authorization: Bearer <token>` (401 otherwise).
+ * - Sessions per the SDK: an `initialize` request opens a session (its own SDK transport and server); later requests
+ *   carry `mcp-session-id`. Closing the scope closes every session and the listener.
+ */
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js"
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js"
+import { Effect, Redacted, type Scope } from "effect"
+import { randomUUID } from "node:crypto"
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import { InvalidArguments } from "../domain/Errors.js"
+
+export interface HttpOptions {
+  readonly host: string
+  readonly port: number
+  readonly token: Redacted.Redacted<string> | undefined
+  /** A fresh SDK server for a new session. */
+  readonly newServer: () => Server
+}
+
+const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "::1", "[::1]"])
+
+/** `8765` → 127.0.0.1:8765; `0.0.0.0:8765`; `[::1]:8765`. */
+export const parseListen = (value: string): Effect.Effect<{ host: string; port: number }, InvalidArguments> => {
+  const m = /^(?:(\[[^\]]+\]|[^:]+):)?(\d{1,5})$/.exec(value.trim())
+  const port = m ? Number(m[2]) : Number.NaN
+  if (!m || port > 65535) {
+    return Effect.fail(new InvalidArguments({ command: "serve --http", problem: `${JSON.stringify(value)} is not [host:]port (e.g. 8765 or 127.0.0.1:8765)` }))
+  }
+  return Effect.succeed({ host: (m[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""), port })
+}
+
+const hostName = (hostHeader: string): string => {
+  const h = hostHeader.trim().toLowerCase()
+  if (h.startsWith("[")) return h.slice(0, h.indexOf("]") + 1)
+  return h.split(":")[0] ?? h
+}
+
+const isLoopbackOrigin = (origin: string): boolean => {
+  try {
+    return LOOPBACK_NAMES.has(new URL(origin).hostname.replace(/^\[|\]$/g, "")) || new URL(origin).hostname === "[::1]"
+  } catch {
+    return false
+  }
+}
+
+const refuse = (res: ServerResponse, status: number, message: string) => {
+  res.writeHead(status, { "content-type": "application/json" })
+  res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }))
+}
+
+const readBody = (req: IncomingMessage, limit = 4 * 1024 * 1024): Promise<unknown> =>
+  new Promise((resolve, reject) => {
+    let size = 0
+    const chunks: Array<Buffer> = []
+    req.on("data", (c: Buffer) => {
+      size += c.length
+      if (size > limit) reject(new Error("request body too large"))
+      else chunks.push(c)
+    })
+    req.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8")
+      try {
+        resolve(text === "" ? undefined : JSON.parse(text))
+      } catch {
+        reject(new Error("invalid JSON"))
+      }
+    })
+    req.on("error", reject)
+  })
+
+/** Serves MCP over Streamable HTTP in the current scope; returns the endpoint URL. */
+export const serveHttp = (options: HttpOptions): Effect.Effect<{ readonly url: string }, InvalidArguments, Scope.Scope> =>
+  Effect.gen(function* () {
+    const sessions = new Map<string, StreamableHTTPServerTransport>()
+    const loopbackBind = LOOPBACK_NAMES.has(options.host)
+    const token = options.token ? `Bearer ${Redacted.value(options.token)}` : undefined
+
+    const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+      const path = new URL(req.url ?? "/", "http://bridge").pathname
+      if (path !== "/mcp") return refuse(res, 404, "Not found: the MCP endpoint is /mcp")
+      if (loopbackBind && !LOOPBACK_NAMES.has(hostName(req.headers.host ?? ""))) {
+        return refuse(res, 403, "Forbidden: Host is not a loopback address (DNS-rebinding protection)")
+      }
+      const origin = req.headers.origin
+      if (origin !== undefined && !isLoopbackOrigin(origin)) return refuse(res, 403, `Forbidden: Origin ${origin} is not allowed`)
+      if (token !== undefined && req.headers.authorization !== token) return refuse(res, 401, "Unauthorized: a valid bearer token is required")
+
+      const sessionId = req.headers["mcp-session-id"]
+      const existing = typeof sessionId === "string" ? sessions.get(sessionId) : undefined
+      let body: unknown = undefined
+      if (req.method === "POST") {
+        try {
+          body = await readBody(req)
+        } catch (e) {
+          return refuse(res, 400, `Bad request: ${e instanceof Error ? e.message : "unreadable body"}`)
+        }
+      }
+      if (existing) return existing.handleRequest(req, res, body)
+      if (sessionId !== undefined) return refuse(res, 404, "Session not found: start a new session with initialize")
+      if (req.method !== "POST" || !isInitializeRequest(body)) {
+        return refuse(res, 400, "Bad request: no valid session; send initialize first")
+      }
+      const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          sessions.set(id, transport)
+        }
+      })
+      transport.onclose = () => {
+        if (transport.sessionId !== undefined) sessions.delete(transport.sessionId)
+      }
+      await options.newServer().connect(transport)
+      return transport.handleRequest(req, res, body)
+    }
+
+    const server = yield* Effect.acquireRelease(
+      Effect.async<ReturnType<typeof createServer>, InvalidArguments>((resume) => {
+        const s = createServer((req, res) => {
+          handle(req, res).catch((e: unknown) => {
+            if (!res.headersSent) refuse(res, 500, `Internal error: ${e instanceof Error ? e.message : String(e)}`)
+          })
+        })
+        s.once("error", (e) => resume(Effect.fail(new InvalidArguments({ command: "serve --http", problem: `cannot listen on ${options.host}:${options.port}: ${e.message}` }))))
+        s.listen(options.port, options.host, () => resume(Effect.succeed(s)))
+      }),
+      (s) =>
+        Effect.promise(async () => {
+          await Promise.all([...sessions.values()].map((t) => t.close()))
+          s.closeAllConnections()
+          await new Promise<void>((done) => s.close(() => done()))
+        })
+    )
+    const address = server.address()
+    if (address === null || typeof address === "string") return { url: `http://${options.host}:${options.port}/mcp` }
+    const shown = address.family === "IPv6" ? `[${address.address}]` : address.address
+    return { url: `http://${shown}:${address.port}/mcp` }
+  })

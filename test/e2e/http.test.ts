@@ -1,0 +1,126 @@
+/**
+ * `serve --http`: the same tools over Streamable HTTP (SDK client), DNS-rebinding protection (foreign Host or Origin
+ * refused), and the bearer token of BRIDGE_HTTP_TOKEN.
+ */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { spawn } from "node:child_process"
+import { request } from "node:http"
+import { start } from "../../src/simulator/Simulator.js"
+import { binPath, j } from "../helpers.js"
+
+/** Starts `serve --http 127.0.0.1:0` and resolves with its endpoint URL; the process is stopped with the scope. */
+const serveHttp = (baseUrl: string, env: Record<string, string> = {}) =>
+  Effect.acquireRelease(
+    Effect.promise(
+      () =>
+        new Promise<{ url: string; kill: () => void }>((resolve, reject) => {
+          const child = spawn(process.execPath, [binPath, "serve", "--http", "127.0.0.1:0"], {
+            env: { ...process.env, LMSTUDIO_BASE_URL: baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "warn", ...env },
+            stdio: ["ignore", "pipe", "pipe"]
+          })
+          let out = ""
+          child.stdout.on("data", (d: Buffer) => {
+            out += d.toString()
+            const m = /MCP server listening on (\S+)/.exec(out)
+            if (m) resolve({ url: m[1]!, kill: () => child.kill("SIGINT") })
+          })
+          child.on("exit", (code) => reject(new Error(`serve --http exited with ${code}`)))
+        })
+    ),
+    (s) => Effect.sync(() => s.kill())
+  )
+
+const connect = (url: string, headers: Record<string, string> = {}) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new Client({ name: "http-e2e", version: "1.0.0" })
+      await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }))
+      return client
+    }),
+    (client) => Effect.promise(() => client.close())
+  )
+
+/** A raw POST of an initialize request with chosen headers; returns the status. */
+const rawInitialize = (url: string, headers: Record<string, string>) =>
+  Effect.promise(
+    () =>
+      new Promise<number>((resolve, reject) => {
+        const u = new URL(url)
+        const req = request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: u.pathname,
+            method: "POST",
+            headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }
+          },
+          (res) => {
+            res.resume()
+            resolve(res.statusCode ?? 0)
+          }
+        )
+        req.on("error", reject)
+        req.end(
+          JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+          })
+        )
+      })
+  )
+
+describe("MCP server over Streamable HTTP", () => {
+  it.scopedLive("serves the same tools: list, a chat, an error result", () =>
+    Effect.gen(function* () {
+      const sim = yield* start()
+      const server = yield* serveHttp(sim.baseUrl)
+      assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
+      const client = yield* connect(server.url)
+      const { tools } = yield* Effect.promise(() => client.listTools())
+      assert.include(tools.map((t) => t.name), "chat_completion")
+      const chat = yield* Effect.promise(() => client.callTool({ name: "chat_completion", arguments: { prompt: "over http" } }))
+      assert.strictEqual(j(chat.structuredContent).get("content").str, "You said: over http")
+      const bad = yield* Effect.promise(() => client.callTool({ name: "lms_load_model", arguments: { model: "--help" } }))
+      assert.isTrue(bad.isError)
+      // Two sessions side by side.
+      const other = yield* connect(server.url)
+      const health = yield* Effect.promise(() => other.callTool({ name: "health_check", arguments: {} }))
+      assert.strictEqual(j(health.structuredContent).get("reachable").raw, true)
+    })
+  )
+
+  it.scopedLive("refuses a foreign Origin or Host (DNS rebinding) and a missing session", () =>
+    Effect.gen(function* () {
+      const sim = yield* start()
+      const server = yield* serveHttp(sim.baseUrl)
+      assert.strictEqual(yield* rawInitialize(server.url, { origin: "http://evil.example" }), 403)
+      assert.strictEqual(yield* rawInitialize(server.url, { host: "evil.example" }), 403)
+      assert.strictEqual(yield* rawInitialize(server.url, { origin: "http://localhost:3000" }), 200)
+      const noSession = yield* Effect.promise(() =>
+        fetch(server.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" })
+        }).then((r) => r.status)
+      )
+      assert.strictEqual(noSession, 400)
+    })
+  )
+
+  it.scopedLive("with BRIDGE_HTTP_TOKEN set, a request without the token is refused and one with it works", () =>
+    Effect.gen(function* () {
+      const sim = yield* start()
+      const server = yield* serveHttp(sim.baseUrl, { BRIDGE_HTTP_TOKEN: "s3cret" })
+      assert.strictEqual(yield* rawInitialize(server.url, {}), 401)
+      assert.strictEqual(yield* rawInitialize(server.url, { authorization: "Bearer wrong" }), 401)
+      const client = yield* connect(server.url, { Authorization: "Bearer s3cret" })
+      const { tools } = yield* Effect.promise(() => client.listTools())
+      assert.isAbove(tools.length, 10)
+    })
+  )
+})
