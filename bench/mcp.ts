@@ -1,0 +1,121 @@
+/**
+ * MCP server benchmark (`npm run bench`): `chat_completion` through the bridge over stdio (SDK client, the built
+ * binary as a child process) against the same request sent directly over HTTP, in one run against a zero-latency
+ * simulator; sequential and 32-way concurrent throughput over one connection; time from spawn to the `initialize`
+ * answer; idle RSS of the bridge process.
+ */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import { Clock, Effect } from "effect"
+import { readFileSync } from "node:fs"
+import { Agent, request } from "node:http"
+import { fileURLToPath } from "node:url"
+import * as Logging from "../src/observability/Logging.js"
+import { start } from "../src/simulator/Simulator.js"
+
+const TOTAL = Number(process.env.BENCH_MCP_REQUESTS ?? 1000)
+const BATCH = 100
+const binPath = fileURLToPath(new URL("../src/bin.js", import.meta.url))
+
+const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
+const percentile = (xs: ReadonlyArray<number>, p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
+
+const rssMiB = (pid: number): number => {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:")) ?? "VmRSS: 0 kB"
+  return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024
+}
+
+const program = Effect.gen(function* () {
+  const sim = yield* start({ loaded: ["qwen/qwen3-4b"] })
+  const body = JSON.stringify({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], max_tokens: 16 })
+  const agent = new Agent({ keepAlive: true, maxSockets: 32 })
+  yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+  const raw = Effect.async<void, Error>((resume) => {
+    const req = request(
+      { host: "127.0.0.1", port: sim.port, path: "/v1/chat/completions", method: "POST", agent, headers: { "content-type": "application/json" } },
+      (res) => {
+        const chunks: Array<Buffer> = []
+        res.on("data", (c: Buffer) => chunks.push(c))
+        res.on("end", () => {
+          JSON.parse(Buffer.concat(chunks).toString("utf8"))
+          resume(Effect.void)
+        })
+      }
+    )
+    req.on("error", (e) => resume(Effect.fail(e)))
+    req.end(body)
+  })
+
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [binPath, "serve"],
+    env: { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: sim.baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "error" },
+    stderr: "ignore"
+  })
+  const client = new Client({ name: "bench", version: "1.0.0" })
+  const t0 = yield* nowMs
+  yield* Effect.promise(() => client.connect(transport))
+  const initializeMs = (yield* nowMs) - t0
+  yield* Effect.addFinalizer(() => Effect.promise(() => client.close()))
+  const viaMcp = Effect.promise(() =>
+    client.callTool({ name: "chat_completion", arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 } })
+  )
+
+  for (let i = 0; i < 200; i++) {
+    yield* raw
+    yield* viaMcp
+  }
+  const pid = transport.pid ?? 0
+  const idleRss = rssMiB(pid)
+
+  const rawMs: Array<number> = []
+  const mcpMs: Array<number> = []
+  let rawWall = 0
+  let mcpWall = 0
+  for (let done = 0; done < TOTAL; done += BATCH) {
+    const a = yield* nowMs
+    for (let i = 0; i < BATCH; i++) {
+      const s = yield* nowMs
+      yield* raw
+      rawMs.push((yield* nowMs) - s)
+    }
+    const b = yield* nowMs
+    for (let i = 0; i < BATCH; i++) {
+      const s = yield* nowMs
+      yield* viaMcp
+      mcpMs.push((yield* nowMs) - s)
+    }
+    const c = yield* nowMs
+    rawWall += b - a
+    mcpWall += c - b
+  }
+  const concurrent = (effect: Effect.Effect<unknown, unknown>) =>
+    Effect.gen(function* () {
+      const s = yield* nowMs
+      yield* Effect.forEach(Array.from({ length: TOTAL }), () => effect, { concurrency: 32, discard: true })
+      return (TOTAL / ((yield* nowMs) - s)) * 1000
+    })
+  const rawConc = yield* concurrent(raw)
+  const mcpConc = yield* concurrent(viaMcp)
+  const busyRss = rssMiB(pid)
+
+  const row = (name: string, ms: ReadonlyArray<number>, wall: number, conc: number) =>
+    `| ${name} | ${percentile(ms, 50).toFixed(3)} | ${percentile(ms, 95).toFixed(3)} | ${percentile(ms, 99).toFixed(3)} | ${((ms.length / wall) * 1000).toFixed(0)} | ${conc.toFixed(0)} |`
+  const lines = [
+    `MCP server over stdio — ${TOTAL} chat_completion calls each way, zero-latency simulator, node ${process.version}`,
+    "",
+    "| path | p50 ms | p95 ms | p99 ms | sequential req/s | req/s at 32 concurrent |",
+    "|---|---|---|---|---|---|",
+    row("raw HTTP to the simulator", rawMs, rawWall, rawConc),
+    row("chat_completion via the bridge (stdio)", mcpMs, mcpWall, mcpConc),
+    "",
+    `overhead p50 ${(percentile(mcpMs, 50) - percentile(rawMs, 50)).toFixed(3)} ms (target <= 0.5), p99 ${(percentile(mcpMs, 99) - percentile(rawMs, 99)).toFixed(3)} ms (target <= 2); ratio ${(percentile(mcpMs, 50) / percentile(rawMs, 50)).toFixed(2)}x`,
+    `spawn to initialize answer: ${initializeMs.toFixed(0)} ms (target <= 300); bridge RSS idle after warm-up ${idleRss.toFixed(0)} MiB (target <= 80), after the run ${busyRss.toFixed(0)} MiB`
+  ]
+  yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
+})
+
+Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Logging.make("json", "warn")))).catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${String(e)}\n`)
+  process.exitCode = 1
+})
