@@ -2,6 +2,7 @@
 import { Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Effect, Option, Schema } from "effect"
+import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { ConfigInvalid } from "../domain/Errors.js"
 import { modelFromKey } from "../simulator/Catalog.js"
@@ -45,7 +46,10 @@ const readScenario = (path: string) =>
     )
   })
 
-export const lmsShimPath = fileURLToPath(new URL("../simulator/lms.js", import.meta.url))
+/** The shim next to this module (dist/src/cli/) or next to the bundled executable (dist/src/). */
+export const lmsShimPath = [new URL("../simulator/lms.js", import.meta.url), new URL("./simulator/lms.js", import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../simulator/lms.js", import.meta.url))
 
 export const simulateCommand = Command.make(
   "simulate",
