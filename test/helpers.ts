@@ -3,6 +3,8 @@
  * subprocess utilities. Nothing here fakes LM Studio: integration tests go through real HTTP.
  */
 import { NodeHttpClient } from "@effect/platform-node"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { spawn } from "node:child_process"
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -155,3 +157,20 @@ export const isAlive = (pid: number): boolean => {
     return false
   }
 }
+
+/** An MCP SDK client connected to a freshly spawned `lmstudio-bridge serve` (stdio); closed with the scope. */
+export const bridgeClient = (baseUrl: string, env: Record<string, string> = {}) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const transport = new StdioClientTransport({
+        command: process.execPath,
+        args: [binPath, "serve"],
+        env: { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "warn", ...env },
+        stderr: "pipe"
+      })
+      const client = new Client({ name: "test", version: "1.0.0" })
+      await client.connect(transport)
+      return client
+    }),
+    (client) => Effect.promise(() => client.close())
+  )

@@ -3,7 +3,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { InvalidArguments } from "../domain/Errors.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
-import { type LoadResult, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { type LoadResult, loadResultJson, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
 
 const loadedOnly = Options.boolean("loaded").pipe(Options.withDescription("Only models that are loaded"))
@@ -53,19 +53,6 @@ const listCommand = (appLayer: AppLayerFactory) =>
     Command.withDescription("List downloaded models, their type, context and loaded instances"),
     Command.provide((flags) => appLayer(overridesOf(flags)))
   )
-
-const loadResultJson = (r: LoadResult) => ({
-  identifier: r.identifier,
-  model: r.model,
-  ttl_seconds: r.ttlSeconds,
-  ttl_enforced_by: r.ttlEnforcedBy,
-  via: r.via,
-  via_reason: r.viaReason,
-  verified: r.verified,
-  already_loaded: r.alreadyLoaded,
-  load_time_ms: r.loadTimeMs,
-  notes: r.notes
-})
 
 const printLoad = (r: LoadResult, asJson: boolean) =>
   asJson

@@ -124,6 +124,20 @@ export interface LoadResult {
   readonly notes: ReadonlyArray<string>
 }
 
+/** A load result as the faces show it (snake_case JSON for CLI `--json` and MCP structured content). */
+export const loadResultJson = (r: LoadResult) => ({
+  identifier: r.identifier,
+  model: r.model,
+  ttl_seconds: r.ttlSeconds,
+  ttl_enforced_by: r.ttlEnforcedBy,
+  via: r.via,
+  via_reason: r.viaReason,
+  verified: r.verified,
+  already_loaded: r.alreadyLoaded,
+  load_time_ms: r.loadTimeMs,
+  notes: r.notes
+})
+
 export interface LoadedModel {
   readonly identifier: string
   readonly model: string

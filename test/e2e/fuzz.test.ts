@@ -3,12 +3,11 @@
  * answer must be a well-formed result (the SDK client validates structuredContent against each outputSchema), the
  * process must stay up, and health_check must work afterwards.
  */
-import { Client } from "@modelcontextprotocol/sdk/client/index.js"
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { assert, layer } from "@effect/vitest"
 import { Context, Duration, Effect, FastCheck as fc, Layer } from "effect"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, j } from "../helpers.js"
+import { bridgeClient, j } from "../helpers.js"
 
 const TOOLS = [
   "health_check",
@@ -49,22 +48,9 @@ const BridgeLive = Layer.scoped(
   Bridge,
   Effect.gen(function* () {
     const sim = yield* start()
-    return yield* Effect.acquireRelease(
-      Effect.promise(async () => {
-        const client = new Client({ name: "fuzz", version: "1.0.0" })
-        await client.connect(
-          new StdioClientTransport({
-            command: process.execPath,
-            args: [binPath, "serve"],
-            env: { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: sim.baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "error" },
-            stderr: "pipe"
-          })
-        )
-        await client.listTools()
-        return client
-      }),
-      (client) => Effect.promise(() => client.close())
-    )
+    const client = yield* bridgeClient(sim.baseUrl, { LOG_LEVEL: "error" })
+    yield* Effect.promise(() => client.listTools())
+    return client
   })
 )
 

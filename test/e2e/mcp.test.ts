@@ -3,12 +3,11 @@
  * the simulator over real HTTP.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
-import { binPath, j } from "../helpers.js"
+import { binPath, bridgeClient, j } from "../helpers.js"
 
 const CONTRACT = [
   "health_check",
@@ -26,22 +25,7 @@ const CONTRACT = [
   "diagnose"
 ]
 
-/** A connected SDK client talking to a freshly spawned bridge; closed (and the child gone) with the scope. */
-const bridge = (baseUrl: string, env: Record<string, string> = {}) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const transport = new StdioClientTransport({
-        command: process.execPath,
-        args: [binPath, "serve"],
-        env: { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "warn", ...env },
-        stderr: "pipe"
-      })
-      const client = new Client({ name: "e2e", version: "1.0.0" })
-      await client.connect(transport)
-      return client
-    }),
-    (client) => Effect.promise(() => client.close())
-  )
+const bridge = bridgeClient
 
 const call = (client: Client, name: string, args: Record<string, unknown> = {}) =>
   Effect.promise(() => client.callTool({ name, arguments: args }))

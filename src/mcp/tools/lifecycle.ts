@@ -8,7 +8,7 @@ import { AppConfig } from "../../Config.js"
 import { InvalidArguments } from "../../domain/Errors.js"
 import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
-import { type LoadResult, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
+import { type LoadResult, loadResultJson, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
 import { NoInput, tool } from "../Server.js"
 
 const LoadOut = Schema.Struct({
@@ -24,18 +24,7 @@ const LoadOut = Schema.Struct({
   notes: Schema.Array(Schema.String)
 })
 
-const loadOut = (r: LoadResult): typeof LoadOut.Type => ({
-  identifier: r.identifier,
-  model: r.model,
-  ttl_seconds: r.ttlSeconds,
-  ttl_enforced_by: r.ttlEnforcedBy,
-  via: r.via,
-  via_reason: r.viaReason,
-  verified: r.verified,
-  already_loaded: r.alreadyLoaded,
-  load_time_ms: r.loadTimeMs,
-  notes: r.notes
-})
+const loadOut = (r: LoadResult): typeof LoadOut.Type => loadResultJson(r)
 
 const renderLoad = (o: typeof LoadOut.Type) =>
   [

@@ -79,7 +79,7 @@ export const chatCompletion = tool({
   description:
     "Send a chat to a local model in LM Studio and get its answer. Use it to delegate self-contained work (drafting, summarising, " +
     "reviewing, brainstorming) to a local model instead of doing it yourself. Give `messages`, or just `prompt` (plus `system_prompt`). " +
-    "Returns the answer text, the model's reasoning when it has any, the model that served it, the finish reason and token usage.",
+    "Returns the answer text, the model's reasoning (when it reasons), the model that served it, the finish reason and token usage.",
   annotations: generating,
   input: Schema.Struct({
     messages: Schema.optional(
