@@ -1,17 +1,18 @@
 /**
  * MCP server benchmark (`npm run bench`): `chat_completion` through the bridge over stdio (SDK client, the built
  * binary as a child process) against the same request sent directly over HTTP, in one run against a zero-latency
- * simulator; sequential and 32-way concurrent throughput over one connection; time from spawn to the `initialize`
- * answer; idle RSS of the bridge process.
+ * simulator running in its own process (as LM Studio does, so it does not share the measuring process's event loop);
+ * sequential and 32-way concurrent throughput over one connection; time from spawn to the `initialize` answer; idle
+ * RSS of the bridge process.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Clock, Effect } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { Agent, request } from "node:http"
 import { fileURLToPath } from "node:url"
 import * as Logging from "../src/observability/Logging.js"
-import { start } from "../src/simulator/Simulator.js"
 
 const TOTAL = Number(process.env.BENCH_MCP_REQUESTS ?? 1000)
 const BATCH = 100
@@ -25,8 +26,22 @@ const rssMiB = (pid: number): number => {
   return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024
 }
 
+/** `lmstudio-bridge simulate` as a child process; resolves with its address. */
+const simulator = Effect.acquireRelease(
+  Effect.async<{ readonly port: number; readonly baseUrl: string; readonly child: ChildProcess }>((resume) => {
+    const child = spawn(process.execPath, [binPath, "simulate", "--port", "0", "--json"], { stdio: ["ignore", "pipe", "ignore"] })
+    let out = ""
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString()
+      const m = /"base_url": "([^"]+)",\s*"port": (\d+)/.exec(out)
+      if (m) resume(Effect.succeed({ baseUrl: m[1]!, port: Number(m[2]), child }))
+    })
+  }),
+  (s) => Effect.sync(() => s.child.kill("SIGINT"))
+)
+
 const program = Effect.gen(function* () {
-  const sim = yield* start({ loaded: ["qwen/qwen3-4b"] })
+  const sim = yield* simulator
   const body = JSON.stringify({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], max_tokens: 16 })
   const agent = new Agent({ keepAlive: true, maxSockets: 32 })
   yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
@@ -102,7 +117,7 @@ const program = Effect.gen(function* () {
   const row = (name: string, ms: ReadonlyArray<number>, wall: number, conc: number) =>
     `| ${name} | ${percentile(ms, 50).toFixed(3)} | ${percentile(ms, 95).toFixed(3)} | ${percentile(ms, 99).toFixed(3)} | ${((ms.length / wall) * 1000).toFixed(0)} | ${conc.toFixed(0)} |`
   const lines = [
-    `MCP server over stdio — ${TOTAL} chat_completion calls each way, zero-latency simulator, node ${process.version}`,
+    `MCP server over stdio — ${TOTAL} chat_completion calls each way, zero-latency simulator in its own process, node ${process.version}`,
     "",
     "| path | p50 ms | p95 ms | p99 ms | sequential req/s | req/s at 32 concurrent |",
     "|---|---|---|---|---|---|",
