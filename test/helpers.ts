@@ -174,3 +174,20 @@ export const bridgeClient = (baseUrl: string, env: Record<string, string> = {}) 
     }),
     (client) => Effect.promise(() => client.close())
   )
+
+/** The tool names of the MCP contract (DESIGN §5, without the autonomous tools yet). */
+export const TOOL_CONTRACT = [
+  "health_check",
+  "list_models",
+  "get_model_info",
+  "chat_completion",
+  "text_completion",
+  "create_response",
+  "generate_embeddings",
+  "lms_server_status",
+  "lms_list_loaded_models",
+  "lms_load_model",
+  "lms_unload_model",
+  "lms_ensure_model_loaded",
+  "diagnose"
+] as const

@@ -3,7 +3,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { InvalidArguments } from "../domain/Errors.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
-import { type LoadResult, loadResultJson, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
 
 const loadedOnly = Options.boolean("loaded").pipe(Options.withDescription("Only models that are loaded"))
@@ -141,16 +141,7 @@ const loadedCommand = (appLayer: AppLayerFactory) =>
       const loaded = yield* lifecycle.listLoaded
       if (flags.json) {
         return yield* printJson({
-          instances: loaded.map((m) => ({
-            identifier: m.identifier,
-            model: m.model,
-            type: m.type,
-            context_length: m.contextLength ?? null,
-            ttl_seconds: m.ttlSeconds ?? null,
-            ttl_left_seconds: m.ttlLeftSeconds ?? null,
-            status: m.status ?? null,
-            owned_by_bridge: m.ownedByBridge
-          }))
+          instances: loaded.map(loadedModelJson)
         })
       }
       if (loaded.length === 0) return yield* printLine("No models are loaded.")

@@ -149,6 +149,18 @@ export interface LoadedModel {
   readonly ownedByBridge: boolean
 }
 
+/** A loaded instance as the faces show it (snake_case JSON for CLI `--json` and MCP structured content). */
+export const loadedModelJson = (m: LoadedModel) => ({
+  identifier: m.identifier,
+  model: m.model,
+  type: m.type,
+  context_length: m.contextLength ?? null,
+  ttl_seconds: m.ttlSeconds ?? null,
+  ttl_left_seconds: m.ttlLeftSeconds ?? null,
+  status: m.status ?? null,
+  owned_by_bridge: m.ownedByBridge
+})
+
 export type LifecycleError = CatalogError | LmStudioError | LmsError | InvalidTtl | ModelLoadFailed | ModelVerificationFailed
 
 /** Internal to verification: the instance is not in the loaded list yet. */

@@ -7,23 +7,9 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { assert, layer } from "@effect/vitest"
 import { Context, Duration, Effect, FastCheck as fc, Layer } from "effect"
 import { start } from "../../src/simulator/Simulator.js"
-import { bridgeClient, j } from "../helpers.js"
+import { bridgeClient, j, TOOL_CONTRACT } from "../helpers.js"
 
-const TOOLS = [
-  "health_check",
-  "list_models",
-  "get_model_info",
-  "chat_completion",
-  "text_completion",
-  "create_response",
-  "generate_embeddings",
-  "lms_server_status",
-  "lms_list_loaded_models",
-  "lms_load_model",
-  "lms_unload_model",
-  "lms_ensure_model_loaded",
-  "diagnose"
-] as const
+const TOOLS = TOOL_CONTRACT
 
 const FIELDS = [
   "model", "prompt", "messages", "input", "ttl_seconds", "identifier", "all", "max_tokens", "temperature",

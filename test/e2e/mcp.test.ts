@@ -7,23 +7,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
-import { binPath, bridgeClient, j } from "../helpers.js"
+import { binPath, bridgeClient, j, TOOL_CONTRACT } from "../helpers.js"
 
-const CONTRACT = [
-  "health_check",
-  "list_models",
-  "get_model_info",
-  "chat_completion",
-  "text_completion",
-  "create_response",
-  "generate_embeddings",
-  "lms_server_status",
-  "lms_list_loaded_models",
-  "lms_load_model",
-  "lms_unload_model",
-  "lms_ensure_model_loaded",
-  "diagnose"
-]
+const CONTRACT = TOOL_CONTRACT
 
 const bridge = bridgeClient
 

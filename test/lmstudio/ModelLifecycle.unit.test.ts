@@ -8,7 +8,7 @@ import { Context, Duration, Effect, Exit, FastCheck as fc, Fiber, Layer, Option 
 import { AppConfig } from "../../src/Config.js"
 import { ModelNotFound } from "../../src/domain/Errors.js"
 import { LmsCli } from "../../src/lmstudio/LmsCli.js"
-import { type LoadedInstance, LmStudioClient, type ModelInfo } from "../../src/lmstudio/LmStudioClient.js"
+import { type LoadedInstance, LmStudioClient, type ModelInfo, modelInfoFromId } from "../../src/lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../../src/lmstudio/ModelLifecycle.js"
 import { TestClock } from "effect"
@@ -23,14 +23,8 @@ const partial = <S extends object>(impl: Partial<S>): S =>
   }) as S
 
 const info = (key: string, loaded: ReadonlyArray<LoadedInstance>): ModelInfo => ({
-  key,
+  ...modelInfoFromId(key),
   type: "llm",
-  displayName: undefined,
-  publisher: undefined,
-  architecture: undefined,
-  quantization: undefined,
-  format: undefined,
-  sizeBytes: undefined,
   maxContextLength: 8192,
   toolUse: true,
   vision: false,

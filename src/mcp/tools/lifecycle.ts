@@ -8,7 +8,7 @@ import { AppConfig } from "../../Config.js"
 import { InvalidArguments } from "../../domain/Errors.js"
 import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
-import { type LoadResult, loadResultJson, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
+import { loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
 import { NoInput, tool } from "../Server.js"
 
 const LoadOut = Schema.Struct({
@@ -127,16 +127,7 @@ export const listLoadedModels = tool({
   }),
   handler: () =>
     Effect.map(Effect.flatMap(ModelLifecycle, (l) => l.listLoaded), (loaded) => ({
-      instances: loaded.map((m) => ({
-        identifier: m.identifier,
-        model: m.model,
-        type: m.type,
-        context_length: m.contextLength ?? null,
-        ttl_seconds: m.ttlSeconds ?? null,
-        ttl_left_seconds: m.ttlLeftSeconds ?? null,
-        status: m.status ?? null,
-        owned_by_bridge: m.ownedByBridge
-      }))
+      instances: loaded.map(loadedModelJson)
     })),
   render: (o) =>
     o.instances.length === 0
