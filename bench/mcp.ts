@@ -7,41 +7,16 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { Clock, Effect } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { Effect } from "effect"
 import { Agent, request } from "node:http"
-import { fileURLToPath } from "node:url"
 import * as Logging from "../src/observability/Logging.js"
+import { binPath, nowMs, percentile, rssMiB, simulator } from "./support.js"
 
 const TOTAL = Number(process.env.BENCH_MCP_REQUESTS ?? 1000)
 const BATCH = 100
-const binPath = fileURLToPath(new URL("../src/bin.js", import.meta.url))
-
-const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
-const percentile = (xs: ReadonlyArray<number>, p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
-
-const rssMiB = (pid: number): number => {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:")) ?? "VmRSS: 0 kB"
-  return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024
-}
-
-/** `lmstudio-bridge simulate` as a child process; resolves with its address. */
-const simulator = Effect.acquireRelease(
-  Effect.async<{ readonly port: number; readonly baseUrl: string; readonly child: ChildProcess }>((resume) => {
-    const child = spawn(process.execPath, [binPath, "simulate", "--port", "0", "--json"], { stdio: ["ignore", "pipe", "ignore"] })
-    let out = ""
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString()
-      const m = /"base_url": "([^"]+)",\s*"port": (\d+)/.exec(out)
-      if (m) resume(Effect.succeed({ baseUrl: m[1]!, port: Number(m[2]), child }))
-    })
-  }),
-  (s) => Effect.sync(() => s.child.kill("SIGINT"))
-)
 
 const program = Effect.gen(function* () {
-  const sim = yield* simulator
+  const sim = yield* simulator()
   const body = JSON.stringify({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], max_tokens: 16 })
   const agent = new Agent({ keepAlive: true, maxSockets: 32 })
   yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))

@@ -30,7 +30,8 @@ import {
 import type { ChatMessage, ToolCall, ToolDefinition, Usage } from "../domain/Messages.js"
 import { closestMatches, sameModel } from "../domain/ModelName.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
-import { httpTransientRetry, isTransientLmStudioError } from "../resilience/Policies.js"
+import * as Deadlines from "../resilience/Deadlines.js"
+import { httpTransientRetry, isTransientLmStudioError, retryLazily } from "../resilience/Policies.js"
 import {
   ChatChunkWire,
   ChatCompletionWire,
@@ -417,7 +418,7 @@ const parseJson = (text: string): Option.Option<unknown> => {
 // ---------------------------------------------------------------------------------------------------------------
 
 export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-bridge/LmStudioClient", {
-  effect: Effect.gen(function* () {
+  scoped: Effect.gen(function* () {
     const config = yield* AppConfig
     const baseUrl = config.baseUrl
     // Without an OTLP endpoint nobody reads HTTP client spans: skip them and the traceparent header they add.
@@ -434,6 +435,11 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       })
     )
     const scopedHttp = HttpClient.withScope(http)
+    /**
+     * Endpoints are traced (a span per call, with the call site) only when traces are exported; otherwise nobody
+     * reads the span and its call-site capture was a measurable part of the per-call cost (docs/benchmarks.md).
+     */
+    const endpoint = (name: string): typeof Effect.fnUntraced => (tracing ? Effect.fn(name) : Effect.fnUntraced)
     /** One breaker for the LM Studio server: only failures of the server itself count (not a 4xx or a bad name). */
     const breaker = yield* CircuitBreaker.make("LM Studio HTTP")
     const countsAgainstServer = (e: LmStudioError) =>
@@ -472,33 +478,39 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
         )
       )
 
-    /** One request/response exchange with timeout and transient retries. */
+    /** Timeouts of plain exchanges: one watcher fiber for all calls in flight (see resilience/Deadlines.ts). */
+    const deadlines = yield* Deadlines.make()
+    const retrySchedule = (ctx: Ctx) =>
+      httpTransientRetry.pipe(
+        Schedule.tapInput((e: LmStudioError) =>
+          Effect.logDebug("LM Studio call failed transiently; retrying").pipe(
+            Effect.annotateLogs({ endpoint: ctx.endpoint, error: e._tag, detail: e.message })
+          )
+        )
+      )
+
+    /**
+     * One request/response exchange with timeout, breaker and transient retries. The request is bound to a scope
+     * that is closed when the attempt ends, is interrupted or times out: closing it aborts the HTTP request.
+     */
     const exchange = <A, I>(
       ctx: Ctx,
       request: HttpClientRequest.HttpClientRequest,
       schema: Schema.Schema<A, I>,
       timeout: Duration.Duration
-    ): Effect.Effect<A, LmStudioError> =>
-      http.execute(request).pipe(
-        Effect.mapError(transportError(ctx)),
-        Effect.flatMap((res) => readBody(ctx, res)),
-        Effect.flatMap((json) => decode(ctx, schema, json)),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs: Duration.toMillis(timeout), model: ctx.model })
-        }),
-        (attempt) => breaker.protect(attempt, countsAgainstServer),
-        Effect.retry({
-          schedule: httpTransientRetry.pipe(
-            Schedule.tapInput((e: LmStudioError) =>
-              Effect.logDebug("LM Studio call failed transiently; retrying").pipe(
-                Effect.annotateLogs({ endpoint: ctx.endpoint, error: e._tag, detail: e.message })
-              )
-            )
-          ),
-          while: isTransientLmStudioError
-        })
+    ): Effect.Effect<A, LmStudioError> => {
+      const timeoutMs = Duration.toMillis(timeout)
+      const attempt = deadlines.within(
+        timeoutMs,
+        () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs, model: ctx.model }),
+        scopedHttp.execute(request).pipe(
+          Effect.mapError(transportError(ctx)),
+          Effect.flatMap((res) => readBody(ctx, res)),
+          Effect.flatMap((json) => decode(ctx, schema, json))
+        )
       )
+      return retryLazily(breaker.protect(attempt, countsAgainstServer), retrySchedule(ctx), isTransientLmStudioError)
+    }
 
     const post = (path: string, body: Record<string, unknown>) =>
       HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body))
@@ -607,19 +619,19 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     // Endpoints
     // -------------------------------------------------------------------------------------------------------------
 
-    const greeting = Effect.fn("LmStudioClient.greeting")(function* () {
+    const greeting = endpoint("LmStudioClient.greeting")(function* () {
       const ctx = { endpoint: "GET /lmstudio-greeting" }
       const g = yield* exchange(ctx, HttpClientRequest.get("/lmstudio-greeting"), GreetingWire, config.metadataTimeout)
       if (!g.lmstudio) return yield* new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: "lmstudio is not true: not an LM Studio server" })
       return g
     })
 
-    const listOpenAiModels = Effect.fn("LmStudioClient.listOpenAiModels")(function* () {
+    const listOpenAiModels = endpoint("LmStudioClient.listOpenAiModels")(function* () {
       const r = yield* exchange({ endpoint: "GET /v1/models" }, HttpClientRequest.get("/v1/models"), OpenAiModelsWire, config.metadataTimeout)
       return r.data.map((m) => m.id)
     })
 
-    const listV0Models = Effect.fn("LmStudioClient.listV0Models")(function* () {
+    const listV0Models = endpoint("LmStudioClient.listV0Models")(function* () {
       const r = yield* exchange({ endpoint: "GET /api/v0/models" }, HttpClientRequest.get("/api/v0/models"), V0ModelsWire, config.metadataTimeout)
       return r.data.map(
         (m): ModelInfo => ({
@@ -640,7 +652,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       )
     })
 
-    const listV1Models = Effect.fn("LmStudioClient.listV1Models")(function* () {
+    const listV1Models = endpoint("LmStudioClient.listV1Models")(function* () {
       const r = yield* exchange({ endpoint: "GET /api/v1/models" }, HttpClientRequest.get("/api/v1/models"), V1ModelsWire, config.metadataTimeout)
       return r.models.map(
         (m): ModelInfo => ({
@@ -693,9 +705,9 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       ...(stream ? { stream: true, stream_options: { include_usage: true } } : {})
     })
 
-    const chat = Effect.fn("LmStudioClient.chat")(function* (req: ChatRequest) {
+    const chat = endpoint("LmStudioClient.chat")(function* (req: ChatRequest) {
       const ctx = { endpoint: "POST /v1/chat/completions", model: req.model }
-      yield* Effect.annotateCurrentSpan({ model: req.model ?? "(server default)" })
+      if (tracing) yield* Effect.annotateCurrentSpan({ model: req.model ?? "(server default)" })
       const r = yield* exchange(ctx, post("/v1/chat/completions", chatBody(req, false)), ChatCompletionWire, config.requestTimeout)
       yield* checkModel(ctx, r.model)
       const choice = r.choices[0]
@@ -768,7 +780,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       })
     }
 
-    const complete = Effect.fn("LmStudioClient.complete")(function* (req: CompletionRequest) {
+    const complete = endpoint("LmStudioClient.complete")(function* (req: CompletionRequest) {
       const ctx = { endpoint: "POST /v1/completions", model: req.model }
       const r = yield* exchange(
         ctx,
@@ -793,7 +805,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       } satisfies CompletionResult
     })
 
-    const embed = Effect.fn("LmStudioClient.embed")(function* (req: EmbeddingRequest) {
+    const embed = endpoint("LmStudioClient.embed")(function* (req: EmbeddingRequest) {
       const ctx = { endpoint: "POST /v1/embeddings", model: req.model }
       const r = yield* exchange(
         ctx,
@@ -838,7 +850,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       ...(stream ? { stream: true } : {})
     })
 
-    const respond = Effect.fn("LmStudioClient.respond")(function* (req: ResponseRequest) {
+    const respond = endpoint("LmStudioClient.respond")(function* (req: ResponseRequest) {
       const ctx = { endpoint: "POST /v1/responses", model: req.model }
       const r = yield* exchange(ctx, post("/v1/responses", responseBody(req, false)), ResponseWire, config.requestTimeout)
       yield* checkModel(ctx, r.model)
@@ -888,7 +900,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       })
     }
 
-    const loadModel = Effect.fn("LmStudioClient.loadModel")(function* (req: LoadRequest) {
+    const loadModel = endpoint("LmStudioClient.loadModel")(function* (req: LoadRequest) {
       const r = yield* exchange(
         { endpoint: "POST /api/v1/models/load", model: req.model },
         post("/api/v1/models/load", {
@@ -908,7 +920,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       } satisfies LoadResult
     })
 
-    const unloadModel = Effect.fn("LmStudioClient.unloadModel")(function* (instanceId: string) {
+    const unloadModel = endpoint("LmStudioClient.unloadModel")(function* (instanceId: string) {
       const r = yield* exchange(
         { endpoint: "POST /api/v1/models/unload", model: instanceId },
         post("/api/v1/models/unload", { instance_id: instanceId }),

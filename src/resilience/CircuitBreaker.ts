@@ -2,11 +2,11 @@
  * CircuitBreaker (DESIGN §6): closed → open after N consecutive failures → half-open after the reset time, letting
  * exactly one probe through → closed on its success, open again on its failure.
  *
- * State lives in a `SynchronizedRef`, time comes from `Clock` (so `TestClock` drives it). The transitions are pure
+ * State lives in a `Ref` (every transition is one atomic `modify`), time comes from `Clock` (so `TestClock` drives it). The transitions are pure
  * functions, exported for tests. What counts as a failure is the caller's choice: an answer that proves the
  * dependency is alive (a 4xx, "model not found") is not a failure of the dependency.
  */
-import { Cause, Clock, Effect, Exit, Option, SynchronizedRef } from "effect"
+import { Cause, Clock, Effect, Exit, Option, Ref } from "effect"
 import { CircuitOpen } from "../domain/Errors.js"
 
 export type BreakerState =
@@ -87,13 +87,13 @@ const toSnapshot = (dependency: string, s: BreakerState, now: number, p: Breaker
 export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): Effect.Effect<CircuitBreaker> =>
   Effect.gen(function* () {
     const p: BreakerPolicy = { ...defaultPolicy, ...policy }
-    const ref = yield* SynchronizedRef.make<BreakerState>({ _tag: "Closed", failures: 0 })
+    const ref = yield* Ref.make<BreakerState>({ _tag: "Closed", failures: 0 })
 
     const protect = <A, E, R>(effect: Effect.Effect<A, E, R>, isFailure: (e: E) => boolean = () => true) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
-          const admission = yield* SynchronizedRef.modify(ref, (s) => admit(s, now, p))
+          const admission = yield* Ref.modify(ref, (s) => admit(s, now, p))
           if (admission._tag === "Rejected") {
             return yield* new CircuitOpen({ dependency, retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000)) })
           }
@@ -108,7 +108,7 @@ export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): E
                         onNone: (): Outcome => "failure",
                         onSome: (e): Outcome => (isFailure(e) ? "failure" : "success")
                       })
-                return SynchronizedRef.update(ref, (s) => settle(s, admission.probe, outcome, end, p))
+                return Ref.update(ref, (s) => settle(s, admission.probe, outcome, end, p))
               })
             )
           )
@@ -116,7 +116,7 @@ export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): E
       )
 
     const snapshot = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      SynchronizedRef.get(ref).pipe(Effect.map((s) => toSnapshot(dependency, s, now, p)))
+      Ref.get(ref).pipe(Effect.map((s) => toSnapshot(dependency, s, now, p)))
     )
 
     return { dependency, protect, snapshot } satisfies CircuitBreaker

@@ -2,7 +2,7 @@
  * The named retry and polling policies (DESIGN §6 "Retries"). Every schedule is jittered and bounded; what may be
  * retried is decided by the predicates next to them, never by the call sites.
  */
-import { Duration, Schedule } from "effect"
+import { Duration, Effect, Schedule } from "effect"
 
 /** HTTP calls to LM Studio that failed transiently (connection refused, 5xx): 100 ms, 200 ms, jittered; 2 retries. */
 export const httpTransientRetry = Schedule.exponential(Duration.millis(100), 2).pipe(
@@ -29,3 +29,24 @@ export const isRetryableLoadError = (e: { readonly _tag: string; readonly status
 /** Is an LM Studio error worth retrying? Only what can succeed on a second try: unreachable and 5xx. */
 export const isTransientLmStudioError = (e: { readonly _tag: string; readonly status?: number }): boolean =>
   e._tag === "LmStudioUnreachable" || (e._tag === "LmStudioHttpError" && (e.status ?? 0) >= 500)
+
+/**
+ * `Effect.retry(effect, { schedule, while })` that costs nothing until the first failure: the schedule's driver is
+ * only made when a retryable error arrives, so the common, successful call pays for one `catchIf` and no more.
+ * Same semantics as `Effect.retry`: the first failure is the schedule's first input.
+ */
+export const retryLazily = <A, E, R, X, R2>(
+  effect: Effect.Effect<A, E, R>,
+  schedule: Schedule.Schedule<X, E, R2>,
+  retryable: (e: E) => boolean
+): Effect.Effect<A, E, R | R2> =>
+  Effect.catchIf(effect, retryable, (first) =>
+    Effect.flatMap(Schedule.driver(schedule), (driver) => {
+      const again = (e: E): Effect.Effect<A, E, R | R2> =>
+        Effect.matchEffect(driver.next(e), {
+          onFailure: () => Effect.fail(e),
+          onSuccess: () => Effect.catchIf(effect, retryable, again)
+        })
+      return again(first)
+    })
+  )

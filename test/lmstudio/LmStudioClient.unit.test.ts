@@ -2,7 +2,7 @@
  * Unit tests of the client with a fake HttpClient: time driven by TestClock, SSE bytes split at every boundary
  * (property-based), and the pure error classifier.
  */
-import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, FastCheck as fc, Layer, Stream, TestClock } from "effect"
 import { AppConfig } from "../../src/Config.js"
@@ -17,8 +17,15 @@ const clientWith = (http: HttpClient.HttpClient, timeout = Duration.seconds(30))
     )
   ).pipe(Effect.map(Context.get(LmStudioClient)))
 
-/** A server that never answers: only the client's own timeout can end the call. */
-const silent = HttpClient.make(() => Effect.never)
+/**
+ * A server that never answers: only the client's own timeout can end the call. Like both Node clients of
+ * @effect/platform, it gives up when the request's abort signal fires.
+ */
+const silent = HttpClient.make((request, _url, signal) =>
+  Effect.async<never, HttpClientError.RequestError>((resume) => {
+    signal.addEventListener("abort", () => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: signal.reason }))))
+  })
+)
 
 /** A server that answers with an SSE body delivered in the given byte pieces, then ends it (or stalls). */
 const sseServer = (pieces: ReadonlyArray<Uint8Array>, end: "close" | "stall" = "close") =>

@@ -1,0 +1,38 @@
+/** What the benchmarks share: the simulator in its own process, percentiles, the RSS of a process, a clock. */
+import { Clock, Effect } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+
+export const binPath = fileURLToPath(new URL("../src/bin.js", import.meta.url))
+
+/** Milliseconds, with the nanosecond clock's precision. */
+export const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
+
+/** The p-th percentile (0–100) of a list of numbers. */
+export const percentile = (xs: ReadonlyArray<number>, p: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
+
+/** Resident memory of a process, from /proc. */
+export const rssMiB = (pid: number): number => {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:")) ?? "VmRSS: 0 kB"
+  return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024
+}
+
+/**
+ * `lmstudio-bridge simulate` as a child process, as LM Studio runs: its work does not share the measuring
+ * process's event loop. Resolves with its address; stopped with the scope.
+ */
+export const simulator = (args: ReadonlyArray<string> = []) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly port: number; readonly baseUrl: string; readonly child: ChildProcess }>((resume) => {
+      const child = spawn(process.execPath, [binPath, "simulate", "--port", "0", "--json", ...args], { stdio: ["ignore", "pipe", "ignore"] })
+      let out = ""
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString()
+        const m = /"base_url": "([^"]+)",\s*"port": (\d+)/.exec(out)
+        if (m) resume(Effect.succeed({ baseUrl: m[1]!, port: Number(m[2]), child }))
+      })
+    }),
+    (s) => Effect.sync(() => s.child.kill("SIGINT"))
+  )
