@@ -10,7 +10,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Effect } from "effect"
 import { Agent, request } from "node:http"
 import * as Logging from "../src/observability/Logging.js"
-import { binPath, nowMs, percentile, rssMiB, simulator } from "./support.js"
+import { binPath, cpuMs, nowMs, percentile, rssMiB, simulator } from "./support.js"
 
 const TOTAL = Number(process.env.BENCH_MCP_REQUESTS ?? 1000)
 const BATCH = 100
@@ -58,6 +58,9 @@ const program = Effect.gen(function* () {
   const pid = transport.pid ?? 0
   const idleRss = rssMiB(pid)
 
+  const bridgeCpu0 = cpuMs(pid)
+  const simCpu0 = cpuMs(sim.child.pid ?? 0)
+  const selfCpu0 = process.cpuUsage()
   const rawMs: Array<number> = []
   const mcpMs: Array<number> = []
   let rawWall = 0
@@ -79,6 +82,11 @@ const program = Effect.gen(function* () {
     rawWall += b - a
     mcpWall += c - b
   }
+  // CPU per sequential call: the bridge works only in the MCP batches; the simulator and this process in both.
+  const bridgeCpuPerCall = (cpuMs(pid) - bridgeCpu0) / TOTAL
+  const simCpuPerCall = (cpuMs(sim.child.pid ?? 0) - simCpu0) / (2 * TOTAL)
+  const selfCpu = process.cpuUsage(selfCpu0)
+  const selfCpuPerCall = (selfCpu.user + selfCpu.system) / 1000 / (2 * TOTAL)
   const concurrent = (effect: Effect.Effect<unknown, unknown>) =>
     Effect.gen(function* () {
       const s = yield* nowMs
@@ -100,6 +108,7 @@ const program = Effect.gen(function* () {
     row("chat_completion via the bridge (stdio)", mcpMs, mcpWall, mcpConc),
     "",
     `overhead p50 ${(percentile(mcpMs, 50) - percentile(rawMs, 50)).toFixed(3)} ms (target <= 0.5), p99 ${(percentile(mcpMs, 99) - percentile(rawMs, 99)).toFixed(3)} ms (target <= 2); ratio ${(percentile(mcpMs, 50) / percentile(rawMs, 50)).toFixed(2)}x`,
+    `CPU per sequential call: bridge ${bridgeCpuPerCall.toFixed(3)} ms; simulator ${simCpuPerCall.toFixed(3)} ms; this process (both paths, averaged) ${selfCpuPerCall.toFixed(3)} ms`,
     `spawn to initialize answer: ${initializeMs.toFixed(0)} ms (target <= 300); bridge RSS idle after warm-up ${idleRss.toFixed(0)} MiB (target <= 80), after the run ${busyRss.toFixed(0)} MiB`
   ]
   yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))

