@@ -34,8 +34,10 @@ const script = new Script("(function (exports, require, module, __filename, __di
   cachedData,
   importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER
 })
+const hadCache = cachedData !== undefined
+cachedData = undefined // 3 MB that V8 has consumed: let it go
 if (process.env.LMSTUDIO_BRIDGE_CODE_CACHE_CHECK === "1") {
-  process.stdout.write(cachedData === undefined ? "absent\\n" : script.cachedDataRejected ? "rejected\\n" : "accepted\\n")
+  process.stdout.write(!hadCache ? "absent\\n" : script.cachedDataRejected ? "rejected\\n" : "accepted\\n")
   process.exit(0)
 }
 if (process.env.LMSTUDIO_BRIDGE_WRITE_CODE_CACHE === "1") {
