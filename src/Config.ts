@@ -37,6 +37,22 @@ export interface AppConfigShape {
   /** Timeout of one metadata request (greeting, model lists, load/unload bookkeeping). */
   readonly metadataTimeout: Duration.Duration
   readonly mcpJsonPath: Option.Option<string>
+  /** Agent loop: rounds when a call names none, the most a call may ask for, wall-clock budget of a run. */
+  readonly agentMaxRounds: number
+  readonly agentMaxRoundsCap: number
+  readonly agentBudget: Duration.Duration
+  /** One child tool call, unless the server's mcp.json entry sets its own `timeout` (ms). */
+  readonly agentToolTimeout: Duration.Duration
+  /** Tool calls of one round run at most this many at a time. */
+  readonly agentToolConcurrency: number
+  /** Characters of one tool result handed back to the model (the rest is cut with a note). */
+  readonly agentToolResultChars: number
+  /** Which LM Studio API the loop talks: the Responses API when the server has it (auto), or always one of them. */
+  readonly agentApi: "auto" | "responses" | "chat"
+  /** A child server idle this long is stopped; the next call starts it again. */
+  readonly childIdleTtl: Duration.Duration
+  /** Longest wait for a child server to start and answer `initialize`. */
+  readonly childStartTimeout: Duration.Duration
   readonly logLevel: LogLevelName
   readonly logFormat: LogFormat
   readonly metricsPort: Option.Option<number>
@@ -141,6 +157,15 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
     const requestTimeoutSeconds = yield* withDefault("LMSTUDIO_TIMEOUT_SECONDS", intBetween(1, 86_400), 300)
     const metadataTimeoutSeconds = yield* withDefault("LMSTUDIO_METADATA_TIMEOUT_SECONDS", intBetween(1, 3600), 10)
     const mcpJsonPath = yield* optional("MCP_JSON_PATH", nonEmpty)
+    const agentMaxRoundsCap = yield* withDefault("AGENT_MAX_ROUNDS_CAP", intBetween(1, 1000), 100)
+    const agentMaxRounds = yield* withDefault("AGENT_MAX_ROUNDS", intBetween(1, agentMaxRoundsCap), Math.min(25, agentMaxRoundsCap))
+    const agentBudgetSeconds = yield* withDefault("AGENT_BUDGET_SECONDS", intBetween(1, 86_400), 600)
+    const agentToolTimeoutSeconds = yield* withDefault("AGENT_TOOL_TIMEOUT_SECONDS", intBetween(1, 3600), 60)
+    const agentToolConcurrency = yield* withDefault("AGENT_TOOL_CONCURRENCY", intBetween(1, 64), 4)
+    const agentToolResultChars = yield* withDefault("AGENT_TOOL_RESULT_CHARS", intBetween(100, 1_000_000), 20_000)
+    const agentApi = yield* withDefault("AGENT_API", oneOf("auto", "responses", "chat"), "auto")
+    const childIdleSeconds = yield* withDefault("MCP_CHILD_IDLE_SECONDS", intBetween(1, 86_400), 300)
+    const childStartSeconds = yield* withDefault("MCP_CHILD_START_TIMEOUT_SECONDS", intBetween(1, 600), 30)
     const logLevelCheck = oneOf("trace", "debug", "info", "warn", "error", "none")
     const logLevel = yield* fromOverride(
       "LOG_LEVEL",
@@ -177,6 +202,15 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
       requestTimeout: Duration.seconds(requestTimeoutSeconds),
       metadataTimeout: Duration.seconds(metadataTimeoutSeconds),
       mcpJsonPath,
+      agentMaxRounds,
+      agentMaxRoundsCap,
+      agentBudget: Duration.seconds(agentBudgetSeconds),
+      agentToolTimeout: Duration.seconds(agentToolTimeoutSeconds),
+      agentToolConcurrency,
+      agentToolResultChars,
+      agentApi,
+      childIdleTtl: Duration.seconds(childIdleSeconds),
+      childStartTimeout: Duration.seconds(childStartSeconds),
       logLevel,
       logFormat,
       metricsPort,
@@ -216,6 +250,15 @@ export const defaults: AppConfigShape = {
   requestTimeout: Duration.seconds(300),
   metadataTimeout: Duration.seconds(10),
   mcpJsonPath: Option.none(),
+  agentMaxRounds: 25,
+  agentMaxRoundsCap: 100,
+  agentBudget: Duration.seconds(600),
+  agentToolTimeout: Duration.seconds(60),
+  agentToolConcurrency: 4,
+  agentToolResultChars: 20_000,
+  agentApi: "auto",
+  childIdleTtl: Duration.seconds(300),
+  childStartTimeout: Duration.seconds(30),
   logLevel: "info",
   logFormat: "json",
   metricsPort: Option.none(),

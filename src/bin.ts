@@ -9,6 +9,9 @@ import { createRequire } from "node:module"
 import { AppConfig, type ConfigOverrides } from "./Config.js"
 import { makeCli } from "./cli/Cli.js"
 import { isExplained, renderError } from "./domain/Errors.js"
+import { AgentLoop } from "./agent/AgentLoop.js"
+import { ChildServers } from "./agent/ChildServers.js"
+import { McpConfig } from "./agent/McpConfig.js"
 import { Diagnostics } from "./lmstudio/Diagnostics.js"
 import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
 import { LmsCli } from "./lmstudio/LmsCli.js"
@@ -20,7 +23,9 @@ const { version } = createRequire(import.meta.url)("../../package.json") as { ve
 
 /** Configuration (env + flags), logging, the LM Studio client, the lms CLI and the model catalog, for one command run. */
 const appLayer = (overrides: ConfigOverrides) =>
-  Diagnostics.Default.pipe(
+  Layer.mergeAll(AgentLoop.Default, McpConfig.Default).pipe(
+    Layer.provideMerge(ChildServers.Default),
+    Layer.provideMerge(Diagnostics.Default),
     Layer.provideMerge(ModelLifecycle.Default),
     Layer.provideMerge(ModelCatalog.Default),
     Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Logging.layer)),

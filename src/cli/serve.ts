@@ -8,16 +8,18 @@ import { Effect, Option } from "effect"
 import { AppConfig } from "../Config.js"
 import { parseListen, serveHttp } from "../mcp/HttpTransport.js"
 import { makeServer, type Tool } from "../mcp/Server.js"
+import { autonomousTools } from "../mcp/tools/autonomous.js"
 import { diagnose } from "../mcp/tools/diagnose.js"
 import { lifecycleTools } from "../mcp/tools/lifecycle.js"
 import { lmstudioTools } from "../mcp/tools/lmstudio.js"
 import { type AppLayerFactory, baseUrl, type CliServices, overridesOf, printLine } from "./Shared.js"
 
-export const tools: ReadonlyArray<Tool<CliServices>> = [...lmstudioTools, ...lifecycleTools, diagnose]
+export const tools: ReadonlyArray<Tool<CliServices>> = [...lmstudioTools, ...lifecycleTools, ...autonomousTools, diagnose]
 
 const INSTRUCTIONS =
-  "Tools to use local LLMs running in LM Studio: chat, completion, stateful responses and embeddings, plus safe model " +
-  "loading with a TTL. Call health_check first if a tool reports LM Studio unreachable."
+  "Tools to use local LLMs running in LM Studio: chat, completion, stateful responses and embeddings, safe model " +
+  "loading with a TTL, and autonomous runs where a local model works through the tools of other MCP servers " +
+  "(list_available_mcps, autonomous_*). Call health_check first if a tool reports LM Studio unreachable."
 
 const http = Options.text("http").pipe(
   Options.withDescription("Serve Streamable HTTP on [host:]port (endpoint /mcp; 127.0.0.1 unless a host is given) instead of stdio"),

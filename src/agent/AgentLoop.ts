@@ -1,0 +1,444 @@
+/**
+ * AgentLoop: a local model works through the tools of child MCP servers until it answers (DESIGN §6).
+ *
+ * The loop itself (`runLoop`) is written against two small ports — one LLM turn, one tool execution — so its
+ * logic is unit-tested with scripted turns and `TestClock`; the `AgentLoop` service wires them to LM Studio and
+ * the child servers:
+ *
+ * - API: the Responses API with `previous_response_id` and `function_call_output` items when the server has it,
+ *   else chat completions with the full history (AGENT_API forces one). `previous_response_not_found` replays the
+ *   local transcript without the id.
+ * - The model is validated before anything starts and leased for the whole run, so it cannot be TTL-unloaded
+ *   mid-run; every LLM request of a run names that run's model.
+ * - Tool calls: native first; the text fallback parser only when no native call came. Unknown tools, invalid
+ *   arguments and tool errors go back to the model as results so it can recover. Results are capped in size.
+ *   One round's calls run with bounded concurrency, each with its own timeout.
+ * - Stops: `completed`, `max_rounds` (honoured exactly), `repeated_call` (the same call with the same arguments
+ *   a third time), `budget` (wall clock), `error` (an LLM request failed after the run started; what was done is
+ *   kept). A limit triggers one last round with tools off so the user still gets an answer. Interruption
+ *   (cancellation) stops the LLM request and the child calls; the caller reports it.
+ * - Think blocks are stripped from the answer and kept as reasoning. `require_tool_first` reminds a model that
+ *   answers without having used any tool, once.
+ */
+import { Clock, Duration, Effect, Option } from "effect"
+import { AppConfig } from "../Config.js"
+import { isExplained, type LmStudioError } from "../domain/Errors.js"
+import type { ChatMessage, ToolDefinition, Usage } from "../domain/Messages.js"
+import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
+import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { ChildServers, type ChildTool } from "./ChildServers.js"
+import type { ChildServerConfig } from "./McpConfig.js"
+import { capResult, namespace, type NamespacedTool, parseTextToolCalls, stripThink, toFunctionTool } from "./ToolCalls.js"
+
+export type StopReason = "completed" | "max_rounds" | "repeated_call" | "budget" | "cancelled" | "error"
+
+/** A call the model asked for, with a stable id for its result. */
+export interface RequestedCall {
+  readonly id: string
+  readonly name: string
+  readonly arguments: string
+}
+
+/** What one LLM turn gave. */
+export interface Turn {
+  readonly text: string
+  readonly reasoning: string | undefined
+  readonly calls: ReadonlyArray<RequestedCall>
+  readonly model: string
+  readonly usage: Usage | undefined
+}
+
+export interface ToolCallRecord {
+  readonly round: number
+  readonly name: string
+  readonly server: string
+  readonly tool: string
+  readonly ok: boolean
+  readonly ms: number
+  readonly detail?: string | undefined
+}
+
+export interface RunResult {
+  readonly answer: string
+  readonly reasoning: string | undefined
+  readonly stopReason: StopReason
+  readonly rounds: number
+  readonly toolCalls: ReadonlyArray<ToolCallRecord>
+  readonly model: string
+  readonly api: "responses" | "chat"
+  readonly usage: Usage
+  readonly durationMs: number
+  readonly warnings: ReadonlyArray<string>
+}
+
+/** The ports the loop runs on. */
+export interface LoopPorts<E> {
+  /** One LLM turn: the results of the previous round's calls (none on the first), tools on or off. */
+  readonly turn: (input: { readonly results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }>; readonly note: string | undefined; readonly toolsOn: boolean }) => Effect.Effect<Turn, E>
+  /** Runs one tool call; never fails (a failure is an outcome the model reads). */
+  readonly execute: (call: RequestedCall) => Effect.Effect<{ readonly ok: boolean; readonly text: string; readonly server: string; readonly tool: string }>
+  readonly known: ReadonlySet<string>
+}
+
+export interface LoopLimits {
+  readonly maxRounds: number
+  readonly budget: Duration.Duration
+  readonly concurrency: number
+  readonly resultChars: number
+  readonly requireToolFirst: boolean
+}
+
+export interface LoopProgress {
+  readonly round: (round: number, maxRounds: number) => Effect.Effect<void>
+  readonly toolCall: (round: number, record: ToolCallRecord) => Effect.Effect<void>
+}
+
+/** What the loop gives back; the service adds the api, timing and warnings. */
+export interface LoopOutcome {
+  readonly answer: string
+  readonly reasoning: string | undefined
+  readonly stopReason: StopReason
+  readonly rounds: number
+  readonly toolCalls: ReadonlyArray<ToolCallRecord>
+  readonly model: string
+  readonly usage: Usage
+  /** When the run stopped on an LLM error after it started. */
+  readonly error?: string | undefined
+}
+
+const noProgress: LoopProgress = { round: () => Effect.void, toolCall: () => Effect.void }
+
+const addUsage = (a: Usage, b: Usage | undefined): Usage =>
+  b === undefined
+    ? a
+    : { promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, totalTokens: a.totalTokens + b.totalTokens }
+
+const FINAL_NOTE = "Stop using tools now. Answer the task with what you have found so far."
+const TOOL_FIRST_NOTE = "Use the available tools to work on the task before you answer."
+
+/** The loop, over its ports. Fails only when the very first LLM turn fails (nothing was done yet). */
+export const runLoop = <E>(
+  ports: LoopPorts<E>,
+  limits: LoopLimits,
+  progress: LoopProgress = noProgress
+): Effect.Effect<LoopOutcome, E> =>
+  Effect.gen(function* () {
+    const start = yield* Clock.currentTimeMillis
+    const deadline = start + Duration.toMillis(limits.budget)
+    const records: Array<ToolCallRecord> = []
+    const seen = new Map<string, number>()
+    let usage: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 }
+    let model = ""
+    let results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }> = []
+    let note: string | undefined
+    let reminded = false
+    let stop: StopReason | undefined
+    let last: Turn | undefined
+    let rounds = 0
+
+    /** One LLM turn within the budget: None when the budget ran out first. */
+    const turnWithin = (toolsOn: boolean, extraMs = 0) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.timeoutOption(ports.turn({ results, note, toolsOn }), Duration.millis(Math.max(0, deadline + extraMs - now)))
+      )
+
+    while (stop === undefined) {
+      if ((yield* Clock.currentTimeMillis) >= deadline) {
+        stop = "budget"
+        break
+      }
+      rounds++
+      yield* progress.round(rounds, limits.maxRounds)
+      const attempt = yield* Effect.either(turnWithin(true))
+      if (attempt._tag === "Left") {
+        if (rounds === 1) return yield* Effect.fail(attempt.left)
+        stop = "error"
+        rounds--
+        note = isExplained(attempt.left) ? `${attempt.left._tag}: ${attempt.left.message}` : String(attempt.left)
+        break
+      }
+      if (Option.isNone(attempt.right)) {
+        stop = "budget"
+        break
+      }
+      const turn = attempt.right.value
+      last = turn
+      model = turn.model
+      usage = addUsage(usage, turn.usage)
+      note = undefined
+      if (turn.calls.length === 0) {
+        if (limits.requireToolFirst && records.length === 0 && !reminded && rounds < limits.maxRounds) {
+          reminded = true
+          note = TOOL_FIRST_NOTE
+          results = []
+          continue
+        }
+        return { answer: stripThink(turn.text).answer, reasoning: reasoningOf(turn), stopReason: "completed", rounds, toolCalls: records, model, usage } satisfies LoopOutcome
+      }
+      // The same call with the same arguments a third time: the model is going round in circles.
+      let repeated = false
+      for (const c of turn.calls) {
+        const sig = `${c.name}\u0000${normaliseArgs(c.arguments)}`
+        const n = (seen.get(sig) ?? 0) + 1
+        seen.set(sig, n)
+        if (n >= 3) repeated = true
+      }
+      if (repeated) {
+        stop = "repeated_call"
+        break
+      }
+      const round = rounds
+      results = yield* Effect.forEach(
+        turn.calls,
+        (call) =>
+          Effect.gen(function* () {
+            const t0 = yield* Clock.currentTimeMillis
+            const out = yield* ports.execute(call)
+            const record: ToolCallRecord = {
+              round,
+              name: call.name,
+              server: out.server,
+              tool: out.tool,
+              ok: out.ok,
+              ms: (yield* Clock.currentTimeMillis) - t0,
+              ...(out.ok ? {} : { detail: out.text.slice(0, 300) })
+            }
+            records.push(record)
+            yield* progress.toolCall(round, record)
+            return { call, output: capResult(out.text, limits.resultChars) }
+          }),
+        { concurrency: limits.concurrency }
+      )
+      if (rounds >= limits.maxRounds) stop = "max_rounds"
+    }
+
+    // A limit was hit (or an LLM request failed): one last round without tools, so the user still gets an answer.
+    if (stop === "error") {
+      return {
+        answer: last === undefined ? "" : stripThink(last.text).answer,
+        reasoning: last === undefined ? undefined : reasoningOf(last),
+        stopReason: stop,
+        rounds,
+        toolCalls: records,
+        model,
+        usage,
+        error: note
+      }
+    }
+    note = FINAL_NOTE
+    // The final round gets its own small allowance past the budget (a tenth of it, at least 30 s).
+    const grace = Math.max(30_000, Duration.toMillis(limits.budget) / 10)
+    const final = yield* Effect.either(turnWithin(false, grace))
+    const finalTurn = final._tag === "Right" && Option.isSome(final.right) ? final.right.value : undefined
+    if (finalTurn !== undefined) {
+      model = finalTurn.model
+      usage = addUsage(usage, finalTurn.usage)
+    }
+    const answerTurn = finalTurn ?? last
+    return {
+      answer: answerTurn === undefined ? "" : stripThink(answerTurn.text).answer,
+      reasoning: answerTurn === undefined ? undefined : reasoningOf(answerTurn),
+      stopReason: stop,
+      rounds,
+      toolCalls: records,
+      model,
+      usage
+    }
+  })
+
+const reasoningOf = (t: Turn): string | undefined => {
+  const parts = [t.reasoning ?? "", stripThink(t.text).reasoning].filter((p) => p.trim() !== "")
+  return parts.length > 0 ? parts.join("\n") : undefined
+}
+
+const normaliseArgs = (args: string): string => {
+  try {
+    return JSON.stringify(JSON.parse(args))
+  } catch {
+    return args.trim()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The service: the loop wired to LM Studio and the child servers
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface RunRequest {
+  readonly servers: ReadonlyArray<ChildServerConfig>
+  readonly task: string
+  readonly model?: string | undefined
+  readonly maxRounds?: number | undefined
+  readonly maxTokens?: number | undefined
+  readonly timeoutSeconds?: number | undefined
+  readonly requireToolFirst?: boolean | undefined
+}
+
+const SYSTEM =
+  "You are an autonomous assistant. Use the tools when they help with the task; call several at once when they are " +
+  "independent. When you have what you need, answer the task directly and completely, without calling more tools."
+
+export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/AgentLoop", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const client = yield* LmStudioClient
+    const catalog = yield* ModelCatalog
+    const lifecycle = yield* ModelLifecycle
+    const children = yield* ChildServers
+
+    const run = (req: RunRequest, progress: LoopProgress = noProgress) =>
+      Effect.gen(function* () {
+        const t0 = yield* Clock.currentTimeMillis
+        // The model first: a bad name fails before any child server starts.
+        const found = yield* catalog.resolve(req.model)
+        const maxRounds = Math.min(req.maxRounds ?? config.agentMaxRounds, config.agentMaxRoundsCap)
+        const warnings: Array<string> = []
+        if (req.maxRounds !== undefined && req.maxRounds > config.agentMaxRoundsCap) {
+          warnings.push(`max_rounds ${req.maxRounds} is above the cap; used ${config.agentMaxRoundsCap} (AGENT_MAX_ROUNDS_CAP)`)
+        }
+        // Tools of every server that starts; one that fails gives a warning, not a failed run.
+        const toolsets = yield* Effect.forEach(
+          req.servers,
+          (cfg) => Effect.map(Effect.either(children.toolsOf(cfg)), (r) => ({ cfg, r })),
+          { concurrency: "unbounded" }
+        )
+        const all: Array<ChildTool> = []
+        const configOf = new Map<string, ChildServerConfig>()
+        for (const { cfg, r } of toolsets) {
+          configOf.set(cfg.name, cfg)
+          if (r._tag === "Right") all.push(...r.right)
+          else warnings.push(`partial toolset: MCP server ${cfg.name} is not available (${r.left._tag}: ${r.left.message})`)
+        }
+        const named = namespace(all)
+        const byName = new Map<string, NamespacedTool>(named.map((t) => [t.name, t]))
+        const tools: ReadonlyArray<ToolDefinition> = named.map(toFunctionTool)
+        const known = new Set(byName.keys())
+        const api = config.agentApi !== "auto" ? config.agentApi : (yield* client.apis).responses ? "responses" : "chat"
+
+        const execute: LoopPorts<never>["execute"] = (call) => {
+          const target = byName.get(call.name)
+          if (target === undefined) {
+            return Effect.succeed({
+              ok: false,
+              server: "",
+              tool: call.name,
+              text: `Unknown tool ${JSON.stringify(call.name)}. Available tools: ${[...known].join(", ") || "none"}.`
+            })
+          }
+          const { server, name } = target.tool
+          let args: unknown
+          try {
+            args = call.arguments.trim() === "" ? {} : (JSON.parse(call.arguments) as unknown)
+          } catch (e) {
+            return Effect.succeed({ ok: false, server, tool: name, text: `The arguments are not valid JSON (${e instanceof Error ? e.message : String(e)}); call ${call.name} again with a JSON object.` })
+          }
+          if (typeof args !== "object" || args === null || Array.isArray(args)) {
+            return Effect.succeed({ ok: false, server, tool: name, text: `The arguments must be a JSON object; call ${call.name} again.` })
+          }
+          return children.callTool(configOf.get(server)!, name, args as Record<string, unknown>).pipe(
+            Effect.map((o) => ({ ok: o.ok, server, tool: name, text: o.text })),
+            Effect.catchAll((e) => Effect.succeed({ ok: false, server, tool: name, text: `${e._tag}: ${e.message}. ${e.hint}` }))
+          )
+        }
+
+        const result = yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (identifier) => {
+          const ports = api === "responses" ? responsesPorts(identifier) : chatPorts(identifier)
+          return runLoop(
+            { turn: ports, execute, known },
+            {
+              maxRounds,
+              budget: req.timeoutSeconds !== undefined ? Duration.seconds(req.timeoutSeconds) : config.agentBudget,
+              concurrency: config.agentToolConcurrency,
+              resultChars: config.agentToolResultChars,
+              requireToolFirst: req.requireToolFirst === true
+            },
+            progress
+          )
+        })
+        const { error, ...rest } = result
+        if (error !== undefined) warnings.push(`the run stopped on an error: ${error}`)
+        return {
+          ...rest,
+          model: result.model || found.instance?.id || found.model.key,
+          api,
+          warnings,
+          durationMs: (yield* Clock.currentTimeMillis) - t0
+        } satisfies RunResult
+
+        /** Chat completions with the full history. */
+        function chatPorts(model: string): LoopPorts<LmStudioError>["turn"] {
+          const messages: Array<ChatMessage> = [
+            { role: "system", content: SYSTEM },
+            { role: "user", content: req.task }
+          ]
+          let textCalls = 0
+          return ({ results, note, toolsOn }) =>
+            Effect.gen(function* () {
+              for (const r of results) messages.push({ role: "tool", content: r.output, tool_call_id: r.call.id })
+              if (note !== undefined) messages.push({ role: "user", content: note })
+              const res = yield* client.chat({
+                model,
+                messages: [...messages],
+                ...(toolsOn && tools.length > 0 ? { tools, toolChoice: "auto" as const } : {}),
+                ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {})
+              })
+              let calls: ReadonlyArray<RequestedCall> = toolsOn ? res.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) : []
+              if (toolsOn && calls.length === 0) {
+                calls = parseTextToolCalls(res.content, known).map((c) => ({ id: `text_call_${++textCalls}`, ...c }))
+              }
+              messages.push({
+                role: "assistant",
+                content: res.content,
+                ...(calls.length > 0 ? { tool_calls: calls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) } : {})
+              })
+              return { text: res.content, reasoning: res.reasoning, calls, model: res.model, usage: res.usage } satisfies Turn
+            })
+        }
+
+        /** The Responses API, chained with previous_response_id; the local transcript replays it when needed. */
+        function responsesPorts(model: string): LoopPorts<LmStudioError>["turn"] {
+          const transcript: Array<unknown> = [{ role: "user", content: req.task }]
+          let previous: string | undefined
+          let textCalls = 0
+          return ({ results, note, toolsOn }) =>
+            Effect.gen(function* () {
+              const items: Array<unknown> = []
+              for (const r of results) {
+                items.push(
+                  r.call.id.startsWith("text_call_")
+                    ? { role: "user", content: `Result of ${r.call.name}: ${r.output}` }
+                    : { type: "function_call_output", call_id: r.call.id, output: r.output }
+                )
+              }
+              if (note !== undefined) items.push({ role: "user", content: note })
+              transcript.push(...items)
+              const base = {
+                model,
+                instructions: SYSTEM,
+                ...(toolsOn && tools.length > 0 ? { tools, toolChoice: "auto" as const } : {}),
+                ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {})
+              }
+              const res = yield* (previous === undefined ? client.respond({ ...base, input: [...transcript] }) : client.respond({ ...base, input: items, previousResponseId: previous })).pipe(
+                Effect.catchTag("PreviousResponseNotFound", () =>
+                  Effect.logWarning("LM Studio lost the previous response; replaying the transcript").pipe(
+                    Effect.zipRight(client.respond({ ...base, input: [...transcript] }))
+                  )
+                )
+              )
+              previous = res.id
+              let calls: ReadonlyArray<RequestedCall> = toolsOn ? res.functionCalls.map((c) => ({ id: c.callId, name: c.name, arguments: c.arguments })) : []
+              if (toolsOn && calls.length === 0) {
+                calls = parseTextToolCalls(res.outputText, known).map((c) => ({ id: `text_call_${++textCalls}`, ...c }))
+              }
+              if (res.outputText !== "") transcript.push({ role: "assistant", content: res.outputText })
+              for (const c of calls) {
+                if (!c.id.startsWith("text_call_")) transcript.push({ type: "function_call", call_id: c.id, name: c.name, arguments: c.arguments })
+              }
+              return { text: res.outputText, reasoning: res.reasoning, calls, model: res.model, usage: res.usage } satisfies Turn
+            })
+        }
+      }).pipe(Effect.withSpan("AgentLoop.run", { attributes: { servers: req.servers.map((s) => s.name).join(","), model: req.model ?? "(default)" } }))
+
+    return { run } as const
+  })
+}) {}

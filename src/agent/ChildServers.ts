@@ -1,0 +1,220 @@
+/**
+ * ChildServers: connections to the MCP servers of mcp.json through the SDK `Client` (stdio and Streamable HTTP).
+ *
+ * - Pooled by (name, config hash) in an `RcMap` with an idle TTL: repeated runs reuse a running child, and an
+ *   edited entry gets a new child on the next call (the old one is stopped when idle).
+ * - Start-up (`connect` + `initialize` + `tools/list`) is bounded by MCP_CHILD_START_TIMEOUT_SECONDS.
+ * - Each tool call has a timeout (the entry's `timeout` in ms, else AGENT_TOOL_TIMEOUT_SECONDS) and a circuit
+ *   breaker per server. Interrupting a call aborts it (the SDK sends `notifications/cancelled` to the child).
+ * - A child that crashed (its connection closed) is started again and the call retried once; one that hangs past
+ *   the timeout is stopped (the next call starts a fresh one) and the call fails with `McpServerTimeout`.
+ * - Closing a connection ends the child: stdin closed, then SIGTERM, then SIGKILL (the SDK's close). Every pooled
+ *   child is closed when the bridge's scope closes: on exit, SIGINT/SIGTERM and when the MCP host closes stdin.
+ * - A child's stderr is drained into the bridge's debug log; its last lines explain a failed start.
+ */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
+import { Data, Duration, Effect, Exit, RcMap, Ref, Runtime } from "effect"
+import { AppConfig } from "../Config.js"
+import { type ChildServerError, McpServerFailed, McpServerTimeout } from "../domain/Errors.js"
+import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
+import type { ChildServerConfig } from "./McpConfig.js"
+
+export interface ChildTool {
+  readonly server: string
+  readonly name: string
+  readonly description: string
+  readonly inputSchema: Readonly<Record<string, unknown>>
+}
+
+/** What a tool call gave back, as text for the model. */
+export interface ToolOutcome {
+  readonly ok: boolean
+  readonly text: string
+}
+
+interface Connection {
+  readonly client: Client
+  readonly tools: ReadonlyArray<ChildTool>
+  readonly pid: number | null
+  /** Set when the child went away (crash, exit, closed connection). */
+  readonly closed: Ref.Ref<boolean>
+}
+
+/** Internal: the child's connection closed under a call (it crashed or exited). */
+class ChildGone extends Data.TaggedError("ChildGone")<{ readonly reason: string }> {}
+
+class PoolKey extends Data.Class<{ readonly name: string; readonly hash: number }> {}
+
+const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** The text of a tool result: its text parts, and a note for each part that is not text. */
+export const resultText = (r: CallToolResult): string =>
+  r.content
+    .map((c) => (c.type === "text" ? c.text : c.type === "resource" && "text" in c.resource ? String(c.resource.text) : `[${c.type} content]`))
+    .join("\n") || (r.structuredContent !== undefined ? JSON.stringify(r.structuredContent) : "")
+
+export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridge/ChildServers", {
+  scoped: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const runtime = yield* Effect.runtime<never>()
+    const configs = new Map<string, ChildServerConfig>()
+    const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
+
+    const breakerOf = (name: string) =>
+      Effect.suspend(() => {
+        const existing = breakers.get(name)
+        if (existing !== undefined) return Effect.succeed(existing)
+        return Effect.tap(CircuitBreaker.make(`MCP server ${name}`), (b) => Effect.sync(() => breakers.set(name, b)))
+      })
+
+    const startTimeoutMs = Duration.toMillis(config.childStartTimeout)
+
+    const connect = (cfg: ChildServerConfig) =>
+      Effect.gen(function* () {
+        const closed = yield* Ref.make(false)
+        const stderrTail: Array<string> = []
+        const client = new Client({ name: "lmstudio-bridge", version: "1" }, { capabilities: {} })
+        const transport =
+          cfg.transport === "stdio"
+            ? new StdioClientTransport({
+                command: cfg.command,
+                args: [...cfg.args],
+                env: { ...getDefaultEnvironment(), ...cfg.env },
+                ...(cfg.cwd !== undefined ? { cwd: cfg.cwd } : {}),
+                stderr: "pipe"
+              })
+            : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers: { ...cfg.headers } } })
+        if (transport instanceof StdioClientTransport) {
+          transport.stderr?.on("data", (chunk: Buffer) => {
+            for (const line of chunk.toString("utf8").split("\n")) {
+              if (line.trim() === "") continue
+              stderrTail.push(line)
+              if (stderrTail.length > 5) stderrTail.shift()
+              Runtime.runFork(runtime)(Effect.logDebug("child server stderr").pipe(Effect.annotateLogs({ server: cfg.name, line })))
+            }
+          })
+        }
+        client.onclose = () => Runtime.runSync(runtime)(Ref.set(closed, true))
+        const failed = (operation: string) => (e: unknown) =>
+          new McpServerFailed({
+            server: cfg.name,
+            operation,
+            reason: reasonOf(e) + (stderrTail.length > 0 ? ` (stderr: ${stderrTail.join(" | ").slice(-400)})` : "")
+          })
+        const start = Effect.gen(function* () {
+          yield* Effect.tryPromise({ try: () => client.connect(transport, { timeout: startTimeoutMs + 1000 }), catch: failed("start") })
+          const tools: Array<ChildTool> = []
+          let cursor: string | undefined
+          do {
+            const page = yield* Effect.tryPromise({
+              try: () => client.listTools(cursor === undefined ? {} : { cursor }, { timeout: startTimeoutMs + 1000 }),
+              catch: failed("list its tools")
+            })
+            for (const t of page.tools) {
+              tools.push({ server: cfg.name, name: t.name, description: t.description ?? "", inputSchema: t.inputSchema })
+            }
+            cursor = page.nextCursor
+          } while (cursor !== undefined)
+          return tools
+        })
+        const close = Effect.promise(() => client.close().catch(() => undefined))
+        const tools = yield* start.pipe(
+          Effect.timeoutFail({
+            duration: config.childStartTimeout,
+            onTimeout: () => new McpServerTimeout({ server: cfg.name, operation: "start and list its tools", timeoutMs: startTimeoutMs })
+          }),
+          Effect.onError(() => close)
+        )
+        const pid = transport instanceof StdioClientTransport ? transport.pid : null
+        yield* Effect.logInfo("child MCP server started").pipe(Effect.annotateLogs({ server: cfg.name, transport: cfg.transport, tools: tools.length, pid }))
+        return { connection: { client, tools, pid, closed } satisfies Connection, close }
+      })
+
+    const pool = yield* RcMap.make({
+      lookup: (key: PoolKey) =>
+        Effect.acquireRelease(
+          Effect.suspend(() => {
+            const cfg = configs.get(`${key.name}#${key.hash}`)
+            return cfg === undefined
+              ? Effect.fail(new McpServerFailed({ server: key.name, operation: "start", reason: "no configuration (internal)" }))
+              : connect(cfg)
+          }),
+          ({ close }, exit) =>
+            close.pipe(
+              Effect.zipRight(Effect.logInfo("child MCP server stopped").pipe(Effect.annotateLogs({ server: key.name, why: Exit.isSuccess(exit) ? "idle or bridge stopping" : "failed" })))
+            )
+        ).pipe(Effect.map(({ connection }) => connection)),
+      idleTimeToLive: config.childIdleTtl
+    })
+
+    const keyOf = (cfg: ChildServerConfig) => {
+      configs.set(`${cfg.name}#${cfg.hash}`, cfg)
+      return new PoolKey({ name: cfg.name, hash: cfg.hash })
+    }
+
+    /** A running child for this entry (started if needed), held until the caller's scope closes. */
+    const acquire = (cfg: ChildServerConfig) =>
+      Effect.flatMap(breakerOf(cfg.name), (breaker) => breaker.protect(RcMap.get(pool, keyOf(cfg))))
+
+    /** Calls one tool; a crashed child is restarted and the call retried once, a hung one is stopped. */
+    const callTool = (cfg: ChildServerConfig, tool: string, args: Record<string, unknown>): Effect.Effect<ToolOutcome, ChildServerError> => {
+      const timeoutMs = cfg.timeoutMs ?? Duration.toMillis(config.agentToolTimeout)
+      const key = keyOf(cfg)
+      const once = Effect.scoped(
+        Effect.gen(function* () {
+          const connection = yield* acquire(cfg)
+          const result = yield* Effect.tryPromise({
+            try: (signal) => connection.client.callTool({ name: tool, arguments: args }, undefined, { signal, timeout: timeoutMs + 60_000 }),
+            catch: (e) => e
+          }).pipe(
+            Effect.timeoutFail({ duration: Duration.millis(timeoutMs), onTimeout: () => new McpServerTimeout({ server: cfg.name, operation: `answer ${tool}`, timeoutMs }) }),
+            Effect.catchIf(
+              (e): e is unknown => !(e instanceof McpServerTimeout),
+              (e) =>
+                Effect.flatMap(Ref.get(connection.closed), (dead) =>
+                  Effect.fail(dead ? new ChildGone({ reason: reasonOf(e) }) : new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: reasonOf(e) }))
+                )
+            )
+          )
+          return { ok: result.isError !== true, text: resultText(result as CallToolResult) } satisfies ToolOutcome
+        })
+      )
+      const gone = (e: ChildGone) => new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: `the server exited: ${e.reason}` })
+      return Effect.flatMap(breakerOf(cfg.name), (breaker) =>
+        breaker.protect(
+          once.pipe(
+            // A wedged child: stop it so the next call gets a fresh one.
+            Effect.tapErrorTag("McpServerTimeout", () => RcMap.invalidate(pool, key)),
+            Effect.catchTag("ChildGone", (e) =>
+              Effect.logWarning("child MCP server went away; starting it again").pipe(
+                Effect.annotateLogs({ server: cfg.name, reason: e.reason }),
+                Effect.zipRight(RcMap.invalidate(pool, key)),
+                Effect.zipRight(once),
+                Effect.catchTag("ChildGone", (again) => Effect.zipRight(RcMap.invalidate(pool, key), Effect.fail(gone(again))))
+              )
+            )
+          )
+        )
+      )
+    }
+
+    /** The tools of a running child (started if needed). */
+    const toolsOf = (cfg: ChildServerConfig) => Effect.scoped(Effect.map(acquire(cfg), (c) => c.tools))
+
+    /** Pids of the stdio children running now (for tests and diagnostics). */
+    const runningPids = Effect.gen(function* () {
+      const keys = yield* RcMap.keys(pool)
+      const pids: Array<number> = []
+      for (const key of keys) {
+        const c = yield* Effect.scoped(RcMap.get(pool, key)).pipe(Effect.option)
+        if (c._tag === "Some" && c.value.pid !== null) pids.push(c.value.pid)
+      }
+      return pids
+    })
+
+    return { acquire, toolsOf, callTool, runningPids } as const
+  })
+}) {}

@@ -1,0 +1,170 @@
+/**
+ * McpConfig: the mcp.json that names the child MCP servers an agent may use (DESIGN §4, §6 "Child servers").
+ *
+ * - Found by the search order `$MCP_JSON_PATH`, `./.mcp.json`, `~/.lmstudio/mcp.json`, `~/.mcp.json`; which file
+ *   and why is part of every answer.
+ * - Claude-style format `{"mcpServers": {name: {command, args, env, cwd} | {url, headers}}}` with `disabled` and a
+ *   per-server `timeout` in ms (LM Studio's unit). Unknown keys are ignored (other hosts add their own).
+ * - `${VAR}` and `${env:VAR}` are expanded from the environment in command, args, env, cwd, url and headers; a
+ *   variable that is not set is an error naming where it is used.
+ * - An invalid file is an error naming the file, the path inside it and the problem.
+ * - An entry that starts this bridge itself is never offered (so discover-all cannot recurse into itself).
+ * - Re-read whenever the file changes (modification time and size are checked on every call).
+ */
+import { Effect, Hash, Option, ParseResult, Ref, Schema } from "effect"
+import { readFile, stat } from "node:fs/promises"
+import { homedir } from "node:os"
+import { basename } from "node:path"
+import { AppConfig } from "../Config.js"
+import { McpConfigInvalid, McpConfigNotFound } from "../domain/Errors.js"
+import { locateMcpJson } from "../lmstudio/Diagnostics.js"
+
+const StringMap = Schema.Record({ key: Schema.String, value: Schema.String })
+
+const ServerEntry = Schema.Struct({
+  command: Schema.optional(Schema.String.pipe(Schema.minLength(1, { message: () => "command must not be empty" }))),
+  args: Schema.optional(Schema.Array(Schema.String)),
+  env: Schema.optional(StringMap),
+  cwd: Schema.optional(Schema.String),
+  url: Schema.optional(Schema.String),
+  headers: Schema.optional(StringMap),
+  disabled: Schema.optional(Schema.Boolean),
+  timeout: Schema.optional(Schema.Number.pipe(Schema.int(), Schema.positive({ message: () => "timeout must be a positive number of milliseconds" })))
+})
+
+const McpJson = Schema.Struct({
+  mcpServers: Schema.Record({ key: Schema.String, value: ServerEntry })
+})
+
+export interface ChildServerConfig {
+  readonly name: string
+  readonly transport: "stdio" | "http"
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly env: Readonly<Record<string, string>>
+  readonly cwd: string | undefined
+  readonly url: string
+  readonly headers: Readonly<Record<string, string>>
+  /** Per-call timeout from mcp.json (ms), if any. */
+  readonly timeoutMs: number | undefined
+  readonly enabled: boolean
+  /** Why it is not offered: disabled in the file, or it is this bridge. */
+  readonly disabledReason: string | undefined
+  /** Changes whenever anything that affects the running child changes: the pool key. */
+  readonly hash: number
+}
+
+export interface LoadedMcpConfig {
+  readonly file: string
+  readonly reason: string
+  readonly servers: ReadonlyArray<ChildServerConfig>
+}
+
+const EXPANSION = /\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}/g
+
+/** Is this entry the bridge itself (any way it is commonly started)? */
+export const isSelf = (command: string, args: ReadonlyArray<string>): boolean => {
+  const parts = [command, ...args].map((p) => basename(p))
+  return parts.some((p) => p === "lmstudio-bridge" || p === "lmstudio-bridge.cmd") ||
+    args.some((a) => /lmstudio-bridge[\\/](dist[\\/])?src[\\/]bin\.(js|bundle\.cjs)$/.test(a))
+}
+
+const problemOf = (file: string, error: ParseResult.ParseError): McpConfigInvalid => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  const path = issue === undefined ? "" : issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "")
+  return new McpConfigInvalid({ file, path, problem: issue?.message ?? error.message })
+}
+
+/** Parses and validates the text of an mcp.json; `env` is where `${VAR}` comes from. */
+export const parseMcpJson = (
+  file: string,
+  text: string,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<ReadonlyArray<ChildServerConfig>, McpConfigInvalid> =>
+  Effect.gen(function* () {
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (e) => new McpConfigInvalid({ file, path: "", problem: `not valid JSON (${e instanceof Error ? e.message : String(e)})` })
+    })
+    const decoded = yield* Schema.decodeUnknown(McpJson)(json).pipe(Effect.mapError((e) => problemOf(file, e)))
+    const servers: Array<ChildServerConfig> = []
+    for (const [name, entry] of Object.entries(decoded.mcpServers)) {
+      const at = `mcpServers.${name}`
+      const expand = (value: string, where: string): Effect.Effect<string, McpConfigInvalid> => {
+        const missing = [...value.matchAll(EXPANSION)].map((m) => m[1]!).find((v) => env[v] === undefined)
+        return missing !== undefined
+          ? Effect.fail(new McpConfigInvalid({ file, path: `${at}.${where}`, problem: `environment variable ${missing} is not set` }))
+          : Effect.succeed(value.replace(EXPANSION, (_, v: string) => env[v] ?? ""))
+      }
+      const expandMap = (m: Readonly<Record<string, string>> | undefined, where: string) =>
+        Effect.map(
+          Effect.forEach(Object.entries(m ?? {}), ([k, v]) => Effect.map(expand(v, `${where}.${k}`), (x) => [k, x] as const)),
+          (pairs) => Object.fromEntries(pairs)
+        )
+      if (entry.command === undefined && entry.url === undefined) {
+        return yield* new McpConfigInvalid({ file, path: at, problem: 'needs "command" (a local server) or "url" (a remote one)' })
+      }
+      if (entry.command !== undefined && entry.url !== undefined) {
+        return yield* new McpConfigInvalid({ file, path: at, problem: 'has both "command" and "url"; keep one' })
+      }
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+        return yield* new McpConfigInvalid({ file, path: at, problem: "a server name is 1-64 letters, digits, '_', '-' or '.'" })
+      }
+      const command = entry.command === undefined ? "" : yield* expand(entry.command, "command")
+      const args = yield* Effect.forEach(entry.args ?? [], (a, i) => expand(a, `args[${i}]`))
+      const url = entry.url === undefined ? "" : yield* expand(entry.url, "url")
+      if (entry.url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) {
+        return yield* new McpConfigInvalid({ file, path: `${at}.url`, problem: `not an http(s) URL: ${JSON.stringify(url)}` })
+      }
+      const self = entry.command !== undefined && isSelf(command, args)
+      const base = {
+        name,
+        transport: entry.url !== undefined ? ("http" as const) : ("stdio" as const),
+        command,
+        args,
+        env: yield* expandMap(entry.env, "env"),
+        cwd: entry.cwd === undefined ? undefined : yield* expand(entry.cwd, "cwd"),
+        url,
+        headers: yield* expandMap(entry.headers, "headers"),
+        timeoutMs: entry.timeout,
+        enabled: entry.disabled !== true && !self,
+        disabledReason: self ? "this is lmstudio-bridge itself" : entry.disabled === true ? "disabled in mcp.json" : undefined
+      }
+      servers.push({ ...base, hash: Hash.string(JSON.stringify([base.transport, command, args, base.env, base.cwd, url, base.headers])) })
+    }
+    return servers
+  })
+
+export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpConfig", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    // The last file read, with what identified its version: read again only when it changed.
+    const cache = yield* Ref.make<
+      Option.Option<{ readonly file: string; readonly mtimeMs: number; readonly size: number; readonly servers: ReadonlyArray<ChildServerConfig> }>
+    >(Option.none())
+
+    const load: Effect.Effect<LoadedMcpConfig, McpConfigNotFound | McpConfigInvalid> = Effect.gen(function* () {
+      const found = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir())
+      if (found.path === null) return yield* new McpConfigNotFound({ reason: found.reason })
+      const file = found.path
+      const info = yield* Effect.tryPromise({
+        try: () => stat(file),
+        catch: (e) => new McpConfigInvalid({ file, path: "", problem: `cannot be read (${e instanceof Error ? e.message : String(e)})` })
+      })
+      const cached = yield* Ref.get(cache)
+      if (Option.isSome(cached) && cached.value.file === file && cached.value.mtimeMs === info.mtimeMs && cached.value.size === info.size) {
+        return { file, reason: found.reason, servers: cached.value.servers }
+      }
+      const text = yield* Effect.tryPromise({
+        try: () => readFile(file, "utf8"),
+        catch: (e) => new McpConfigInvalid({ file, path: "", problem: `cannot be read (${e instanceof Error ? e.message : String(e)})` })
+      })
+      const servers = yield* parseMcpJson(file, text, process.env)
+      yield* Ref.set(cache, Option.some({ file, mtimeMs: info.mtimeMs, size: info.size, servers }))
+      yield* Effect.logDebug("mcp.json read").pipe(Effect.annotateLogs({ file, servers: servers.length }))
+      return { file, reason: found.reason, servers }
+    }).pipe(Effect.withSpan("McpConfig.load"))
+
+    return { load, whereIs: Effect.sync(() => locateMcpJson(config.mcpJsonPath, process.cwd(), homedir())) } as const
+  })
+}) {}

@@ -1,0 +1,172 @@
+/**
+ * Autonomous agents (DESIGN §5): list_available_mcps, autonomous_with_mcp, autonomous_with_multiple_mcps,
+ * autonomous_discover_and_execute. The local model runs a tool loop over child MCP servers from mcp.json; progress
+ * goes out per round and per tool call, and cancelling the call stops the loop, the LLM request and the tool calls.
+ */
+import { Effect, Schema } from "effect"
+import { McpServerUnknown } from "../../domain/Errors.js"
+import { AgentLoop, type RunResult } from "../../agent/AgentLoop.js"
+import { type LoadedMcpConfig, McpConfig } from "../../agent/McpConfig.js"
+import { NoInput, tool, type ToolContext } from "../Server.js"
+
+const runAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true }
+
+const RunOptions = {
+  task: Schema.String.pipe(Schema.minLength(1)).annotations({ description: "What the local model should do, in plain words" }),
+  model: Schema.optional(Schema.String.annotations({ description: 'Model key or instance identifier; omit or "default" for the configured default' })),
+  max_rounds: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)).annotations({ description: "Most LLM rounds (default 25, capped by AGENT_MAX_ROUNDS_CAP)" })),
+  max_tokens: Schema.optional(Schema.Int.pipe(Schema.positive()).annotations({ description: "Most tokens per LLM answer" })),
+  timeout_seconds: Schema.optional(Schema.Int.pipe(Schema.between(1, 86_400)).annotations({ description: "Wall-clock budget of the run (default 600)" })),
+  require_tool_first: Schema.optional(Schema.Boolean.annotations({ description: "Remind the model once to use a tool if it answers without any" }))
+}
+
+const RunOutput = Schema.Struct({
+  answer: Schema.String,
+  reasoning: Schema.NullOr(Schema.String),
+  stop_reason: Schema.Literal("completed", "max_rounds", "repeated_call", "budget", "cancelled", "error"),
+  rounds: Schema.Number,
+  tool_calls: Schema.Array(
+    Schema.Struct({ round: Schema.Number, server: Schema.String, tool: Schema.String, ok: Schema.Boolean, ms: Schema.Number, detail: Schema.NullOr(Schema.String) })
+  ),
+  model: Schema.String,
+  api: Schema.Literal("responses", "chat"),
+  usage: Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number, total_tokens: Schema.Number }),
+  duration_ms: Schema.Number,
+  servers: Schema.Array(Schema.String),
+  warnings: Schema.Array(Schema.String)
+})
+
+const toOutput = (r: RunResult, servers: ReadonlyArray<string>): typeof RunOutput.Type => ({
+  answer: r.answer,
+  reasoning: r.reasoning ?? null,
+  stop_reason: r.stopReason,
+  rounds: r.rounds,
+  tool_calls: r.toolCalls.map((c) => ({ round: c.round, server: c.server, tool: c.tool, ok: c.ok, ms: c.ms, detail: c.detail ?? null })),
+  model: r.model,
+  api: r.api,
+  usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens },
+  duration_ms: r.durationMs,
+  servers,
+  warnings: r.warnings
+})
+
+const render = (o: typeof RunOutput.Type): string =>
+  [
+    o.answer,
+    "",
+    `— ${o.stop_reason} after ${o.rounds} round(s), ${o.tool_calls.length} tool call(s) on ${o.servers.join(", ") || "no servers"}; model ${o.model}; ${o.duration_ms} ms`,
+    ...o.tool_calls.map((c) => `  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`),
+    ...o.warnings.map((w) => `warning: ${w}`)
+  ].join("\n")
+
+/** Runs the loop on the named servers (all enabled ones when `names` is undefined). */
+const runOn = (names: ReadonlyArray<string> | undefined, input: { readonly task: string } & Partial<Record<string, unknown>>, ctx: ToolContext) =>
+  Effect.gen(function* () {
+    const loaded = yield* Effect.flatMap(McpConfig, (c) => c.load)
+    const servers = yield* select(loaded, names)
+    const agent = yield* AgentLoop
+    const result = yield* agent.run(
+      {
+        servers,
+        task: input.task,
+        model: typeof input.model === "string" ? input.model : undefined,
+        maxRounds: typeof input.max_rounds === "number" ? input.max_rounds : undefined,
+        maxTokens: typeof input.max_tokens === "number" ? input.max_tokens : undefined,
+        timeoutSeconds: typeof input.timeout_seconds === "number" ? input.timeout_seconds : undefined,
+        requireToolFirst: input.require_tool_first === true
+      },
+      {
+        round: (round, max) => ctx.progress(round, `round ${round} of at most ${max}`),
+        toolCall: (round, c) => ctx.progress(round, `round ${round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`)
+      }
+    )
+    return toOutput(result, servers.map((s) => s.name))
+  })
+
+const select = (loaded: LoadedMcpConfig, names: ReadonlyArray<string> | undefined) => {
+  const enabled = loaded.servers.filter((s) => s.enabled)
+  if (names === undefined) return Effect.succeed(enabled)
+  const missing = names.find((n) => !enabled.some((s) => s.name === n))
+  return missing !== undefined
+    ? Effect.fail(new McpServerUnknown({ name: missing, file: loaded.file, available: enabled.map((s) => s.name) }))
+    : Effect.succeed(names.map((n) => enabled.find((s) => s.name === n)!))
+}
+
+export const listAvailableMcps = tool({
+  name: "list_available_mcps",
+  title: "List the MCP servers an agent can use",
+  description:
+    "List the MCP servers in the bridge's mcp.json that autonomous_with_mcp, autonomous_with_multiple_mcps and " +
+    "autonomous_discover_and_execute can hand to the local model: which file was used and why, each server's name, transport and whether it is enabled.",
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  input: NoInput,
+  output: Schema.Struct({
+    config_file: Schema.String,
+    reason: Schema.String,
+    servers: Schema.Array(
+      Schema.Struct({ name: Schema.String, transport: Schema.Literal("stdio", "http"), enabled: Schema.Boolean, note: Schema.NullOr(Schema.String), target: Schema.String })
+    )
+  }),
+  handler: () =>
+    Effect.map(
+      Effect.flatMap(McpConfig, (c) => c.load),
+      (loaded) => ({
+        config_file: loaded.file,
+        reason: loaded.reason,
+        servers: loaded.servers.map((s) => ({
+          name: s.name,
+          transport: s.transport,
+          enabled: s.enabled,
+          note: s.disabledReason ?? null,
+          target: s.transport === "stdio" ? [s.command, ...s.args].join(" ") : s.url
+        }))
+      })
+    ),
+  render: (o) =>
+    [`${o.config_file} (${o.reason})`, ...o.servers.map((s) => `${s.enabled ? "  " : "x "}${s.name} [${s.transport}] ${s.target}${s.note ? ` — ${s.note}` : ""}`)].join("\n")
+})
+
+export const autonomousWithMcp = tool({
+  name: "autonomous_with_mcp",
+  title: "Hand a task to a local model with one MCP server's tools",
+  description:
+    "Give a task to a local model in LM Studio, which works on it autonomously with the tools of one MCP server from mcp.json " +
+    "(see list_available_mcps) and returns its answer. Use it to delegate tool-heavy work (reading files, searching, fetching) to a " +
+    "local model. Returns the answer, why it stopped, the rounds, every tool call (server, tool, ok, ms), the model, usage and warnings.",
+  annotations: runAnnotations,
+  input: Schema.Struct({ mcp_name: Schema.String.annotations({ description: "The server's name in mcp.json" }), ...RunOptions }),
+  output: RunOutput,
+  handler: (input, ctx) => runOn([input.mcp_name], input, ctx),
+  render
+})
+
+export const autonomousWithMultipleMcps = tool({
+  name: "autonomous_with_multiple_mcps",
+  title: "Hand a task to a local model with several MCP servers' tools",
+  description:
+    "Like autonomous_with_mcp, with the tools of several MCP servers at once (named `server__tool` for the model). A server that fails to " +
+    "start leaves a warning and the others are still used.",
+  annotations: runAnnotations,
+  input: Schema.Struct({
+    mcp_names: Schema.Array(Schema.String).pipe(Schema.minItems(1)).annotations({ description: "Server names from mcp.json" }),
+    ...RunOptions
+  }),
+  output: RunOutput,
+  handler: (input, ctx) => runOn(input.mcp_names, input, ctx),
+  render
+})
+
+export const autonomousDiscoverAndExecute = tool({
+  name: "autonomous_discover_and_execute",
+  title: "Hand a task to a local model with every MCP server's tools",
+  description:
+    "Like autonomous_with_mcp, with the tools of every enabled MCP server in mcp.json (never the bridge itself). Use it when you do " +
+    "not know which server the task needs.",
+  annotations: runAnnotations,
+  input: Schema.Struct(RunOptions),
+  output: RunOutput,
+  handler: (input, ctx) => runOn(undefined, input, ctx),
+  render
+})
+
+export const autonomousTools = [listAvailableMcps, autonomousWithMcp, autonomousWithMultipleMcps, autonomousDiscoverAndExecute] as const
