@@ -175,7 +175,7 @@ export const bridgeClient = (baseUrl: string, env: Record<string, string> = {}) 
     (client) => Effect.promise(() => client.close())
   )
 
-/** The tool names of the MCP contract (DESIGN §5, without the autonomous tools yet). */
+/** The tool names of the MCP contract (DESIGN §5). */
 export const TOOL_CONTRACT = [
   "health_check",
   "list_models",
@@ -189,5 +189,9 @@ export const TOOL_CONTRACT = [
   "lms_load_model",
   "lms_unload_model",
   "lms_ensure_model_loaded",
+  "list_available_mcps",
+  "autonomous_with_mcp",
+  "autonomous_with_multiple_mcps",
+  "autonomous_discover_and_execute",
   "diagnose"
 ] as const
