@@ -16,7 +16,7 @@ import { readFile, stat } from "node:fs/promises"
 import { homedir } from "node:os"
 import { basename } from "node:path"
 import { AppConfig } from "../Config.js"
-import { McpConfigInvalid, McpConfigNotFound } from "../domain/Errors.js"
+import { McpConfigInvalid, McpConfigNotFound, McpServerUnknown } from "../domain/Errors.js"
 import { locateMcpJson } from "../lmstudio/Diagnostics.js"
 
 const StringMap = Schema.Record({ key: Schema.String, value: Schema.String })
@@ -168,3 +168,16 @@ export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpC
     return { load, whereIs: Effect.sync(() => locateMcpJson(config.mcpJsonPath, process.cwd(), homedir())) } as const
   })
 }) {}
+
+/** The enabled servers named (in that order), or all enabled ones when `names` is undefined. */
+export const selectServers = (
+  loaded: LoadedMcpConfig,
+  names: ReadonlyArray<string> | undefined
+): Effect.Effect<ReadonlyArray<ChildServerConfig>, McpServerUnknown> => {
+  const enabled = loaded.servers.filter((s) => s.enabled)
+  if (names === undefined) return Effect.succeed(enabled)
+  const missing = names.find((n) => !enabled.some((s) => s.name === n))
+  return missing !== undefined
+    ? Effect.fail(new McpServerUnknown({ name: missing, file: loaded.file, available: enabled.map((s) => s.name) }))
+    : Effect.succeed(names.map((n) => enabled.find((s) => s.name === n)!))
+}

@@ -1,5 +1,6 @@
 /** The command tree. The binary passes in how services are composed (`AppLayerFactory`); handlers stay thin. */
 import { Command } from "@effect/cli"
+import { agentCommand, mcpsCommand } from "./agent.js"
 import { doctorCommand } from "./doctor.js"
 import { healthCommand } from "./health.js"
 import { chatCommand, completeCommand, embedCommand, respondCommand } from "./inference.js"
@@ -20,6 +21,8 @@ export const rootCommand = (appLayer: AppLayerFactory, version: string) =>
       completeCommand(appLayer),
       embedCommand(appLayer),
       respondCommand(appLayer),
+      mcpsCommand(appLayer),
+      agentCommand(appLayer),
       simulateCommand
     ])
   )

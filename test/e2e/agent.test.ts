@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { start } from "../../src/simulator/Simulator.js"
-import { bridgeClient, j, repoRoot, tempDir } from "../helpers.js"
+import { binPath, bridgeClient, j, repoRoot, runEffect, tempDir } from "../helpers.js"
 
 const fsServer = join(repoRoot, "node_modules", "@modelcontextprotocol", "server-filesystem", "dist", "index.js")
 const memoryServer = join(repoRoot, "node_modules", "@modelcontextprotocol", "server-memory", "dist", "index.js")
@@ -202,6 +202,30 @@ describe("autonomous agents over real child MCP servers", () => {
         assert.include(j(renamed.structuredContent).get("answer").str, "files__read_text_file")
         const old = yield* call(client, "autonomous_with_mcp", { mcp_name: "fs", task: "x" })
         assert.isTrue(old.isError)
+      }),
+    120_000
+  )
+
+  it.scopedLive(
+    "CLI: mcps list and agent run (--mcp, --json), and an unknown server is one clear line",
+    () =>
+      Effect.gen(function* () {
+        const { sim, mcpJson } = yield* setUp
+        const env = { LMSTUDIO_BASE_URL: sim.baseUrl, MCP_JSON_PATH: mcpJson, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "error" }
+        const list = yield* runEffect(process.execPath, [binPath, "mcps", "list", "--json"], env)
+        assert.strictEqual(list.code, 0, list.stderr)
+        assert.deepStrictEqual(j(JSON.parse(list.stdout)).get("servers").arr.filter((s) => s.get("enabled").raw === true).map((s) => s.get("name").str), ["fs", "memory", "broken"])
+        const run = yield* runEffect(process.execPath, [binPath, "agent", "run", "--mcp", "fs", "--json", "What is the secret?"], env)
+        assert.strictEqual(run.code, 0, run.stderr)
+        const out = j(JSON.parse(run.stdout))
+        assert.include(out.get("answer").str, SECRET)
+        assert.strictEqual(out.get("tool_calls", 0, "tool").str, "read_text_file")
+        const human = yield* runEffect(process.execPath, [binPath, "agent", "run", "--mcp", "fs", "What is the secret?"], env)
+        assert.include(human.stdout, SECRET)
+        assert.include(human.stderr, "completed after 2 round(s)")
+        const bad = yield* runEffect(process.execPath, [binPath, "agent", "run", "--mcp", "nope", "x"], env)
+        assert.notStrictEqual(bad.code, 0)
+        assert.match(bad.stderr.trim(), /^lmstudio-bridge: McpServerUnknown: .+ \(hint: Use one of: fs, memory, broken/)
       }),
     120_000
   )

@@ -4,9 +4,8 @@
  * goes out per round and per tool call, and cancelling the call stops the loop, the LLM request and the tool calls.
  */
 import { Effect, Schema } from "effect"
-import { McpServerUnknown } from "../../domain/Errors.js"
 import { AgentLoop, type RunResult } from "../../agent/AgentLoop.js"
-import { type LoadedMcpConfig, McpConfig } from "../../agent/McpConfig.js"
+import { McpConfig, selectServers } from "../../agent/McpConfig.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
 
 const runAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true }
@@ -63,7 +62,7 @@ const render = (o: typeof RunOutput.Type): string =>
 const runOn = (names: ReadonlyArray<string> | undefined, input: { readonly task: string } & Partial<Record<string, unknown>>, ctx: ToolContext) =>
   Effect.gen(function* () {
     const loaded = yield* Effect.flatMap(McpConfig, (c) => c.load)
-    const servers = yield* select(loaded, names)
+    const servers = yield* selectServers(loaded, names)
     const agent = yield* AgentLoop
     const result = yield* agent.run(
       {
@@ -82,15 +81,6 @@ const runOn = (names: ReadonlyArray<string> | undefined, input: { readonly task:
     )
     return toOutput(result, servers.map((s) => s.name))
   })
-
-const select = (loaded: LoadedMcpConfig, names: ReadonlyArray<string> | undefined) => {
-  const enabled = loaded.servers.filter((s) => s.enabled)
-  if (names === undefined) return Effect.succeed(enabled)
-  const missing = names.find((n) => !enabled.some((s) => s.name === n))
-  return missing !== undefined
-    ? Effect.fail(new McpServerUnknown({ name: missing, file: loaded.file, available: enabled.map((s) => s.name) }))
-    : Effect.succeed(names.map((n) => enabled.find((s) => s.name === n)!))
-}
 
 export const listAvailableMcps = tool({
   name: "list_available_mcps",
