@@ -48,6 +48,10 @@ const scenario = (dir: string): Scenario => ({
     { match: { userContains: "forever", round: 0, hasTools: true }, reply: { toolCalls: [{ name: "fs__list_directory", arguments: { path: dir } }] } },
     { match: { userContains: "forever", hasTools: true }, reply: { toolCalls: [{ name: "fs__list_allowed_directories", arguments: {} }] } },
     { match: { userContains: "remember", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "memory__read_graph", arguments: {} }, { name: "fs__list_allowed_directories", arguments: {} }] } },
+    { match: { userContains: "crash it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__crash", arguments: {} }] } },
+    { match: { userContains: "hang it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__hang", arguments: {} }] } },
+    { match: { userContains: "echo it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__echo", arguments: {} }] } },
+    { match: { userContains: "noisy echo", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "noisy__echo", arguments: {} }] } },
     { match: { hasTools: false }, reply: { content: "Final answer without tools." } }
   ]
 })
@@ -227,6 +231,51 @@ describe("autonomous agents over real child MCP servers", () => {
         assert.notStrictEqual(bad.code, 0)
         assert.match(bad.stderr.trim(), /^lmstudio-bridge: McpServerUnknown: .+ \(hint: Use one of: fs, memory, broken/)
       }),
+    120_000
+  )
+
+  it.scopedLive(
+    "a child that crashes mid-call, one that hangs, one that prints garbage: typed results, recovery, no orphans",
+    () =>
+      Effect.gen(function* () {
+        const { client, config, base, dir } = yield* setUp
+        const flaky = join(repoRoot, "test", "support", "flaky-mcp-server.mjs")
+        config({ ...base, flaky: { command: process.execPath, args: [flaky, dir], timeout: 800 }, noisy: { command: process.execPath, args: [flaky, dir, "garbage"] } })
+        const run = (mcp: string, task: string) =>
+          Effect.map(call(client, "autonomous_with_mcp", { mcp_name: mcp, task }), (r) => {
+            assert.notStrictEqual(r.isError, true, textOf(r))
+            return j(r.structuredContent)
+          })
+        const crashed = yield* run("flaky", "crash it")
+        assert.strictEqual(crashed.get("stop_reason").str, "completed")
+        assert.strictEqual(crashed.get("tool_calls", 0, "ok").raw, false)
+        assert.include(crashed.get("answer").str, "McpServerFailed")
+        assert.include(crashed.get("answer").str, "exited")
+        const hung = yield* run("flaky", "hang it")
+        assert.strictEqual(hung.get("tool_calls", 0, "ok").raw, false)
+        assert.include(hung.get("answer").str, "McpServerTimeout")
+        assert.include(hung.get("answer").str, "800 ms")
+        // After a crash and a hang the server is started afresh and answers.
+        const echo = yield* run("flaky", "echo it")
+        assert.strictEqual(echo.get("tool_calls", 0, "ok").raw, true, JSON.stringify(echo.raw))
+        assert.include(echo.get("answer").str, "echo from pid")
+        const noisy = yield* run("noisy", "noisy echo please")
+        assert.strictEqual(noisy.get("tool_calls", 0, "ok").raw, true, JSON.stringify(noisy.raw))
+        assert.include(noisy.get("answer").str, "echo from pid")
+        return dir
+      }).pipe(
+        Effect.scoped,
+        Effect.flatMap((dir) =>
+          Effect.gen(function* () {
+            let left = processesMentioning(dir)
+            for (let i = 0; i < 50 && left.length > 0; i++) {
+              yield* Effect.promise(() => new Promise((r) => setTimeout(r, 100)))
+              left = processesMentioning(dir)
+            }
+            assert.deepStrictEqual(left, [])
+          })
+        )
+      ),
     120_000
   )
 
