@@ -12,11 +12,11 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Clock, Context, Effect, Layer } from "effect"
-import { Agent, request } from "node:http"
+import { Agent } from "node:http"
 import { AppConfig } from "../src/Config.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
 import * as Logging from "../src/observability/Logging.js"
-import { percentile, simulator } from "./support.js"
+import { percentile, rawPost, simulator } from "./support.js"
 
 const TOTAL = Number(process.env.BENCH_REQUESTS ?? 2000)
 const BATCH = 100
@@ -24,27 +24,6 @@ const WARMUP = 200
 const CONCURRENT = 8
 
 const body = JSON.stringify({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], max_tokens: 16 })
-
-const rawCall = (agent: Agent, port: number) =>
-  Effect.async<unknown, Error>((resume) => {
-    const req = request(
-      { host: "127.0.0.1", port, path: "/v1/chat/completions", method: "POST", agent, headers: { "content-type": "application/json", accept: "application/json" } },
-      (res) => {
-        const chunks: Array<Buffer> = []
-        res.on("data", (c: Buffer) => chunks.push(c))
-        res.on("end", () => {
-          try {
-            resume(Effect.succeed(JSON.parse(Buffer.concat(chunks).toString("utf8"))))
-          } catch (e) {
-            resume(Effect.fail(e instanceof Error ? e : new Error(String(e))))
-          }
-        })
-        res.on("error", (e) => resume(Effect.fail(e)))
-      }
-    )
-    req.on("error", (e) => resume(Effect.fail(e)))
-    req.end(body)
-  })
 
 const timed = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.gen(function* () {
@@ -68,7 +47,7 @@ const program = Effect.gen(function* () {
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENT })
   yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
 
-  const raw = rawCall(agent, sim.port)
+  const raw = rawPost(agent, sim.port, "/v1/chat/completions", body)
   const platform = yield* Layer.build(NodeHttpClient.layerUndici).pipe(
     Effect.map(Context.get(HttpClient.HttpClient)),
     Effect.map((c) => c.pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withTracerPropagation(false)))

@@ -8,9 +8,9 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Effect } from "effect"
-import { Agent, request } from "node:http"
+import { Agent } from "node:http"
 import * as Logging from "../src/observability/Logging.js"
-import { binPath, cpuMs, nowMs, percentile, rssMiB, simulator } from "./support.js"
+import { binPath, cpuMs, nowMs, percentile, rawPost, rssMiB, simulator } from "./support.js"
 
 const TOTAL = Number(process.env.BENCH_MCP_REQUESTS ?? 1000)
 const BATCH = 100
@@ -20,21 +20,7 @@ const program = Effect.gen(function* () {
   const body = JSON.stringify({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], max_tokens: 16 })
   const agent = new Agent({ keepAlive: true, maxSockets: 32 })
   yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
-  const raw = Effect.async<void, Error>((resume) => {
-    const req = request(
-      { host: "127.0.0.1", port: sim.port, path: "/v1/chat/completions", method: "POST", agent, headers: { "content-type": "application/json" } },
-      (res) => {
-        const chunks: Array<Buffer> = []
-        res.on("data", (c: Buffer) => chunks.push(c))
-        res.on("end", () => {
-          JSON.parse(Buffer.concat(chunks).toString("utf8"))
-          resume(Effect.void)
-        })
-      }
-    )
-    req.on("error", (e) => resume(Effect.fail(e)))
-    req.end(body)
-  })
+  const raw = rawPost(agent, sim.port, "/v1/chat/completions", body)
 
   const transport = new StdioClientTransport({
     command: process.execPath,

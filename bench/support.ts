@@ -2,6 +2,7 @@
 import { Clock, Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
+import { type Agent, request } from "node:http"
 import { fileURLToPath } from "node:url"
 
 export const binPath = fileURLToPath(new URL("../src/bin.js", import.meta.url))
@@ -43,3 +44,25 @@ export const cpuMs = (pid: number): number => {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   return (Number(fields[11]) + Number(fields[12])) * 10
 }
+
+/** One POST straight over node:http (keep-alive agent), body parsed with JSON.parse: the baseline of the benches. */
+export const rawPost = (agent: Agent, port: number, path: string, body: string) =>
+  Effect.async<unknown, Error>((resume) => {
+    const req = request(
+      { host: "127.0.0.1", port, path, method: "POST", agent, headers: { "content-type": "application/json", accept: "application/json" } },
+      (res) => {
+        const chunks: Array<Buffer> = []
+        res.on("data", (c: Buffer) => chunks.push(c))
+        res.on("end", () => {
+          try {
+            resume(Effect.succeed(JSON.parse(Buffer.concat(chunks).toString("utf8"))))
+          } catch (e) {
+            resume(Effect.fail(e instanceof Error ? e : new Error(String(e))))
+          }
+        })
+        res.on("error", (e) => resume(Effect.fail(e)))
+      }
+    )
+    req.on("error", (e) => resume(Effect.fail(e)))
+    req.end(body)
+  })

@@ -132,6 +132,7 @@ export const runLoop = <E>(
     let model = ""
     let results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }> = []
     let note: string | undefined
+    let failure: string | undefined
     let reminded = false
     let stop: StopReason | undefined
     let last: Turn | undefined
@@ -155,7 +156,7 @@ export const runLoop = <E>(
         if (rounds === 1) return yield* Effect.fail(attempt.left)
         stop = "error"
         rounds--
-        note = isExplained(attempt.left) ? `${attempt.left._tag}: ${attempt.left.message}` : String(attempt.left)
+        failure = isExplained(attempt.left) ? `${attempt.left._tag}: ${attempt.left.message}` : String(attempt.left)
         break
       }
       if (Option.isNone(attempt.right)) {
@@ -174,7 +175,7 @@ export const runLoop = <E>(
           results = []
           continue
         }
-        return { answer: stripThink(turn.text).answer, reasoning: reasoningOf(turn), stopReason: "completed", rounds, toolCalls: records, model, usage } satisfies LoopOutcome
+        return outcome(turn, "completed")
       }
       // The same call with the same arguments a third time: the model is going round in circles.
       let repeated = false
@@ -213,21 +214,11 @@ export const runLoop = <E>(
       if (rounds >= limits.maxRounds) stop = "max_rounds"
     }
 
-    // A limit was hit (or an LLM request failed): one last round without tools, so the user still gets an answer.
-    if (stop === "error") {
-      return {
-        answer: last === undefined ? "" : stripThink(last.text).answer,
-        reasoning: last === undefined ? undefined : reasoningOf(last),
-        stopReason: stop,
-        rounds,
-        toolCalls: records,
-        model,
-        usage,
-        error: note
-      }
-    }
+    // An LLM request failed mid-run: keep what was done, no further requests.
+    if (stop === "error") return { ...outcome(last, stop), error: failure }
+    // A limit was hit: one last round without tools, so the user still gets an answer. It gets its own small
+    // allowance past the budget (a tenth of it, at least 30 s).
     note = FINAL_NOTE
-    // The final round gets its own small allowance past the budget (a tenth of it, at least 30 s).
     const grace = Math.max(30_000, Duration.toMillis(limits.budget) / 10)
     const final = yield* Effect.either(turnWithin(false, grace))
     const finalTurn = final._tag === "Right" && Option.isSome(final.right) ? final.right.value : undefined
@@ -235,15 +226,19 @@ export const runLoop = <E>(
       model = finalTurn.model
       usage = addUsage(usage, finalTurn.usage)
     }
-    const answerTurn = finalTurn ?? last
-    return {
-      answer: answerTurn === undefined ? "" : stripThink(answerTurn.text).answer,
-      reasoning: answerTurn === undefined ? undefined : reasoningOf(answerTurn),
-      stopReason: stop,
-      rounds,
-      toolCalls: records,
-      model,
-      usage
+    return outcome(finalTurn ?? last, stop)
+
+    /** The outcome with the answer (think blocks out) and reasoning of `answered`, if any turn answered. */
+    function outcome(answered: Turn | undefined, stopReason: StopReason): LoopOutcome {
+      return {
+        answer: answered === undefined ? "" : stripThink(answered.text).answer,
+        reasoning: answered === undefined ? undefined : reasoningOf(answered),
+        stopReason,
+        rounds,
+        toolCalls: records,
+        model,
+        usage
+      }
     }
   })
 
@@ -259,6 +254,21 @@ const normaliseArgs = (args: string): string => {
     return args.trim()
   }
 }
+
+/** One JSON shape of a run for both faces (the MCP tools' structured result and `agent run --json`). */
+export const runResultJson = (r: RunResult, servers: ReadonlyArray<string>) => ({
+  answer: r.answer,
+  reasoning: r.reasoning ?? null,
+  stop_reason: r.stopReason,
+  rounds: r.rounds,
+  tool_calls: r.toolCalls.map((c) => ({ round: c.round, server: c.server, tool: c.tool, ok: c.ok, ms: c.ms, detail: c.detail ?? null })),
+  model: r.model,
+  api: r.api,
+  usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens },
+  duration_ms: r.durationMs,
+  servers,
+  warnings: r.warnings
+})
 
 // ---------------------------------------------------------------------------------------------------------------
 // The service: the loop wired to LM Studio and the child servers

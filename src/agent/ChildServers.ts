@@ -204,17 +204,6 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
     /** The tools of a running child (started if needed). */
     const toolsOf = (cfg: ChildServerConfig) => Effect.scoped(Effect.map(acquire(cfg), (c) => c.tools))
 
-    /** Pids of the stdio children running now (for tests and diagnostics). */
-    const runningPids = Effect.gen(function* () {
-      const keys = yield* RcMap.keys(pool)
-      const pids: Array<number> = []
-      for (const key of keys) {
-        const c = yield* Effect.scoped(RcMap.get(pool, key)).pipe(Effect.option)
-        if (c._tag === "Some" && c.value.pid !== null) pids.push(c.value.pid)
-      }
-      return pids
-    })
-
-    return { acquire, toolsOf, callTool, runningPids } as const
+    return { toolsOf, callTool } as const
   })
 }) {}

@@ -165,7 +165,7 @@ export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpC
       return { file, reason: found.reason, servers }
     }).pipe(Effect.withSpan("McpConfig.load"))
 
-    return { load, whereIs: Effect.sync(() => locateMcpJson(config.mcpJsonPath, process.cwd(), homedir())) } as const
+    return { load } as const
   })
 }) {}
 

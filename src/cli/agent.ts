@@ -4,7 +4,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { AgentLoop } from "../agent/AgentLoop.js"
+import { AgentLoop, runResultJson } from "../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../agent/McpConfig.js"
 import { type AppLayerFactory, baseUrl, json, model, note, optionalInteger, overridesOf, printJson, printLine } from "./Shared.js"
 
@@ -52,21 +52,7 @@ const agentRun = (appLayer: AppLayerFactory) =>
             toolCall: (_, c) => (live ? note(`  ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`) : Effect.void)
           }
         )
-        if (flags.json) {
-          return yield* printJson({
-            answer: result.answer,
-            reasoning: result.reasoning ?? null,
-            stop_reason: result.stopReason,
-            rounds: result.rounds,
-            tool_calls: result.toolCalls,
-            model: result.model,
-            api: result.api,
-            usage: result.usage,
-            duration_ms: result.durationMs,
-            servers: servers.map((s) => s.name),
-            warnings: result.warnings
-          })
-        }
+        if (flags.json) return yield* printJson(runResultJson(result, servers.map((s) => s.name)))
         yield* printLine(result.answer)
         yield* note(`${result.stopReason} after ${result.rounds} round(s), ${result.toolCalls.length} tool call(s); model ${result.model}; ${result.durationMs} ms`)
         for (const w of result.warnings) yield* note(`warning: ${w}`)

@@ -34,6 +34,17 @@ const processesMentioning = (marker: string): Array<number> =>
     })
     .map(Number)
 
+/** Waits (up to 5 s: stdin closed, then SIGTERM, then SIGKILL) until no process mentions `marker`; returns those left. */
+const survivors = (marker: string) =>
+  Effect.gen(function* () {
+    let left = processesMentioning(marker)
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      yield* Effect.sleep("100 millis")
+      left = processesMentioning(marker)
+    }
+    return left
+  })
+
 const SECRET = "PELICAN-7731"
 
 const scenario = (dir: string): Scenario => ({
@@ -265,16 +276,8 @@ describe("autonomous agents over real child MCP servers", () => {
         return dir
       }).pipe(
         Effect.scoped,
-        Effect.flatMap((dir) =>
-          Effect.gen(function* () {
-            let left = processesMentioning(dir)
-            for (let i = 0; i < 50 && left.length > 0; i++) {
-              yield* Effect.promise(() => new Promise((r) => setTimeout(r, 100)))
-              left = processesMentioning(dir)
-            }
-            assert.deepStrictEqual(left, [])
-          })
-        )
+        Effect.flatMap(survivors),
+        Effect.map((left) => assert.deepStrictEqual(left, []))
       ),
     120_000
   )
@@ -292,13 +295,8 @@ describe("autonomous agents over real child MCP servers", () => {
             return dir
           })
         )
-        // The bridge's children stop with it (stdin closed, then SIGTERM, then SIGKILL: give them a moment).
-        let left = processesMentioning(marker)
-        for (let i = 0; i < 50 && left.length > 0; i++) {
-          yield* Effect.promise(() => new Promise((r) => setTimeout(r, 100)))
-          left = processesMentioning(marker)
-        }
-        assert.deepStrictEqual(left, [])
+        // The bridge's children stop with it.
+        assert.deepStrictEqual(yield* survivors(marker), [])
       }),
     90_000
   )

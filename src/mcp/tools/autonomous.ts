@@ -4,7 +4,7 @@
  * goes out per round and per tool call, and cancelling the call stops the loop, the LLM request and the tool calls.
  */
 import { Effect, Schema } from "effect"
-import { AgentLoop, type RunResult } from "../../agent/AgentLoop.js"
+import { AgentLoop, runResultJson } from "../../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../../agent/McpConfig.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
 
@@ -35,20 +35,6 @@ const RunOutput = Schema.Struct({
   warnings: Schema.Array(Schema.String)
 })
 
-const toOutput = (r: RunResult, servers: ReadonlyArray<string>): typeof RunOutput.Type => ({
-  answer: r.answer,
-  reasoning: r.reasoning ?? null,
-  stop_reason: r.stopReason,
-  rounds: r.rounds,
-  tool_calls: r.toolCalls.map((c) => ({ round: c.round, server: c.server, tool: c.tool, ok: c.ok, ms: c.ms, detail: c.detail ?? null })),
-  model: r.model,
-  api: r.api,
-  usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens },
-  duration_ms: r.durationMs,
-  servers,
-  warnings: r.warnings
-})
-
 const render = (o: typeof RunOutput.Type): string =>
   [
     o.answer,
@@ -58,8 +44,10 @@ const render = (o: typeof RunOutput.Type): string =>
     ...o.warnings.map((w) => `warning: ${w}`)
   ].join("\n")
 
+const RunInput = Schema.Struct(RunOptions)
+
 /** Runs the loop on the named servers (all enabled ones when `names` is undefined). */
-const runOn = (names: ReadonlyArray<string> | undefined, input: { readonly task: string } & Partial<Record<string, unknown>>, ctx: ToolContext) =>
+const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.Type, ctx: ToolContext) =>
   Effect.gen(function* () {
     const loaded = yield* Effect.flatMap(McpConfig, (c) => c.load)
     const servers = yield* selectServers(loaded, names)
@@ -68,18 +56,18 @@ const runOn = (names: ReadonlyArray<string> | undefined, input: { readonly task:
       {
         servers,
         task: input.task,
-        model: typeof input.model === "string" ? input.model : undefined,
-        maxRounds: typeof input.max_rounds === "number" ? input.max_rounds : undefined,
-        maxTokens: typeof input.max_tokens === "number" ? input.max_tokens : undefined,
-        timeoutSeconds: typeof input.timeout_seconds === "number" ? input.timeout_seconds : undefined,
-        requireToolFirst: input.require_tool_first === true
+        model: input.model,
+        maxRounds: input.max_rounds,
+        maxTokens: input.max_tokens,
+        timeoutSeconds: input.timeout_seconds,
+        requireToolFirst: input.require_tool_first
       },
       {
         round: (round, max) => ctx.progress(round, `round ${round} of at most ${max}`),
         toolCall: (round, c) => ctx.progress(round, `round ${round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`)
       }
     )
-    return toOutput(result, servers.map((s) => s.name))
+    return runResultJson(result, servers.map((s) => s.name))
   })
 
 export const listAvailableMcps = tool({
@@ -153,7 +141,7 @@ export const autonomousDiscoverAndExecute = tool({
     "Like autonomous_with_mcp, with the tools of every enabled MCP server in mcp.json (never the bridge itself). Use it when you do " +
     "not know which server the task needs.",
   annotations: runAnnotations,
-  input: Schema.Struct(RunOptions),
+  input: RunInput,
   output: RunOutput,
   handler: (input, ctx) => runOn(undefined, input, ctx),
   render
