@@ -5,7 +5,7 @@
  * - bridge time per round: a run's wall time minus its LLM requests (timed around the client) and tool calls;
  * - 100 and 1,000 concurrent 3-round runs sharing the pooled child: errors, p50/p99 wall time, peak RSS.
  */
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { NodeContext } from "@effect/platform-node"
 import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -20,6 +20,7 @@ import { ModelCatalog } from "../src/lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
 import * as Logging from "../src/observability/Logging.js"
 import { nowMs, percentile, simulator } from "./support.js"
+import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
 
 const program = Effect.gen(function* () {
   const dir = mkdtempSync(join(tmpdir(), "bridge-agent-bench-"))
@@ -47,7 +48,7 @@ const program = Effect.gen(function* () {
     Layer.provideMerge(ModelCatalog.Default),
     Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
     Layer.provideMerge(AppConfig.layerFrom({ baseUrl: sim.baseUrl, lifecycle: "jit", mcpJsonPath: Option.some(mcpJson), agentApi: "chat", agentBudget: Duration.seconds(600) })),
-    Layer.provide(Layer.mergeAll(NodeHttpClient.layerUndici, NodeContext.layer))
+    Layer.provide(Layer.mergeAll(HttpTransport.layer, NodeContext.layer))
   )
   const ctx = yield* Layer.build(layer)
   const agent = Context.get(ctx, AgentLoop)

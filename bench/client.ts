@@ -14,6 +14,7 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Clock, Context, Effect, Layer } from "effect"
 import { Agent } from "node:http"
 import { AppConfig } from "../src/Config.js"
+import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
 import * as Logging from "../src/observability/Logging.js"
 import { percentile, rawPost, simulator } from "./support.js"
@@ -42,43 +43,43 @@ const fmt = (n: number, digits = 3) => n.toFixed(digits)
 const program = Effect.gen(function* () {
   const sim = yield* simulator()
   const client = yield* Layer.build(
-    LmStudioClient.Default.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ baseUrl: sim.baseUrl }), NodeHttpClient.layerUndici)))
+    LmStudioClient.Default.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ baseUrl: sim.baseUrl }), HttpTransport.layer)))
   ).pipe(Effect.map(Context.get(LmStudioClient)))
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENT })
   yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
 
   const raw = rawPost(agent, sim.port, "/v1/chat/completions", body)
-  const platform = yield* Layer.build(NodeHttpClient.layerUndici).pipe(
-    Effect.map(Context.get(HttpClient.HttpClient)),
-    Effect.map((c) => c.pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withTracerPropagation(false)))
-  )
-  const platformCall = Effect.suspend(() =>
-    platform.execute(HttpClientRequest.post(`${sim.baseUrl}/v1/chat/completions`).pipe(HttpClientRequest.bodyText(body, "application/json")))
-  ).pipe(
-    Effect.flatMap((r) => r.text),
-    Effect.map((t): unknown => JSON.parse(t))
-  )
+  const bare = (layer: Layer.Layer<HttpClient.HttpClient>) =>
+    Effect.gen(function* () {
+      const http = yield* Layer.build(layer).pipe(
+        Effect.map(Context.get(HttpClient.HttpClient)),
+        Effect.map((c) => c.pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withTracerPropagation(false)))
+      )
+      return Effect.suspend(() =>
+        http.execute(HttpClientRequest.post(`${sim.baseUrl}/v1/chat/completions`).pipe(HttpClientRequest.bodyText(body, "application/json")))
+      ).pipe(
+        Effect.flatMap((r) => r.text),
+        Effect.map((t): unknown => JSON.parse(t))
+      )
+    })
   const viaClient = client.chat({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], maxTokens: 16 })
+  const paths: ReadonlyArray<{ readonly name: string; readonly call: Effect.Effect<unknown, unknown> }> = [
+    { name: "raw HTTP (node:http keep-alive)", call: raw },
+    { name: "@effect/platform HttpClient, undici (NodeHttpClient.layerUndici)", call: yield* bare(NodeHttpClient.layerUndici) },
+    { name: "@effect/platform HttpClient, our node:http transport (HttpTransport)", call: yield* bare(HttpTransport.layer) },
+    { name: "LmStudioClient (over HttpTransport)", call: viaClient }
+  ]
 
-  yield* Effect.repeatN(Effect.all([raw, platformCall, viaClient]), WARMUP - 1)
+  yield* Effect.repeatN(Effect.all(paths.map((p) => p.call)), WARMUP - 1)
 
-  const rawMs: Array<number> = []
-  const platformMs: Array<number> = []
-  const clientMs: Array<number> = []
-  let rawWall = 0
-  let platformWall = 0
-  let clientWall = 0
+  const ms = paths.map((): Array<number> => [])
+  const wall = paths.map(() => 0)
   for (let done = 0; done < TOTAL; done += BATCH) {
-    const r0 = yield* Clock.currentTimeMillis
-    for (let i = 0; i < BATCH; i++) rawMs.push(yield* timed(raw))
-    const r1 = yield* Clock.currentTimeMillis
-    for (let i = 0; i < BATCH; i++) platformMs.push(yield* timed(platformCall))
-    const p1 = yield* Clock.currentTimeMillis
-    for (let i = 0; i < BATCH; i++) clientMs.push(yield* timed(viaClient))
-    const c1 = yield* Clock.currentTimeMillis
-    rawWall += r1 - r0
-    platformWall += p1 - r1
-    clientWall += c1 - p1
+    for (const [i, path] of paths.entries()) {
+      const t0 = yield* Clock.currentTimeMillis
+      for (let n = 0; n < BATCH; n++) ms[i]!.push(yield* timed(path.call))
+      wall[i]! += (yield* Clock.currentTimeMillis) - t0
+    }
   }
 
   const concurrent = (effect: Effect.Effect<unknown, unknown>) =>
@@ -87,25 +88,21 @@ const program = Effect.gen(function* () {
       yield* Effect.forEach(Array.from({ length: TOTAL }), () => effect, { concurrency: CONCURRENT, discard: true })
       return (TOTAL / ((yield* Clock.currentTimeMillis) - t0)) * 1000
     })
-  const rawConcurrent = yield* concurrent(raw)
-  const platformConcurrent = yield* concurrent(platformCall)
-  const clientConcurrent = yield* concurrent(viaClient)
+  const rows: Array<ReturnType<typeof summary> & { readonly name: string; readonly concurrent: number }> = []
+  for (const [i, path] of paths.entries()) rows.push({ name: path.name, ...summary(ms[i]!, wall[i]!), concurrent: yield* concurrent(path.call) })
 
-  const a = summary(rawMs, rawWall)
-  const p = summary(platformMs, platformWall)
-  const b = summary(clientMs, clientWall)
+  const [a, undici, transport, b] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0], (typeof rows)[0]]
   const rssMb = process.memoryUsage().rss / 1024 / 1024
   const lines = [
     `LmStudioClient overhead — ${TOTAL} chat requests each way, zero-latency simulator in its own process, node ${process.version}`,
     "",
     "| path | p50 ms | p95 ms | p99 ms | sequential req/s | req/s at concurrency 8 |",
     "|---|---|---|---|---|---|",
-    `| raw HTTP (node:http keep-alive) | ${fmt(a.p50)} | ${fmt(a.p95)} | ${fmt(a.p99)} | ${fmt(a.throughput, 0)} | ${fmt(rawConcurrent, 0)} |`,
-    `| @effect/platform HttpClient (undici) | ${fmt(p.p50)} | ${fmt(p.p95)} | ${fmt(p.p99)} | ${fmt(p.throughput, 0)} | ${fmt(platformConcurrent, 0)} |`,
-    `| LmStudioClient | ${fmt(b.p50)} | ${fmt(b.p95)} | ${fmt(b.p99)} | ${fmt(b.throughput, 0)} | ${fmt(clientConcurrent, 0)} |`,
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p95)} | ${fmt(r.p99)} | ${fmt(r.throughput, 0)} | ${fmt(r.concurrent, 0)} |`),
     "",
     `overhead p50 over raw HTTP: ${fmt(b.p50 - a.p50)} ms per call (ratio ${fmt(b.p50 / a.p50, 2)}x); p99: ${fmt(b.p99 - a.p99)} ms`,
-    `  of which the platform HttpClient: ${fmt(p.p50 - a.p50)} ms; LmStudioClient's own logic: ${fmt(b.p50 - p.p50)} ms (ratio ${fmt(b.p50 / p.p50, 2)}x)`,
+    `  of which the transport (HttpClient over node:http): ${fmt(transport.p50 - a.p50)} ms; LmStudioClient's own logic: ${fmt(b.p50 - transport.p50)} ms`,
+    `  for comparison, the undici HttpClient alone: ${fmt(undici.p50 - a.p50)} ms over raw HTTP`,
     `RSS after run: ${fmt(rssMb, 0)} MiB`,
     `target: client overhead p50 <= 0.2 ms — ${b.p50 - a.p50 <= 0.2 ? "met" : "NOT met"}`
   ]

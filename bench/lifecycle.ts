@@ -3,7 +3,6 @@
  * model, cold ensureLoaded overhead beyond the simulator's load time, and 1,000 concurrent ensureLoaded of one model.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import { AppConfig } from "../src/Config.js"
 import { LmsCli } from "../src/lmstudio/LmsCli.js"
@@ -13,6 +12,7 @@ import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
 import { modelFromKey } from "../src/simulator/Catalog.js"
 import * as Logging from "../src/observability/Logging.js"
 import { start } from "../src/simulator/Simulator.js"
+import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
 
 const services = (baseUrl: string) =>
   Layer.build(
@@ -20,7 +20,7 @@ const services = (baseUrl: string) =>
       Layer.provideMerge(ModelCatalog.Default),
       Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
       Layer.provide(
-        Layer.mergeAll(AppConfig.layerFrom({ baseUrl, lifecycle: "jit", lmsCliPath: Option.none() }), NodeHttpClient.layerUndici, NodeContext.layer)
+        Layer.mergeAll(AppConfig.layerFrom({ baseUrl, lifecycle: "jit", lmsCliPath: Option.none() }), HttpTransport.layer, NodeContext.layer)
       )
     )
   ).pipe(Effect.map((ctx) => ({ catalog: Context.get(ctx, ModelCatalog), lifecycle: Context.get(ctx, ModelLifecycle) })))

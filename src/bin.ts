@@ -3,7 +3,7 @@
  * The one executable. This is the composition root: services are wired here, once, and handed to the CLI.
  * Logs go to stderr; stdout carries command output (and, when serving, the MCP protocol).
  */
-import { NodeContext, NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Layer, Option } from "effect"
 import { createRequire } from "node:module"
 import { AppConfig, type ConfigOverrides } from "./Config.js"
@@ -18,6 +18,7 @@ import { LmsCli } from "./lmstudio/LmsCli.js"
 import { ModelCatalog } from "./lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "./lmstudio/ModelLifecycle.js"
 import * as Logging from "./observability/Logging.js"
+import * as HttpTransport from "./lmstudio/HttpTransport.js"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
@@ -30,7 +31,7 @@ const appLayer = (overrides: ConfigOverrides) =>
     Layer.provideMerge(ModelCatalog.Default),
     Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Logging.layer)),
     Layer.provideMerge(AppConfig.layerWith(overrides)),
-    Layer.provide(Layer.mergeAll(NodeHttpClient.layerUndici, NodeContext.layer))
+    Layer.provide(Layer.mergeAll(HttpTransport.layer, NodeContext.layer))
   )
 
 /** A typed failure becomes one line on stderr (`<Tag>: message (hint: …)`) and exit code 1; no stack traces. */

@@ -2,7 +2,6 @@
  * Test helpers: a simulator on an ephemeral port per test, a real LmStudioClient pointed at it, and small HTTP and
  * subprocess utilities. Nothing here fakes LM Studio: integration tests go through real HTTP.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Context, Effect, Layer, type Scope } from "effect"
@@ -14,13 +13,14 @@ import { fileURLToPath } from "node:url"
 import { AppConfig, type AppConfigShape } from "../src/Config.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
 import { type RunningSimulator, start, type SimulatorOptions } from "../src/simulator/Simulator.js"
+import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url))
 export const binPath = fileURLToPath(new URL("../dist/src/bin.js", import.meta.url))
 export const lmsShimPath = fileURLToPath(new URL("../dist/src/simulator/lms.js", import.meta.url))
 
 export const clientLayer = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">) =>
-  LmStudioClient.Default.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerFrom(config), NodeHttpClient.layerUndici)))
+  LmStudioClient.Default.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerFrom(config), HttpTransport.layer)))
 
 export const makeClient = (
   config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">

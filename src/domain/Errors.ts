@@ -415,6 +415,23 @@ export type LmStudioError =
   | PreviousResponseNotFound
   | CircuitOpen
 
+const lmStudioErrorTags: ReadonlySet<string> = new Set<LmStudioError["_tag"]>([
+  "LmStudioUnreachable",
+  "LmStudioTimeout",
+  "LmStudioConnectionLost",
+  "LmStudioHttpError",
+  "LmStudioMalformedResponse",
+  "LmStudioApiUnsupported",
+  "ModelNotFound",
+  "NoModelLoaded",
+  "ModelMismatch",
+  "PreviousResponseNotFound",
+  "CircuitOpen"
+])
+
+/** Is this one of the LM Studio client's typed errors (as opposed to a transport error of the HTTP client)? */
+export const isLmStudioError = (u: unknown): u is LmStudioError => Predicate.isRecord(u) && typeof u._tag === "string" && lmStudioErrorTags.has(u._tag)
+
 /** What every error of ours offers to the faces (CLI, MCP). */
 export interface Explained {
   readonly _tag: string

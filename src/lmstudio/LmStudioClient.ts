@@ -12,11 +12,12 @@
  */
 import { Sse } from "@effect/experimental"
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Duration, Effect, identity, Option, Ref, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, identity, Option, type ParseResult, Ref, Schedule, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import {
   LmStudioApiUnsupported,
   LmStudioConnectionLost,
+  isLmStudioError,
   type LmStudioError,
   LmStudioHttpError,
   LmStudioMalformedResponse,
@@ -454,29 +455,45 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           ? new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
           : new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
 
-    /** Reads a whole body and applies the error rules: non-2xx, `error` key on 2xx, unparseable JSON. */
+    /**
+     * The error rules for a whole body, synchronously: non-2xx, an `error` key on 2xx, unparseable JSON. Returns the
+     * parsed JSON or the typed error (one function, no extra Effect steps on the hot path).
+     */
+    const judgeBody = (ctx: Ctx, status: number, text: string): unknown => {
+      const json = parseJson(text)
+      const errorBody = Option.flatMap(json, decodeErrorBody)
+      if (status < 200 || status >= 300 || Option.isSome(errorBody)) {
+        return classifyError({ baseUrl, ...ctx }, status, Option.getOrUndefined(errorBody), text)
+      }
+      if (Option.isNone(json)) {
+        return new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: `invalid JSON: ${text.slice(0, 120)}` })
+      }
+      return json.value
+    }
+
+    /** Reads a whole body and applies the error rules of `judgeBody`. */
     const readBody = (ctx: Ctx, res: HttpClientResponse.HttpClientResponse) =>
-      Effect.gen(function* () {
-        const text = yield* res.text.pipe(Effect.mapError(transportError(ctx)))
-        const json = parseJson(text)
-        const errorBody = Option.flatMap(json, decodeErrorBody)
-        if (res.status < 200 || res.status >= 300 || Option.isSome(errorBody)) {
-          return yield* Effect.fail(
-            classifyError({ baseUrl, ...ctx }, res.status, Option.getOrUndefined(errorBody), text)
-          )
-        }
-        if (Option.isNone(json)) {
-          return yield* new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: `invalid JSON: ${text.slice(0, 120)}` })
-        }
-        return json.value
+      Effect.flatMap(res.text.pipe(Effect.mapError(transportError(ctx))), (text) => {
+        const judged = judgeBody(ctx, res.status, text)
+        return isLmStudioError(judged) ? Effect.fail(judged) : Effect.succeed(judged)
       })
 
+    /** Reads, judges and decodes a whole body with the endpoint's Schema in one step. */
+    const readDecoded = <A, I>(ctx: Ctx, schema: Schema.Schema<A, I>, res: HttpClientResponse.HttpClientResponse) => {
+      const decodeSync = Schema.decodeUnknownEither(schema)
+      return Effect.flatMap(res.text, (text): Effect.Effect<A, LmStudioError> => {
+        const judged = judgeBody(ctx, res.status, text)
+        if (isLmStudioError(judged)) return Effect.fail(judged)
+        const decoded = decodeSync(judged)
+        return decoded._tag === "Right" ? Effect.succeed(decoded.right) : Effect.fail(malformed(ctx, decoded.left))
+      })
+    }
+
+    const malformed = (ctx: Ctx, e: ParseResult.ParseError) =>
+      new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: e.message.split("\n").slice(0, 4).join(" ") })
+
     const decode = <A, I>(ctx: Ctx, schema: Schema.Schema<A, I>, value: unknown) =>
-      Schema.decodeUnknown(schema)(value).pipe(
-        Effect.mapError(
-          (e) => new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: e.message.split("\n").slice(0, 4).join(" ") })
-        )
-      )
+      Schema.decodeUnknown(schema)(value).pipe(Effect.mapError((e) => malformed(ctx, e)))
 
     /** Timeouts of plain exchanges: one watcher fiber for all calls in flight (see resilience/Deadlines.ts). */
     const deadlines = yield* Deadlines.make()
@@ -503,10 +520,8 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       const attempt = deadlines.within(
         timeoutMs,
         () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs, model: ctx.model }),
-        scopedHttp.execute(request).pipe(
-          Effect.mapError(transportError(ctx)),
-          Effect.flatMap((res) => readBody(ctx, res)),
-          Effect.flatMap((json) => decode(ctx, schema, json))
+        Effect.flatMap(scopedHttp.execute(request), (res) => readDecoded(ctx, schema, res)).pipe(
+          Effect.mapError((e) => (isLmStudioError(e) ? e : transportError(ctx)(e)))
         )
       )
       return retryLazily(breaker.protect(attempt, countsAgainstServer), retrySchedule(ctx), isTransientLmStudioError)

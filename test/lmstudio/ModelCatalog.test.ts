@@ -3,7 +3,6 @@
  * cache, one refresh on a miss, one refresh in flight for many callers, default resolution.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Option } from "effect"
 import { AppConfig, type AppConfigShape } from "../../src/Config.js"
@@ -13,12 +12,13 @@ import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { modelFromKey } from "../../src/simulator/Catalog.js"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
 import { lmsShimPath } from "../helpers.js"
+import * as HttpTransport from "../../src/lmstudio/HttpTransport.js"
 
 const catalogFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">) =>
   Layer.build(
     ModelCatalog.Default.pipe(
       Layer.provide(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
-      Layer.provide(Layer.mergeAll(AppConfig.layerFrom(config), NodeHttpClient.layerUndici, NodeContext.layer))
+      Layer.provide(Layer.mergeAll(AppConfig.layerFrom(config), HttpTransport.layer, NodeContext.layer))
     )
   ).pipe(Effect.map(Context.get(ModelCatalog)))
 

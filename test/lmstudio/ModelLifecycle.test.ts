@@ -3,7 +3,6 @@
  * LM Studio, verification, retries, fallback, concurrency, leases; plus TTL and retry-schedule properties.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, FastCheck as fc, Fiber, Layer, Option, Schedule, TestClock } from "effect"
 import { existsSync } from "node:fs"
@@ -16,6 +15,7 @@ import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { modelLoadRetry } from "../../src/resilience/Policies.js"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
 import { fakeExecutable, lmsShimPath, tempDir } from "../helpers.js"
+import * as HttpTransport from "../../src/lmstudio/HttpTransport.js"
 
 const fast: Partial<AppConfigShape> = {
   verifyInterval: Duration.millis(10),
@@ -29,7 +29,7 @@ const lifecycleFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "ba
     ModelLifecycle.Default.pipe(
       Layer.provideMerge(ModelCatalog.Default),
       Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
-      Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ ...fast, ...config }), NodeHttpClient.layerUndici, NodeContext.layer))
+      Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ ...fast, ...config }), HttpTransport.layer, NodeContext.layer))
     )
   ).pipe(Effect.map((ctx) => ({ lifecycle: Context.get(ctx, ModelLifecycle), client: Context.get(ctx, LmStudioClient) })))
 
