@@ -38,7 +38,9 @@ export const FaultsInput = Schema.Struct({
   /** An instance is unloaded right after it served this many inference requests. */
   unloadAfterRequests: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
   /** JIT loading fails with "No models loaded" although it is on (protocol §5, issues #1217/#1730). */
-  jitFailure: Schema.optional(Schema.Boolean)
+  jitFailure: Schema.optional(Schema.Boolean),
+  /** Stored responses are forgotten, as after an LM Studio restart: every `previous_response_id` is unknown. */
+  forgetResponses: Schema.optional(Schema.Boolean)
 })
 export type FaultsInput = typeof FaultsInput.Type
 
@@ -52,6 +54,7 @@ export interface Faults {
   readonly loadNeverLoads: boolean
   readonly unloadAfterRequests: number | null
   readonly jitFailure: boolean
+  readonly forgetResponses: boolean
 }
 
 export const noFaults: Faults = {
@@ -63,7 +66,8 @@ export const noFaults: Faults = {
   malformedJson: null,
   loadNeverLoads: false,
   unloadAfterRequests: null,
-  jitFailure: false
+  jitFailure: false,
+  forgetResponses: false
 }
 
 export const SettingsInput = Schema.Struct({
@@ -281,7 +285,8 @@ export const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
   malformedJson: input.malformedJson ? { path: input.malformedJson.path ?? "", remaining: input.malformedJson.count ?? 1 } : f.malformedJson,
   loadNeverLoads: input.loadNeverLoads ?? f.loadNeverLoads,
   unloadAfterRequests: input.unloadAfterRequests !== undefined ? input.unloadAfterRequests : f.unloadAfterRequests,
-  jitFailure: input.jitFailure ?? f.jitFailure
+  jitFailure: input.jitFailure ?? f.jitFailure,
+  forgetResponses: input.forgetResponses ?? f.forgetResponses
 })
 
 export const applySettings = (s: Settings, input: typeof SettingsInput.Type): Settings => ({
@@ -311,7 +316,7 @@ export const initialData = (options: SimOptions, now: number): SimData => {
   return preload.reduce((d, key) => load(d, { model: key }, now)[1], base)
 }
 
-const RECENT_LIMIT = 100
+const RECENT_LIMIT = 500
 
 const make = (options: SimOptions) =>
   Effect.gen(function* () {
@@ -414,7 +419,7 @@ const make = (options: SimOptions) =>
       acquireInstance,
       releaseInstance,
       storeResponse: (r: StoredResponse) =>
-        Ref.update(ref, (d) => ({ ...d, responses: new Map(d.responses).set(r.id, r) })),
+        Ref.update(ref, (d) => (d.faults.forgetResponses ? d : { ...d, responses: new Map(d.responses).set(r.id, r) })),
       setFaults: (input: FaultsInput) => Ref.update(ref, (d) => ({ ...d, faults: applyFaults(d.faults, input) })),
       clearFaults: Ref.update(ref, (d) => ({ ...d, faults: noFaults })),
       setScenario: (scenario: Scenario) => Ref.update(ref, (d) => ({ ...d, scenario })),

@@ -3,13 +3,15 @@
  * simulator model, and real child MCP servers from npm (@modelcontextprotocol/server-filesystem, server-memory)
  * started from an mcp.json in a temp folder.
  */
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import { Duration, Effect, Schedule } from "effect"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Scenario } from "../../src/simulator/Scenario.js"
-import { start } from "../../src/simulator/Simulator.js"
+import { modelFromKey } from "../../src/simulator/Catalog.js"
+import { type SimulatorOptions, start } from "../../src/simulator/Simulator.js"
 import { binPath, bridgeClient, j, repoRoot, runEffect, tempDir } from "../helpers.js"
 
 const fsServer = join(repoRoot, "node_modules", "@modelcontextprotocol", "server-filesystem", "dist", "index.js")
@@ -33,6 +35,30 @@ const processesMentioning = (marker: string): Array<number> =>
       }
     })
     .map(Number)
+
+/** The state field of /proc/<pid>/stat, or undefined when the process is gone. */
+const procState = (pid: number): { readonly state: string; readonly ppid: number } | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return { state: fields[0] ?? "", ppid: Number(fields[1]) }
+  } catch {
+    return undefined
+  }
+}
+
+/** Is the process still running (a zombie waiting to be reaped is not)? */
+const isAlive = (pid: number) => {
+  const s = procState(pid)
+  return s !== undefined && s.state !== "Z"
+}
+
+/** The live direct children of a process. */
+const childrenOf = (pid: number): Array<number> =>
+  readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((p) => procState(p)?.ppid === pid && isAlive(p))
 
 /** Waits (up to 5 s: stdin closed, then SIGTERM, then SIGKILL) until no process mentions `marker`; returns those left. */
 const survivors = (marker: string) =>
@@ -67,7 +93,7 @@ const scenario = (dir: string): Scenario => ({
   ]
 })
 
-const setUp = Effect.gen(function* () {
+const setUpWith = (options: { readonly sim?: SimulatorOptions; readonly env?: Record<string, string> } = {}) => Effect.gen(function* () {
   const dir = yield* tempDir
   writeFileSync(join(dir, "secret.txt"), `The secret is ${SECRET}.\n`)
   const mcpJson = join(dir, "mcp.json")
@@ -80,10 +106,23 @@ const setUp = Effect.gen(function* () {
     off: { command: process.execPath, args: [fsServer, dir], disabled: true }
   }
   config(base)
-  const sim = yield* start({ scenario: scenario(dir) })
-  const client = yield* bridgeClient(sim.baseUrl, { MCP_JSON_PATH: mcpJson, MCP_CHILD_IDLE_SECONDS: "60" })
+  const sim = yield* start({ scenario: scenario(dir), ...options.sim })
+  const client = yield* bridgeClient(sim.baseUrl, { MCP_JSON_PATH: mcpJson, MCP_CHILD_IDLE_SECONDS: "60", ...options.env })
   return { dir, mcpJson, config, base, sim, client }
 })
+const setUp = setUpWith()
+
+const flakyServer = join(repoRoot, "test", "support", "flaky-mcp-server.mjs")
+
+/** Polls (every 50 ms, up to 15 s) until `read` gives a value that `ok` accepts. */
+const eventually = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean) =>
+  read.pipe(
+    Effect.filterOrFail(ok, () => "condition not reached in 15 s" as const),
+    Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(15)))),
+    Effect.orDie
+  )
+
+const readOr = (file: string) => Effect.sync(() => (existsSync(file) ? readFileSync(file, "utf8") : ""))
 
 describe("autonomous agents over real child MCP servers", () => {
   it.scopedLive(
@@ -250,8 +289,11 @@ describe("autonomous agents over real child MCP servers", () => {
     () =>
       Effect.gen(function* () {
         const { client, config, base, dir } = yield* setUp
-        const flaky = join(repoRoot, "test", "support", "flaky-mcp-server.mjs")
-        config({ ...base, flaky: { command: process.execPath, args: [flaky, dir], timeout: 800 }, noisy: { command: process.execPath, args: [flaky, dir, "garbage"] } })
+        config({
+          ...base,
+          flaky: { command: process.execPath, args: [flakyServer, dir], timeout: 800 },
+          noisy: { command: process.execPath, args: [flakyServer, dir, "garbage"] }
+        })
         const run = (mcp: string, task: string) =>
           Effect.map(call(client, "autonomous_with_mcp", { mcp_name: mcp, task }), (r) => {
             assert.notStrictEqual(r.isError, true, textOf(r))
@@ -299,5 +341,169 @@ describe("autonomous agents over real child MCP servers", () => {
         assert.deepStrictEqual(yield* survivors(marker), [])
       }),
     90_000
+  )
+
+  it.scopedLive(
+    "cancelling a run stops it: the LLM request and a child's tool call are aborted, and the bridge keeps working",
+    () =>
+      Effect.gen(function* () {
+        const { client, config, base, dir, sim } = yield* setUp
+        config({ ...base, flaky: { command: process.execPath, args: [flakyServer, dir], timeout: 120_000 } })
+        const cancelWhen = (args: Record<string, unknown>, ready: Effect.Effect<boolean>) =>
+          Effect.promise(() => {
+            const controller = new AbortController()
+            const pending = client
+              .callTool({ name: "autonomous_with_mcp", arguments: args }, undefined, { signal: controller.signal, timeout: 120_000, onprogress: () => {} })
+              .then(
+                () => "finished",
+                () => "cancelled"
+              )
+            const poll = (): void => void (Effect.runSync(ready) ? controller.abort() : setTimeout(poll, 20))
+            poll()
+            return pending
+          })
+
+        // A first run: APIs detected, the child pooled; what follows only sends the run's own requests.
+        const warm = yield* call(client, "autonomous_with_mcp", { mcp_name: "fs", task: "What is the secret in the file?" })
+        assert.include(j(warm.structuredContent).get("answer").str, SECRET)
+
+        // 1. Mid-round: the model is slow to answer; the run is cancelled while its LLM request is in flight.
+        yield* sim.state.setFaults({ latencyMs: 1500 })
+        const before = (yield* sim.state.get).counters.byPath["/v1/responses"] ?? 0
+        const llmStarted = Effect.map(sim.state.get, (d) => (d.counters.byPath["/v1/responses"] ?? 0) > before)
+        assert.strictEqual(yield* cancelWhen({ mcp_name: "fs", task: "What is the secret in the file?" }, llmStarted), "cancelled")
+        const aborted = yield* eventually(sim.state.get, (d) => d.counters.requestsAborted >= 1)
+        assert.isAtLeast(aborted.counters.requestsAborted, 1)
+        yield* sim.state.clearFaults
+        // The cancelled run asked for nothing more after it was stopped.
+        const settled = (yield* sim.state.get).counters.byPath["/v1/responses"] ?? 0
+        assert.strictEqual(settled, before + 1)
+
+        // 2. Mid-tool-call: the child's hanging tool receives notifications/cancelled.
+        const started = join(dir, "hang-started.log")
+        const hangStarted = Effect.map(readOr(started), (t) => t !== "")
+        assert.strictEqual(yield* cancelWhen({ mcp_name: "flaky", task: "hang it" }, hangStarted), "cancelled")
+        const cancelled = yield* eventually(readOr(join(dir, "cancelled.log")), (t) => t.includes("hang"))
+        assert.include(cancelled, "hang")
+
+        // 3. The bridge still works, with the same pooled child.
+        const after = yield* call(client, "autonomous_with_mcp", { mcp_name: "flaky", task: "echo it" })
+        assert.notStrictEqual(after.isError, true, textOf(after))
+        assert.strictEqual(j(after.structuredContent).get("stop_reason").str, "completed")
+        assert.include(j(after.structuredContent).get("answer").str, "echo from pid")
+        const secret = yield* call(client, "autonomous_with_mcp", { mcp_name: "fs", task: "What is the secret in the file?" })
+        assert.include(j(secret.structuredContent).get("answer").str, SECRET)
+      }),
+    120_000
+  )
+
+  it.scopedLive(
+    "20 concurrent runs with 20 different models: every LLM request of a run names that run's model",
+    () =>
+      Effect.gen(function* () {
+        const models = Array.from({ length: 20 }, (_, i) => `lab/agent-model-${String(i).padStart(2, "0")}`)
+        const { client, sim } = yield* setUpWith({ sim: { models: models.map(modelFromKey), loaded: [] }, env: { AGENT_API: "chat", LMSTUDIO_LIFECYCLE: "rest" } })
+        const results = yield* Effect.forEach(
+          models,
+          (model, i) => call(client, "autonomous_with_mcp", { mcp_name: "fs", model, task: `What is the secret in the file? [run ${i}]` }),
+          { concurrency: "unbounded" }
+        )
+        for (const [i, r] of results.entries()) {
+          assert.notStrictEqual(r.isError, true, textOf(r))
+          const out = j(r.structuredContent)
+          assert.strictEqual(out.get("stop_reason").str, "completed")
+          assert.strictEqual(out.get("model").str, models[i])
+          assert.include(out.get("answer").str, SECRET)
+        }
+        // Each run's model was loaded through the REST API and leased for the run (no JIT eviction between runs).
+        // With AGENT_API=chat every request carries the whole conversation, so the run's tag names its requests.
+        const chats = (yield* sim.state.get).recent.filter((r) => r.path === "/v1/chat/completions")
+        const runOf = (body: unknown) => /\[run (\d+)\]/.exec(JSON.stringify(body))?.[1]
+        assert.strictEqual(chats.length, 40)
+        for (const r of chats) {
+          const run = runOf(r.body)
+          assert.isDefined(run)
+          assert.strictEqual(r.model, models[Number(run)], `request of run ${run}`)
+        }
+        assert.deepStrictEqual(new Set(chats.map((r) => runOf(r.body))).size, 20)
+      }),
+    180_000
+  )
+
+  it.scopedLive(
+    "LM Studio forgets a previous response (previous_response_not_found): the run replays its transcript and completes",
+    () =>
+      Effect.gen(function* () {
+        const { client, sim } = yield* setUpWith({ sim: { faults: { forgetResponses: true } } })
+        const r = yield* call(client, "autonomous_with_mcp", { mcp_name: "fs", task: "What is the secret in the file?" })
+        assert.notStrictEqual(r.isError, true, textOf(r))
+        const out = j(r.structuredContent)
+        assert.strictEqual(out.get("stop_reason").str, "completed")
+        assert.strictEqual(out.get("api").str, "responses")
+        assert.include(out.get("answer").str, SECRET)
+        const requests = (yield* sim.state.get).recent.filter((q) => q.path === "/v1/responses")
+        const chained = requests.filter((q) => JSON.stringify(q.body).includes("previous_response_id"))
+        // Round 2 was first sent chained (refused: LM Studio no longer knew it), then as the whole transcript.
+        assert.strictEqual(chained.length, 1)
+        const replay = requests[requests.indexOf(chained[0]!) + 1]
+        assert.isDefined(replay)
+        const replayed = JSON.stringify(replay!.body)
+        assert.notInclude(replayed, "previous_response_id")
+        assert.include(replayed, "What is the secret in the file?")
+        assert.include(replayed, "function_call_output")
+        assert.include(replayed, SECRET)
+      }),
+    90_000
+  )
+
+  it.live(
+    "SIGTERM or SIGINT to the bridge stops every child it started",
+    () =>
+      Effect.forEach(
+        ["SIGTERM", "SIGINT"] as const,
+        (signal) =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const dir = yield* tempDir
+              const sim = yield* start({ scenario: scenario(dir) })
+              const mcpJson = join(dir, "mcp.json")
+              writeFileSync(
+                mcpJson,
+                JSON.stringify({
+                  mcpServers: {
+                    fs: { command: process.execPath, args: [fsServer, dir] },
+                    memory: { command: process.execPath, args: [memoryServer], env: { MEMORY_FILE_PATH: join(dir, "memory.jsonl") } }
+                  }
+                })
+              )
+              const transport = new StdioClientTransport({
+                command: process.execPath,
+                args: [binPath, "serve"],
+                env: { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: sim.baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "warn", MCP_JSON_PATH: mcpJson },
+                stderr: "pipe"
+              })
+              const client = new Client({ name: "signals", version: "1.0.0" })
+              yield* Effect.acquireRelease(
+                Effect.promise(() => client.connect(transport)),
+                () => Effect.promise(() => client.close())
+              )
+              const r = yield* call(client, "autonomous_with_multiple_mcps", { mcp_names: ["fs", "memory"], task: "Remember what you can" })
+              assert.notStrictEqual(r.isError, true, textOf(r))
+              const pid = transport.pid
+              assert.isNotNull(pid)
+              // The bridge runs its two children.
+              const kids = childrenOf(pid!)
+              assert.strictEqual(kids.length, 2, `children of the bridge: ${kids.join(", ")}`)
+              process.kill(pid!, signal)
+              const left = yield* eventually(
+                Effect.sync(() => kids.filter(isAlive)),
+                (alive) => alive.length === 0
+              ).pipe(Effect.orElseSucceed(() => kids.filter(isAlive)))
+              assert.deepStrictEqual(left, [], `after ${signal}`)
+            })
+          ),
+        { discard: true }
+      ),
+    120_000
   )
 })
