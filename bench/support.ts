@@ -14,11 +14,16 @@ export const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
 export const percentile = (xs: ReadonlyArray<number>, p: number): number =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
 
-/** Resident memory of a process, from /proc. */
-export const rssMiB = (pid: number): number => {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:")) ?? "VmRSS: 0 kB"
+const statusField = (pid: number, field: string): number => {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith(`${field}:`)) ?? `${field}: 0 kB`
   return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024
 }
+
+/** Resident memory of a process, from /proc. */
+export const rssMiB = (pid: number): number => statusField(pid, "VmRSS")
+
+/** The highest resident memory a process has had so far (the kernel's high-water mark), from /proc. */
+export const peakRssMiB = (pid: number): number => statusField(pid, "VmHWM")
 
 /**
  * `lmstudio-bridge simulate` as a child process, as LM Studio runs: its work does not share the measuring

@@ -49,6 +49,10 @@ export interface AppConfigShape {
   readonly agentToolResultChars: number
   /** Which LM Studio API the loop talks: the Responses API when the server has it (auto), or always one of them. */
   readonly agentApi: "auto" | "responses" | "chat"
+  /** LLM requests in flight per model when LM Studio does not report the instance's `parallel`. */
+  readonly llmParallelDefault: number
+  /** LLM requests waiting for a model's permit, across models; past it a request fails with BridgeOverloaded. */
+  readonly llmQueueLimit: number
   /** A child server idle this long is stopped; the next call starts it again. */
   readonly childIdleTtl: Duration.Duration
   /** Longest wait for a child server to start and answer `initialize`. */
@@ -164,6 +168,8 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
     const agentToolConcurrency = yield* withDefault("AGENT_TOOL_CONCURRENCY", intBetween(1, 64), 4)
     const agentToolResultChars = yield* withDefault("AGENT_TOOL_RESULT_CHARS", intBetween(100, 1_000_000), 20_000)
     const agentApi = yield* withDefault("AGENT_API", oneOf("auto", "responses", "chat"), "auto")
+    const llmParallelDefault = yield* withDefault("LLM_PARALLEL_DEFAULT", intBetween(1, 256), 4)
+    const llmQueueLimit = yield* withDefault("LLM_QUEUE_LIMIT", intBetween(1, 1_000_000), 2048)
     const childIdleSeconds = yield* withDefault("MCP_CHILD_IDLE_SECONDS", intBetween(1, 86_400), 300)
     const childStartSeconds = yield* withDefault("MCP_CHILD_START_TIMEOUT_SECONDS", intBetween(1, 600), 30)
     const logLevelCheck = oneOf("trace", "debug", "info", "warn", "error", "none")
@@ -209,6 +215,8 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
       agentToolConcurrency,
       agentToolResultChars,
       agentApi,
+      llmParallelDefault,
+      llmQueueLimit,
       childIdleTtl: Duration.seconds(childIdleSeconds),
       childStartTimeout: Duration.seconds(childStartSeconds),
       logLevel,
@@ -257,6 +265,8 @@ export const defaults: AppConfigShape = {
   agentToolConcurrency: 4,
   agentToolResultChars: 20_000,
   agentApi: "auto",
+  llmParallelDefault: 4,
+  llmQueueLimit: 2048,
   childIdleTtl: Duration.seconds(300),
   childStartTimeout: Duration.seconds(30),
   logLevel: "info",

@@ -3,7 +3,8 @@
  * The one executable. This is the composition root: services are wired here, once, and handed to the CLI.
  * Logs go to stderr; stdout carries command output (and, when serving, the MCP protocol).
  */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Layer, Option } from "effect"
 import { createRequire } from "node:module"
 import { AppConfig, type ConfigOverrides } from "./Config.js"
@@ -12,6 +13,7 @@ import { isExplained, renderError } from "./domain/Errors.js"
 import { AgentLoop } from "./agent/AgentLoop.js"
 import { ChildServers } from "./agent/ChildServers.js"
 import { McpConfig } from "./agent/McpConfig.js"
+import { Admission } from "./lmstudio/Admission.js"
 import { Diagnostics } from "./lmstudio/Diagnostics.js"
 import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
 import { LmsCli } from "./lmstudio/LmsCli.js"
@@ -29,7 +31,7 @@ const appLayer = (overrides: ConfigOverrides) =>
     Layer.provideMerge(Diagnostics.Default),
     Layer.provideMerge(ModelLifecycle.Default),
     Layer.provideMerge(ModelCatalog.Default),
-    Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Logging.layer)),
+    Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Admission.Default, Logging.layer)),
     Layer.provideMerge(AppConfig.layerWith(overrides)),
     Layer.provide(Layer.mergeAll(HttpTransport.layer, NodeContext.layer))
   )

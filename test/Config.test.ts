@@ -26,6 +26,36 @@ describe("AppConfig", () => {
       assert.isTrue(Option.isNone(c.metricsPort))
       assert.strictEqual(Duration.toSeconds(c.requestTimeout), 300)
       assert.strictEqual(c.logLevel, "info")
+      assert.strictEqual(c.agentMaxRounds, 25)
+      assert.strictEqual(c.agentMaxRoundsCap, 100)
+      assert.strictEqual(Duration.toSeconds(c.agentBudget), 600)
+      assert.strictEqual(c.agentApi, "auto")
+      assert.strictEqual(c.llmParallelDefault, 4)
+      assert.strictEqual(c.llmQueueLimit, 2048)
+      assert.strictEqual(Duration.toSeconds(c.childIdleTtl), 300)
+    })
+  )
+
+  it.effect("reads the agent and admission settings", () =>
+    Effect.gen(function* () {
+      const c = yield* withEnv({
+        AGENT_MAX_ROUNDS_CAP: "40",
+        AGENT_MAX_ROUNDS: "40",
+        AGENT_BUDGET_SECONDS: "90",
+        AGENT_API: "chat",
+        AGENT_TOOL_CONCURRENCY: "2",
+        LLM_PARALLEL_DEFAULT: "1",
+        LLM_QUEUE_LIMIT: "10",
+        MCP_CHILD_IDLE_SECONDS: "5"
+      })
+      assert.strictEqual(c.agentMaxRounds, 40)
+      assert.strictEqual(c.agentMaxRoundsCap, 40)
+      assert.strictEqual(Duration.toSeconds(c.agentBudget), 90)
+      assert.strictEqual(c.agentApi, "chat")
+      assert.strictEqual(c.agentToolConcurrency, 2)
+      assert.strictEqual(c.llmParallelDefault, 1)
+      assert.strictEqual(c.llmQueueLimit, 10)
+      assert.strictEqual(Duration.toSeconds(c.childIdleTtl), 5)
     })
   )
 
@@ -80,7 +110,12 @@ describe("AppConfig", () => {
     [{ LOG_FORMAT: "xml" }, "LOG_FORMAT", "one of json, pretty"],
     [{ DEFAULT_MODEL: "--ttl" }, "DEFAULT_MODEL", "starts with '-'"],
     [{ DEFAULT_MODEL: "../../etc/passwd" }, "DEFAULT_MODEL", "path traversal"],
-    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "grpc://x" }, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://"]
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "grpc://x" }, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://"],
+    [{ AGENT_API: "graphql" }, "AGENT_API", "one of auto, responses, chat"],
+    [{ AGENT_MAX_ROUNDS_CAP: "10", AGENT_MAX_ROUNDS: "25" }, "AGENT_MAX_ROUNDS", "from 1 to 10"],
+    [{ LLM_PARALLEL_DEFAULT: "0" }, "LLM_PARALLEL_DEFAULT", "from 1 to 256"],
+    [{ LLM_QUEUE_LIMIT: "lots" }, "LLM_QUEUE_LIMIT", "integer"],
+    [{ MCP_CHILD_IDLE_SECONDS: "-1" }, "MCP_CHILD_IDLE_SECONDS", "from 1 to 86400"]
   ]
   for (const [env, variable, allowed] of cases) {
     it.effect(`rejects ${JSON.stringify(env)} naming ${variable}`, () =>

@@ -22,11 +22,12 @@
  */
 import { Clock, Duration, Effect, Option } from "effect"
 import { AppConfig } from "../Config.js"
-import { isExplained, type LmStudioError } from "../domain/Errors.js"
+import { type BridgeOverloaded, isExplained, type LmStudioError } from "../domain/Errors.js"
 import type { ChatMessage, ToolDefinition, Usage } from "../domain/Messages.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { Admission } from "../lmstudio/Admission.js"
 import { ChildServers, type ChildTool } from "./ChildServers.js"
 import type { ChildServerConfig } from "./McpConfig.js"
 import { capResult, namespace, type NamespacedTool, parseTextToolCalls, stripThink, toFunctionTool } from "./ToolCalls.js"
@@ -292,6 +293,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const client = yield* LmStudioClient
+    const admission = yield* Admission
     const catalog = yield* ModelCatalog
     const lifecycle = yield* ModelLifecycle
     const children = yield* ChildServers
@@ -353,8 +355,10 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
 
         const result = yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (identifier) => {
           const ports = api === "responses" ? responsesPorts(identifier) : chatPorts(identifier)
+          // Each LLM request waits for one of the model's permits (DESIGN §6 "Concurrency").
+          const turn: LoopPorts<LmStudioError | BridgeOverloaded>["turn"] = (input) => admission.run(identifier, found.instance?.parallel, ports(input))
           return runLoop(
-            { turn: ports, execute, known },
+            { turn, execute, known },
             {
               maxRounds,
               budget: req.timeoutSeconds !== undefined ? Duration.seconds(req.timeoutSeconds) : config.agentBudget,

@@ -14,9 +14,10 @@ import type { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import type { AgentLoop } from "../agent/AgentLoop.js"
 import type { ChildServers } from "../agent/ChildServers.js"
 import type { McpConfig } from "../agent/McpConfig.js"
+import type { Admission } from "../lmstudio/Admission.js"
 
 /** The services a CLI command may use, built by the binary's composition root from the command's flags. */
-export type CliServices = AppConfig | LmStudioClient | LmsCli | ModelCatalog | ModelLifecycle | Diagnostics | McpConfig | ChildServers | AgentLoop
+export type CliServices = AppConfig | LmStudioClient | LmsCli | Admission | ModelCatalog | ModelLifecycle | Diagnostics | McpConfig | ChildServers | AgentLoop
 export type AppLayerFactory = (overrides: ConfigOverrides) => Layer.Layer<CliServices, ConfigInvalid>
 
 export const baseUrl = Options.text("base-url").pipe(

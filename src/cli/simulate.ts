@@ -1,6 +1,6 @@
 /** `lmstudio-bridge simulate`: run the LM Studio simulator until interrupted (Ctrl-C). */
 import { Command, Options } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Schema } from "effect"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"

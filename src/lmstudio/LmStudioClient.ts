@@ -10,8 +10,10 @@
  * - Which APIs the server has is detected once and cached (only a successful detection is cached).
  * - Interrupting a call, or a stream's consumer, aborts the HTTP request.
  */
-import { Sse } from "@effect/experimental"
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as Sse from "@effect/experimental/Sse"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Duration, Effect, identity, Option, type ParseResult, Ref, Schedule, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import {

@@ -2,8 +2,9 @@
  * The simulator's HTTP face: LM Studio's endpoints (protocol §10 checklist) with their quirks, faults on demand,
  * and the control API under `/__sim/` used by tests and the `lms` shim.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Clock, Duration, Effect, Option, Predicate, Random, Schema, Stream } from "effect"
 import { lmsInstanceInfo, lmsModelInfo, type SimInstance, type SimModel, v0Model, v1Model } from "./Catalog.js"
 import {

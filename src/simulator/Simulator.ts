@@ -2,7 +2,7 @@
  * The LM Studio simulator as a scoped resource: an HTTP server on a port (0 = ephemeral) with its own state. Closing
  * the scope stops the server and its TTL sweeper. Used by `lmstudio-bridge simulate`, the demo, tests and benchmarks.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { createServer } from "node:http"
 import * as SimServer from "./SimServer.js"

@@ -188,6 +188,31 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
     })
   )
 
+  it.scopedLive("admission: LM Studio's `parallel` 1 → one request at a time; past the queue, BridgeOverloaded with a hint", () =>
+    Effect.gen(function* () {
+      const sim = yield* start({ loaded: [], faults: { latencyMs: 800 } })
+      // The model is loaded with parallel 1, which LM Studio reports for the instance (GET /api/v1/models).
+      yield* sim.state.load({ model: "qwen/qwen3-4b", ttlMs: null, parallel: 1 })
+      const client = yield* bridge(sim.baseUrl, { LLM_QUEUE_LIMIT: "1" })
+      // Warm up (API detection, model listing), so the three calls below only send their chats.
+      yield* call(client, "list_models")
+      const before = (yield* sim.state.get).counters.byPath["/v1/chat/completions"] ?? 0
+      const [a, b, c] = yield* Effect.all(
+        [call(client, "chat_completion", { prompt: "one" }), call(client, "chat_completion", { prompt: "two" }), call(client, "chat_completion", { prompt: "three" })],
+        { concurrency: "unbounded" }
+      )
+      const results = [a, b, c]
+      const refused = results.filter((r) => r.isError === true)
+      const served = results.filter((r) => r.isError !== true)
+      // One runs, one waits its turn, the third finds the queue full.
+      assert.strictEqual(served.length, 2, JSON.stringify(results))
+      assert.strictEqual(refused.length, 1)
+      assert.match(textOf(refused[0]), /^BridgeOverloaded: The bridge is busy: 1 requests are queued \(limit 1\)/)
+      assert.include(textOf(refused[0]), "Hint: Retry in about")
+      assert.strictEqual((yield* sim.state.get).counters.byPath["/v1/chat/completions"], before + 2)
+    }), 60_000
+  )
+
   it.live("stdout carries only JSON-RPC frames for a whole session", () =>
     Effect.scoped(
       Effect.gen(function* () {

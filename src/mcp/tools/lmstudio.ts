@@ -13,6 +13,7 @@ import { collectChat, LmStudioClient, type ModelInfo } from "../../lmstudio/LmSt
 import { ModelCatalog } from "../../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
+import { Admission } from "../../lmstudio/Admission.js"
 
 const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false }
 const generating = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false }
@@ -30,8 +31,12 @@ const onModel = <A, E, R>(model: string | undefined, use: (identifier: string) =
   Effect.gen(function* () {
     const catalog = yield* ModelCatalog
     const lifecycle = yield* ModelLifecycle
+    const admission = yield* Admission
     const found = yield* catalog.resolve(model)
-    return yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, use)
+    // The request waits for one of the model's permits (DESIGN §6 "Concurrency"); past the queue, BridgeOverloaded.
+    return yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (identifier) =>
+      admission.run(identifier, found.instance?.parallel, use(identifier))
+    )
   })
 
 const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
