@@ -10,6 +10,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Clock, Context, Duration, Effect, Fiber, Layer, Option } from "effect"
+import { EventEmitter } from "node:events"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -25,6 +26,10 @@ import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
 import * as Logging from "../src/observability/Logging.js"
 import { binPath, nowMs, peakRssMiB, percentile, rssMiB, simulator } from "./support.js"
 import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
+
+// The SDK client's stdio transport waits for 'drain' once per request written while the pipe is full; a thousand
+// concurrent calls legitimately exceed Node's default of 10 listeners.
+EventEmitter.defaultMaxListeners = 0
 
 const program = Effect.gen(function* () {
   const dir = mkdtempSync(join(tmpdir(), "bridge-agent-bench-"))

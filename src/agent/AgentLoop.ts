@@ -451,7 +451,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
               return { text: res.outputText, reasoning: res.reasoning, calls, model: res.model, usage: res.usage } satisfies Turn
             })
         }
-      }).pipe(Effect.withSpan("AgentLoop.run", { attributes: { servers: req.servers.map((s) => s.name).join(","), model: req.model ?? "(default)" } }))
+      }).pipe(Effect.withSpan("AgentLoop.run", { captureStackTrace: false, attributes: { servers: req.servers.map((s) => s.name).join(","), model: req.model ?? "(default)" } }))
 
     return { run } as const
   })

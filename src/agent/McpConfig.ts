@@ -163,7 +163,7 @@ export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpC
       yield* Ref.set(cache, Option.some({ file, mtimeMs: info.mtimeMs, size: info.size, servers }))
       yield* Effect.logDebug("mcp.json read").pipe(Effect.annotateLogs({ file, servers: servers.length }))
       return { file, reason: found.reason, servers }
-    }).pipe(Effect.withSpan("McpConfig.load"))
+    }).pipe(Effect.withSpan("McpConfig.load", { captureStackTrace: false }))
 
     return { load } as const
   })

@@ -46,6 +46,9 @@ export const serveCommand = (appLayer: AppLayerFactory, version: string) =>
           return yield* Effect.never
         }
         const server = makeServer(info, tools, runtime)
+        // The SDK's stdio transport waits for 'drain' once per answer written while the pipe is full: with many calls
+        // answering at once that is legitimately more than Node's default of 10 listeners (a warning on stderr).
+        process.stdout.setMaxListeners(0)
         const transport = new StdioServerTransport()
         yield* Effect.acquireRelease(
           Effect.promise(() => server.connect(transport)),

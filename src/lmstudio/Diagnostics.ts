@@ -131,7 +131,7 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
         )
       )
       return checks
-    }).pipe(Effect.withSpan("Diagnostics.run"))
+    }).pipe(Effect.withSpan("Diagnostics.run", { captureStackTrace: false }))
 
     return { run } as const
   })

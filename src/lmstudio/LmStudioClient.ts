@@ -792,7 +792,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
               return Stream.fromIterable(tail)
             })
           ),
-          Stream.withSpan("LmStudioClient.chatStream", { attributes: { model: req.model ?? "(server default)" } })
+          Stream.withSpan("LmStudioClient.chatStream", { captureStackTrace: false, attributes: { model: req.model ?? "(server default)" } })
         )
       })
     }
@@ -912,7 +912,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
             }
           }),
           Stream.concat(Stream.suspend(() => (completed ? Stream.empty : Stream.fail(lost(ctx, "the stream ended before response.completed"))))),
-          Stream.withSpan("LmStudioClient.respondStream")
+          Stream.withSpan("LmStudioClient.respondStream", { captureStackTrace: false })
         )
       })
     }

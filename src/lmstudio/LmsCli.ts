@@ -152,7 +152,7 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
     /** `exec` behind the breaker; failures of the CLI itself (not a refused request) count against it. */
     const run = (args: ReadonlyArray<string>) =>
       breaker.protect(exec(args), (e) => e._tag === "LmsCliTimeout").pipe(
-        Effect.withSpan("LmsCli.run", { attributes: { args: args.join(" ") } })
+        Effect.withSpan("LmsCli.run", { captureStackTrace: false, attributes: { args: args.join(" ") } })
       )
 
     const failed = (args: ReadonlyArray<string>, r: LmsRun) => new LmsCliFailed({ args, exitCode: r.exitCode, stderr: r.stderr })

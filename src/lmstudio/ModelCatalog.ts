@@ -107,7 +107,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
       }
       const ids = yield* client.listOpenAiModels()
       return { models: ids.map(modelInfoFromId), source: "openai" as const, fetchedAt: now }
-    }).pipe(Effect.withSpan("ModelCatalog.fetch"))
+    }).pipe(Effect.withSpan("ModelCatalog.fetch", { captureStackTrace: false }))
 
     /** Each fetch gets the next generation, so "a refresh finished after I looked" is exact, whatever the clock says. */
     const generation = (c: Option.Option<Cached>) => (Option.isSome(c) ? c.value.generation : 0)
@@ -184,7 +184,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
           baseUrl: config.baseUrl,
           detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded"
         })
-      }).pipe(Effect.withSpan("ModelCatalog.resolve", { attributes: { model: name ?? "default" } }))
+      }).pipe(Effect.withSpan("ModelCatalog.resolve", { captureStackTrace: false, attributes: { model: name ?? "default" } }))
 
     /** Loaded instances right now: only a listing fetched after this call began counts (what verification polls). */
     const loadedNow = Effect.gen(function* () {

@@ -208,7 +208,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
           yield* client.chat({ model: found.instance.id, messages: [{ role: "user", content: "." }], maxTokens: 1 })
         }
         return found.instance.id
-      }).pipe(Effect.withSpan("ModelLifecycle.verify", { attributes: { model: identifier } }))
+      }).pipe(Effect.withSpan("ModelLifecycle.verify", { captureStackTrace: false, attributes: { model: identifier } }))
 
     interface Loaded {
       readonly identifier: string
@@ -304,7 +304,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
           via: choices.map((c) => c.via).join(", "),
           reason: lastError ? `${lastError._tag}: ${lastError.message}` : "no load backend is available"
         })
-      }).pipe(Effect.withSpan("ModelLifecycle.load", { attributes: { model: req.model } }))
+      }).pipe(Effect.withSpan("ModelLifecycle.load", { captureStackTrace: false, attributes: { model: req.model } }))
 
     /** Unloads one instance: REST v1 when present, else lms. Missing instances are not an error. */
     const unloadInstance = (identifier: string) =>
@@ -324,7 +324,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         })
         yield* catalog.invalidate
         return done
-      }).pipe(Effect.withSpan("ModelLifecycle.unload", { attributes: { identifier } }))
+      }).pipe(Effect.withSpan("ModelLifecycle.unload", { captureStackTrace: false, attributes: { identifier } }))
 
     // Leases: lookup = ensure-load-verify; release = unload if (and only if) this bridge loaded it. When the bridge
     // shuts down, a model whose TTL LM Studio holds is left to LM Studio (it outlives the bridge by design); one whose
@@ -383,7 +383,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         const found = yield* catalog.find(req.model)
         const result = yield* Effect.scoped(RcMap.get(leases, new LeaseKey({ model: found.model.key, ttlSeconds: ttl.ttlSeconds })))
         return { ...result, notes: [...(ttl.note ? [ttl.note] : []), ...result.notes] } satisfies LoadResult
-      }).pipe(Effect.withSpan("ModelLifecycle.ensureLoaded", { attributes: { model: req.model } }))
+      }).pipe(Effect.withSpan("ModelLifecycle.ensureLoaded", { captureStackTrace: false, attributes: { model: req.model } }))
 
     /** Loads a model (a new instance if it is loaded already, as `lms load` does). */
     const load = (req: LoadRequest) =>

@@ -144,7 +144,7 @@ export const tool = <I, II, O, OI extends { readonly [key: string]: unknown }, E
                 )
               )
         ),
-        Effect.withSpan(`mcp.tool.${def.name}`)
+        Effect.withSpan(`mcp.tool.${def.name}`, { captureStackTrace: false })
       )
   }
 }

@@ -16,6 +16,7 @@ import { binPath, bridgeClient, j, repoRoot, runEffect, tempDir } from "../helpe
 
 const fsServer = join(repoRoot, "node_modules", "@modelcontextprotocol", "server-filesystem", "dist", "index.js")
 const memoryServer = join(repoRoot, "node_modules", "@modelcontextprotocol", "server-memory", "dist", "index.js")
+const everythingServer = join(repoRoot, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
 
 const call = (client: Client, name: string, args: Record<string, unknown>) =>
   Effect.promise(() => client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 }))
@@ -85,6 +86,17 @@ const scenario = (dir: string): Scenario => ({
     { match: { userContains: "forever", round: 0, hasTools: true }, reply: { toolCalls: [{ name: "fs__list_directory", arguments: { path: dir } }] } },
     { match: { userContains: "forever", hasTools: true }, reply: { toolCalls: [{ name: "fs__list_allowed_directories", arguments: {} }] } },
     { match: { userContains: "remember", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "memory__read_graph", arguments: {} }, { name: "fs__list_allowed_directories", arguments: {} }] } },
+    {
+      match: { userContains: "all three", afterToolResult: false, hasTools: true },
+      reply: {
+        toolCalls: [
+          { name: "memory__read_graph", arguments: {} },
+          { name: "fs__list_allowed_directories", arguments: {} },
+          { name: "everything__echo", arguments: { message: "hello-everything" } },
+          { name: "everything__get-sum", arguments: { a: 20, b: 22 } }
+        ]
+      }
+    },
     { match: { userContains: "crash it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__crash", arguments: {} }] } },
     { match: { userContains: "hang it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__hang", arguments: {} }] } },
     { match: { userContains: "echo it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__echo", arguments: {} }] } },
@@ -219,16 +231,27 @@ describe("autonomous agents over real child MCP servers", () => {
     "several servers: namespacing works, a broken server gives a partial-toolset warning; discover-all skips the bridge",
     () =>
       Effect.gen(function* () {
-        const { client } = yield* setUp
-        const multi = j((yield* call(client, "autonomous_with_multiple_mcps", { mcp_names: ["memory", "fs", "broken"], task: "Remember what you can" })).structuredContent)
+        const { client, config, base, dir, sim } = yield* setUp
+        config({ ...base, everything: { command: process.execPath, args: [everythingServer, "stdio"] } })
+        const multi = j(
+          (yield* call(client, "autonomous_with_multiple_mcps", { mcp_names: ["memory", "fs", "everything", "broken"], task: "Use all three servers" }))
+            .structuredContent
+        )
         assert.strictEqual(multi.get("stop_reason").str, "completed")
         const used = multi.get("tool_calls").arr.map((c) => `${c.get("server").str}/${c.get("tool").str}/${c.get("ok").raw}`).sort()
-        assert.deepStrictEqual(used, ["fs/list_allowed_directories/true", "memory/read_graph/true"])
+        assert.deepStrictEqual(used, ["everything/echo/true", "everything/get-sum/true", "fs/list_allowed_directories/true", "memory/read_graph/true"])
+        // The results of the three real servers reached the model: round 2 sends them as function_call_output items.
+        assert.include(multi.get("answer").str, "42")
+        const rounds = (yield* sim.state.get).recent.filter((q) => q.path === "/v1/responses" && JSON.stringify(q.body).includes("function_call_output"))
+        const outputs = JSON.stringify(rounds[rounds.length - 1]?.body)
+        assert.include(outputs, "hello-everything")
+        assert.include(outputs, "42")
+        assert.include(outputs, JSON.stringify(dir).slice(1, -1))
         assert.isTrue(multi.get("warnings").arr.some((w) => w.str.includes("partial toolset") && w.str.includes("broken")))
 
         const all = j((yield* call(client, "autonomous_discover_and_execute", { task: "What is the secret?" })).structuredContent)
         assert.include(all.get("answer").str, SECRET)
-        assert.deepStrictEqual(all.get("servers").arr.map((s) => s.str).sort(), ["broken", "fs", "memory"])
+        assert.deepStrictEqual(all.get("servers").arr.map((s) => s.str).sort(), ["broken", "everything", "fs", "memory"])
       }),
     120_000
   )
