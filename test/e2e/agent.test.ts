@@ -7,7 +7,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Duration, Effect, Schedule } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
 import { join } from "node:path"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { modelFromKey } from "../../src/simulator/Catalog.js"
@@ -97,6 +99,7 @@ const scenario = (dir: string): Scenario => ({
         ]
       }
     },
+    { match: { userContains: "over http", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "web__echo", arguments: { message: "hello-over-http" } }] } },
     { match: { userContains: "crash it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__crash", arguments: {} }] } },
     { match: { userContains: "hang it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__hang", arguments: {} }] } },
     { match: { userContains: "echo it", afterToolResult: false, hasTools: true }, reply: { toolCalls: [{ name: "flaky__echo", arguments: {} }] } },
@@ -125,6 +128,16 @@ const setUpWith = (options: { readonly sim?: SimulatorOptions; readonly env?: Re
 const setUp = setUpWith()
 
 const flakyServer = join(repoRoot, "test", "support", "flaky-mcp-server.mjs")
+
+/** A port that was free a moment ago (for a child server that takes its port from the environment). */
+const freePort = Effect.async<number>((resume) => {
+  const probe = createServer()
+  probe.listen(0, "127.0.0.1", () => {
+    const address = probe.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    probe.close(() => resume(Effect.succeed(port)))
+  })
+})
 
 /** Polls (every 50 ms, up to 15 s) until `read` gives a value that `ok` accepts. */
 const eventually = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean) =>
@@ -367,6 +380,28 @@ describe("autonomous agents over real child MCP servers", () => {
   )
 
   it.scopedLive(
+    "progress: a notification per round and per tool call, with a value that increases every time",
+    () =>
+      Effect.gen(function* () {
+        const { client } = yield* setUp
+        const progress: Array<{ progress: number; message?: string | undefined }> = []
+        const r = yield* Effect.promise(() =>
+          client.callTool({ name: "autonomous_with_mcp", arguments: { mcp_name: "fs", task: "What is the secret in the file?" } }, undefined, {
+            timeout: 120_000,
+            onprogress: (p) => void progress.push(p)
+          })
+        )
+        assert.notStrictEqual(r.isError, true, textOf(r))
+        assert.deepStrictEqual(
+          progress.map((p) => (p.message ?? "").replace(/\(\d+ ms\)/, "(N ms)")),
+          ["round 1 of at most 25", "round 1: fs/read_text_file ok (N ms)", "round 2 of at most 25"]
+        )
+        assert.isTrue(progress.every((p, i) => i === 0 || p.progress > progress[i - 1]!.progress), JSON.stringify(progress))
+      }),
+    90_000
+  )
+
+  it.scopedLive(
     "cancelling a run stops it: the LLM request and a child's tool call are aborted, and the bridge keeps working",
     () =>
       Effect.gen(function* () {
@@ -528,5 +563,38 @@ describe("autonomous agents over real child MCP servers", () => {
         { discard: true }
       ),
     120_000
+  )
+
+  it.scopedLive(
+    "a child over Streamable HTTP (server-everything at a url): its tools are used like a stdio child's",
+    () =>
+      Effect.gen(function* () {
+        const { client, config, base, sim } = yield* setUp
+        const port = yield* freePort
+        const server = yield* Effect.acquireRelease(
+          Effect.async<ChildProcess>((resume) => {
+            const child = spawn(process.execPath, [everythingServer, "streamableHttp"], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] })
+            let err = ""
+            child.stderr.on("data", (d: Buffer) => {
+              err += d.toString()
+              if (err.includes("listening on port")) resume(Effect.succeed(child))
+            })
+            child.once("exit", (code) => resume(Effect.dieMessage(`server-everything exited (${code}): ${err}`)))
+          }),
+          (child) => Effect.sync(() => child.kill("SIGKILL"))
+        )
+        assert.isDefined(server.pid)
+        config({ ...base, web: { url: `http://127.0.0.1:${port}/mcp` } })
+        const listed = j((yield* call(client, "list_available_mcps", {})).structuredContent)
+        assert.strictEqual(listed.get("servers").arr.find((x) => x.get("name").str === "web")?.get("transport").str, "http")
+        const r = yield* call(client, "autonomous_with_mcp", { mcp_name: "web", task: "Echo something over http" })
+        assert.notStrictEqual(r.isError, true, textOf(r))
+        const out = j(r.structuredContent)
+        assert.strictEqual(out.get("stop_reason").str, "completed")
+        assert.deepStrictEqual(out.get("tool_calls").arr.map((c) => `${c.get("server").str}/${c.get("tool").str}/${c.get("ok").raw}`), ["web/echo/true"])
+        const rounds = (yield* sim.state.get).recent.filter((q) => q.path === "/v1/responses" && JSON.stringify(q.body).includes("function_call_output"))
+        assert.include(JSON.stringify(rounds[rounds.length - 1]?.body), "hello-over-http")
+      }),
+    90_000
   )
 })

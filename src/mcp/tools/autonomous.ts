@@ -52,6 +52,8 @@ const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.
     const loaded = yield* Effect.flatMap(McpConfig, (c) => c.load)
     const servers = yield* selectServers(loaded, names)
     const agent = yield* AgentLoop
+    // MCP requires the progress value to increase with every notification: count events, not rounds.
+    let events = 0
     const result = yield* agent.run(
       {
         servers,
@@ -63,8 +65,8 @@ const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.
         requireToolFirst: input.require_tool_first
       },
       {
-        round: (round, max) => ctx.progress(round, `round ${round} of at most ${max}`),
-        toolCall: (round, c) => ctx.progress(round, `round ${round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`)
+        round: (round, max) => ctx.progress(++events, `round ${round} of at most ${max}`),
+        toolCall: (round, c) => ctx.progress(++events, `round ${round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`)
       }
     )
     return runResultJson(result, servers.map((s) => s.name))
