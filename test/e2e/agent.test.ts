@@ -380,6 +380,26 @@ describe("autonomous agents over real child MCP servers", () => {
   )
 
   it.scopedLive(
+    "the model is validated before anything starts: an unknown or hostile name is a typed error and no child is spawned",
+    () =>
+      Effect.gen(function* () {
+        const { client, dir, sim } = yield* setUp
+        const unknown = yield* call(client, "autonomous_with_mcp", { mcp_name: "fs", model: "nobody/no-such-model", task: "What is the secret?" })
+        assert.isTrue(unknown.isError)
+        assert.match(textOf(unknown), /^ModelNotFound: /)
+        assert.include(textOf(unknown), "qwen/qwen3-4b")
+        const hostile = yield* call(client, "autonomous_with_multiple_mcps", { mcp_names: ["fs", "memory"], model: "--help", task: "x" })
+        assert.isTrue(hostile.isError)
+        assert.match(textOf(hostile), /^InvalidModelName: /)
+        // Neither call started a child server or asked a model anything (the API-detection probe names no model).
+        assert.deepStrictEqual(processesMentioning(dir), [])
+        const asked = (yield* sim.state.get).recent.filter((q) => (q.path === "/v1/responses" || q.path === "/v1/chat/completions") && q.model !== null)
+        assert.deepStrictEqual(asked, [])
+      }),
+    60_000
+  )
+
+  it.scopedLive(
     "progress: a notification per round and per tool call, with a value that increases every time",
     () =>
       Effect.gen(function* () {
