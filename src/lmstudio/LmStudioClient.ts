@@ -11,6 +11,7 @@
  * - Interrupting a call, or a stream's consumer, aborts the HTTP request.
  */
 import * as Sse from "@effect/experimental/Sse"
+import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -529,8 +530,9 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       return retryLazily(breaker.protect(attempt, countsAgainstServer), retrySchedule(ctx), isTransientLmStudioError)
     }
 
+    /** A JSON POST; the body stays a string (no encoding to bytes and back for a transport that writes strings). */
     const post = (path: string, body: Record<string, unknown>) =>
-      HttpClientRequest.post(path).pipe(HttpClientRequest.bodyUnsafeJson(body))
+      HttpClientRequest.post(path).pipe(HttpClientRequest.setBody(HttpBody.raw(JSON.stringify(body), { contentType: "application/json" })))
 
     const checkModel = (ctx: Ctx, served: string | null | undefined): Effect.Effect<void, ModelMismatch> =>
       ctx.model !== undefined && served !== null && served !== undefined && served !== "" && !sameModel(ctx.model, served)
