@@ -74,13 +74,19 @@ const program = Effect.gen(function* () {
 
   const ms = paths.map((): Array<number> => [])
   const wall = paths.map(() => 0)
+  // CPU this process spends per call on each path (user + system): steadier than latency on a noisy machine.
+  const cpu = paths.map(() => 0)
   for (let done = 0; done < TOTAL; done += BATCH) {
     for (const [i, path] of paths.entries()) {
       const t0 = yield* Clock.currentTimeMillis
+      const c0 = process.cpuUsage()
       for (let n = 0; n < BATCH; n++) ms[i]!.push(yield* timed(path.call))
+      const used = process.cpuUsage(c0)
+      cpu[i]! += (used.user + used.system) / 1000
       wall[i]! += (yield* Clock.currentTimeMillis) - t0
     }
   }
+  const cpuPerCall = cpu.map((c) => c / TOTAL)
 
   const concurrent = (effect: Effect.Effect<unknown, unknown>) =>
     Effect.gen(function* () {
@@ -96,13 +102,14 @@ const program = Effect.gen(function* () {
   const lines = [
     `LmStudioClient overhead — ${TOTAL} chat requests each way, zero-latency simulator in its own process, node ${process.version}`,
     "",
-    "| path | p50 ms | p95 ms | p99 ms | sequential req/s | req/s at concurrency 8 |",
-    "|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p95)} | ${fmt(r.p99)} | ${fmt(r.throughput, 0)} | ${fmt(r.concurrent, 0)} |`),
+    "| path | p50 ms | p95 ms | p99 ms | sequential req/s | req/s at concurrency 8 | CPU ms per call (this process) |",
+    "|---|---|---|---|---|---|---|",
+    ...rows.map((r, i) => `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p95)} | ${fmt(r.p99)} | ${fmt(r.throughput, 0)} | ${fmt(r.concurrent, 0)} | ${fmt(cpuPerCall[i]!)} |`),
     "",
     `overhead p50 over raw HTTP: ${fmt(b.p50 - a.p50)} ms per call (ratio ${fmt(b.p50 / a.p50, 2)}x); p99: ${fmt(b.p99 - a.p99)} ms`,
     `  of which the transport (HttpClient over node:http): ${fmt(transport.p50 - a.p50)} ms; LmStudioClient's own logic: ${fmt(b.p50 - transport.p50)} ms`,
     `  for comparison, the undici HttpClient alone: ${fmt(undici.p50 - a.p50)} ms over raw HTTP`,
+    `CPU per call over raw HTTP: transport +${fmt(cpuPerCall[2]! - cpuPerCall[0]!)} ms, LmStudioClient +${fmt(cpuPerCall[3]! - cpuPerCall[0]!)} ms (undici +${fmt(cpuPerCall[1]! - cpuPerCall[0]!)} ms)`,
     `RSS after run: ${fmt(rssMb, 0)} MiB`,
     `target: client overhead p50 <= 0.2 ms — ${b.p50 - a.p50 <= 0.2 ? "met" : "NOT met"}`
   ]

@@ -185,7 +185,10 @@ export const fromAgents = (agents: { readonly http: Http.Agent; readonly https: 
         if (contentType !== undefined && contentType !== "" && headers["content-type"] === undefined) headers["content-type"] = contentType
         if (body !== undefined) headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength)
       }
-      const options = { method: request.method, headers, signal }
+      if (signal.aborted) return resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: signal.reason })))
+      // The abort signal (interruption, a closed scope, a deadline) destroys the request; listened to directly rather
+      // than through node's `signal` option, which also watches the stream's end (measurably more per call).
+      const options = { method: request.method, headers }
       const req =
         url.protocol === "https:" ? Https.request(url, { ...options, agent: agents.https }) : Http.request(url, { ...options, agent: agents.http })
       const onResponse = (res: Http.IncomingMessage) => {
@@ -201,6 +204,9 @@ export const fromAgents = (agents: { readonly http: Http.Agent; readonly https: 
         req.off("response", onResponse)
         resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
       }
+      const onAbort = () => req.destroy(signal.reason instanceof Error ? signal.reason : new Error("aborted"))
+      signal.addEventListener("abort", onAbort, { once: true })
+      req.once("close", () => signal.removeEventListener("abort", onAbort))
       req.once("response", onResponse)
       req.once("error", onError)
       req.end(typeof body === "string" || body === undefined ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"))

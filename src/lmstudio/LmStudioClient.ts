@@ -11,11 +11,12 @@
  * - Interrupting a call, or a stream's consumer, aborts the HTTP request.
  */
 import * as Sse from "@effect/experimental/Sse"
+import * as Headers from "@effect/platform/Headers"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Duration, Effect, identity, Option, type ParseResult, Ref, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, identity, Option, type ParseResult, Redacted, Ref, Schedule, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import {
   LmStudioApiUnsupported,
@@ -429,15 +430,15 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     const tracing = Option.isSome(config.otlpEndpoint)
     const http = (yield* HttpClient.HttpClient).pipe(
       tracing ? identity : HttpClient.withTracerDisabledWhen(() => true),
-      HttpClient.withTracerPropagation(tracing),
-      HttpClient.mapRequest((req) => {
-        const withUrl = req.pipe(HttpClientRequest.prependUrl(baseUrl), HttpClientRequest.acceptJson)
-        return Option.match(config.apiToken, {
-          onNone: () => withUrl,
-          onSome: (token) => HttpClientRequest.bearerToken(withUrl, token)
-        })
-      })
+      HttpClient.withTracerPropagation(tracing)
     )
+    // Every request: the base URL, `Accept: application/json`, and the Bearer token when configured. Built once per
+    // request here rather than through `HttpClient.mapRequest` steps (each copies the request).
+    const baseHeaders = Headers.fromInput({
+      accept: "application/json",
+      ...Option.match(config.apiToken, { onNone: () => ({}), onSome: (token) => ({ authorization: `Bearer ${Redacted.value(token)}` }) })
+    })
+    const get = (path: string) => HttpClientRequest.make("GET")(`${baseUrl}${path}`, { headers: baseHeaders })
     const scopedHttp = HttpClient.withScope(http)
     /**
      * Endpoints are traced (a span per call, with the call site) only when traces are exported; otherwise nobody
@@ -532,7 +533,10 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
 
     /** A JSON POST; the body stays a string (no encoding to bytes and back for a transport that writes strings). */
     const post = (path: string, body: Record<string, unknown>) =>
-      HttpClientRequest.post(path).pipe(HttpClientRequest.setBody(HttpBody.raw(JSON.stringify(body), { contentType: "application/json" })))
+      HttpClientRequest.make("POST")(`${baseUrl}${path}`, {
+        headers: baseHeaders,
+        body: HttpBody.raw(JSON.stringify(body), { contentType: "application/json" })
+      })
 
     const checkModel = (ctx: Ctx, served: string | null | undefined): Effect.Effect<void, ModelMismatch> =>
       ctx.model !== undefined && served !== null && served !== undefined && served !== "" && !sameModel(ctx.model, served)
@@ -596,7 +600,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     // -------------------------------------------------------------------------------------------------------------
 
     const probe = (path: string, method: "GET" | "POST", recognise: (json: unknown) => boolean) =>
-      (method === "GET" ? http.get(path) : http.execute(post(path, {}))).pipe(
+      http.execute(method === "GET" ? get(path) : post(path, {})).pipe(
         Effect.flatMap((res) => Effect.map(res.text, (text) => ({ status: res.status, json: Option.getOrUndefined(parseJson(text)) }))),
         Effect.mapError(transportError({ endpoint: `${method} ${path}` })),
         Effect.timeoutFail({
@@ -640,18 +644,18 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
 
     const greeting = endpoint("LmStudioClient.greeting")(function* () {
       const ctx = { endpoint: "GET /lmstudio-greeting" }
-      const g = yield* exchange(ctx, HttpClientRequest.get("/lmstudio-greeting"), GreetingWire, config.metadataTimeout)
+      const g = yield* exchange(ctx, get("/lmstudio-greeting"), GreetingWire, config.metadataTimeout)
       if (!g.lmstudio) return yield* new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: "lmstudio is not true: not an LM Studio server" })
       return g
     })
 
     const listOpenAiModels = endpoint("LmStudioClient.listOpenAiModels")(function* () {
-      const r = yield* exchange({ endpoint: "GET /v1/models" }, HttpClientRequest.get("/v1/models"), OpenAiModelsWire, config.metadataTimeout)
+      const r = yield* exchange({ endpoint: "GET /v1/models" }, get("/v1/models"), OpenAiModelsWire, config.metadataTimeout)
       return r.data.map((m) => m.id)
     })
 
     const listV0Models = endpoint("LmStudioClient.listV0Models")(function* () {
-      const r = yield* exchange({ endpoint: "GET /api/v0/models" }, HttpClientRequest.get("/api/v0/models"), V0ModelsWire, config.metadataTimeout)
+      const r = yield* exchange({ endpoint: "GET /api/v0/models" }, get("/api/v0/models"), V0ModelsWire, config.metadataTimeout)
       return r.data.map(
         (m): ModelInfo => ({
           key: m.id,
@@ -672,7 +676,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     })
 
     const listV1Models = endpoint("LmStudioClient.listV1Models")(function* () {
-      const r = yield* exchange({ endpoint: "GET /api/v1/models" }, HttpClientRequest.get("/api/v1/models"), V1ModelsWire, config.metadataTimeout)
+      const r = yield* exchange({ endpoint: "GET /api/v1/models" }, get("/api/v1/models"), V1ModelsWire, config.metadataTimeout)
       return r.models.map(
         (m): ModelInfo => ({
           key: m.key,
