@@ -111,8 +111,10 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
       })
 
     /** Waits in the model's FIFO until a permit is handed over; leaving the queue when interrupted. */
-    const wait = (slot: Permits) =>
-      Effect.async<void>((resume) => {
+    /** Joins the model's queue (or is refused when the queue is full: checked and counted in one step). */
+    const wait = (slot: Permits, permits: number) =>
+      Effect.async<void, BridgeOverloaded>((resume) => {
+        if (queued >= config.llmQueueLimit) return resume(Effect.fail(overloaded(permits)))
         queued++
         const waiter: Waiter = {
           grant: () => {
@@ -149,8 +151,7 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
               )
             })
             if (slot.tryTake()) return held
-            if (queued >= config.llmQueueLimit) return Effect.fail(overloaded(permits))
-            return Effect.zipRight(restore(wait(slot)), held)
+            return Effect.zipRight(restore(wait(slot, permits)), held)
           })
         )
       )

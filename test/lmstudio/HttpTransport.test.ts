@@ -92,6 +92,11 @@ describe("HttpTransport (node:http, real HTTP)", () => {
       assert.strictEqual(cut._tag, "ResponseError")
       const refused = yield* http.get("http://127.0.0.1:1/nothing").pipe(Effect.flip)
       assert.strictEqual(refused._tag, "RequestError")
+      // An https: URL goes through TLS: against a plain-HTTP port the handshake fails, as a RequestError.
+      const tls = yield* http.get(`${s.base.replace("http:", "https:")}/tls`).pipe(Effect.flip)
+      assert.strictEqual(tls._tag, "RequestError")
+      assert.match(String(tls.cause), /SSL|TLS|EPROTO|wrong version/i)
+      assert.isFalse(s.seen.some((r) => r.url === "/tls"))
     })
   )
 
