@@ -4,7 +4,7 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Option, Schedule } from "effect"
+import { Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
 import { binPath, bridgeClient, j, TOOL_CONTRACT } from "../helpers.js"
@@ -68,6 +68,7 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       const status = yield* call(client, "lms_server_status")
       assert.strictEqual(j(status.structuredContent).get("running").raw, true)
       assert.strictEqual(j(status.structuredContent).get("lifecycle", "backend").str, "jit")
+      assert.deepStrictEqual(j(status.structuredContent).get("llm_queue").raw, { queued: 0, limit: 2048, in_flight: {} })
       const load = yield* call(client, "lms_load_model", { model: "google/gemma-3-1b", ttl_seconds: 999999 })
       assert.strictEqual(j(load.structuredContent).get("ttl_seconds").num, 3600)
       assert.strictEqual((yield* sim.state.get).instances.find((i) => i.identifier === "google/gemma-3-1b")?.ttlMs, 3_600_000)
@@ -197,10 +198,21 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       // Warm up (API detection, model listing), so the three calls below only send their chats.
       yield* call(client, "list_models")
       const before = (yield* sim.state.get).counters.byPath["/v1/chat/completions"] ?? 0
-      const [a, b, c] = yield* Effect.all(
-        [call(client, "chat_completion", { prompt: "one" }), call(client, "chat_completion", { prompt: "two" }), call(client, "chat_completion", { prompt: "three" })],
+      const calls = yield* Effect.fork(
+        Effect.all(
+          [call(client, "chat_completion", { prompt: "one" }), call(client, "chat_completion", { prompt: "two" }), call(client, "chat_completion", { prompt: "three" })],
+          { concurrency: "unbounded" }
+        )
+      )
+      // While they run, lms_server_status shows one in flight and one waiting: sampled every 100 ms (each status
+      // call takes its queue snapshot on arrival, then waits for LM Studio's greeting).
+      const samples = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => i),
+        (i) => call(client, "lms_server_status").pipe(Effect.delay(Duration.millis(i * 100)), Effect.map((r) => j(r.structuredContent).get("llm_queue").raw)),
         { concurrency: "unbounded" }
       )
+      assert.deepInclude(samples, { queued: 1, limit: 1, in_flight: { "qwen/qwen3-4b": 1 } }, JSON.stringify(samples))
+      const [a, b, c] = yield* Fiber.join(calls)
       const results = [a, b, c]
       const refused = results.filter((r) => r.isError === true)
       const served = results.filter((r) => r.isError !== true)

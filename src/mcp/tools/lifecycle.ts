@@ -6,6 +6,7 @@
 import { Effect, Option, Schema } from "effect"
 import { AppConfig } from "../../Config.js"
 import { InvalidArguments } from "../../domain/Errors.js"
+import { Admission } from "../../lmstudio/Admission.js"
 import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
 import { loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
@@ -139,8 +140,8 @@ export const serverStatus = tool({
   name: "lms_server_status",
   title: "LM Studio server and lifecycle status",
   description:
-    "Whether LM Studio's server is running and on which port, how this bridge loads models (lms CLI, JIT or REST), why, and who " +
-    "enforces model TTLs.",
+    "Whether LM Studio's server is running and on which port, how this bridge loads models (lms CLI, JIT or REST), why, who " +
+    "enforces model TTLs, and the bridge's LLM request queue (requests waiting for a model's permit, requests in flight per model).",
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: NoInput,
   output: Schema.Struct({
@@ -149,13 +150,19 @@ export const serverStatus = tool({
     base_url: Schema.String,
     via: Schema.String,
     lifecycle: Schema.Struct({ mode: Schema.String, backend: Schema.String, reason: Schema.String, ttl_enforced_by: Schema.String }),
-    lms_cli: Schema.String
+    lms_cli: Schema.String,
+    llm_queue: Schema.Struct({
+      queued: Schema.Number,
+      limit: Schema.Number,
+      in_flight: Schema.Record({ key: Schema.String, value: Schema.Number })
+    })
   }),
   handler: () =>
     Effect.gen(function* () {
       const config = yield* AppConfig
       const client = yield* LmStudioClient
       const lms = yield* LmsCli
+      const queue = yield* (yield* Admission).stats
       const running = Option.isSome(yield* Effect.option(client.greeting()))
       const url = new URL(config.baseUrl)
       const status = running ? yield* Effect.option((yield* ModelLifecycle).status) : Option.none()
@@ -169,12 +176,14 @@ export const serverStatus = tool({
         base_url: config.baseUrl,
         via: "rest",
         lifecycle,
-        lms_cli: Option.getOrElse(lms.path, () => "not installed")
+        lms_cli: Option.getOrElse(lms.path, () => "not installed"),
+        llm_queue: { queued: queue.queued, limit: queue.queueLimit, in_flight: queue.inFlight }
       }
     }),
   render: (o) =>
     `${o.running ? `LM Studio's server is running on port ${o.port}` : "LM Studio's server is not reachable"} (${o.base_url}). ` +
-    `Models are loaded via ${o.lifecycle.backend}: ${o.lifecycle.reason}. TTLs enforced by ${o.lifecycle.ttl_enforced_by}.`
+    `Models are loaded via ${o.lifecycle.backend}: ${o.lifecycle.reason}. TTLs enforced by ${o.lifecycle.ttl_enforced_by}. ` +
+    `LLM requests in flight: ${Object.values(o.llm_queue.in_flight).reduce((a, b) => a + b, 0)}, waiting: ${o.llm_queue.queued} (limit ${o.llm_queue.limit}).`
 })
 
 export const lifecycleTools = [serverStatus, listLoadedModels, loadModel, unloadModel, ensureModelLoaded] as const
