@@ -18,6 +18,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Duration, Effect, identity, Option, type ParseResult, Redacted, Ref, Schedule, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
+import * as HttpTransport from "./HttpTransport.js"
 import {
   LmStudioApiUnsupported,
   LmStudioConnectionLost,
@@ -428,10 +429,14 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     const baseUrl = config.baseUrl
     // Without an OTLP endpoint nobody reads HTTP client spans: skip them and the traceparent header they add.
     const tracing = Option.isSome(config.otlpEndpoint)
-    const http = (yield* HttpClient.HttpClient).pipe(
-      tracing ? identity : HttpClient.withTracerDisabledWhen(() => true),
-      HttpClient.withTracerPropagation(tracing)
-    )
+    const base = yield* HttpClient.HttpClient
+    // On the bridge's own transport (HttpTransport) there is nothing to switch off and requests are tied to their
+    // abort scope by `withAbortScope`; any other HttpClient gets the platform's `withScope` and, unless traces are
+    // exported, no client spans or trace headers.
+    const ownTransport = HttpTransport.isTransport(base)
+    const http = ownTransport
+      ? base
+      : base.pipe(tracing ? identity : HttpClient.withTracerDisabledWhen(() => true), HttpClient.withTracerPropagation(tracing))
     // Every request: the base URL, `Accept: application/json`, and the Bearer token when configured. Built once per
     // request here rather than through `HttpClient.mapRequest` steps (each copies the request).
     const baseHeaders = Headers.fromInput({
@@ -439,7 +444,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       ...Option.match(config.apiToken, { onNone: () => ({}), onSome: (token) => ({ authorization: `Bearer ${Redacted.value(token)}` }) })
     })
     const get = (path: string) => HttpClientRequest.make("GET")(`${baseUrl}${path}`, { headers: baseHeaders })
-    const scopedHttp = HttpClient.withScope(http)
+    const scopedHttp = ownTransport ? HttpTransport.withAbortScope(http) : HttpClient.withScope(http)
     /**
      * Endpoints are traced (a span per call, with the call site) only when traces are exported; otherwise nobody
      * reads the span and its call-site capture was a measurable part of the per-call cost (docs/benchmarks.md).
@@ -521,13 +526,16 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       timeout: Duration.Duration
     ): Effect.Effect<A, LmStudioError> => {
       const timeoutMs = Duration.toMillis(timeout)
-      const attempt = deadlines.within(
-        timeoutMs,
-        () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs, model: ctx.model }),
-        Effect.flatMap(scopedHttp.execute(request), (res) => readDecoded(ctx, schema, res)).pipe(
+      const onTimeout = () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs, model: ctx.model })
+      const exchangeOnce = (req: HttpClientRequest.HttpClientRequest) =>
+        Effect.flatMap(http.execute(req), (res) => readDecoded(ctx, schema, res)).pipe(
           Effect.mapError((e) => (isLmStudioError(e) ? e : transportError(ctx)(e)))
         )
-      )
+      const attempt = ownTransport
+        ? // The deadline watcher destroys the request when its time is up (no scope, no race of fibers per call).
+          deadlines.within(timeoutMs, onTimeout, (onAbort) => exchangeOnce(HttpTransport.abortWith(request, onAbort)))
+        : // Any other HttpClient aborts a request when it is interrupted.
+          Effect.timeoutFail(exchangeOnce(request), { duration: timeout, onTimeout })
       return retryLazily(breaker.protect(attempt, countsAgainstServer), retrySchedule(ctx), isTransientLmStudioError)
     }
 
@@ -538,10 +546,16 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
         body: HttpBody.raw(JSON.stringify(body), { contentType: "application/json" })
       })
 
-    const checkModel = (ctx: Ctx, served: string | null | undefined): Effect.Effect<void, ModelMismatch> =>
+    /** The served model differs from the requested one (protocol §9.1)? Then this is the error. */
+    const mismatchOf = (ctx: Ctx, served: string | null | undefined): ModelMismatch | undefined =>
       ctx.model !== undefined && served !== null && served !== undefined && served !== "" && !sameModel(ctx.model, served)
-        ? Effect.fail(new ModelMismatch({ requested: ctx.model, served, endpoint: ctx.endpoint }))
-        : Effect.void
+        ? new ModelMismatch({ requested: ctx.model, served, endpoint: ctx.endpoint })
+        : undefined
+
+    const checkModel = (ctx: Ctx, served: string | null | undefined): Effect.Effect<void, ModelMismatch> => {
+      const mismatch = mismatchOf(ctx, served)
+      return mismatch === undefined ? Effect.void : Effect.fail(mismatch)
+    }
 
     const lost = (ctx: Ctx, reason: string) => new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason })
 
@@ -728,26 +742,32 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       ...(stream ? { stream: true, stream_options: { include_usage: true } } : {})
     })
 
-    const chat = endpoint("LmStudioClient.chat")(function* (req: ChatRequest) {
+    /** The hot path of the bridge: one exchange and a synchronous reading of its result (no generator steps). */
+    const chat = (req: ChatRequest): Effect.Effect<ChatResult, LmStudioError> => {
       const ctx = { endpoint: "POST /v1/chat/completions", model: req.model }
-      if (tracing) yield* Effect.annotateCurrentSpan({ model: req.model ?? "(server default)" })
-      const r = yield* exchange(ctx, post("/v1/chat/completions", chatBody(req, false)), ChatCompletionWire, config.requestTimeout)
-      yield* checkModel(ctx, r.model)
-      const choice = r.choices[0]
-      if (!choice) return yield* new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: "no choices in the response" })
-      const reasoning = choice.message.reasoning_content ?? choice.message.reasoning ?? ""
-      const assembler = new ToolCallAssembler()
-      for (const f of fragmentsOf(choice.message.tool_calls)) assembler.push(f)
-      return {
-        id: r.id ?? "",
-        model: r.model ?? req.model ?? "",
-        content: choice.message.content ?? "",
-        reasoning: reasoning === "" ? undefined : reasoning,
-        toolCalls: assembler.finish(),
-        finishReason: choice.finish_reason ?? "stop",
-        usage: toUsage(r.usage)
-      } satisfies ChatResult
-    })
+      const run = Effect.flatMap(
+        exchange(ctx, post("/v1/chat/completions", chatBody(req, false)), ChatCompletionWire, config.requestTimeout),
+        (r): Effect.Effect<ChatResult, LmStudioError> => {
+          const mismatch = mismatchOf(ctx, r.model)
+          if (mismatch !== undefined) return Effect.fail(mismatch)
+          const choice = r.choices[0]
+          if (!choice) return Effect.fail(new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: "no choices in the response" }))
+          const reasoning = choice.message.reasoning_content ?? choice.message.reasoning ?? ""
+          const assembler = new ToolCallAssembler()
+          for (const f of fragmentsOf(choice.message.tool_calls)) assembler.push(f)
+          return Effect.succeed({
+            id: r.id ?? "",
+            model: r.model ?? req.model ?? "",
+            content: choice.message.content ?? "",
+            reasoning: reasoning === "" ? undefined : reasoning,
+            toolCalls: assembler.finish(),
+            finishReason: choice.finish_reason ?? "stop",
+            usage: toUsage(r.usage)
+          })
+        }
+      )
+      return tracing ? Effect.withSpan(run, "LmStudioClient.chat", { attributes: { model: req.model ?? "(server default)" } }) : run
+    }
 
     /** A streamed chat completion as typed deltas; tool calls are assembled and emitted once complete. */
     const chatStream = (req: ChatRequest): Stream.Stream<ChatDelta, LmStudioError> => {

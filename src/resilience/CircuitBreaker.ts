@@ -90,16 +90,15 @@ export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): E
     const ref = yield* Ref.make<BreakerState>({ _tag: "Closed", failures: 0 })
 
     const protect = <A, E, R>(effect: Effect.Effect<A, E, R>, isFailure: (e: E) => boolean = () => true) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function* () {
-          const now = yield* Clock.currentTimeMillis
-          const admission = yield* Ref.modify(ref, (s) => admit(s, now, p))
-          if (admission._tag === "Rejected") {
-            return yield* new CircuitOpen({ dependency, retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000)) })
-          }
-          return yield* restore(effect).pipe(
-            Effect.onExit((exit) =>
-              Effect.flatMap(Clock.currentTimeMillis, (end) => {
+      Effect.clockWith((clock) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(
+            Ref.modify(ref, (s) => admit(s, clock.unsafeCurrentTimeMillis(), p)),
+            (admission): Effect.Effect<A, E | CircuitOpen, R> => {
+              if (admission._tag === "Rejected") {
+                return Effect.fail(new CircuitOpen({ dependency, retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000)) }))
+              }
+              return Effect.onExit(restore(effect), (exit) => {
                 const outcome: Outcome = Exit.isSuccess(exit)
                   ? "success"
                   : Cause.isInterruptedOnly(exit.cause)
@@ -108,11 +107,11 @@ export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): E
                         onNone: (): Outcome => "failure",
                         onSome: (e): Outcome => (isFailure(e) ? "failure" : "success")
                       })
-                return Ref.update(ref, (s) => settle(s, admission.probe, outcome, end, p))
+                return Ref.update(ref, (s) => settle(s, admission.probe, outcome, clock.unsafeCurrentTimeMillis(), p))
               })
-            )
+            }
           )
-        })
+        )
       )
 
     const snapshot = Effect.flatMap(Clock.currentTimeMillis, (now) =>

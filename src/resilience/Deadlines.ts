@@ -2,42 +2,50 @@
  * Deadlines: the timeouts of many in-flight calls watched by one Clock-driven fiber.
  *
  * `Effect.timeoutFail` races the work against a sleep, forking two fibers per call; on the hot path of the LM Studio
- * client that race was the largest single cost (docs/benchmarks.md). Here a call registers its deadline and the
- * scope its work is bound to; one watcher fiber wakes every `tickMs` while anything is registered, closes the scope
- * of every call whose deadline has passed (for an HTTP request bound to that scope this aborts the request) and the
- * call fails with its own timeout error. The watcher stops after a second with nothing to watch and is restarted by
- * the next call, so an idle process keeps no timer. Time comes only from `Clock` and `Effect.sleep`: `TestClock`
- * drives it in tests.
+ * client that race was the largest single cost (docs/benchmarks.md). Here a call registers its deadline; the work
+ * registers how to abort itself (for an HTTP request: destroy it) through the `onAbort` it is given. One watcher
+ * fiber wakes every `tickMs` while anything is registered, runs the abort of every call whose deadline has passed,
+ * and that call fails with its own timeout error. The watcher stops after a second with nothing to watch and is
+ * restarted by the next call, so an idle process keeps no timer. Time comes only from `Clock` and `Effect.sleep`:
+ * `TestClock` drives it in tests.
+ *
+ * No Scope per call: an earlier version gave each call an abort *scope* (closing it aborted the request through
+ * `HttpClient.withScope`); making, extending and binding that scope cost ~0.1 ms of latency and ~0.17 ms of CPU per
+ * call, more than everything else in the client (docs/benchmarks.md).
  *
  * Precision is one tick (100 ms by default); the timeouts it serves are seconds long.
- * Contract: the work must end when its scope closes — true of both `@effect/platform` Node HTTP clients when the
- * request is bound to the scope with `HttpClient.withScope` (closing the scope aborts the request).
+ * Contract: the work must end soon after its abort runs (an HTTP request that is destroyed fails at once).
  */
-import { Clock, Effect, Exit, Scope } from "effect"
+import { Clock, Effect } from "effect"
+import type { Scope } from "effect"
+
+/** Registers how to abort the work; called at once when the deadline has already passed. */
+export type OnAbort = (abort: () => void) => void
 
 export interface Deadlines {
   /**
-   * Runs `work` with a fresh *abort scope*. If `ms` pass before it ends, the scope is closed and the call fails
-   * with `onTimeout()` (whatever error the work ended with because of the close is replaced). The scope is also
-   * closed when the work fails or is interrupted. When the work succeeds the scope is dropped without closing: it
-   * holds nothing but "abort this", and aborting a finished HTTP request costs ~0.1 ms, more than the rest of the
-   * client's own work per call (docs/benchmarks.md). Put only abort actions in it.
+   * Runs `work(onAbort)`. If `ms` pass before it ends, the abort the work registered runs and the call fails with
+   * `onTimeout()` (whatever error the work ended with because of the abort is replaced). Interrupting the caller
+   * interrupts the work as usual (its own finalizers abort it); the abort callback is for deadlines only.
    */
-  readonly within: <A, E, R, E2>(
-    ms: number,
-    onTimeout: () => E2,
-    work: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | E2, Exclude<R, Scope.Scope>>
+  readonly within: <A, E, R, E2>(ms: number, onTimeout: () => E2, work: (onAbort: OnAbort) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | E2, R>
 }
 
 interface Watched {
   readonly at: number
-  readonly scope: Scope.CloseableScope
+  abort: (() => void) | undefined
   fired: boolean
 }
 
 /** Ticks with nothing registered before the watcher stops. */
 const idleTicksBeforeStop = 10
+
+const fire = (w: Watched) => {
+  w.fired = true
+  const abort = w.abort
+  w.abort = undefined
+  abort?.()
+}
 
 export const make = (tickMs = 100): Effect.Effect<Deadlines, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -47,15 +55,14 @@ export const make = (tickMs = 100): Effect.Effect<Deadlines, never, Scope.Scope>
     let watching = false
 
     const expire = (now: number) =>
-      Effect.forEach(
-        [...watched].filter((w) => w.at <= now),
-        (w) => {
-          watched.delete(w)
-          w.fired = true
-          return Scope.close(w.scope, Exit.void)
-        },
-        { discard: true }
-      )
+      Effect.sync(() => {
+        for (const w of watched) {
+          if (w.at <= now) {
+            watched.delete(w)
+            fire(w)
+          }
+        }
+      })
 
     const watcher = Effect.gen(function* () {
       let idle = 0
@@ -67,20 +74,26 @@ export const make = (tickMs = 100): Effect.Effect<Deadlines, never, Scope.Scope>
     }).pipe(Effect.ensuring(Effect.sync(() => (watching = false))))
 
     const within: Deadlines["within"] = (ms, onTimeout, work) =>
-      Effect.flatMap(Scope.make(), (scope) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const entry: Watched = { at: now + ms, scope, fired: false }
+      Effect.clockWith((clock) =>
+        Effect.suspend(() => {
+          const entry: Watched = { at: clock.unsafeCurrentTimeMillis() + ms, abort: undefined, fired: false }
           watched.add(entry)
-          const start = watching ? Effect.void : Effect.asVoid(Effect.forkIn(watcher, owner))
-          watching = true
-          return start.pipe(
-            Effect.zipRight(Scope.extend(work, scope)),
-            Effect.onExit((exit) => {
-              watched.delete(entry)
-              return Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)
-            }),
+          const onAbort: OnAbort = (abort) => {
+            if (entry.fired) abort()
+            else entry.abort = abort
+          }
+          const run = work(onAbort).pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                watched.delete(entry)
+                entry.abort = undefined
+              })
+            ),
             Effect.mapError((e) => (entry.fired ? onTimeout() : e))
           )
+          if (watching) return run
+          watching = true
+          return Effect.zipRight(Effect.forkIn(watcher, owner), run)
         })
       )
 

@@ -5,7 +5,7 @@
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Context, Deferred, Effect, Exit, Fiber, FiberId, Layer, Schedule, Stream } from "effect"
+import { Chunk, Context, Deferred, Effect, Exit, Fiber, FiberId, Layer, Schedule, Scope, Stream } from "effect"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as HttpTransport from "../../src/lmstudio/HttpTransport.js"
@@ -143,18 +143,21 @@ describe("HttpTransport (node:http, real HTTP)", () => {
     })
   )
 
-  it.scopedLive("closing the scope of a request bound with HttpClient.withScope aborts it mid-stream", () =>
+  it.scopedLive("closing the scope a request is bound to (withAbortScope) destroys it: the server sees it close", () =>
     Effect.gen(function* () {
-      const s = yield* server((_req, res) => {
-        res.writeHead(200, { "content-type": "text/event-stream" })
-        res.write("data: first\n\n")
+      const s = yield* server(() => {
+        /* never answers */
       })
-      const http = HttpClient.withScope(yield* transport)
-      const first = yield* Effect.scoped(
-        Effect.flatMap(http.get(`${s.base}/events`), (res) => res.stream.pipe(Stream.decodeText(), Stream.take(1), Stream.runCollect))
-      )
-      assert.strictEqual(Chunk.join(first, ""), "data: first\n\n")
-      assert.strictEqual(yield* Deferred.await(s.closed), "/events")
+      const http = HttpTransport.withAbortScope(yield* transport)
+      const scope = yield* Scope.make()
+      // Not interrupted: only the scope is closed, as the deadline watcher does.
+      const fiber = yield* Effect.fork(Scope.extend(http.get(`${s.base}/bound`), scope))
+      yield* Effect.suspend(() => (s.seen.length > 0 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced(5)))
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(yield* Deferred.await(s.closed), "/bound")
+      const exit = yield* Fiber.await(fiber)
+      assert.isTrue(Exit.isFailure(exit))
+      assert.isTrue(HttpTransport.isTransport(yield* transport))
     })
   )
 })

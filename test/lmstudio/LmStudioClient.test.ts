@@ -364,11 +364,13 @@ describe("LmStudioClient errors", () => {
     })
   )
 
-  it.scopedLive("a slow server is LmStudioTimeout", () =>
+  it.scopedLive("a slow server is LmStudioTimeout, and the timed-out request is closed (the server sees it go)", () =>
     Effect.gen(function* () {
-      const { client } = yield* simAndClient({ faults: { latencyMs: 3000 } }, { metadataTimeout: Duration.millis(100) })
+      const { client, sim } = yield* simAndClient({ faults: { latencyMs: 3000 } }, { metadataTimeout: Duration.millis(100) })
       const err = failureOf(yield* Effect.exit(client.greeting()))
       assert.strictEqual(err._tag, "LmStudioTimeout")
+      const state = yield* eventually(sim.state.get, (d) => d.counters.requestsAborted >= 1)
+      assert.strictEqual(state.counters.requestsAborted, 1)
     })
   )
 

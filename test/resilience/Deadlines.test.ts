@@ -3,7 +3,7 @@
  * time driven by TestClock.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, FastCheck as fc, Fiber, Option, Ref, Schedule, Scope, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, FastCheck as fc, Fiber, Option, Ref, Schedule, TestClock } from "effect"
 import * as Deadlines from "../../src/resilience/Deadlines.js"
 import { retryLazily } from "../../src/resilience/Policies.js"
 
@@ -14,57 +14,87 @@ class TimedOut {
   readonly _tag = "TimedOut"
 }
 
-/** Work that, like an HTTP request bound to its scope, ends with `Aborted` when the scope closes, else never. */
-const abortable = (closed: Ref.Ref<number>) =>
-  Effect.flatMap(Effect.scope, (scope) =>
-    Effect.flatMap(Deferred.make<never, Aborted>(), (gate) =>
-      Scope.addFinalizer(scope, Effect.zipRight(Ref.update(closed, (n) => n + 1), Deferred.fail(gate, new Aborted()))).pipe(
-        Effect.zipRight(Deferred.await(gate))
-      )
+/** Work that, like an HTTP request, fails with `Aborted` when its registered abort runs; else it never ends. */
+const abortable = (aborted: Ref.Ref<number>) => (onAbort: Deadlines.OnAbort) =>
+  Effect.flatMap(Deferred.make<never, Aborted>(), (gate) =>
+    Effect.zipRight(
+      Effect.sync(() =>
+        onAbort(() => {
+          Effect.runSync(Ref.update(aborted, (n) => n + 1))
+          Deferred.unsafeDone(gate, Exit.fail(new Aborted()))
+        })
+      ),
+      Deferred.await(gate)
     )
   )
 
 const pending = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
 
 describe("Deadlines", () => {
-  it.scoped("a call still running at its deadline has its scope closed and fails with its own timeout error", () =>
+  it.scoped("a call still running at its deadline is aborted and fails with its own timeout error", () =>
     Effect.gen(function* () {
       const deadlines = yield* Deadlines.make(100)
-      const closed = yield* Ref.make(0)
-      const fiber = yield* Effect.fork(Effect.exit(deadlines.within(5_000, () => new TimedOut(), abortable(closed))))
+      const aborted = yield* Ref.make(0)
+      const fiber = yield* Effect.fork(Effect.exit(deadlines.within(5_000, () => new TimedOut(), abortable(aborted))))
       yield* TestClock.adjust(Duration.millis(4_900))
       assert.isTrue(yield* pending(fiber))
-      assert.strictEqual(yield* Ref.get(closed), 0)
+      assert.strictEqual(yield* Ref.get(aborted), 0)
       yield* TestClock.adjust(Duration.millis(200))
       const exit = yield* Fiber.join(fiber)
       assert.deepStrictEqual(exit, Exit.fail(new TimedOut()))
-      assert.strictEqual(yield* Ref.get(closed), 1)
+      assert.strictEqual(yield* Ref.get(aborted), 1)
     })
   )
 
   it.scoped("a call that ends in time keeps its result, its error, and is never aborted", () =>
     Effect.gen(function* () {
       const deadlines = yield* Deadlines.make(100)
-      const closed = yield* Ref.make(0)
-      const ok = deadlines.within(1_000, () => new TimedOut(), Effect.as(Effect.sleep(Duration.millis(300)), "done"))
+      const aborted = yield* Ref.make(0)
+      const count = () => Effect.runSync(Ref.update(aborted, (n) => n + 1))
+      const ok = deadlines.within(1_000, () => new TimedOut(), (onAbort) => {
+        onAbort(count)
+        return Effect.as(Effect.sleep(Duration.millis(300)), "done")
+      })
       const okFiber = yield* Effect.fork(ok)
       yield* TestClock.adjust(Duration.millis(400))
       assert.strictEqual(yield* Fiber.join(okFiber), "done")
-      const failed = yield* Effect.exit(deadlines.within(1_000, () => new TimedOut(), Effect.fail(new Aborted())))
+      const failed = yield* Effect.exit(
+        deadlines.within(1_000, () => new TimedOut(), (onAbort) => {
+          onAbort(count)
+          return Effect.fail(new Aborted())
+        })
+      )
       assert.deepStrictEqual(failed, Exit.fail(new Aborted()))
       yield* TestClock.adjust(Duration.seconds(5))
-      assert.strictEqual(yield* Ref.get(closed), 0)
+      assert.strictEqual(yield* Ref.get(aborted), 0)
     })
   )
 
-  it.scoped("interrupting the caller closes the scope (aborts the work) at once", () =>
+  it.scoped("an abort registered after the deadline passed runs at once", () =>
     Effect.gen(function* () {
       const deadlines = yield* Deadlines.make(100)
-      const closed = yield* Ref.make(0)
-      const fiber = yield* Effect.fork(deadlines.within(60_000, () => new TimedOut(), abortable(closed)))
+      const aborted = yield* Ref.make(0)
+      // The work registers its abort only after 2 s; its deadline was 1 s.
+      const late = (onAbort: Deadlines.OnAbort) => Effect.zipRight(Effect.sleep(Duration.seconds(2)), abortable(aborted)(onAbort))
+      const fiber = yield* Effect.fork(Effect.exit(deadlines.within(1_000, () => new TimedOut(), late)))
+      yield* TestClock.adjust(Duration.millis(2_100))
+      assert.deepStrictEqual(yield* Fiber.join(fiber), Exit.fail(new TimedOut()))
+      assert.strictEqual(yield* Ref.get(aborted), 1)
+    })
+  )
+
+  it.scoped("interrupting the caller interrupts the work at once; its deadline never fires afterwards", () =>
+    Effect.gen(function* () {
+      const deadlines = yield* Deadlines.make(100)
+      const aborted = yield* Ref.make(0)
+      const finalized = yield* Ref.make(false)
+      const work = (onAbort: Deadlines.OnAbort) => abortable(aborted)(onAbort).pipe(Effect.onInterrupt(() => Ref.set(finalized, true)))
+      const fiber = yield* Effect.fork(deadlines.within(1_000, () => new TimedOut(), work))
       yield* TestClock.adjust(Duration.millis(10))
       yield* Fiber.interrupt(fiber)
-      assert.strictEqual(yield* Ref.get(closed), 1)
+      assert.isTrue(yield* Ref.get(finalized))
+      yield* TestClock.adjust(Duration.seconds(5))
+      assert.strictEqual(yield* Ref.get(aborted), 0)
     })
   )
 
@@ -74,9 +104,9 @@ describe("Deadlines", () => {
     ({ timeouts }) =>
       Effect.gen(function* () {
         const deadlines = yield* Deadlines.make(100)
-        const closed = yield* Ref.make(0)
+        const aborted = yield* Ref.make(0)
         const fibers = yield* Effect.forEach(timeouts, (t) =>
-          Effect.fork(Effect.exit(deadlines.within(t * 100, () => new TimedOut(), abortable(closed))))
+          Effect.fork(Effect.exit(deadlines.within(t * 100, () => new TimedOut(), abortable(aborted))))
         )
         for (let step = 1; step <= 21; step++) {
           yield* TestClock.adjust(Duration.millis(100))
@@ -85,7 +115,7 @@ describe("Deadlines", () => {
             assert.strictEqual(stillRunning, step < t, `call ${i} (timeout ${t * 100} ms) at ${step * 100} ms`)
           }
         }
-        assert.strictEqual(yield* Ref.get(closed), timeouts.length)
+        assert.strictEqual(yield* Ref.get(aborted), timeouts.length)
       }),
     { fastCheck: { numRuns: 10 } }
   )
@@ -93,10 +123,10 @@ describe("Deadlines", () => {
   it.scoped("the watcher stops when idle and starts again for the next call", () =>
     Effect.gen(function* () {
       const deadlines = yield* Deadlines.make(100)
-      const closed = yield* Ref.make(0)
-      yield* deadlines.within(1_000, () => new TimedOut(), Effect.void)
+      const aborted = yield* Ref.make(0)
+      yield* deadlines.within(1_000, () => new TimedOut(), () => Effect.void)
       yield* TestClock.adjust(Duration.seconds(10))
-      const fiber = yield* Effect.fork(Effect.exit(deadlines.within(1_000, () => new TimedOut(), abortable(closed))))
+      const fiber = yield* Effect.fork(Effect.exit(deadlines.within(1_000, () => new TimedOut(), abortable(aborted))))
       yield* TestClock.adjust(Duration.millis(1_100))
       assert.deepStrictEqual(yield* Fiber.join(fiber), Exit.fail(new TimedOut()))
     })
