@@ -20,6 +20,7 @@ import {
 import { checkModelName, closestMatches, sameModel } from "../domain/ModelName.js"
 import { LmsCli, type LmsInstance, type LmsModel } from "./LmsCli.js"
 import { type LoadedInstance, LmStudioClient, type ModelInfo, modelInfoFromId } from "./LmStudioClient.js"
+import { traced } from "../observability/Tracing.js"
 
 export type CatalogSource = "v1" | "v0" | "lms" | "openai"
 
@@ -174,8 +175,12 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
 
     /** The model a call should use: the one named, else DEFAULT_MODEL, else the loaded LLM, else NoModelLoaded. */
     const resolve = (name: string | undefined): Effect.Effect<Found, CatalogError> =>
-      Effect.gen(function* () {
-        if (name !== undefined && name !== "default") return yield* find(name)
+      // A named model (the common case) is one index lookup: no generator, no span unless traces are exported.
+      name !== undefined && name !== "default"
+        ? find(name).pipe(traced("ModelCatalog.resolve", { model: name }))
+        : resolveDefault
+
+    const resolveDefault: Effect.Effect<Found, CatalogError> = Effect.gen(function* () {
         if (Option.isSome(config.defaultModel)) return yield* find(config.defaultModel.value)
         const models = (yield* snapshot).models
         const loaded = models.find((m) => m.type !== "embedding" && m.loaded.length > 0)
@@ -184,7 +189,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
           baseUrl: config.baseUrl,
           detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded"
         })
-      }).pipe(Effect.withSpan("ModelCatalog.resolve", { captureStackTrace: false, attributes: { model: name ?? "default" } }))
+      }).pipe(traced("ModelCatalog.resolve", { model: "default" }))
 
     /** Loaded instances right now: only a listing fetched after this call began counts (what verification polls). */
     const loadedNow = Effect.gen(function* () {

@@ -21,6 +21,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js"
 import { Cause, Effect, JSONSchema, ParseResult, Runtime, Schema } from "effect"
 import { isExplained } from "../domain/Errors.js"
+import { traced } from "../observability/Tracing.js"
 
 export interface ToolAnnotations {
   readonly readOnlyHint: boolean
@@ -144,7 +145,7 @@ export const tool = <I, II, O, OI extends { readonly [key: string]: unknown }, E
                 )
               )
         ),
-        Effect.withSpan(`mcp.tool.${def.name}`, { captureStackTrace: false })
+        traced(`mcp.tool.${def.name}`)
       )
   }
 }
