@@ -60,15 +60,9 @@ export interface ToolCallRecord {
   readonly detail?: string | undefined
 }
 
-export interface RunResult {
-  readonly answer: string
-  readonly reasoning: string | undefined
-  readonly stopReason: StopReason
-  readonly rounds: number
-  readonly toolCalls: ReadonlyArray<ToolCallRecord>
-  readonly model: string
+/** A run as the service reports it: the loop's outcome (its error folded into the warnings), the API and timing. */
+export interface RunResult extends Omit<LoopOutcome, "error"> {
   readonly api: "responses" | "chat"
-  readonly usage: Usage
   readonly durationMs: number
   readonly warnings: ReadonlyArray<string>
 }

@@ -13,6 +13,7 @@ import { diagnose } from "../mcp/tools/diagnose.js"
 import { lifecycleTools } from "../mcp/tools/lifecycle.js"
 import { lmstudioTools } from "../mcp/tools/lmstudio.js"
 import { type AppLayerFactory, baseUrl, type CliServices, overridesOf, printLine } from "./Shared.js"
+import { tracingEnabled } from "../observability/Tracing.js"
 
 export const tools: ReadonlyArray<Tool<CliServices>> = [...lmstudioTools, ...lifecycleTools, ...autonomousTools, diagnose]
 
@@ -31,10 +32,10 @@ export const serveCommand = (appLayer: AppLayerFactory, version: string) =>
     Effect.scoped(
       Effect.gen(function* () {
         const runtime = yield* Effect.runtime<CliServices>()
-        const info = { name: "lmstudio-bridge", version, instructions: INSTRUCTIONS }
+        const config = yield* AppConfig
+        const info = { name: "lmstudio-bridge", version, instructions: INSTRUCTIONS, tracing: tracingEnabled(config) }
         if (Option.isSome(flags.http)) {
           const listen = yield* parseListen(flags.http.value)
-          const config = yield* AppConfig
           const { url } = yield* serveHttp({
             ...listen,
             token: Option.getOrUndefined(config.bridgeHttpToken),

@@ -30,7 +30,10 @@ class Permits {
   private head = 0
   waiting = 0
 
-  constructor(readonly permits: number) {}
+  constructor(
+    readonly model: string,
+    readonly permits: number
+  ) {}
 
   /** Takes a permit now if one is free and nobody waits; counted at once so concurrent callers never overshoot. */
   tryTake(): boolean {
@@ -97,7 +100,7 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
       const key = `${model}\u0000${permits}`
       let slot = slots.get(key)
       if (slot === undefined) {
-        slot = new Permits(permits)
+        slot = new Permits(model, permits)
         slots.set(key, slot)
       }
       return slot
@@ -110,8 +113,10 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
         retryAfterSeconds: Math.max(1, Math.ceil((averageMs * (queued / permits + 1)) / 1000))
       })
 
-    /** Waits in the model's FIFO until a permit is handed over; leaving the queue when interrupted. */
-    /** Joins the model's queue (or is refused when the queue is full: checked and counted in one step). */
+    /**
+     * Waits in the model's FIFO until a permit is handed over, leaving the queue when interrupted; refused at once
+     * when the queue is full (checked and counted in one step).
+     */
     const wait = (slot: Permits, permits: number) =>
       Effect.async<void, BridgeOverloaded>((resume) => {
         if (queued >= config.llmQueueLimit) return resume(Effect.fail(overloaded(permits)))
@@ -158,9 +163,8 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
 
     const stats = Effect.sync((): AdmissionStats => {
       const inFlight: Record<string, number> = {}
-      for (const [key, slot] of slots) {
-        const model = key.slice(0, key.indexOf("\u0000"))
-        if (slot.holding > 0) inFlight[model] = (inFlight[model] ?? 0) + slot.holding
+      for (const slot of slots.values()) {
+        if (slot.holding > 0) inFlight[slot.model] = (inFlight[slot.model] ?? 0) + slot.holding
       }
       return { queued, inFlight, queueLimit: config.llmQueueLimit }
     })

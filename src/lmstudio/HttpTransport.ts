@@ -26,6 +26,9 @@ import { Effect, Inspectable, Layer, Option, Scope, Stream } from "effect"
 import * as Http from "node:http"
 import * as Https from "node:https"
 
+/** A body read to its end, or why it could not be. */
+type Whole = Buffer | { readonly failure: unknown }
+
 class NodeClientResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
   readonly [HttpClientResponse.TypeId]: HttpClientResponse.TypeId = HttpClientResponse.TypeId
   readonly [HttpIncomingMessage.TypeId]: HttpIncomingMessage.TypeId = HttpIncomingMessage.TypeId
@@ -36,7 +39,7 @@ class NodeClientResponse extends Inspectable.Class implements HttpClientResponse
     readonly request: HttpClientRequest.HttpClientRequest,
     readonly source: Http.IncomingMessage,
     /** The whole body, when the transport read it before answering (every response but an event stream). */
-    private readonly whole?: Buffer | { readonly failure: unknown }
+    private readonly whole?: Whole
   ) {
     super()
   }
@@ -70,41 +73,16 @@ class NodeClientResponse extends Inspectable.Class implements HttpClientResponse
 
   /** The whole body as bytes: already read, or read once from the message (no stream machinery). */
   private get bytes(): Effect.Effect<Buffer, HttpClientError.ResponseError> {
-    const whole = this.whole
-    if (whole === undefined) return this.readBytes
-    return Buffer.isBuffer(whole) ? Effect.succeed(whole) : Effect.fail(this.onError(whole.failure))
+    return this.whole === undefined ? this.readBytes : this.fromWhole(this.whole)
   }
 
+  private readonly fromWhole = (whole: Whole): Effect.Effect<Buffer, HttpClientError.ResponseError> =>
+    Buffer.isBuffer(whole) ? Effect.succeed(whole) : Effect.fail(this.onError(whole.failure))
+
   private readonly readBytes: Effect.Effect<Buffer, HttpClientError.ResponseError> = Effect.async((resume) => {
-    const source = this.source
-    const chunks: Array<Buffer> = []
-    const onData = (chunk: Buffer) => chunks.push(chunk)
-    const onEnd = () => {
-      cleanup()
-      resume(Effect.succeed(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
-    }
-    const onFailure = (cause: unknown) => {
-      cleanup()
-      resume(Effect.fail(this.onError(cause)))
-    }
-    const onClose = () => {
-      if (!source.complete) onFailure(new Error("the connection closed before the body was complete"))
-    }
-    const cleanup = () => {
-      source.off("data", onData)
-      source.off("end", onEnd)
-      source.off("error", onFailure)
-      source.off("close", onClose)
-    }
-    if (source.readableEnded) return resume(Effect.fail(this.onError(new Error("the body was already read"))))
-    source.on("data", onData)
-    source.once("end", onEnd)
-    source.once("error", onFailure)
-    source.once("close", onClose)
-    return Effect.sync(() => {
-      cleanup()
-      source.destroy()
-    })
+    if (this.source.readableEnded) return resume(Effect.fail(this.onError(new Error("the body was already read"))))
+    readWhole(this.source, (whole) => resume(this.fromWhole(whole)))
+    return Effect.sync(() => this.source.destroy())
   })
 
   get text(): Effect.Effect<string, HttpClientError.ResponseError> {
@@ -213,8 +191,11 @@ const urlOf = (request: HttpClientRequest.HttpClientRequest): string | URL | Err
   return url._tag === "Right" ? url.right : url.left
 }
 
-/** One request: sent with one `end()`, answered once the headers (event streams) or the whole body arrived. */
-const send = (agents: Agents, request: HttpClientRequest.HttpClientRequest, holder: { req?: Http.ClientRequest | undefined }) =>
+/**
+ * One request: sent with one `end()`, answered once the headers (event streams) or the whole body arrived.
+ * `onAbort`, when given, receives "destroy this request" as soon as the request exists.
+ */
+const send = (agents: Agents, request: HttpClientRequest.HttpClientRequest, onAbort: ((abort: () => void) => void) | undefined) =>
   Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
     const body = bodyOf(request)
     if (body instanceof Error) {
@@ -237,10 +218,7 @@ const send = (agents: Agents, request: HttpClientRequest.HttpClientRequest, hold
     } catch (cause) {
       return resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause })))
     }
-    holder.req = req
-    abortHooks.get(request)?.(() => {
-      if (!req.destroyed) destroy(req)
-    })
+    onAbort?.(() => destroy(req))
     const onResponse = (res: Http.IncomingMessage) => {
       req.off("error", onError)
       // A late error (socket reset while the body is read) reaches the response's own listeners.
@@ -266,6 +244,7 @@ const send = (agents: Agents, request: HttpClientRequest.HttpClientRequest, hold
   })
 
 const destroy = (req: Http.ClientRequest) => {
+  if (req.destroyed) return
   req.on("error", ignore)
   req.destroy()
 }
@@ -287,16 +266,12 @@ export const fromAgents = (agents: Agents): HttpClient.HttpClient => {
     (effect: Effect.Effect<HttpClientRequest.HttpClientRequest, HttpClientError.HttpClientError>) =>
       Effect.flatMap(effect, (request) => {
         const scope = abortScopes.get(request)
-        if (scope === undefined) return send(agents, request, {})
-        const holder: { req?: Http.ClientRequest | undefined } = {}
+        if (scope === undefined) return send(agents, request, abortHooks.get(request))
+        // Bound to a scope: its close runs the abort the request hands over once it exists.
+        let abort: (() => void) | undefined
         return Effect.zipRight(
-          Scope.addFinalizer(
-            scope,
-            Effect.sync(() => {
-              if (holder.req !== undefined && !holder.req.destroyed) destroy(holder.req)
-            })
-          ),
-          send(agents, request, holder)
+          Scope.addFinalizer(scope, Effect.sync(() => abort?.())),
+          send(agents, request, (f) => (abort = f))
         )
       }),
     Effect.succeed
@@ -310,10 +285,10 @@ const ignore = () => {}
  * Reads a whole body, then calls `done` once with the bytes or the failure (reset, closed early). Answering with
  * the body already read saves the caller a second asynchronous wait; event streams are never read this way.
  */
-const readWhole = (source: Http.IncomingMessage, done: (whole: Buffer | { readonly failure: unknown }) => void) => {
+const readWhole = (source: Http.IncomingMessage, done: (whole: Whole) => void) => {
   const chunks: Array<Buffer> = []
   let finished = false
-  const finish = (whole: Buffer | { readonly failure: unknown }) => {
+  const finish = (whole: Whole) => {
     if (finished) return
     finished = true
     source.off("data", onData)

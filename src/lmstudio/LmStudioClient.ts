@@ -16,8 +16,9 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Duration, Effect, identity, Option, type ParseResult, Redacted, Ref, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, Either, identity, Option, type ParseResult, Redacted, Ref, Schedule, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
+import { spanIf, tracingEnabled } from "../observability/Tracing.js"
 import * as HttpTransport from "./HttpTransport.js"
 import {
   LmStudioApiUnsupported,
@@ -428,7 +429,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     const config = yield* AppConfig
     const baseUrl = config.baseUrl
     // Without an OTLP endpoint nobody reads HTTP client spans: skip them and the traceparent header they add.
-    const tracing = Option.isSome(config.otlpEndpoint)
+    const tracing = tracingEnabled(config)
     const base = yield* HttpClient.HttpClient
     // On the bridge's own transport (HttpTransport) there is nothing to switch off and requests are tied to their
     // abort scope by `withAbortScope`; any other HttpClient gets the platform's `withScope` and, unless traces are
@@ -465,37 +466,31 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           : new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
 
     /**
-     * The error rules for a whole body, synchronously: non-2xx, an `error` key on 2xx, unparseable JSON. Returns the
+     * The error rules for a whole body, synchronously: non-2xx, an `error` key on 2xx, unparseable JSON. Gives the
      * parsed JSON or the typed error (one function, no extra Effect steps on the hot path).
      */
-    const judgeBody = (ctx: Ctx, status: number, text: string): unknown => {
+    const judgeBody = (ctx: Ctx, status: number, text: string): Either.Either<unknown, LmStudioError> => {
       const json = parseJson(text)
       const errorBody = Option.flatMap(json, decodeErrorBody)
       if (status < 200 || status >= 300 || Option.isSome(errorBody)) {
-        return classifyError({ baseUrl, ...ctx }, status, Option.getOrUndefined(errorBody), text)
+        return Either.left(classifyError({ baseUrl, ...ctx }, status, Option.getOrUndefined(errorBody), text))
       }
       if (Option.isNone(json)) {
-        return new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: `invalid JSON: ${text.slice(0, 120)}` })
+        return Either.left(new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: `invalid JSON: ${text.slice(0, 120)}` }))
       }
-      return json.value
+      return Either.right(json.value)
     }
 
     /** Reads a whole body and applies the error rules of `judgeBody`. */
     const readBody = (ctx: Ctx, res: HttpClientResponse.HttpClientResponse) =>
-      Effect.flatMap(res.text.pipe(Effect.mapError(transportError(ctx))), (text) => {
-        const judged = judgeBody(ctx, res.status, text)
-        return isLmStudioError(judged) ? Effect.fail(judged) : Effect.succeed(judged)
-      })
+      Effect.flatMap(res.text.pipe(Effect.mapError(transportError(ctx))), (text) => judgeBody(ctx, res.status, text))
 
     /** Reads, judges and decodes a whole body with the endpoint's Schema in one step. */
     const readDecoded = <A, I>(ctx: Ctx, schema: Schema.Schema<A, I>, res: HttpClientResponse.HttpClientResponse) => {
       const decodeSync = Schema.decodeUnknownEither(schema)
-      return Effect.flatMap(res.text, (text): Effect.Effect<A, LmStudioError> => {
-        const judged = judgeBody(ctx, res.status, text)
-        if (isLmStudioError(judged)) return Effect.fail(judged)
-        const decoded = decodeSync(judged)
-        return decoded._tag === "Right" ? Effect.succeed(decoded.right) : Effect.fail(malformed(ctx, decoded.left))
-      })
+      return Effect.flatMap(res.text, (text): Either.Either<A, LmStudioError> =>
+        Either.flatMap(judgeBody(ctx, res.status, text), (json) => Either.mapLeft(decodeSync(json), (e) => malformed(ctx, e)))
+      )
     }
 
     const malformed = (ctx: Ctx, e: ParseResult.ParseError) =>
@@ -516,8 +511,8 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       )
 
     /**
-     * One request/response exchange with timeout, breaker and transient retries. The request is bound to a scope
-     * that is closed when the attempt ends, is interrupted or times out: closing it aborts the HTTP request.
+     * One request/response exchange with timeout, breaker and transient retries. At its deadline (or when
+     * interrupted) the HTTP request is destroyed, so LM Studio stops working on it.
      */
     const exchange = <A, I>(
       ctx: Ctx,
@@ -766,7 +761,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           })
         }
       )
-      return tracing ? Effect.withSpan(run, "LmStudioClient.chat", { attributes: { model: req.model ?? "(server default)" } }) : run
+      return run.pipe(spanIf(tracing, "LmStudioClient.chat", { model: req.model ?? "(server default)" }))
     }
 
     /** A streamed chat completion as typed deltas; tool calls are assembled and emitted once complete. */

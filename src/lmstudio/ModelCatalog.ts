@@ -20,7 +20,7 @@ import {
 import { checkModelName, closestMatches, sameModel } from "../domain/ModelName.js"
 import { LmsCli, type LmsInstance, type LmsModel } from "./LmsCli.js"
 import { type LoadedInstance, LmStudioClient, type ModelInfo, modelInfoFromId } from "./LmStudioClient.js"
-import { traced } from "../observability/Tracing.js"
+import { spanIf, tracingEnabled } from "../observability/Tracing.js"
 
 export type CatalogSource = "v1" | "v0" | "lms" | "openai"
 
@@ -90,6 +90,7 @@ export const match = (models: ReadonlyArray<ModelInfo>, name: string): Found | u
 export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridge/ModelCatalog", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
+    const tracing = tracingEnabled(config)
     const client = yield* LmStudioClient
     const lms = yield* LmsCli
     const ttlMs = config.modelCacheTtlSeconds * 1000
@@ -177,7 +178,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
     const resolve = (name: string | undefined): Effect.Effect<Found, CatalogError> =>
       // A named model (the common case) is one index lookup: no generator, no span unless traces are exported.
       name !== undefined && name !== "default"
-        ? find(name).pipe(traced("ModelCatalog.resolve", { model: name }))
+        ? find(name).pipe(spanIf(tracing, "ModelCatalog.resolve", { model: name }))
         : resolveDefault
 
     const resolveDefault: Effect.Effect<Found, CatalogError> = Effect.gen(function* () {
@@ -189,7 +190,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
           baseUrl: config.baseUrl,
           detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded"
         })
-      }).pipe(traced("ModelCatalog.resolve", { model: "default" }))
+      }).pipe(spanIf(tracing, "ModelCatalog.resolve", { model: "default" }))
 
     /** Loaded instances right now: only a listing fetched after this call began counts (what verification polls). */
     const loadedNow = Effect.gen(function* () {

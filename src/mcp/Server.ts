@@ -21,7 +21,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js"
 import { Cause, Effect, JSONSchema, ParseResult, Runtime, Schema } from "effect"
 import { isExplained } from "../domain/Errors.js"
-import { traced } from "../observability/Tracing.js"
+import { spanIf } from "../observability/Tracing.js"
 
 export interface ToolAnnotations {
   readonly readOnlyHint: boolean
@@ -144,8 +144,7 @@ export const tool = <I, II, O, OI extends { readonly [key: string]: unknown }, E
                   })
                 )
               )
-        ),
-        traced(`mcp.tool.${def.name}`)
+        )
       )
   }
 }
@@ -154,6 +153,8 @@ export interface ServerInfo {
   readonly name: string
   readonly version: string
   readonly instructions?: string
+  /** Make a span per tool call (only worth it when traces are exported). */
+  readonly tracing?: boolean
 }
 
 /**
@@ -202,7 +203,7 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
             ).pipe(Effect.ignore)
     }
     try {
-      return await run(t.call(request.params.arguments ?? {}, ctx), { signal: extra.signal })
+      return await run(t.call(request.params.arguments ?? {}, ctx).pipe(spanIf(info.tracing === true, `mcp.tool.${t.name}`)), { signal: extra.signal })
     } catch {
       // Only an interruption (the client cancelled) gets here: the SDK drops answers to cancelled requests anyway.
       return errorResult({ _tag: "Cancelled", message: `${t.name} was cancelled`, hint: "Call it again if you still need it." })

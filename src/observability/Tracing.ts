@@ -1,18 +1,18 @@
 /**
- * Spans that cost nothing when nobody collects them.
+ * Spans only when traces are exported.
  *
- * `Effect.withSpan` makes a span and copies the fiber's context on every call, whether or not a tracer exports it;
- * on the per-call path (tool calls, model resolution) that was ~0.1 ms each (docs/benchmarks.md). `traced` makes
- * the span only when a tracer other than Effect's built-in one is installed (an OpenTelemetry exporter).
+ * `Effect.withSpan` makes a span and copies the fiber's context on every call, whether or not anything exports it;
+ * on the per-call path (tool calls, model resolution, chat) that was ~0.1 ms each (docs/benchmarks.md). Traces are
+ * exported only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, so that setting decides whether the spans are made.
  */
-import { Effect, type Tracer } from "effect"
+import { Effect, Option } from "effect"
+import type { AppConfigShape } from "../Config.js"
 
-/** The tracer Effect uses when none is installed: its spans are never exported. */
-const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
+/** Are traces exported (so spans are worth making)? */
+export const tracingEnabled = (config: Pick<AppConfigShape, "otlpEndpoint">): boolean => Option.isSome(config.otlpEndpoint)
 
-export const traced =
-  (name: string, attributes?: Record<string, unknown>) =>
+/** `Effect.withSpan` (no stack capture) when `enabled`, else the effect unchanged. */
+export const spanIf =
+  (enabled: boolean, name: string, attributes?: Record<string, unknown>) =>
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.tracerWith((tracer) =>
-      tracer === builtInTracer ? self : Effect.withSpan(self, name, { captureStackTrace: false, ...(attributes !== undefined ? { attributes } : {}) })
-    )
+    enabled ? Effect.withSpan(self, name, { captureStackTrace: false, ...(attributes !== undefined ? { attributes } : {}) }) : self
