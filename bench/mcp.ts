@@ -2,15 +2,22 @@
  * MCP server benchmark (`npm run bench`): `chat_completion` through the bridge over stdio (SDK client, the built
  * binary as a child process) against the same request sent directly over HTTP, in one run against a zero-latency
  * simulator running in its own process (as LM Studio does, so it does not share the measuring process's event loop);
- * sequential and 32-way concurrent throughput over one connection; time from spawn to the `initialize` answer; idle
- * RSS of the bridge process.
+ * sequential and 32-way concurrent throughput over one connection; time from spawn to the `initialize` answer; RSS of
+ * the bridge process right after the calls and once it has sat idle (V8 gives memory back only after some idle
+ * seconds). A third path, the floor, is the smallest SDK stdio server doing the same request (bench/floor-server.ts):
+ * the overhead splits into what any SDK stdio server pays and what the bridge adds.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Effect } from "effect"
 import { Agent } from "node:http"
 import * as Logging from "../src/observability/Logging.js"
+import { fileURLToPath } from "node:url"
 import { binPath, cpuMs, nowMs, percentile, rawPost, rssMiB, simulator } from "./support.js"
+
+const floorPath = fileURLToPath(new URL("./floor-server.js", import.meta.url))
+/** Seconds the bridge is left idle before its idle RSS is read. */
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 120)
 
 const TOTAL = Number(process.env.BENCH_MCP_REQUESTS ?? 1000)
 const BATCH = 100
@@ -33,56 +40,63 @@ const program = Effect.gen(function* () {
     yield* Effect.promise(() => probe.close())
   }
 
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [binPath, "serve"],
-    env,
-    stderr: "ignore"
-  })
-  const client = new Client({ name: "bench", version: "1.0.0" })
-  yield* Effect.promise(() => client.connect(transport))
+  const connect = (args: ReadonlyArray<string>) =>
+    Effect.gen(function* () {
+      const transport = new StdioClientTransport({ command: process.execPath, args: [...args], env, stderr: "ignore" })
+      const client = new Client({ name: "bench", version: "1.0.0" })
+      yield* Effect.promise(() => client.connect(transport))
+      yield* Effect.addFinalizer(() => Effect.promise(() => client.close()))
+      const call = Effect.promise(() =>
+        client.callTool({ name: "chat_completion", arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 } })
+      )
+      return { transport, call }
+    })
+  const bridge = yield* connect([binPath, "serve"])
+  const floor = yield* connect([floorPath])
+  const transport = bridge.transport
   const initializeMs = percentile(spawns, 50)
-  yield* Effect.addFinalizer(() => Effect.promise(() => client.close()))
-  const viaMcp = Effect.promise(() =>
-    client.callTool({ name: "chat_completion", arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 } })
-  )
+  const viaMcp = bridge.call
+  const viaFloor = floor.call
 
   for (let i = 0; i < 200; i++) {
     yield* raw
+    yield* viaFloor
     yield* viaMcp
   }
   const pid = transport.pid ?? 0
-  const idleRss = rssMiB(pid)
+  const warmRss = rssMiB(pid)
 
-  const bridgeCpu0 = cpuMs(pid)
   const simCpu0 = cpuMs(sim.child.pid ?? 0)
   const selfCpu0 = process.cpuUsage()
   const rawMs: Array<number> = []
+  const floorMs: Array<number> = []
   const mcpMs: Array<number> = []
   let rawWall = 0
+  let floorWall = 0
   let mcpWall = 0
+  let bridgeCpu = 0
+  const batch = (effect: Effect.Effect<unknown, unknown>, into: Array<number>) =>
+    Effect.gen(function* () {
+      const a = yield* nowMs
+      for (let i = 0; i < BATCH; i++) {
+        const s = yield* nowMs
+        yield* effect
+        into.push((yield* nowMs) - s)
+      }
+      return (yield* nowMs) - a
+    })
   for (let done = 0; done < TOTAL; done += BATCH) {
-    const a = yield* nowMs
-    for (let i = 0; i < BATCH; i++) {
-      const s = yield* nowMs
-      yield* raw
-      rawMs.push((yield* nowMs) - s)
-    }
-    const b = yield* nowMs
-    for (let i = 0; i < BATCH; i++) {
-      const s = yield* nowMs
-      yield* viaMcp
-      mcpMs.push((yield* nowMs) - s)
-    }
-    const c = yield* nowMs
-    rawWall += b - a
-    mcpWall += c - b
+    rawWall += yield* batch(raw, rawMs)
+    floorWall += yield* batch(viaFloor, floorMs)
+    const c0 = cpuMs(pid)
+    mcpWall += yield* batch(viaMcp, mcpMs)
+    bridgeCpu += cpuMs(pid) - c0
   }
   // CPU per sequential call: the bridge works only in the MCP batches; the simulator and this process in both.
-  const bridgeCpuPerCall = (cpuMs(pid) - bridgeCpu0) / TOTAL
-  const simCpuPerCall = (cpuMs(sim.child.pid ?? 0) - simCpu0) / (2 * TOTAL)
+  const bridgeCpuPerCall = bridgeCpu / TOTAL
+  const simCpuPerCall = (cpuMs(sim.child.pid ?? 0) - simCpu0) / (3 * TOTAL)
   const selfCpu = process.cpuUsage(selfCpu0)
-  const selfCpuPerCall = (selfCpu.user + selfCpu.system) / 1000 / (2 * TOTAL)
+  const selfCpuPerCall = (selfCpu.user + selfCpu.system) / 1000 / (3 * TOTAL)
   const concurrent = (effect: Effect.Effect<unknown, unknown>) =>
     Effect.gen(function* () {
       const s = yield* nowMs
@@ -90,22 +104,40 @@ const program = Effect.gen(function* () {
       return (TOTAL / ((yield* nowMs) - s)) * 1000
     })
   const rawConc = yield* concurrent(raw)
+  const floorConc = yield* concurrent(viaFloor)
   const mcpConc = yield* concurrent(viaMcp)
   const busyRss = rssMiB(pid)
+  // Idle: V8 gives back the pages of a heap that has stopped growing only once its memory reducer has run, several
+  // to tens of idle seconds after the last call (longer after a bigger heap). The idle figure is read once the RSS
+  // has come down and stayed put for 5 s, or after IDLE_SECONDS at most.
+  const idleSamples: Array<number> = []
+  for (let i = 0; i < IDLE_SECONDS; i++) {
+    yield* Effect.sleep("1 second")
+    idleSamples.push(rssMiB(pid))
+    const last5 = idleSamples.slice(-5)
+    if (last5.length === 5 && last5.every((v) => v === last5[0]) && last5[0]! < busyRss) break
+  }
+  const idleRss = idleSamples[idleSamples.length - 1] ?? busyRss
+  const settledAfter = idleSamples.findIndex((v) => v === idleRss) + 1
 
   const row = (name: string, ms: ReadonlyArray<number>, wall: number, conc: number) =>
     `| ${name} | ${percentile(ms, 50).toFixed(3)} | ${percentile(ms, 95).toFixed(3)} | ${percentile(ms, 99).toFixed(3)} | ${((ms.length / wall) * 1000).toFixed(0)} | ${conc.toFixed(0)} |`
+  const p = (xs: ReadonlyArray<number>, q: number) => percentile(xs, q)
+  const over = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, q: number) => (p(a, q) - p(b, q)).toFixed(3)
   const lines = [
-    `MCP server over stdio — ${TOTAL} chat_completion calls each way, zero-latency simulator in its own process, node ${process.version}`,
+    `MCP server over stdio — ${TOTAL} chat_completion calls per path, interleaved in batches of ${BATCH}, zero-latency simulator in its own process, node ${process.version}`,
     "",
     "| path | p50 ms | p95 ms | p99 ms | sequential req/s | req/s at 32 concurrent |",
     "|---|---|---|---|---|---|",
     row("raw HTTP to the simulator", rawMs, rawWall, rawConc),
+    row("floor: minimal SDK stdio server, one node:http request (bench/floor-server.ts)", floorMs, floorWall, floorConc),
     row("chat_completion via the bridge (stdio)", mcpMs, mcpWall, mcpConc),
     "",
-    `overhead p50 ${(percentile(mcpMs, 50) - percentile(rawMs, 50)).toFixed(3)} ms (target <= 0.5), p99 ${(percentile(mcpMs, 99) - percentile(rawMs, 99)).toFixed(3)} ms (target <= 2); ratio ${(percentile(mcpMs, 50) / percentile(rawMs, 50)).toFixed(2)}x`,
-    `CPU per sequential call: bridge ${bridgeCpuPerCall.toFixed(3)} ms; simulator ${simCpuPerCall.toFixed(3)} ms; this process (both paths, averaged) ${selfCpuPerCall.toFixed(3)} ms`,
-    `spawn to initialize answer (median of 7; min ${Math.min(...spawns).toFixed(0)}, max ${Math.max(...spawns).toFixed(0)}): ${initializeMs.toFixed(0)} ms (target <= 300); bridge RSS idle after warm-up ${idleRss.toFixed(0)} MiB (target <= 80), after the run ${busyRss.toFixed(0)} MiB`
+    `overhead over raw HTTP: bridge p50 ${over(mcpMs, rawMs, 50)} ms (target <= 0.5), p95 ${over(mcpMs, rawMs, 95)}, p99 ${over(mcpMs, rawMs, 99)} ms (target <= 2); ratio ${(p(mcpMs, 50) / p(rawMs, 50)).toFixed(2)}x`,
+    `  of which the SDK and the stdio hop (floor over raw): p50 ${over(floorMs, rawMs, 50)}, p99 ${over(floorMs, rawMs, 99)} ms; the bridge's own (bridge over floor): p50 ${over(mcpMs, floorMs, 50)}, p99 ${over(mcpMs, floorMs, 99)} ms`,
+    `CPU per sequential call: bridge ${bridgeCpuPerCall.toFixed(3)} ms; simulator ${simCpuPerCall.toFixed(3)} ms; this process (all paths, averaged) ${selfCpuPerCall.toFixed(3)} ms`,
+    `spawn to initialize answer (median of 7; min ${Math.min(...spawns).toFixed(0)}, max ${Math.max(...spawns).toFixed(0)}): ${initializeMs.toFixed(0)} ms (target <= 300)`,
+    `bridge RSS: idle ${idleRss.toFixed(0)} MiB (target <= 80; idle since the run: it came down after ${settledAfter} s without calls, read ${idleSamples.length} s after); right after the warm-up ${warmRss.toFixed(0)} MiB, right after the run ${busyRss.toFixed(0)} MiB`
   ]
   yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
 })

@@ -8,11 +8,11 @@
  *   load is repeated without it and the bridge enforces the TTL while it runs). `LMSTUDIO_LIFECYCLE` forces one.
  * - Every load is verified by polling the loaded list with a Schedule (no fixed sleeps), optionally probed, and the
  *   load+verify step is retried (1 s, 2 s, 4 s, jittered) only for errors that can succeed on retry.
- * - Leases: an `RcMap` keyed by (model, TTL) whose lookup is ensure-load-verify. Concurrent `ensureLoaded` of one
+ * - Leases (`resilience/Leases.ts`) keyed by (model, TTL) whose acquisition is ensure-load-verify. Concurrent `ensureLoaded` of one
  *   model share one load; work holds a lease (`withModel`) so nothing is evicted mid-run; when the last lease has
  *   been idle for the TTL, a model the bridge loaded is unloaded — one someone else loaded never is.
  */
-import { Clock, Data, Duration, Effect, Option, RcMap, Ref } from "effect"
+import { Clock, Data, Effect, Option, Ref } from "effect"
 import { AppConfig, type AppConfigShape, type LifecycleMode } from "../Config.js"
 import {
   InvalidTtl,
@@ -22,6 +22,7 @@ import {
   ModelVerificationFailed
 } from "../domain/Errors.js"
 import { validateModelName } from "../domain/ModelName.js"
+import * as Leases from "../resilience/Leases.js"
 import { isRetryableLoadError, modelLoadRetry, verificationPoll } from "../resilience/Policies.js"
 import { LmsCli } from "./LmsCli.js"
 import { LmStudioClient } from "./LmStudioClient.js"
@@ -166,7 +167,10 @@ export type LifecycleError = CatalogError | LmStudioError | LmsError | InvalidTt
 /** Internal to verification: the instance is not in the loaded list yet. */
 class NotYetLoaded extends Data.TaggedError("NotYetLoaded") {}
 
-class LeaseKey extends Data.Class<{ readonly model: string; readonly ttlSeconds: number }> {}
+interface LeaseKey {
+  readonly model: string
+  readonly ttlSeconds: number
+}
 
 interface Owned {
   readonly identifier: string
@@ -330,23 +334,22 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
     // shuts down, a model whose TTL LM Studio holds is left to LM Studio (it outlives the bridge by design); one whose
     // TTL only the bridge enforces is unloaded, since nobody else would.
     const shuttingDown = yield* Ref.make(false)
-    const leases = yield* RcMap.make({
-      lookup: (key: LeaseKey) =>
-        // The acquire stays interruptible: a stuck load must not hold up the caller's cancellation or the shutdown.
-        Effect.acquireRelease(Effect.interruptible(ensureNow({ model: key.model, ttlSeconds: key.ttlSeconds }, { ttlSeconds: key.ttlSeconds, note: undefined })), (r) =>
-          Effect.gen(function* () {
-            const mine = (yield* Ref.get(owned)).get(r.identifier)
-            if (mine === undefined) return
-            if ((yield* Ref.get(shuttingDown)) && mine.enforcedBy === "lmstudio") return
-            yield* Effect.logInfo("unloading a model the bridge loaded").pipe(
-              Effect.annotateLogs({ identifier: r.identifier, ttlSeconds: key.ttlSeconds, reason: (yield* Ref.get(shuttingDown)) ? "shutdown" : "idle" })
-            )
-            yield* unloadInstance(r.identifier).pipe(Effect.ignoreLogged)
-          })
-        ),
-      idleTimeToLive: (key: LeaseKey) => Duration.seconds(key.ttlSeconds)
+    const leases = yield* Leases.make({
+      id: (key: LeaseKey) => `${key.ttlSeconds}:${key.model}`,
+      acquire: (key: LeaseKey) => ensureNow({ model: key.model, ttlSeconds: key.ttlSeconds }, { ttlSeconds: key.ttlSeconds, note: undefined }),
+      release: (key: LeaseKey, r: LoadResult) =>
+        Effect.gen(function* () {
+          const mine = (yield* Ref.get(owned)).get(r.identifier)
+          if (mine === undefined) return
+          if ((yield* Ref.get(shuttingDown)) && mine.enforcedBy === "lmstudio") return
+          yield* Effect.logInfo("unloading a model the bridge loaded").pipe(
+            Effect.annotateLogs({ identifier: r.identifier, ttlSeconds: key.ttlSeconds, reason: (yield* Ref.get(shuttingDown)) ? "shutdown" : "idle" })
+          )
+          yield* unloadInstance(r.identifier).pipe(Effect.ignoreLogged)
+        }),
+      idleTimeToLiveMs: (key: LeaseKey) => key.ttlSeconds * 1000
     })
-    // Registered after the map, so it runs before the map's own finalizer releases the leases.
+    // Registered after the table, so it runs before the table's own finalizer releases the leases.
     yield* Effect.addFinalizer(() => Ref.set(shuttingDown, true))
 
     /** Already loaded (checked now, not from a cache)? Else load. */
@@ -381,7 +384,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         yield* validateModelName(req.model)
         const ttl = yield* ttlFor(req, config)
         const found = yield* catalog.find(req.model)
-        const result = yield* Effect.scoped(RcMap.get(leases, new LeaseKey({ model: found.model.key, ttlSeconds: ttl.ttlSeconds })))
+        const result = yield* leases.get({ model: found.model.key, ttlSeconds: ttl.ttlSeconds })
         return { ...result, notes: [...(ttl.note ? [ttl.note] : []), ...result.notes] } satisfies LoadResult
       }).pipe(Effect.withSpan("ModelLifecycle.ensureLoaded", { captureStackTrace: false, attributes: { model: req.model } }))
 
@@ -394,31 +397,30 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         const result = yield* performLoad(req, ttl)
         if (result.ttlEnforcedBy === "bridge") {
           // Nobody else will unload it: hold an idle lease that unloads it after the TTL.
-          yield* Effect.scoped(RcMap.get(leases, new LeaseKey({ model: result.identifier, ttlSeconds: result.ttlSeconds })))
+          yield* leases.get({ model: result.identifier, ttlSeconds: result.ttlSeconds })
         }
         return result
       })
 
     /** Runs `use` with the model held (never evicted by the bridge mid-run); a "model not loaded" re-ensures once. */
     const withModel = <A, E, R>(req: LoadRequest, use: (identifier: string) => Effect.Effect<A, E, R>) =>
-      Effect.gen(function* () {
-        const ttl = yield* ttlFor(req, config)
-        const found = yield* catalog.find(req.model)
-        const key = new LeaseKey({ model: found.model.key, ttlSeconds: ttl.ttlSeconds })
-        const once = Effect.scoped(Effect.flatMap(RcMap.get(leases, key), (lease) => use(lease.identifier)))
-        return yield* once.pipe(
-          Effect.catchIf(
-            (e): e is E => typeof e === "object" && e !== null && "_tag" in e && NOT_LOADED.has(String(e._tag)),
+      Effect.flatMap(ttlFor(req, config), (ttl) =>
+        Effect.flatMap(catalog.find(req.model), (found) => {
+          const key: LeaseKey = { model: found.model.key, ttlSeconds: ttl.ttlSeconds }
+          const once = leases.withLease(key, (lease) => use(lease.identifier))
+          return Effect.catchIf(
+            once,
+            (e) => typeof e === "object" && e !== null && "_tag" in e && NOT_LOADED.has(String(e._tag)),
             () =>
               Effect.logWarning("model was not loaded mid-request; loading it again").pipe(
                 Effect.annotateLogs({ model: found.model.key }),
-                Effect.zipRight(RcMap.invalidate(leases, key)),
+                Effect.zipRight(leases.invalidate(key)),
                 Effect.zipRight(catalog.invalidate),
                 Effect.zipRight(once)
               )
           )
-        )
-      })
+        })
+      )
 
     /** Loaded instances with TTL and ownership (TTL details from `lms ps` when the CLI is there). */
     const listLoaded = Effect.gen(function* () {
