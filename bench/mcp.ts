@@ -75,6 +75,8 @@ const program = Effect.gen(function* () {
   let floorWall = 0
   let mcpWall = 0
   let bridgeCpu = 0
+  let floorCpu = 0
+  const floorPid = floor.transport.pid ?? 0
   const batch = (effect: Effect.Effect<unknown, unknown>, into: Array<number>) =>
     Effect.gen(function* () {
       const a = yield* nowMs
@@ -87,7 +89,9 @@ const program = Effect.gen(function* () {
     })
   for (let done = 0; done < TOTAL; done += BATCH) {
     rawWall += yield* batch(raw, rawMs)
+    const f0 = cpuMs(floorPid)
     floorWall += yield* batch(viaFloor, floorMs)
+    floorCpu += cpuMs(floorPid) - f0
     const c0 = cpuMs(pid)
     mcpWall += yield* batch(viaMcp, mcpMs)
     bridgeCpu += cpuMs(pid) - c0
@@ -135,7 +139,7 @@ const program = Effect.gen(function* () {
     "",
     `overhead over raw HTTP: bridge p50 ${over(mcpMs, rawMs, 50)} ms (target <= 0.5), p95 ${over(mcpMs, rawMs, 95)}, p99 ${over(mcpMs, rawMs, 99)} ms (target <= 2); ratio ${(p(mcpMs, 50) / p(rawMs, 50)).toFixed(2)}x`,
     `  of which the SDK and the stdio hop (floor over raw): p50 ${over(floorMs, rawMs, 50)}, p99 ${over(floorMs, rawMs, 99)} ms; the bridge's own (bridge over floor): p50 ${over(mcpMs, floorMs, 50)}, p99 ${over(mcpMs, floorMs, 99)} ms`,
-    `CPU per sequential call: bridge ${bridgeCpuPerCall.toFixed(3)} ms; simulator ${simCpuPerCall.toFixed(3)} ms; this process (all paths, averaged) ${selfCpuPerCall.toFixed(3)} ms`,
+    `CPU per sequential call: bridge ${bridgeCpuPerCall.toFixed(3)} ms, floor server ${(floorCpu / TOTAL).toFixed(3)} ms; simulator ${simCpuPerCall.toFixed(3)} ms; this process (all paths, averaged) ${selfCpuPerCall.toFixed(3)} ms`,
     `spawn to initialize answer (median of 7; min ${Math.min(...spawns).toFixed(0)}, max ${Math.max(...spawns).toFixed(0)}): ${initializeMs.toFixed(0)} ms (target <= 300)`,
     `bridge RSS: idle ${idleRss.toFixed(0)} MiB (target <= 80; idle since the run: it came down after ${settledAfter} s without calls, read ${idleSamples.length} s after); right after the warm-up ${warmRss.toFixed(0)} MiB, right after the run ${busyRss.toFixed(0)} MiB`
   ]

@@ -444,7 +444,31 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       accept: "application/json",
       ...Option.match(config.apiToken, { onNone: () => ({}), onSome: (token) => ({ authorization: `Bearer ${Redacted.value(token)}` }) })
     })
-    const get = (path: string) => HttpClientRequest.make("GET")(`${baseUrl}${path}`, { headers: baseHeaders })
+    /** A request as the client describes it: method, path under the base URL, JSON body already serialised. */
+    interface Outgoing {
+      readonly method: "GET" | "POST"
+      readonly path: string
+      readonly body?: string
+    }
+    const get = (path: string): Outgoing => ({ method: "GET", path })
+    /** The platform request of an outgoing request (streams, probes, and any HttpClient but the bridge's own). */
+    const platformRequest = (o: Outgoing): HttpClientRequest.HttpClientRequest =>
+      o.body === undefined
+        ? HttpClientRequest.make(o.method)(`${baseUrl}${o.path}`, { headers: baseHeaders })
+        : HttpClientRequest.make(o.method)(`${baseUrl}${o.path}`, {
+            headers: baseHeaders,
+            body: HttpBody.raw(o.body, { contentType: "application/json" })
+          })
+    // The bridge's own transport also sends without platform request/response objects (HttpTransport.directOf).
+    const direct = ownTransport ? HttpTransport.directOf(base) : undefined
+    const directHeaders: Readonly<Record<string, string>> = { ...baseHeaders }
+    const directPostHeaders: Readonly<Record<string, string>> = { ...baseHeaders, "content-type": "application/json" }
+    const directUrls = new Map<string, HttpTransport.DirectUrl | Error>()
+    const directUrlOf = (path: string) => {
+      let url = directUrls.get(path)
+      if (url === undefined) directUrls.set(path, (url = HttpTransport.directUrl(`${baseUrl}${path}`)))
+      return url
+    }
     const scopedHttp = ownTransport ? HttpTransport.withAbortScope(http) : HttpClient.withScope(http)
     /**
      * Endpoints are traced (a span per call, with the call site) only when traces are exported; otherwise nobody
@@ -514,32 +538,48 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
      * One request/response exchange with timeout, breaker and transient retries. At its deadline (or when
      * interrupted) the HTTP request is destroyed, so LM Studio stops working on it.
      */
-    const exchange = <A, I>(
-      ctx: Ctx,
-      request: HttpClientRequest.HttpClientRequest,
-      schema: Schema.Schema<A, I>,
-      timeout: Duration.Duration
-    ): Effect.Effect<A, LmStudioError> => {
+    const exchange = <A, I>(ctx: Ctx, request: Outgoing, schema: Schema.Schema<A, I>, timeout: Duration.Duration): Effect.Effect<A, LmStudioError> => {
       const timeoutMs = Duration.toMillis(timeout)
       const onTimeout = () => new LmStudioTimeout({ baseUrl, endpoint: ctx.endpoint, timeoutMs, model: ctx.model })
-      const exchangeOnce = (req: HttpClientRequest.HttpClientRequest) =>
-        Effect.flatMap(http.execute(req), (res) => readDecoded(ctx, schema, res)).pipe(
-          Effect.mapError((e) => (isLmStudioError(e) ? e : transportError(ctx)(e)))
-        )
-      const attempt = ownTransport
-        ? // The deadline watcher destroys the request when its time is up (no scope, no race of fibers per call).
-          deadlines.within(timeoutMs, onTimeout, (onAbort) => exchangeOnce(HttpTransport.abortWith(request, onAbort)))
-        : // Any other HttpClient aborts a request when it is interrupted.
-          Effect.timeoutFail(exchangeOnce(request), { duration: timeout, onTimeout })
+      const attempt =
+        direct !== undefined
+          ? // The deadline watcher destroys the request when its time is up (no scope, no race of fibers per call).
+            deadlines.within(timeoutMs, onTimeout, (onAbort) => exchangeDirect(direct, ctx, request, schema, onAbort))
+          : // Any other HttpClient aborts a request when it is interrupted.
+            Effect.timeoutFail(
+              Effect.flatMap(http.execute(platformRequest(request)), (res) => readDecoded(ctx, schema, res)).pipe(
+                Effect.mapError((e) => (isLmStudioError(e) ? e : transportError(ctx)(e)))
+              ),
+              { duration: timeout, onTimeout }
+            )
       return retryLazily(breaker.protect(attempt, countsAgainstServer), retrySchedule(ctx), isTransientLmStudioError)
     }
 
-    /** A JSON POST; the body stays a string (no encoding to bytes and back for a transport that writes strings). */
-    const post = (path: string, body: Record<string, unknown>) =>
-      HttpClientRequest.make("POST")(`${baseUrl}${path}`, {
-        headers: baseHeaders,
-        body: HttpBody.raw(JSON.stringify(body), { contentType: "application/json" })
+    /** One exchange over the direct sender: the status and whole body, judged and decoded synchronously. */
+    const exchangeDirect = <A, I>(
+      send: HttpTransport.Direct,
+      ctx: Ctx,
+      request: Outgoing,
+      schema: Schema.Schema<A, I>,
+      onAbort: (abort: () => void) => void
+    ): Effect.Effect<A, LmStudioError> => {
+      const url = directUrlOf(request.path)
+      if (url instanceof Error) return Effect.fail(new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: url.message }))
+      const decodeSync = Schema.decodeUnknownEither(schema)
+      return Effect.matchEffect(send(request.method, url, request.body === undefined ? directHeaders : directPostHeaders, request.body, onAbort), {
+        onFailure: (e) =>
+          Effect.fail(
+            e.phase === "request"
+              ? new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
+              : new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
+          ),
+        onSuccess: (r) =>
+          Either.flatMap(judgeBody(ctx, r.status, r.body.toString("utf8")), (json) => Either.mapLeft(decodeSync(json), (e) => malformed(ctx, e)))
       })
+    }
+
+    /** A JSON POST; the body stays a string (no encoding to bytes and back). */
+    const post = (path: string, body: Record<string, unknown>): Outgoing => ({ method: "POST", path, body: JSON.stringify(body) })
 
     /** The served model differs from the requested one (protocol §9.1)? Then this is the error. */
     const mismatchOf = (ctx: Ctx, served: string | null | undefined): ModelMismatch | undefined =>
@@ -558,10 +598,10 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
      * Opens an SSE response. Errors before the first event (HTTP status, JSON error body instead of a stream) are
      * classified like any response. The request is aborted when the stream ends or its consumer is interrupted.
      */
-    const sse = (ctx: Ctx, request: HttpClientRequest.HttpClientRequest): Stream.Stream<Sse.Event, LmStudioError> =>
+    const sse = (ctx: Ctx, request: Outgoing): Stream.Stream<Sse.Event, LmStudioError> =>
       Stream.unwrapScoped(
         Effect.gen(function* () {
-          const res = yield* scopedHttp.execute(request).pipe(
+          const res = yield* scopedHttp.execute(platformRequest(request)).pipe(
             Effect.mapError(transportError(ctx)),
             Effect.timeoutFail({
               duration: config.requestTimeout,
@@ -609,7 +649,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     // -------------------------------------------------------------------------------------------------------------
 
     const probe = (path: string, method: "GET" | "POST", recognise: (json: unknown) => boolean) =>
-      http.execute(method === "GET" ? get(path) : post(path, {})).pipe(
+      http.execute(platformRequest(method === "GET" ? get(path) : post(path, {}))).pipe(
         Effect.flatMap((res) => Effect.map(res.text, (text) => ({ status: res.status, json: Option.getOrUndefined(parseJson(text)) }))),
         Effect.mapError(transportError({ endpoint: `${method} ${path}` })),
         Effect.timeoutFail({

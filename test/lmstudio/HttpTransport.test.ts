@@ -1,7 +1,9 @@
 /**
  * The node:http transport under LmStudioClient, against a plain node:http server over real HTTP: bodies and headers
  * on the wire, keep-alive reuse, a body cut short, an event stream read incrementally, unsupported bodies refused,
- * and the request destroyed (the server sees it close) when the caller is interrupted or its scope closes.
+ * and the request destroyed (the server sees it close) when the caller is interrupted or its scope closes. The direct
+ * sender (`directOf`, what LmStudioClient's JSON exchanges use) is held to the same: what it sends, what it reads,
+ * its failures by phase, and destruction through its abort hook or interruption.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
@@ -160,4 +162,86 @@ describe("HttpTransport (node:http, real HTTP)", () => {
       assert.isTrue(HttpTransport.isTransport(yield* transport))
     })
   )
+
+  describe("direct sender", () => {
+    const directOf = Effect.map(transport, (http) => {
+      const direct = HttpTransport.directOf(http)
+      if (direct === undefined) throw new Error("the transport has no direct sender")
+      return direct
+    })
+    const urlOf = (href: string) => {
+      const url = HttpTransport.directUrl(href)
+      if (url instanceof Error) throw url
+      return url
+    }
+
+    it.scopedLive("sends method, headers and body; answers status and the whole body; reuses the connection", () =>
+      Effect.gen(function* () {
+        const s = yield* server((_req, res, body) => {
+          res.writeHead(404, { "content-type": "application/json" })
+          res.end(JSON.stringify({ got: body }))
+        })
+        const send = yield* directOf
+        const url = urlOf(`${s.base}/v1/thing?x=1`)
+        const body = JSON.stringify({ text: "héllo" })
+        const first = yield* send("POST", url, { "content-type": "application/json", authorization: "Bearer t" }, body)
+        assert.strictEqual(first.status, 404)
+        assert.deepStrictEqual(JSON.parse(first.body.toString("utf8")), { got: body })
+        const second = yield* send("GET", url, { accept: "application/json" }, undefined)
+        assert.strictEqual(second.status, 404)
+        assert.deepStrictEqual(
+          s.seen.map((r) => [r.method, r.url, r.body]),
+          [
+            ["POST", "/v1/thing?x=1", body],
+            ["GET", "/v1/thing?x=1", ""]
+          ]
+        )
+        assert.strictEqual(s.seen[0]!.headers.authorization, "Bearer t")
+        assert.strictEqual(s.seen[0]!.headers["content-length"], String(Buffer.byteLength(body)))
+        assert.strictEqual(s.seen[0]!.socketPort, s.seen[1]!.socketPort)
+      })
+    )
+
+    it.scopedLive("a refused connection fails in the request phase, a body cut short in the response phase", () =>
+      Effect.gen(function* () {
+        const s = yield* server((_req, res) => {
+          res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
+          res.write('{"partial":')
+          setImmediate(() => res.socket?.destroy())
+        })
+        const send = yield* directOf
+        const cut = yield* send("GET", urlOf(`${s.base}/cut`), {}, undefined).pipe(Effect.flip)
+        assert.strictEqual(cut.phase, "response")
+        const refused = yield* send("GET", urlOf("http://127.0.0.1:1/nothing"), {}, undefined).pipe(Effect.flip)
+        assert.strictEqual(refused.phase, "request")
+        assert.match(refused.message, /ECONNREFUSED/)
+        assert.instanceOf(HttpTransport.directUrl("not a url"), Error)
+      })
+    )
+
+    it.scopedLive("the abort hook and interruption both destroy the request: the server sees it close", () =>
+      Effect.gen(function* () {
+        const s = yield* server(() => {
+          /* never answers */
+        })
+        const send = yield* directOf
+        const sent = () => Effect.suspend(() => (s.seen.length > 0 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced(5)))
+        let abort: (() => void) | undefined
+        const aborted = yield* Effect.fork(send("GET", urlOf(`${s.base}/hooked`), {}, undefined, (f) => (abort = f)))
+        yield* sent()
+        abort?.()
+        assert.strictEqual(yield* Deferred.await(s.closed), "/hooked")
+        // Destroyed by its hook, the call fails (it is not left waiting).
+        assert.strictEqual((yield* Effect.flip(Fiber.join(aborted))).phase, "request")
+
+        const t = yield* server(() => {
+          /* never answers */
+        })
+        const fiber = yield* Effect.fork(send("GET", urlOf(`${t.base}/interrupted`), {}, undefined))
+        yield* Effect.suspend(() => (t.seen.length > 0 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced(5)))
+        yield* Fiber.interrupt(fiber)
+        assert.strictEqual(yield* Deferred.await(t.closed), "/interrupted")
+      })
+    )
+  })
 })
