@@ -19,7 +19,7 @@ import {
   type ServerNotification,
   type Tool as SdkTool
 } from "@modelcontextprotocol/sdk/types.js"
-import { Cause, Effect, JSONSchema, ParseResult, Runtime, Schema } from "effect"
+import { Cause, Effect, Either, JSONSchema, ParseResult, Runtime, Schema } from "effect"
 import { isExplained } from "../domain/Errors.js"
 import { spanIf } from "../observability/Tracing.js"
 
@@ -94,8 +94,10 @@ export const tool = <I, II, O, OI extends { readonly [key: string]: unknown }, E
   /** The readable text rendering that accompanies the structured result. */
   readonly render: (output: O) => string
 }): Tool<R> => {
-  const decode = Schema.decodeUnknown(def.input, { onExcessProperty: "error", errors: "all" })
-  const encode = Schema.encode(def.output)
+  // Synchronous decoding and encoding: tool schemas have no effectful transformations, and the per-call path saves
+  // the Effect steps.
+  const decode = Schema.decodeUnknownEither(def.input, { onExcessProperty: "error", errors: "all" })
+  const encode = Schema.encodeEither(def.output)
   return {
     name: def.name,
     title: def.title,
@@ -104,20 +106,16 @@ export const tool = <I, II, O, OI extends { readonly [key: string]: unknown }, E
     inputSchema: objectJsonSchema(def.input),
     outputSchema: objectJsonSchema(def.output),
     call: (args, ctx) =>
-      decode(args ?? {}).pipe(
+      Effect.suspend(() => decode(args ?? {})).pipe(
         Effect.mapError((e) => ({ _tag: "Decode" as const, detail: ParseResult.TreeFormatter.formatErrorSync(e) })),
         Effect.flatMap((input) =>
           def.handler(input, ctx).pipe(
             Effect.flatMap((output) =>
-              encode(output).pipe(
-                Effect.map(
-                  (structured): CallToolResult => ({
-                    content: [text(def.render(output))],
-                    structuredContent: { ...structured }
-                  })
-                ),
-                Effect.orDie
-              )
+              Either.match(encode(output), {
+                onLeft: (e) => Effect.die(e),
+                onRight: (structured): Effect.Effect<CallToolResult> =>
+                  Effect.succeed({ content: [text(def.render(output))], structuredContent: { ...structured } })
+              })
             ),
             Effect.mapError((e) => ({ _tag: "Failed" as const, error: e }))
           )
