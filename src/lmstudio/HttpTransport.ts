@@ -256,30 +256,53 @@ const send = (agents: Agents, request: HttpClientRequest.HttpClientRequest, onAb
     } catch (cause) {
       return resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause })))
     }
-    onAbort?.(() => destroy(req))
-    const onResponse = (res: Http.IncomingMessage) => {
-      req.off("error", onError)
-      // A late error (socket reset while the body is read) reaches the response's own listeners.
-      req.on("error", ignore)
-      if ((res.headers["content-type"] ?? "").includes("text/event-stream")) {
-        return resume(Effect.succeed(new NodeClientResponse(request, res)))
-      }
-      readWhole(res, (whole) => resume(Effect.succeed(new NodeClientResponse(request, res, whole))))
-    }
-    const onError = (cause: Error) => {
-      req.off("response", onResponse)
-      resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
-    }
-    req.once("response", onResponse)
-    req.once("error", onError)
-    req.end(typeof body === "string" || body === undefined ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"))
-    // Interrupted while waiting for the answer: the request is destroyed (LM Studio sees the connection close).
-    return Effect.sync(() => {
-      req.off("response", onResponse)
-      req.off("error", onError)
-      destroy(req)
-    })
+    const text = typeof body === "string" || body === undefined ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")
+    return dispatch(
+      req,
+      text,
+      onAbort,
+      (res) => {
+        if ((res.headers["content-type"] ?? "").includes("text/event-stream")) {
+          return resume(Effect.succeed(new NodeClientResponse(request, res)))
+        }
+        readWhole(res, (whole) => resume(Effect.succeed(new NodeClientResponse(request, res, whole))))
+      },
+      (cause) => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
+    )
   })
+
+/**
+ * Sends a request that has been made, with its whole body, and wires its outcome: `answer` gets the response, `failed`
+ * an error before any response. `onAbort`, when given, receives "destroy this request" at once. Returns what
+ * interruption runs: the request is destroyed (LM Studio sees the connection close).
+ */
+const dispatch = (
+  req: Http.ClientRequest,
+  body: string | undefined,
+  onAbort: ((abort: () => void) => void) | undefined,
+  answer: (res: Http.IncomingMessage) => void,
+  failed: (cause: Error) => void
+): Effect.Effect<void> => {
+  onAbort?.(() => destroy(req))
+  const onResponse = (res: Http.IncomingMessage) => {
+    req.off("error", onError)
+    // A late error (socket reset while the body is read) reaches the response's own listeners.
+    req.on("error", ignore)
+    answer(res)
+  }
+  const onError = (cause: Error) => {
+    req.off("response", onResponse)
+    failed(cause)
+  }
+  req.once("response", onResponse)
+  req.once("error", onError)
+  req.end(body)
+  return Effect.sync(() => {
+    req.off("response", onResponse)
+    req.off("error", onError)
+    destroy(req)
+  })
+}
 
 const sendDirect =
   (agents: Agents): Direct =>
@@ -292,30 +315,20 @@ const sendDirect =
       } catch (cause) {
         return resume(Effect.fail(new DirectError({ phase: "request", cause })))
       }
-      onAbort?.(() => destroy(req))
-      const onResponse = (res: Http.IncomingMessage) => {
-        req.off("error", onError)
-        req.on("error", ignore)
-        readWhole(res, (whole) =>
-          resume(
-            Buffer.isBuffer(whole)
-              ? Effect.succeed({ status: res.statusCode ?? 0, body: whole })
-              : Effect.fail(new DirectError({ phase: "response", cause: whole.failure }))
-          )
-        )
-      }
-      const onError = (cause: Error) => {
-        req.off("response", onResponse)
-        resume(Effect.fail(new DirectError({ phase: "request", cause })))
-      }
-      req.once("response", onResponse)
-      req.once("error", onError)
-      req.end(body)
-      return Effect.sync(() => {
-        req.off("response", onResponse)
-        req.off("error", onError)
-        destroy(req)
-      })
+      return dispatch(
+        req,
+        body,
+        onAbort,
+        (res) =>
+          readWhole(res, (whole) =>
+            resume(
+              Buffer.isBuffer(whole)
+                ? Effect.succeed({ status: res.statusCode ?? 0, body: whole })
+                : Effect.fail(new DirectError({ phase: "response", cause: whole.failure }))
+            )
+          ),
+        (cause) => resume(Effect.fail(new DirectError({ phase: "request", cause })))
+      )
     })
 
 const destroy = (req: Http.ClientRequest) => {

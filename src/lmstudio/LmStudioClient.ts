@@ -482,10 +482,11 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
 
     type Ctx = { readonly endpoint: string; readonly model?: string | undefined }
 
+    /** No answer (refused, reset before the headers) is unreachable; a failure while reading one is a lost connection. */
     const transportError =
       (ctx: Ctx) =>
-      (e: { readonly _tag: string; readonly message: string; readonly cause?: unknown }): LmStudioError =>
-        e._tag === "RequestError"
+      (e: { readonly _tag: string; readonly message: string; readonly cause?: unknown; readonly phase?: "request" | "response" }): LmStudioError =>
+        e._tag === "RequestError" || e.phase === "request"
           ? new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
           : new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
 
@@ -567,12 +568,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       if (url instanceof Error) return Effect.fail(new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: url.message }))
       const decodeSync = Schema.decodeUnknownEither(schema)
       return Effect.matchEffect(send(request.method, url, request.body === undefined ? directHeaders : directPostHeaders, request.body, onAbort), {
-        onFailure: (e) =>
-          Effect.fail(
-            e.phase === "request"
-              ? new LmStudioUnreachable({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
-              : new LmStudioConnectionLost({ baseUrl, endpoint: ctx.endpoint, reason: causeText(e) })
-          ),
+        onFailure: (e) => Effect.fail(transportError(ctx)(e)),
         onSuccess: (r) =>
           Either.flatMap(judgeBody(ctx, r.status, r.body.toString("utf8")), (json) => Either.mapLeft(decodeSync(json), (e) => malformed(ctx, e)))
       })

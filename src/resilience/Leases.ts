@@ -144,7 +144,7 @@ export const make = <K, A, E>(options: LeasesOptions<K, A, E>): Effect.Effect<Le
               })
             ),
             Effect.asVoid,
-            Effect.onInterrupt(() => Effect.sync(() => forget(entry)).pipe(Effect.zipRight(Deferred.interrupt(entry.done)))),
+            // Stopped (the last waiter left, or the table closed): `leave` and the finalizer deal with the entry.
             Effect.forkIn(scope),
             Effect.map((fiber) => {
               if (fiber.unsafePoll() === null) entry.acquiring = fiber

@@ -50,6 +50,17 @@ const server = (handle: (req: IncomingMessage, res: ServerResponse, body: string
       })
   )
 
+/** Answers a 100-byte body with 11 bytes, then drops the connection. */
+const cutShort = (_req: IncomingMessage, res: ServerResponse) => {
+  res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
+  res.write('{"partial":')
+  setImmediate(() => res.socket?.destroy())
+}
+
+/** Waits until the server has received a request. */
+const arrived = (s: { readonly seen: ReadonlyArray<Seen> }) =>
+  Effect.suspend(() => (s.seen.length > 0 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced(5)))
+
 const transport = Effect.map(Layer.build(HttpTransport.layer), Context.get(HttpClient.HttpClient))
 
 describe("HttpTransport (node:http, real HTTP)", () => {
@@ -84,11 +95,7 @@ describe("HttpTransport (node:http, real HTTP)", () => {
 
   it.scopedLive("a body cut short is a ResponseError; a refused connection is a RequestError", () =>
     Effect.gen(function* () {
-      const s = yield* server((_req, res) => {
-        res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
-        res.write('{"partial":')
-        setImmediate(() => res.socket?.destroy())
-      })
+      const s = yield* server(cutShort)
       const http = yield* transport
       const cut = yield* Effect.flatMap(http.get(`${s.base}/cut`), (r) => r.text).pipe(Effect.flip)
       assert.strictEqual(cut._tag, "ResponseError")
@@ -139,7 +146,7 @@ describe("HttpTransport (node:http, real HTTP)", () => {
       })
       const http = yield* transport
       const fiber = yield* Effect.fork(http.get(`${s.base}/hang`))
-      yield* Effect.suspend(() => (s.seen.length > 0 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced(5)))
+      yield* arrived(s)
       yield* Fiber.interrupt(fiber)
       assert.strictEqual(yield* Deferred.await(s.closed), "/hang")
     })
@@ -154,7 +161,7 @@ describe("HttpTransport (node:http, real HTTP)", () => {
       const scope = yield* Scope.make()
       // Not interrupted: only the scope is closed, as the deadline watcher does.
       const fiber = yield* Effect.fork(Scope.extend(http.get(`${s.base}/bound`), scope))
-      yield* Effect.suspend(() => (s.seen.length > 0 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced(5)))
+      yield* arrived(s)
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(yield* Deferred.await(s.closed), "/bound")
       const exit = yield* Fiber.await(fiber)
@@ -204,11 +211,7 @@ describe("HttpTransport (node:http, real HTTP)", () => {
 
     it.scopedLive("a refused connection fails in the request phase, a body cut short in the response phase", () =>
       Effect.gen(function* () {
-        const s = yield* server((_req, res) => {
-          res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
-          res.write('{"partial":')
-          setImmediate(() => res.socket?.destroy())
-        })
+        const s = yield* server(cutShort)
         const send = yield* directOf
         const cut = yield* send("GET", urlOf(`${s.base}/cut`), {}, undefined).pipe(Effect.flip)
         assert.strictEqual(cut.phase, "response")
@@ -225,10 +228,9 @@ describe("HttpTransport (node:http, real HTTP)", () => {
           /* never answers */
         })
         const send = yield* directOf
-        const sent = () => Effect.suspend(() => (s.seen.length > 0 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced(5)))
         let abort: (() => void) | undefined
         const aborted = yield* Effect.fork(send("GET", urlOf(`${s.base}/hooked`), {}, undefined, (f) => (abort = f)))
-        yield* sent()
+        yield* arrived(s)
         abort?.()
         assert.strictEqual(yield* Deferred.await(s.closed), "/hooked")
         // Destroyed by its hook, the call fails (it is not left waiting).
@@ -238,7 +240,7 @@ describe("HttpTransport (node:http, real HTTP)", () => {
           /* never answers */
         })
         const fiber = yield* Effect.fork(send("GET", urlOf(`${t.base}/interrupted`), {}, undefined))
-        yield* Effect.suspend(() => (t.seen.length > 0 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced(5)))
+        yield* arrived(t)
         yield* Fiber.interrupt(fiber)
         assert.strictEqual(yield* Deferred.await(t.closed), "/interrupted")
       })
