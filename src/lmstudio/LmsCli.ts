@@ -7,7 +7,9 @@
  * - `ls --json` / `ps --json` are decoded leniently (unknown keys pass, most fields optional).
  * - Typed errors: not installed, non-zero exit (with stderr), timeout, unreadable output; and `lms`'s odd exit
  *   codes are normalised (`unload <unknown>` prints "Model Not Found" but exits 0).
- * - Every call goes through the "lms CLI" circuit breaker.
+ * - Every call goes through the "lms CLI" breaker (the executable itself: hanging). The commands that talk to LM Studio's
+ *   server (ls, ps, load, unload) also go through the LM Studio breaker shared with the HTTP client: a server that
+ *   fails opens it whichever path saw the failures (DESIGN §6 "Circuit breaker").
  *
  * When LMSTUDIO_BASE_URL is not the local default, `--host/--port` point `lms` at the same server.
  */
@@ -18,9 +20,10 @@ import { existsSync } from "node:fs"
 import { homedir } from "node:os"
 import { delimiter, join } from "node:path"
 import { AppConfig } from "../Config.js"
-import { LmsCliFailed, LmsCliOutputInvalid, LmsCliTimeout, LmsCliUnavailable } from "../domain/Errors.js"
+import { LmsCliFailed, type LmsError, LmsCliOutputInvalid, LmsCliTimeout, LmsCliUnavailable } from "../domain/Errors.js"
 import { validateModelName } from "../domain/ModelName.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
+import { LmStudioBreaker } from "./LmStudioBreaker.js"
 
 const Opt = <A, I, R>(s: Schema.Schema<A, I, R>) => Schema.optional(Schema.NullOr(s))
 
@@ -52,7 +55,9 @@ export const LmsInstance = Schema.Struct({
   status: Opt(Schema.String),
   queued: Opt(Schema.Number),
   parallel: Opt(Schema.Number),
-  trainedForToolUse: Opt(Schema.Boolean)
+  trainedForToolUse: Opt(Schema.Boolean),
+  /** LM Link: the device the instance runs on; null means this machine (protocol §12.5). */
+  deviceIdentifier: Opt(Schema.String)
 })
 export type LmsInstance = typeof LmsInstance.Type
 
@@ -104,11 +109,16 @@ const collect = (stream: Stream.Stream<Uint8Array, unknown>) =>
     Effect.orElseSucceed(() => "")
   )
 
+/** `lms` refused the request itself (a bad key, an identifier in use, a bad flag): LM Studio is fine. */
+const refusedByLms = (stderr: string) => /model not found|no model found|cannot find a model|already in use|unknown option|is invalid|invalid usage/i.test(stderr)
+
 export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
+  dependencies: [LmStudioBreaker.Default],
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const executor = yield* CommandExecutor.CommandExecutor
     const breaker = yield* CircuitBreaker.make("lms CLI")
+    const server = yield* LmStudioBreaker
     const path = locate(config.lmsCliPath, process.env.PATH, homedir())
     const extraArgs = hostArgs(config.baseUrl)
     const timeoutMs = Duration.toMillis(config.lmsTimeout)
@@ -157,6 +167,13 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
 
     const failed = (args: ReadonlyArray<string>, r: LmsRun) => new LmsCliFailed({ args, exitCode: r.exitCode, stderr: r.stderr })
 
+    /**
+     * A command that talks to LM Studio's server, behind the LM Studio breaker as well: a failed command or a
+     * timeout counts against LM Studio, unless `lms` refused the request itself.
+     */
+    const onServer = <A>(effect: Effect.Effect<A, LmsError>): Effect.Effect<A, LmsError> =>
+      server.protect(effect, (e) => e._tag === "LmsCliTimeout" || (e._tag === "LmsCliFailed" && !refusedByLms(e.stderr)))
+
     const json = <A, I>(args: ReadonlyArray<string>, schema: Schema.Schema<A, I>) =>
       Effect.gen(function* () {
         const r = yield* run(args)
@@ -168,12 +185,12 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
 
     /** `lms ls --json`: downloaded models. */
     const ls = Effect.fn("LmsCli.ls")(function* () {
-      return yield* json(["ls", "--json"], Schema.Array(LmsModel))
+      return yield* onServer(json(["ls", "--json"], Schema.Array(LmsModel)))
     })
 
     /** `lms ps --json`: loaded instances. */
     const ps = Effect.fn("LmsCli.ps")(function* () {
-      return yield* json(["ps", "--json"], Schema.Array(LmsInstance))
+      return yield* onServer(json(["ps", "--json"], Schema.Array(LmsInstance)))
     })
 
     /** `lms load <key> -y --ttl N [--context-length C] [--identifier I]`: LM Studio itself holds the TTL. */
@@ -189,8 +206,7 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
         ...(options.contextLength !== undefined ? ["--context-length", String(options.contextLength)] : []),
         ...(options.identifier !== undefined ? ["--identifier", options.identifier] : [])
       ]
-      const r = yield* run(args)
-      if (r.exitCode !== 0) return yield* failed(args, r)
+      const r = yield* onServer(Effect.filterOrFail(run(args), (r) => r.exitCode === 0, (r) => failed(args, r)))
       const identifier = /use the identifier "([^"]+)"/.exec(r.stderr)?.[1]
       return { identifier, output: r.stderr.trim() } satisfies LmsLoaded
     })
@@ -199,16 +215,14 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
     const unload = Effect.fn("LmsCli.unload")(function* (identifier: string) {
       yield* validateModelName(identifier)
       const args = ["unload", identifier]
-      const r = yield* run(args)
-      if (r.exitCode !== 0) return yield* failed(args, r)
+      const r = yield* onServer(Effect.filterOrFail(run(args), (r) => r.exitCode === 0, (r) => failed(args, r)))
       return !/Model Not Found|Cannot find a model/i.test(r.stderr)
     })
 
     /** `lms unload --all`. */
     const unloadAll = Effect.fn("LmsCli.unloadAll")(function* () {
       const args = ["unload", "--all"]
-      const r = yield* run(args)
-      if (r.exitCode !== 0) return yield* failed(args, r)
+      const r = yield* onServer(Effect.filterOrFail(run(args), (r) => r.exitCode === 0, (r) => failed(args, r)))
       return [...r.stderr.matchAll(/Unloading "([^"]+)"/g)].map((m) => m[1]!)
     })
 

@@ -11,18 +11,27 @@ class Reference {
   private failures = 0
   private openedAt: number | null = null
   private halfOpen = false
-  constructor(private readonly threshold: number, private readonly resetMs: number) {}
+  /** How long the breaker stays open the next (or current) time. */
+  private openFor: number
+  constructor(private readonly threshold: number, private readonly firstOpenMs: number, private readonly maxOpenMs: number) {
+    this.openFor = firstOpenMs
+  }
   /** Returns whether the call was let through, and applies its outcome. */
   call(now: number, outcome: "success" | "failure" | "ignored"): boolean {
     if (this.openedAt !== null) {
-      if (now < this.openedAt + this.resetMs) return false
+      if (now < this.openedAt + this.openFor) return false
       this.openedAt = null
       this.halfOpen = true
     }
     if (this.halfOpen) {
       this.halfOpen = false
-      if (outcome === "failure") this.openedAt = now
-      else this.failures = 0
+      if (outcome === "failure") {
+        this.openedAt = now
+        this.openFor = Math.min(this.maxOpenMs, this.openFor * 2)
+      } else {
+        this.failures = 0
+        this.openFor = this.firstOpenMs
+      }
       return true
     }
     if (outcome === "failure") {
@@ -30,6 +39,7 @@ class Reference {
       if (this.failures >= this.threshold) {
         this.openedAt = now
         this.failures = 0
+        this.openFor = this.firstOpenMs
       }
     } else this.failures = 0
     return true
@@ -47,7 +57,8 @@ const failWith = (e: Boom | Benign): Effect.Effect<never, Boom | Benign> => Effe
 
 const Step = fc.oneof(
   fc.record({ kind: fc.constant("call" as const), outcome: fc.constantFrom("success" as const, "failure" as const, "ignored" as const) }),
-  fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 90_000 }) })
+  fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 90_000 }) }),
+  fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 6_000 }) })
 )
 
 describe("CircuitBreaker", () => {
@@ -56,8 +67,8 @@ describe("CircuitBreaker", () => {
     { steps: fc.array(Step, { maxLength: 60 }) },
     ({ steps }) =>
       Effect.gen(function* () {
-        const breaker = yield* CircuitBreaker.make("dep", { failureThreshold: 5, resetAfterMs: 60_000 })
-        const reference = new Reference(5, 60_000)
+        const breaker = yield* CircuitBreaker.make("dep", { failureThreshold: 5, openMs: 5_000, maxOpenMs: 60_000 })
+        const reference = new Reference(5, 5_000, 60_000)
         let now = 0
         for (const step of steps) {
           if (step.kind === "advance") {
@@ -81,29 +92,45 @@ describe("CircuitBreaker", () => {
     { fastCheck: { numRuns: 150 } }
   )
 
-  it.effect("opens after 5 consecutive failures with the seconds until retry, probes after 60 s, closes on success", () =>
+  it.effect("opens after 5 consecutive failures for 5 s, then doubles the open time on every failed probe up to 60 s", () =>
     Effect.gen(function* () {
-      const breaker = yield* CircuitBreaker.make("LM Studio HTTP")
+      const breaker = yield* CircuitBreaker.make("LM Studio")
       for (let i = 0; i < 5; i++) yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
       const open = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
       assert.strictEqual(open._tag, "CircuitOpen")
       if (open._tag === "CircuitOpen") {
-        assert.strictEqual(open.dependency, "LM Studio HTTP")
-        assert.strictEqual(open.retryAfterSeconds, 60)
+        assert.strictEqual(open.dependency, "LM Studio")
+        assert.strictEqual(open.retryAfterSeconds, 5)
       }
-      assert.deepStrictEqual(yield* breaker.snapshot, { dependency: "LM Studio HTTP", state: "open", consecutiveFailures: 5, retryAfterSeconds: 60 })
+      assert.deepStrictEqual(yield* breaker.snapshot, {
+        dependency: "LM Studio",
+        state: "open",
+        consecutiveFailures: 5,
+        retryAfterSeconds: 5,
+        openSeconds: 5
+      })
+      // Every failed probe doubles the wait: 10, 20, 40, then 60 s at most.
+      for (const wait of [10, 20, 40, 60, 60]) {
+        yield* TestClock.adjust(Duration.seconds((yield* breaker.snapshot).retryAfterSeconds))
+        yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
+        const s = yield* breaker.snapshot
+        assert.deepStrictEqual([s.state, s.retryAfterSeconds, s.openSeconds], ["open", wait, wait])
+      }
       yield* TestClock.adjust(Duration.seconds(45))
       const later = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
       assert.strictEqual(later._tag === "CircuitOpen" ? later.retryAfterSeconds : 0, 15)
       yield* TestClock.adjust(Duration.seconds(15))
       assert.strictEqual(yield* breaker.protect(Effect.succeed(42)), 42)
       assert.strictEqual((yield* breaker.snapshot).state, "closed")
+      // Closed again: the next trip starts from 5 s, not from where it was.
+      for (let i = 0; i < 5; i++) yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
+      assert.strictEqual((yield* breaker.snapshot).retryAfterSeconds, 5)
     })
   )
 
   it.effect("lets exactly one probe through while half-open; a failed probe opens it again", () =>
     Effect.gen(function* () {
-      const breaker = yield* CircuitBreaker.make("lms CLI", { failureThreshold: 1, resetAfterMs: 1000 })
+      const breaker = yield* CircuitBreaker.make("lms CLI", { failureThreshold: 1, openMs: 1000 })
       yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
       yield* TestClock.adjust(Duration.seconds(1))
       const probe = yield* Effect.fork(breaker.protect(Effect.flatMap(Effect.sleep(Duration.seconds(5)), () => Effect.fail(new Boom()))))
@@ -119,7 +146,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("an interrupted probe frees the half-open slot; errors that prove the dependency alive do not count", () =>
     Effect.gen(function* () {
-      const breaker = yield* CircuitBreaker.make("dep", { failureThreshold: 2, resetAfterMs: 1000 })
+      const breaker = yield* CircuitBreaker.make("dep", { failureThreshold: 2, openMs: 1000 })
       for (let i = 0; i < 10; i++) yield* Effect.exit(breaker.protect(failWith(new Benign()), (e) => e._tag === "Boom"))
       assert.strictEqual((yield* breaker.snapshot).state, "closed")
       yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
