@@ -7,7 +7,6 @@
  * - The text fallback parser reads tool calls that a model wrote as text — `<tool_call>{…}</tool_call>`,
  *   `[TOOL_REQUEST]{…}[END_TOOL_REQUEST]`, `<tools>{…}</tools>`, a bare `{"name", "arguments"}` object (also in a
  *   ```json fence) — and accepts only names of real tools, so prose that happens to contain JSON is left alone.
- * - Think blocks are cut out of answers and kept as reasoning.
  */
 import { Hash } from "effect"
 import type { ToolDefinition } from "../domain/Messages.js"
@@ -98,21 +97,6 @@ export const parseTextToolCalls = (text: string, known: ReadonlySet<string>): Re
   const trimmed = text.trim()
   if (trimmed.startsWith("{") || trimmed.startsWith("[")) take(trimmed)
   return calls
-}
-
-/** Splits `<think>…</think>` blocks (also an unclosed leading one) from the answer. */
-export const stripThink = (text: string): { readonly answer: string; readonly reasoning: string } => {
-  const reasoning: Array<string> = []
-  let answer = text.replace(/<think>([\s\S]*?)<\/think>/g, (_, r: string) => {
-    reasoning.push(r.trim())
-    return ""
-  })
-  const open = answer.indexOf("<think>")
-  if (open >= 0) {
-    reasoning.push(answer.slice(open + 7).trim())
-    answer = answer.slice(0, open)
-  }
-  return { answer: answer.trim(), reasoning: reasoning.filter((r) => r !== "").join("\n") }
 }
 
 /** A tool result cut to `max` characters, saying how much was left out. */

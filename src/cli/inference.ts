@@ -104,7 +104,10 @@ export const completeCommand = (appLayer: AppLayerFactory) =>
         temperature: Option.getOrUndefined(flags.temperature),
         stop: flags.stop.length > 0 ? flags.stop : undefined
       })
-      if (flags.json) return yield* printJson({ text: r.text, model: r.model, finish_reason: r.finishReason, usage: usageJson(r.usage) })
+      if (flags.json) {
+        return yield* printJson({ text: r.text, reasoning: r.reasoning ?? null, model: r.model, finish_reason: r.finishReason, usage: usageJson(r.usage) })
+      }
+      if (r.reasoning) yield* note(`[reasoning] ${r.reasoning}`)
       yield* printLine(r.text)
     })
   ).pipe(
