@@ -12,9 +12,10 @@
  * - Re-read whenever the file changes (modification time and size are checked on every call).
  */
 import { Effect, Hash, Option, ParseResult, Ref, Schema } from "effect"
+import { readFileSync, realpathSync } from "node:fs"
 import { readFile, stat } from "node:fs/promises"
 import { homedir } from "node:os"
-import { basename } from "node:path"
+import { basename, dirname, isAbsolute, join, resolve as resolvePath } from "node:path"
 import { AppConfig } from "../Config.js"
 import { McpConfigInvalid, McpConfigNotFound, McpServerUnknown } from "../domain/Errors.js"
 import { locateMcpJson } from "../lmstudio/Diagnostics.js"
@@ -62,11 +63,70 @@ export interface LoadedMcpConfig {
 
 const EXPANSION = /\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}/g
 
-/** Is this entry the bridge itself (any way it is commonly started)? */
-export const isSelf = (command: string, args: ReadonlyArray<string>): boolean => {
-  const parts = [command, ...args].map((p) => basename(p))
-  return parts.some((p) => p === "lmstudio-bridge" || p === "lmstudio-bridge.cmd") ||
-    args.some((a) => /lmstudio-bridge[\\/](dist[\\/])?src[\\/]bin\.(js|bundle\.cjs)$/.test(a))
+/** What the running bridge is on disk: its entry script and its package's files (real paths, symlinks resolved). */
+export interface SelfIdentity {
+  /** Real paths of the files that start this bridge (the entry that runs, the package's bin, bundle and source). */
+  readonly files: ReadonlySet<string>
+}
+
+const realPath = (p: string): string | undefined => {
+  try {
+    return realpathSync(p)
+  } catch {
+    return undefined
+  }
+}
+
+/** The package root above a file: the nearest folder whose package.json is this package's. */
+const packageRootOf = (file: string): string | undefined => {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    try {
+      const pkg: unknown = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"))
+      if (typeof pkg === "object" && pkg !== null && "name" in pkg && pkg.name === "lmstudio-bridge") return dir
+    } catch {
+      // no package.json here (or not readable): look further up
+    }
+    if (dirname(dir) === dir) return undefined
+  }
+}
+
+const ENTRY_FILES = ["dist/src/bin.js", "dist/src/bin.bundle.cjs", "src/bin.ts"] as const
+
+/** The identity of the bridge started by `entry` (process.argv[1]): whatever folder it sits in, whatever it is called. */
+export const selfIdentity = (entry: string | undefined): SelfIdentity => {
+  const real = entry === undefined ? undefined : realPath(entry)
+  if (real === undefined) return { files: new Set() }
+  const root = packageRootOf(real)
+  const files = new Set([real])
+  if (root !== undefined) {
+    for (const f of ENTRY_FILES) {
+      const r = realPath(join(root, f))
+      if (r !== undefined) files.add(r)
+    }
+  }
+  return { files }
+}
+
+const BIN_NAME = /^lmstudio-bridge(@[^/\\]*)?(\.cmd|\.exe)?$/
+
+/**
+ * Is this entry the bridge itself? By its bin name (`lmstudio-bridge`, also as an npx package spec), or by a command
+ * or argument that is, after resolving symlinks and relative paths (from the entry's cwd), one of the files that start
+ * this very bridge or another copy of it (a file whose package is lmstudio-bridge). A folder's name proves nothing.
+ */
+export const isSelf = (command: string, args: ReadonlyArray<string>, self: SelfIdentity, cwd: string): boolean =>
+  [command, ...args].some((part) => {
+    if (BIN_NAME.test(basename(part))) return true
+    if (self.files.size === 0 || part === "" || part.startsWith("-")) return false
+    const real = realPath(isAbsolute(part) ? part : resolvePath(cwd, part))
+    return real !== undefined && (self.files.has(real) || isBridgeEntry(real))
+  })
+
+/** Is this file how some copy of lmstudio-bridge starts (another checkout or install would recurse the same way)? */
+const isBridgeEntry = (real: string): boolean => {
+  if (!/[\\/](bin\.js|bin\.bundle\.cjs|bin\.ts)$/.test(real)) return false
+  const root = packageRootOf(real)
+  return root !== undefined && ENTRY_FILES.some((f) => realPath(join(root, f)) === real)
 }
 
 const problemOf = (file: string, error: ParseResult.ParseError): McpConfigInvalid => {
@@ -75,11 +135,15 @@ const problemOf = (file: string, error: ParseResult.ParseError): McpConfigInvali
   return new McpConfigInvalid({ file, path, problem: issue?.message ?? error.message })
 }
 
-/** Parses and validates the text of an mcp.json; `env` is where `${VAR}` comes from. */
+/**
+ * Parses and validates the text of an mcp.json; `env` is where `${VAR}` comes from, `self` what the running bridge is
+ * (its entries are never offered).
+ */
 export const parseMcpJson = (
   file: string,
   text: string,
-  env: Readonly<Record<string, string | undefined>>
+  env: Readonly<Record<string, string | undefined>>,
+  self: SelfIdentity = selfIdentity(process.argv[1])
 ): Effect.Effect<ReadonlyArray<ChildServerConfig>, McpConfigInvalid> =>
   Effect.gen(function* () {
     const json = yield* Effect.try({
@@ -116,7 +180,9 @@ export const parseMcpJson = (
       if (entry.url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) {
         return yield* new McpConfigInvalid({ file, path: `${at}.url`, problem: `not an http(s) URL: ${JSON.stringify(url)}` })
       }
-      const self = entry.command !== undefined && isSelf(command, args)
+      // Relative paths of a child resolve from its cwd (the bridge's own when the entry sets none).
+      const cwd = entry.cwd === undefined ? process.cwd() : yield* expand(entry.cwd, "cwd")
+      const itself = entry.command !== undefined && isSelf(command, args, self, resolvePath(process.cwd(), cwd))
       const base = {
         name,
         transport: entry.url !== undefined ? ("http" as const) : ("stdio" as const),
@@ -127,8 +193,8 @@ export const parseMcpJson = (
         url,
         headers: yield* expandMap(entry.headers, "headers"),
         timeoutMs: entry.timeout,
-        enabled: entry.disabled !== true && !self,
-        disabledReason: self ? "this is lmstudio-bridge itself" : entry.disabled === true ? "disabled in mcp.json" : undefined
+        enabled: entry.disabled !== true && !itself,
+        disabledReason: itself ? "this is lmstudio-bridge itself" : entry.disabled === true ? "disabled in mcp.json" : undefined
       }
       servers.push({ ...base, hash: Hash.string(JSON.stringify([base.transport, command, args, base.env, base.cwd, url, base.headers])) })
     }
@@ -138,6 +204,7 @@ export const parseMcpJson = (
 export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpConfig", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
+    const self = selfIdentity(process.argv[1])
     // The last file read, with what identified its version: read again only when it changed.
     const cache = yield* Ref.make<
       Option.Option<{ readonly file: string; readonly mtimeMs: number; readonly size: number; readonly servers: ReadonlyArray<ChildServerConfig> }>
@@ -159,7 +226,7 @@ export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpC
         try: () => readFile(file, "utf8"),
         catch: (e) => new McpConfigInvalid({ file, path: "", problem: `cannot be read (${e instanceof Error ? e.message : String(e)})` })
       })
-      const servers = yield* parseMcpJson(file, text, process.env)
+      const servers = yield* parseMcpJson(file, text, process.env, self)
       yield* Ref.set(cache, Option.some({ file, mtimeMs: info.mtimeMs, size: info.size, servers }))
       yield* Effect.logDebug("mcp.json read").pipe(Effect.annotateLogs({ file, servers: servers.length }))
       return { file, reason: found.reason, servers }

@@ -6,8 +6,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, FastCheck as fc, Fiber, TestClock } from "effect"
 import { type LoopPorts, type RequestedCall, runLoop, type Turn } from "../../src/agent/AgentLoop.js"
 import type { ChildTool } from "../../src/agent/ChildServers.js"
-import { isSelf, parseMcpJson } from "../../src/agent/McpConfig.js"
-import { capResult, namespace, parseTextToolCalls, stripThink } from "../../src/agent/ToolCalls.js"
+import { isSelf, parseMcpJson, selfIdentity } from "../../src/agent/McpConfig.js"
+import { capResult, namespace, parseTextToolCalls } from "../../src/agent/ToolCalls.js"
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 const toolArb = fc.record({ server: fc.string({ minLength: 1, maxLength: 40 }), name: fc.string({ minLength: 1, maxLength: 80 }) })
 
@@ -62,9 +65,7 @@ describe("the text fallback parser", () => {
     assert.deepStrictEqual(parseTextToolCalls(`<tool_call>${JSON.stringify({ name, arguments: {} })}</tool_call>`, known), [])
   })
 
-  it("think blocks become reasoning; long results are cut with a note", () => {
-    assert.deepStrictEqual(stripThink("<think>plan it</think>\nThe answer."), { answer: "The answer.", reasoning: "plan it" })
-    assert.deepStrictEqual(stripThink("Done.<think>unfinished"), { answer: "Done.", reasoning: "unfinished" })
+  it("long results are cut with a note", () => {
     assert.include(capResult("x".repeat(150), 100), "[… 50 more characters cut by the bridge]")
     assert.strictEqual(capResult("short", 100), "short")
   })
@@ -80,7 +81,8 @@ describe("mcp.json", () => {
           fs: { command: "npx", args: ["-y", "server-fs", "${HOME_DIR}"], env: { TOKEN: "${env:SECRET}" }, timeout: 5000 },
           web: { url: "https://example.test/mcp", headers: { Authorization: "Bearer ${SECRET}" } },
           off: { command: "x", disabled: true },
-          me: { command: "node", args: ["/opt/lmstudio-bridge/dist/src/bin.js", "serve"] },
+          me: { command: "node", args: [join(process.cwd(), "src", "bin.ts"), "serve"] },
+          named: { command: "node", args: ["/opt/lmstudio-bridge/tools/server.js"] },
           me2: { command: "lmstudio-bridge", args: ["serve"] }
         }
       },
@@ -96,6 +98,8 @@ describe("mcp.json", () => {
     assert.deepStrictEqual(by.web!.headers, { Authorization: "Bearer s3" })
     assert.strictEqual(by.off!.enabled, false)
     assert.strictEqual(by.me!.enabled, false)
+    // A folder's name proves nothing: only the bridge's own files do.
+    assert.strictEqual(by.named!.enabled, true)
     assert.strictEqual(by.me2!.disabledReason, "this is lmstudio-bridge itself")
     assert.notStrictEqual(by.fs!.hash, by.web!.hash)
   })
@@ -114,7 +118,39 @@ describe("mcp.json", () => {
     assert.include(problem({ mcpServers: { a: { command: "x", timeout: -1 } } }), "timeout must be a positive number")
     const notJson = Effect.runSyncExit(parseMcpJson("/x/mcp.json", "{oops", {}))
     assert.isTrue(Exit.isFailure(notJson))
-    assert.isFalse(isSelf("node", ["server.js"]))
+  })
+
+  it("the bridge recognises itself by its real files, from a checkout in a folder of any name and through symlinks", () => {
+    const root = mkdtempSync(join(tmpdir(), "any-folder-name-"))
+    try {
+      mkdirSync(join(root, "checkout", "dist", "src"), { recursive: true })
+      mkdirSync(join(root, "checkout", "node_modules", "other"), { recursive: true })
+      writeFileSync(join(root, "checkout", "package.json"), JSON.stringify({ name: "lmstudio-bridge" }))
+      for (const f of ["dist/src/bin.js", "dist/src/bin.bundle.cjs", "node_modules/other/index.js"]) writeFileSync(join(root, "checkout", f), "")
+      symlinkSync(join(root, "checkout"), join(root, "linked-checkout"))
+      symlinkSync(join(root, "checkout", "dist", "src", "bin.js"), join(root, "bridge-link.js"))
+      // Started as node <checkout>/dist/src/bin.js, from wherever the checkout is.
+      const self = selfIdentity(join(root, "checkout", "dist", "src", "bin.js"))
+      const bin = join(root, "checkout", "dist", "src", "bin.js")
+      assert.isTrue(isSelf("node", [bin, "serve"], self, "/"))
+      assert.isTrue(isSelf("node", [join(root, "linked-checkout", "dist", "src", "bin.js"), "serve"], self, "/"))
+      assert.isTrue(isSelf("node", [join(root, "bridge-link.js"), "serve"], self, "/"))
+      assert.isTrue(isSelf("node", ["dist/src/bin.bundle.cjs"], self, join(root, "checkout")))
+      assert.isTrue(isSelf(bin, ["serve"], self, "/"))
+      assert.isTrue(isSelf("npx", ["-y", "lmstudio-bridge@0.1.0", "serve"], self, "/"))
+      assert.isTrue(isSelf("lmstudio-bridge", ["serve"], selfIdentity(undefined), "/"))
+      // Other programs, also ones inside the same checkout, are not the bridge.
+      assert.isFalse(isSelf("node", [join(root, "checkout", "node_modules", "other", "index.js")], self, "/"))
+      assert.isFalse(isSelf("node", ["server.js"], self, root))
+      assert.isFalse(isSelf("node", [join(root, "lmstudio-bridge-tools", "server.js")], self, "/"))
+      // Through parseMcpJson: the entry is listed, not offered, with the reason.
+      const parsed = Effect.runSync(
+        parseMcpJson("/x/mcp.json", JSON.stringify({ mcpServers: { me: { command: "node", args: [join(root, "linked-checkout", "dist", "src", "bin.js"), "serve"] } } }), {}, self)
+      )
+      assert.deepStrictEqual(parsed.map((p) => [p.name, p.enabled, p.disabledReason]), [["me", false, "this is lmstudio-bridge itself"]])
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 })
 
