@@ -26,11 +26,12 @@ import { type BridgeOverloaded, isExplained, type LmStudioError } from "../domai
 import type { ChatMessage, ToolDefinition, Usage } from "../domain/Messages.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
-import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { type LifecycleError, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { Admission } from "../lmstudio/Admission.js"
 import { ChildServers, type ChildTool } from "./ChildServers.js"
 import type { ChildServerConfig } from "./McpConfig.js"
-import { capResult, namespace, type NamespacedTool, parseTextToolCalls, stripThink, toFunctionTool } from "./ToolCalls.js"
+import { joinReasoning, splitThink } from "../domain/Think.js"
+import { capResult, namespace, type NamespacedTool, parseTextToolCalls, toFunctionTool } from "./ToolCalls.js"
 
 export type StopReason = "completed" | "max_rounds" | "repeated_call" | "budget" | "cancelled" | "error"
 
@@ -226,7 +227,7 @@ export const runLoop = <E>(
     /** The outcome with the answer (think blocks out) and reasoning of `answered`, if any turn answered. */
     function outcome(answered: Turn | undefined, stopReason: StopReason): LoopOutcome {
       return {
-        answer: answered === undefined ? "" : stripThink(answered.text).answer,
+        answer: answered === undefined ? "" : splitThink(answered.text).answer.trim(),
         reasoning: answered === undefined ? undefined : reasoningOf(answered),
         stopReason,
         rounds,
@@ -237,10 +238,7 @@ export const runLoop = <E>(
     }
   })
 
-const reasoningOf = (t: Turn): string | undefined => {
-  const parts = [t.reasoning ?? "", stripThink(t.text).reasoning].filter((p) => p.trim() !== "")
-  return parts.length > 0 ? parts.join("\n") : undefined
-}
+const reasoningOf = (t: Turn): string | undefined => joinReasoning(t.reasoning, splitThink(t.text).reasoning)
 
 const normaliseArgs = (args: string): string => {
   try {
@@ -282,6 +280,9 @@ export interface RunRequest {
 const SYSTEM =
   "You are an autonomous assistant. Use the tools when they help with the task; call several at once when they are " +
   "independent. When you have what you need, answer the task directly and completely, without calling more tools."
+
+/** Sends one LLM request of a run to the model's current instance (see `HeldModel.request`). */
+type Ask = <A>(send: (identifier: string) => Effect.Effect<A, LmStudioError>) => Effect.Effect<A, LifecycleError | BridgeOverloaded>
 
 export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/AgentLoop", {
   effect: Effect.gen(function* () {
@@ -347,10 +348,12 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           )
         }
 
-        const result = yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (identifier) => {
-          const ports = api === "responses" ? responsesPorts(identifier) : chatPorts(identifier)
-          // Each LLM request waits for one of the model's permits (DESIGN §6 "Concurrency").
-          const turn: LoopPorts<LmStudioError | BridgeOverloaded>["turn"] = (input) => admission.run(identifier, found.instance?.parallel, ports(input))
+        const result = yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (held) => {
+          // Each LLM request goes to the instance that serves the model now (re-ensured once if LM Studio dropped it
+          // between rounds) and waits for one of its permits (DESIGN §6 "Concurrency").
+          const ask = <A>(send: (identifier: string) => Effect.Effect<A, LmStudioError>) =>
+            held.request((m) => admission.run(m.identifier, m.parallel, send(m.identifier)))
+          const turn = api === "responses" ? responsesPorts(ask) : chatPorts(ask)
           return runLoop(
             { turn, execute, known },
             {
@@ -374,7 +377,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         } satisfies RunResult
 
         /** Chat completions with the full history. */
-        function chatPorts(model: string): LoopPorts<LmStudioError>["turn"] {
+        function chatPorts(ask: Ask): LoopPorts<LifecycleError | BridgeOverloaded>["turn"] {
           const messages: Array<ChatMessage> = [
             { role: "system", content: SYSTEM },
             { role: "user", content: req.task }
@@ -384,12 +387,15 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             Effect.gen(function* () {
               for (const r of results) messages.push({ role: "tool", content: r.output, tool_call_id: r.call.id })
               if (note !== undefined) messages.push({ role: "user", content: note })
-              const res = yield* client.chat({
-                model,
-                messages: [...messages],
-                ...(toolsOn && tools.length > 0 ? { tools, toolChoice: "auto" as const } : {}),
-                ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {})
-              })
+              const sent = [...messages]
+              const res = yield* ask((model) =>
+                client.chat({
+                  model,
+                  messages: sent,
+                  ...(toolsOn && tools.length > 0 ? { tools, toolChoice: "auto" as const } : {}),
+                  ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {})
+                })
+              )
               let calls: ReadonlyArray<RequestedCall> = toolsOn ? res.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) : []
               if (toolsOn && calls.length === 0) {
                 calls = parseTextToolCalls(res.content, known).map((c) => ({ id: `text_call_${++textCalls}`, ...c }))
@@ -404,7 +410,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         }
 
         /** The Responses API, chained with previous_response_id; the local transcript replays it when needed. */
-        function responsesPorts(model: string): LoopPorts<LmStudioError>["turn"] {
+        function responsesPorts(ask: Ask): LoopPorts<LifecycleError | BridgeOverloaded>["turn"] {
           const transcript: Array<unknown> = [{ role: "user", content: req.task }]
           let previous: string | undefined
           let textCalls = 0
@@ -420,16 +426,22 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
               }
               if (note !== undefined) items.push({ role: "user", content: note })
               transcript.push(...items)
-              const base = {
-                model,
+              const settings = {
                 instructions: SYSTEM,
                 ...(toolsOn && tools.length > 0 ? { tools, toolChoice: "auto" as const } : {}),
                 ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {})
               }
-              const res = yield* (previous === undefined ? client.respond({ ...base, input: [...transcript] }) : client.respond({ ...base, input: items, previousResponseId: previous })).pipe(
-                Effect.catchTag("PreviousResponseNotFound", () =>
-                  Effect.logWarning("LM Studio lost the previous response; replaying the transcript").pipe(
-                    Effect.zipRight(client.respond({ ...base, input: [...transcript] }))
+              const replay = [...transcript]
+              const chained = previous
+              const res = yield* ask((model) =>
+                (chained === undefined
+                  ? client.respond({ ...settings, model, input: replay })
+                  : client.respond({ ...settings, model, input: items, previousResponseId: chained })
+                ).pipe(
+                  Effect.catchTag("PreviousResponseNotFound", () =>
+                    Effect.logWarning("LM Studio lost the previous response; replaying the transcript").pipe(
+                      Effect.zipRight(client.respond({ ...settings, model, input: replay }))
+                    )
                   )
                 )
               )

@@ -3,7 +3,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { InvalidArguments } from "../domain/Errors.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
-import { loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { describeLoad, loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
 
 const loadedOnly = Options.boolean("loaded").pipe(Options.withDescription("Only models that are loaded"))
@@ -57,15 +57,7 @@ const listCommand = (appLayer: AppLayerFactory) =>
 const printLoad = (r: LoadResult, asJson: boolean) =>
   asJson
     ? printJson(loadResultJson(r))
-    : Effect.gen(function* () {
-        yield* printLine(
-          r.alreadyLoaded
-            ? `${r.identifier} is already loaded (verified)`
-            : `Loaded ${r.identifier} via ${r.via} in ${r.loadTimeMs} ms (verified)`
-        )
-        yield* printLine(`TTL ${r.ttlSeconds} s, enforced by ${r.ttlEnforcedBy === "lmstudio" ? "LM Studio" : "the bridge while it runs"}`)
-        for (const note of r.notes) yield* printLine(`note: ${note}`)
-      })
+    : Effect.forEach(describeLoad(loadResultJson(r)), printLine, { discard: true })
 
 const model = Args.text({ name: "model" }).pipe(Args.withDescription("Model key, e.g. qwen/qwen3-4b"))
 const ttl = Options.integer("ttl").pipe(
@@ -146,7 +138,7 @@ const loadedCommand = (appLayer: AppLayerFactory) =>
       }
       if (loaded.length === 0) return yield* printLine("No models are loaded.")
       const rows = [
-        ["IDENTIFIER", "MODEL", "TYPE", "CONTEXT", "TTL", "TTL LEFT", "STATUS"],
+        ["IDENTIFIER", "MODEL", "TYPE", "CONTEXT", "TTL", "TTL LEFT", "STATUS", "DEVICE"],
         ...loaded.map((m) => [
           m.identifier,
           m.model,
@@ -154,7 +146,8 @@ const loadedCommand = (appLayer: AppLayerFactory) =>
           m.contextLength !== undefined ? String(m.contextLength) : "?",
           m.ttlSeconds !== undefined ? `${m.ttlSeconds} s` : "?",
           m.ttlLeftSeconds !== undefined ? `${m.ttlLeftSeconds} s` : "?",
-          m.status ?? "?"
+          m.status ?? "?",
+          m.device ?? "local"
         ])
       ]
       for (const line of pad(rows)) yield* printLine(line)

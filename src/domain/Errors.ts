@@ -198,6 +198,25 @@ export class ModelMismatch extends Schema.TaggedError<ModelMismatch>()("ModelMis
   }
 }
 
+export class WrongModelKind extends Schema.TaggedError<WrongModelKind>()("WrongModelKind", {
+  requested: Schema.String,
+  expected: Schema.Literal("llm", "embedding"),
+  endpoint: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return (
+      `LM Studio refused ${this.endpoint} for ${JSON.stringify(this.requested)} (${this.detail}): either it is not ` +
+      `${this.expected === "llm" ? "an LLM" : "an embedding model"}, or it is not loaded and the request fell to another loaded model`
+    )
+  }
+  get hint(): string {
+    return this.expected === "llm"
+      ? "Use an LLM for chat and completions (list_models shows each model's type); if it is one, load it again with lms_ensure_model_loaded."
+      : "Use an embedding model for embeddings (list_models shows each model's type); if it is one, load it again with lms_ensure_model_loaded."
+  }
+}
+
 export class InvalidTtl extends Schema.TaggedError<InvalidTtl>()("InvalidTtl", {
   value: Schema.String,
   reason: Schema.String
@@ -402,35 +421,34 @@ export class McpServerTimeout extends Schema.TaggedError<McpServerTimeout>()("Mc
 export type ChildServerError = McpServerFailed | McpServerTimeout | CircuitOpen
 
 /** Errors of the LM Studio HTTP client. */
-export type LmStudioError =
-  | LmStudioUnreachable
-  | LmStudioTimeout
-  | LmStudioConnectionLost
-  | LmStudioHttpError
-  | LmStudioMalformedResponse
-  | LmStudioApiUnsupported
-  | ModelNotFound
-  | NoModelLoaded
-  | ModelMismatch
-  | PreviousResponseNotFound
-  | CircuitOpen
-
-const lmStudioErrorTags: ReadonlySet<string> = new Set<LmStudioError["_tag"]>([
-  "LmStudioUnreachable",
-  "LmStudioTimeout",
-  "LmStudioConnectionLost",
-  "LmStudioHttpError",
-  "LmStudioMalformedResponse",
-  "LmStudioApiUnsupported",
-  "ModelNotFound",
-  "NoModelLoaded",
-  "ModelMismatch",
-  "PreviousResponseNotFound",
-  "CircuitOpen"
-])
+export const LmStudioError = Schema.Union(
+  LmStudioUnreachable,
+  LmStudioTimeout,
+  LmStudioConnectionLost,
+  LmStudioHttpError,
+  LmStudioMalformedResponse,
+  LmStudioApiUnsupported,
+  ModelNotFound,
+  NoModelLoaded,
+  ModelMismatch,
+  WrongModelKind,
+  PreviousResponseNotFound,
+  CircuitOpen
+)
+export type LmStudioError = typeof LmStudioError.Type
 
 /** Is this one of the LM Studio client's typed errors (as opposed to a transport error of the HTTP client)? */
-export const isLmStudioError = (u: unknown): u is LmStudioError => Predicate.isRecord(u) && typeof u._tag === "string" && lmStudioErrorTags.has(u._tag)
+export const isLmStudioError: (u: unknown) => u is LmStudioError = Schema.is(LmStudioError)
+
+/**
+ * Answers that mean "the model the bridge believes loaded is not there" (DESIGN §6 "Truth about LM Studio"): no model
+ * loaded, the request served by another model, or the instance unknown. The belief is stale: refresh, re-ensure once
+ * (one shared load), retry. (`WrongModelKind` means the same when the model is of the kind LM Studio says it is not:
+ * only the caller, who knows the model's type, can tell.)
+ */
+export const StaleModelBelief = Schema.Union(NoModelLoaded, ModelMismatch, ModelNotFound)
+export type StaleModelBelief = typeof StaleModelBelief.Type
+export const isStaleModelBelief: (u: unknown) => u is StaleModelBelief = Schema.is(StaleModelBelief)
 
 /** What every error of ours offers to the faces (CLI, MCP). */
 export interface Explained {

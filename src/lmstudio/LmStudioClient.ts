@@ -16,7 +16,7 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Duration, Effect, Either, identity, Option, type ParseResult, Redacted, Ref, Schedule, Schema, Stream } from "effect"
+import { Cause, Duration, Effect, Either, identity, Option, type ParseResult, Redacted, Ref, Schedule, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import { spanIf, tracingEnabled } from "../observability/Tracing.js"
 import * as HttpTransport from "./HttpTransport.js"
@@ -32,11 +32,13 @@ import {
   ModelMismatch,
   ModelNotFound,
   NoModelLoaded,
-  PreviousResponseNotFound
+  PreviousResponseNotFound,
+  WrongModelKind
 } from "../domain/Errors.js"
 import type { ChatMessage, ToolCall, ToolDefinition, Usage } from "../domain/Messages.js"
 import { closestMatches, sameModel } from "../domain/ModelName.js"
-import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
+import { joinReasoning, splitThink, ThinkSplitter } from "../domain/Think.js"
+import { LmStudioBreaker } from "./LmStudioBreaker.js"
 import * as Deadlines from "../resilience/Deadlines.js"
 import { httpTransientRetry, isTransientLmStudioError, retryLazily } from "../resilience/Policies.js"
 import {
@@ -113,6 +115,8 @@ export interface CompletionRequest {
 export interface CompletionResult {
   readonly model: string
   readonly text: string
+  /** Think blocks the model wrote inline (`<think>…</think>`), moved out of `text`. */
+  readonly reasoning: string | undefined
   readonly finishReason: string
   readonly usage: Usage | undefined
 }
@@ -167,8 +171,12 @@ export type ResponseDelta =
 
 export interface LoadedInstance {
   readonly id: string
+  /** The context the instance was loaded with (not what was asked: LM Studio may load less when memory is short). */
   readonly contextLength: number | undefined
+  /** Parallel prediction slots of the instance (its context is shared between them). */
   readonly parallel: number | undefined
+  /** The LM Link device the instance runs on; undefined when local or not known (only `lms ps` tells). */
+  readonly device?: string | undefined
 }
 
 export interface ModelInfo {
@@ -282,6 +290,12 @@ export const modelInfoFromId = (id: string): ModelInfo => ({
   source: "openai"
 })
 
+/** The answer and reasoning a think splitter released, as stream deltas. */
+const pushThinkPieces = (out: Array<ChatDelta>, pieces: { readonly answer: string; readonly reasoning: string }): void => {
+  if (pieces.reasoning !== "") out.push({ _tag: "Reasoning", text: pieces.reasoning })
+  if (pieces.answer !== "") out.push({ _tag: "Content", text: pieces.answer })
+}
+
 /** Collects a chat stream into the same result the non-streaming call returns. */
 export const collectChat = <E, R>(stream: Stream.Stream<ChatDelta, E, R>): Effect.Effect<ChatResult, E, R> =>
   Stream.runFold(
@@ -308,7 +322,7 @@ export const collectChat = <E, R>(stream: Stream.Stream<ChatDelta, E, R>): Effec
       id: "",
       model: acc.model,
       content: acc.content,
-      reasoning: acc.reasoning === "" ? undefined : acc.reasoning,
+      reasoning: joinReasoning(acc.reasoning),
       toolCalls: acc.toolCalls,
       finishReason: acc.finish,
       usage: acc.usage
@@ -325,12 +339,13 @@ export const toResponseResult = (r: ResponseWire): ResponseResult => {
     .map((i) => textOfParts(i.content) || (i.summary ?? []).map((p) => p.text ?? "").join(""))
     .join("")
   const u = r.usage
+  const inline = splitThink(r.output_text ?? messages.map((m) => textOfParts(m.content)).join(""))
   return {
     id: r.id,
     model: r.model ?? "",
     status: r.status ?? "completed",
-    outputText: r.output_text ?? messages.map((m) => textOfParts(m.content)).join(""),
-    reasoning: reasoning === "" ? undefined : reasoning,
+    outputText: inline.answer,
+    reasoning: joinReasoning(reasoning, inline.reasoning),
     functionCalls: r.output
       .filter((i) => i.type === "function_call")
       .map((i) => ({ callId: String(i.call_id ?? i.id ?? ""), name: i.name ?? "", arguments: argumentsText(i.arguments) })),
@@ -375,6 +390,11 @@ export const classifyError = (
   }
   if (/no models loaded/i.test(message)) {
     return new NoModelLoaded({ baseUrl: ctx.baseUrl, model: ctx.model, detail: message })
+  }
+  // The model is of the other kind, or the request fell to the only loaded model, of the other kind (protocol §9.1).
+  const kind = /^Model is not (?:an? )?(llm|embedding)/i.exec(message)?.[1]?.toLowerCase()
+  if (ctx.model !== undefined && (kind === "llm" || kind === "embedding")) {
+    return new WrongModelKind({ requested: ctx.model, expected: kind, endpoint: ctx.endpoint, detail: message })
   }
   if (code === "previous_response_not_found") {
     const id = /'([^']+)'/.exec(message)?.[1] ?? ""
@@ -425,6 +445,7 @@ const parseJson = (text: string): Option.Option<unknown> => {
 // ---------------------------------------------------------------------------------------------------------------
 
 export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-bridge/LmStudioClient", {
+  dependencies: [LmStudioBreaker.Default],
   scoped: Effect.gen(function* () {
     const config = yield* AppConfig
     const baseUrl = config.baseUrl
@@ -475,8 +496,11 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
      * reads the span and its call-site capture was a measurable part of the per-call cost (docs/benchmarks.md).
      */
     const endpoint = (name: string): typeof Effect.fnUntraced => (tracing ? Effect.fn(name) : Effect.fnUntraced)
-    /** One breaker for the LM Studio server: only failures of the server itself count (not a 4xx or a bad name). */
-    const breaker = yield* CircuitBreaker.make("LM Studio HTTP")
+    /**
+     * The LM Studio server's breaker, shared with the lms commands that talk to it (LmStudioBreaker): only failures of
+     * the server itself count (not a 4xx or a bad name), and a call counts once, however many retries it took.
+     */
+    const breaker = yield* LmStudioBreaker
     const countsAgainstServer = (e: LmStudioError) =>
       isTransientLmStudioError(e) || e._tag === "LmStudioTimeout" || e._tag === "LmStudioConnectionLost"
 
@@ -553,7 +577,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
               ),
               { duration: timeout, onTimeout }
             )
-      return retryLazily(breaker.protect(attempt, countsAgainstServer), retrySchedule(ctx), isTransientLmStudioError)
+      return breaker.protect(retryLazily(attempt, retrySchedule(ctx), isTransientLmStudioError), countsAgainstServer)
     }
 
     /** One exchange over the direct sender: the status and whole body, judged and decoded synchronously. */
@@ -644,15 +668,23 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     // API detection
     // -------------------------------------------------------------------------------------------------------------
 
-    const probe = (path: string, method: "GET" | "POST", recognise: (json: unknown) => boolean) =>
+    /**
+     * Does the server have this API? A 5xx proves nothing either way: it fails the detection (which is then not
+     * cached), so a server that is failing is never taken for one without the API.
+     */
+    const probe = (path: string, method: "GET" | "POST", recognise: (json: unknown) => boolean): Effect.Effect<boolean, LmStudioError> =>
       http.execute(platformRequest(method === "GET" ? get(path) : post(path, {}))).pipe(
-        Effect.flatMap((res) => Effect.map(res.text, (text) => ({ status: res.status, json: Option.getOrUndefined(parseJson(text)) }))),
+        Effect.flatMap((res) => Effect.map(res.text, (text) => ({ status: res.status, text, json: Option.getOrUndefined(parseJson(text)) }))),
         Effect.mapError(transportError({ endpoint: `${method} ${path}` })),
         Effect.timeoutFail({
           duration: config.metadataTimeout,
           onTimeout: () => new LmStudioTimeout({ baseUrl, endpoint: `${method} ${path}`, timeoutMs: Duration.toMillis(config.metadataTimeout) })
         }),
-        Effect.map(({ status, json }) => status < 500 && recognise(json))
+        Effect.flatMap(({ status, text, json }) =>
+          status >= 500
+            ? Effect.fail(new LmStudioHttpError({ baseUrl, endpoint: `${method} ${path}`, status, detail: text.slice(0, 300) || `HTTP ${status}` }))
+            : Effect.succeed(recognise(json))
+        )
       )
 
     const isUnknownRoute = (json: unknown) =>
@@ -663,15 +695,22 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
 
     const apisRef = yield* Ref.make(Option.none<Apis>())
     const detectLock = yield* Effect.makeSemaphore(1)
-    const detect = Effect.all(
-      {
-        openai: probe("/v1/models", "GET", (j) => Schema.is(OpenAiModelsWire)(j)),
-        v0: probe("/api/v0/models", "GET", (j) => Schema.is(V0ModelsWire)(j)),
-        v1: probe("/api/v1/models", "GET", (j) => Schema.is(V1ModelsWire)(j)),
-        // An empty POST is refused by a server that has the endpoint and answered "Unexpected endpoint" by one that has not.
-        responses: probe("/v1/responses", "POST", (j) => j !== undefined && !isUnknownRoute(j))
-      },
-      { concurrency: 4 }
+    // One call of the breaker (its four probes together): a failing server counts once per detection.
+    const detect = breaker.protect(
+      Effect.all(
+        {
+          openai: probe("/v1/models", "GET", (j) => Schema.is(OpenAiModelsWire)(j)),
+          v0: probe("/api/v0/models", "GET", (j) => Schema.is(V0ModelsWire)(j)),
+          v1: probe("/api/v1/models", "GET", (j) => Schema.is(V1ModelsWire)(j)),
+          // An empty POST is refused by a server that has the endpoint and answered "Unexpected endpoint" by one that has not.
+          responses: probe("/v1/responses", "POST", (j) => j !== undefined && !isUnknownRoute(j))
+        },
+        { concurrency: 4 }
+      ).pipe(
+        // Probes that fail together fail once, with the first of their errors.
+        Effect.catchAllCause((cause) => Option.match(Cause.failureOption(cause), { onNone: () => Effect.failCause(cause), onSome: Effect.fail }))
+      ),
+      countsAgainstServer
     )
     const apis: Effect.Effect<Apis, LmStudioError> = Effect.flatMap(Ref.get(apisRef), (cached) =>
       Option.isSome(cached)
@@ -783,14 +822,15 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           if (mismatch !== undefined) return Effect.fail(mismatch)
           const choice = r.choices[0]
           if (!choice) return Effect.fail(new LmStudioMalformedResponse({ baseUrl, endpoint: ctx.endpoint, detail: "no choices in the response" }))
-          const reasoning = choice.message.reasoning_content ?? choice.message.reasoning ?? ""
           const assembler = new ToolCallAssembler()
           for (const f of fragmentsOf(choice.message.tool_calls)) assembler.push(f)
+          // Reasoning the server kept apart, and think blocks written inline in the content (domain/Think.ts).
+          const inline = splitThink(choice.message.content ?? "")
           return Effect.succeed({
             id: r.id ?? "",
             model: r.model ?? req.model ?? "",
-            content: choice.message.content ?? "",
-            reasoning: reasoning === "" ? undefined : reasoning,
+            content: inline.answer,
+            reasoning: joinReasoning(choice.message.reasoning_content ?? choice.message.reasoning ?? undefined, inline.reasoning),
             toolCalls: assembler.finish(),
             finishReason: choice.finish_reason ?? "stop",
             usage: toUsage(r.usage)
@@ -805,6 +845,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       const ctx = { endpoint: "POST /v1/chat/completions (stream)", model: req.model }
       return Stream.suspend(() => {
         const assembler = new ToolCallAssembler()
+        const think = new ThinkSplitter()
         let done = false
         let finish: string | undefined
         let served = ""
@@ -829,7 +870,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
                 const d = choice.delta
                 const reasoning = d?.reasoning_content ?? d?.reasoning
                 if (reasoning) out.push({ _tag: "Reasoning", text: reasoning })
-                if (d?.content) out.push({ _tag: "Content", text: d.content })
+                if (d?.content) pushThinkPieces(out, think.push(d.content))
                 for (const f of fragmentsOf(d?.tool_calls)) {
                   assembler.push(f)
                   out.push({ _tag: "ToolCallFragment", ...f })
@@ -844,6 +885,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
             Stream.suspend((): Stream.Stream<ChatDelta, LmStudioError> => {
               if (!done && finish === undefined) return Stream.fail(lost(ctx, "the stream ended without a finish reason or [DONE]"))
               const tail: Array<ChatDelta> = []
+              pushThinkPieces(tail, think.end())
               if (assembler.size > 0) tail.push({ _tag: "ToolCalls", calls: assembler.finish() })
               tail.push({ _tag: "Finish", reason: finish ?? "stop", model: served || req.model || "" })
               return Stream.fromIterable(tail)
@@ -871,9 +913,11 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       )
       yield* checkModel(ctx, r.model)
       const choice = r.choices[0]
+      const inline = splitThink(choice?.text ?? "")
       return {
         model: r.model ?? req.model ?? "",
-        text: choice?.text ?? "",
+        text: inline.answer,
+        reasoning: joinReasoning(inline.reasoning),
         finishReason: choice?.finish_reason ?? "stop",
         usage: toUsage(r.usage)
       } satisfies CompletionResult
@@ -936,13 +980,22 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       const ctx = { endpoint: "POST /v1/responses (stream)", model: req.model }
       return Stream.suspend(() => {
         let completed = false
+        const think = new ThinkSplitter()
+        const textPieces = (text: string, last: boolean): ReadonlyArray<ResponseDelta> => {
+          const a = think.push(text)
+          const b = last ? think.end() : { answer: "", reasoning: "" }
+          const out: Array<ResponseDelta> = []
+          if (a.reasoning + b.reasoning !== "") out.push({ _tag: "Reasoning", text: a.reasoning + b.reasoning })
+          if (a.answer + b.answer !== "") out.push({ _tag: "Text", text: a.answer + b.answer })
+          return out
+        }
         return sse(ctx, post("/v1/responses", responseBody(req, true))).pipe(
           Stream.filter((e) => e.data.trim() !== "" && e.data.trim() !== "[DONE]"),
           Stream.mapEffect((e) => decodeFrame(ctx, ResponseEventWire, e.data)),
           Stream.mapConcatEffect((ev): Effect.Effect<ReadonlyArray<ResponseDelta>, LmStudioError> => {
             switch (ev.type) {
               case "response.output_text.delta":
-                return Effect.succeed(ev.delta ? [{ _tag: "Text", text: ev.delta }] : [])
+                return Effect.succeed(ev.delta ? textPieces(ev.delta, false) : [])
               case "response.reasoning_text.delta":
               case "response.reasoning_summary_text.delta":
                 return Effect.succeed(ev.delta ? [{ _tag: "Reasoning", text: ev.delta }] : [])
@@ -951,7 +1004,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
                 if (!response) return Effect.succeed([])
                 return Effect.as(
                   Effect.zipRight(checkModel(ctx, response.model), Effect.sync(() => (completed = true))),
-                  [{ _tag: "Completed", response: toResponseResult(response) }]
+                  [...textPieces("", true), { _tag: "Completed", response: toResponseResult(response) }]
                 )
               }
               case "response.failed":

@@ -31,14 +31,15 @@ export interface CatalogSnapshot {
 }
 
 /** Exact names (keys, identifiers, lower-cased keys) to what they find, built once per snapshot. */
-const indexOf = (models: ReadonlyArray<ModelInfo>): ReadonlyMap<string, Found> => {
+const indexOf = (snapshot: CatalogSnapshot): ReadonlyMap<string, Found> => {
   const index = new Map<string, Found>()
-  for (const model of models) {
+  const seenAt = snapshot.fetchedAt
+  for (const model of snapshot.models) {
     const only = model.loaded.length === 1 ? model.loaded[0] : undefined
-    index.set(model.key.toLowerCase(), { model, instance: only })
-    index.set(model.key, { model, instance: only })
+    index.set(model.key.toLowerCase(), { model, instance: only, seenAt })
+    index.set(model.key, { model, instance: only, seenAt })
   }
-  for (const model of models) for (const instance of model.loaded) index.set(instance.id, { model, instance })
+  for (const model of snapshot.models) for (const instance of model.loaded) index.set(instance.id, { model, instance, seenAt })
   return index
 }
 
@@ -46,6 +47,8 @@ export interface Found {
   readonly model: ModelInfo
   /** Set when the name is a loaded instance's identifier (`key:2`), or the model has one loaded instance. */
   readonly instance: LoadedInstance | undefined
+  /** When the listing this comes from was asked of LM Studio (Clock ms): how old the knowledge is. */
+  readonly seenAt: number
 }
 
 interface Cached {
@@ -71,20 +74,21 @@ const fromLms = (models: ReadonlyArray<LmsModel>, instances: ReadonlyArray<LmsIn
     vision: m.vision ?? undefined,
     loaded: instances
       .filter((i) => i.modelKey === m.modelKey)
-      .map((i) => ({ id: i.identifier, contextLength: i.contextLength ?? undefined, parallel: i.parallel ?? undefined })),
+      .map((i) => ({ id: i.identifier, contextLength: i.contextLength ?? undefined, parallel: i.parallel ?? undefined, device: i.deviceIdentifier ?? undefined })),
     source: "lms"
   }))
 
-/** Finds a name among models: an instance identifier, a key, a variant (`key@q4`), a key without its publisher. */
-export const match = (models: ReadonlyArray<ModelInfo>, name: string): Found | undefined => {
+/** Finds a name in a listing: an instance identifier, a key, a variant (`key@q4`), a key without its publisher. */
+export const match = (snapshot: CatalogSnapshot, name: string): Found | undefined => {
+  const { models, fetchedAt: seenAt } = snapshot
   for (const model of models) {
     const instance = model.loaded.find((i) => i.id === name)
-    if (instance) return { model, instance }
+    if (instance) return { model, instance, seenAt }
   }
   const exact = models.find((m) => m.key === name) ?? models.find((m) => m.key.toLowerCase() === name.toLowerCase())
   const model = exact ?? models.find((m) => sameModel(name, m.key))
   if (!model) return undefined
-  return { model, instance: model.loaded.length === 1 ? model.loaded[0] : undefined }
+  return { model, instance: model.loaded.length === 1 ? model.loaded[0] : undefined, seenAt }
 }
 
 export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridge/ModelCatalog", {
@@ -121,7 +125,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
           Option.isSome(current) && current.value.generation > seen
             ? Effect.succeed(current.value.snapshot)
             : Effect.tap(fetch, (snapshot) =>
-                Ref.set(cache, Option.some({ snapshot, generation: generation(current) + 1, index: indexOf(snapshot.models) }))
+                Ref.set(cache, Option.some({ snapshot, generation: generation(current) + 1, index: indexOf(snapshot) }))
               )
         )
       )
@@ -145,12 +149,12 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
       Effect.gen(function* () {
         const seen = generation(yield* Ref.get(cache))
         const first = yield* snapshot
-        const hit = match(first.models, name)
+        const hit = match(first, name)
         if (hit) return hit
         // A miss on cached data refreshes once; a miss on data fetched during this call is final.
         const now = generation(yield* Ref.get(cache))
         const second = now > seen ? first : yield* refreshAfter(now)
-        const again = match(second.models, name)
+        const again = match(second, name)
         if (again) return again
         const available = second.models.map((m) => m.key)
         return yield* new ModelNotFound({ model: name, available, suggestions: closestMatches(name, available) })
@@ -183,21 +187,31 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
 
     const resolveDefault: Effect.Effect<Found, CatalogError> = Effect.gen(function* () {
         if (Option.isSome(config.defaultModel)) return yield* find(config.defaultModel.value)
-        const models = (yield* snapshot).models
-        const loaded = models.find((m) => m.type !== "embedding" && m.loaded.length > 0)
-        if (loaded) return { model: loaded, instance: loaded.loaded[0] }
+        const current = yield* snapshot
+        const loaded = current.models.find((m) => m.type !== "embedding" && m.loaded.length > 0)
+        if (loaded) return { model: loaded, instance: loaded.loaded[0], seenAt: current.fetchedAt }
         return yield* new NoModelLoaded({
           baseUrl: config.baseUrl,
           detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded"
         })
       }).pipe(spanIf(tracing, "ModelCatalog.resolve", { model: "default" }))
 
+    const instancesOf = (s: CatalogSnapshot) => s.models.flatMap((m) => m.loaded.map((instance) => ({ model: m, instance })))
+
     /** Loaded instances right now: only a listing fetched after this call began counts (what verification polls). */
     const loadedNow = Effect.gen(function* () {
-      const s = yield* refreshAfter(generation(yield* Ref.get(cache)))
-      return s.models.flatMap((m) => m.loaded.map((instance) => ({ model: m, instance })))
+      return instancesOf(yield* refreshAfter(generation(yield* Ref.get(cache))))
     })
 
-    return { snapshot, find, resolve, invalidate, loadedNow, cacheTtl: Duration.millis(ttlMs) } as const
+    /** The generation of the listing held now (read it before waiting, pass it to `loadedSince`). */
+    const currentGeneration = Effect.map(Ref.get(cache), generation)
+
+    /**
+     * Loaded instances from a listing newer than generation `seen`: fetched now unless one arrived since. Callers that
+     * read the generation when they began and then waited (for a lock, a load) share the listing that came meanwhile.
+     */
+    const loadedSince = (seen: number) => Effect.map(refreshAfter(seen), (s) => ({ instances: instancesOf(s), seenAt: s.fetchedAt }))
+
+    return { snapshot, find, resolve, invalidate, loadedNow, currentGeneration, loadedSince, cacheTtl: Duration.millis(ttlMs) } as const
   })
 }) {}

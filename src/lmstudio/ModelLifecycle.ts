@@ -1,32 +1,43 @@
 /**
- * ModelLifecycle (DESIGN §6 "Model lifecycle"): load, unload, ensureLoaded, verify, listLoaded.
+ * ModelLifecycle (DESIGN §6 "Model lifecycle", "Truth about LM Studio"): load, unload, ensureLoaded, verify,
+ * listLoaded, and `withModel` for work that needs a model.
  *
  * - TTL always explicit and finite: keep 600 s, temporary 300 s, explicit values capped at MAX_MODEL_TTL_SECONDS
  *   with a note; 0, negative, non-integer and absurd values are rejected (`ttlFor`).
- * - LM Studio itself holds the TTL, so it survives the bridge: `lms load -y --ttl N` when the CLI is there, else a
- *   JIT load (a one-token request carrying `ttl`), else REST v1 (which documents no TTL: sent anyway; if refused the
- *   load is repeated without it and the bridge enforces the TTL while it runs). `LMSTUDIO_LIFECYCLE` forces one.
+ * - LM Studio itself holds the TTL where it can, so it survives the bridge: `lms load -y --ttl N` when the CLI is
+ *   there, else a JIT load (a one-token request carrying `ttl`), else REST v1. A REST load holds no idle TTL in
+ *   LM Studio (protocol §12.1): it is reported as held by LM Studio only when `lms ps` shows LM Studio holding it;
+ *   otherwise the bridge enforces it (while it runs) and says so. `LMSTUDIO_LIFECYCLE` forces one backend.
+ * - Nothing is believed without looking. Loads of one model are serialised, and each first reads a listing newer
+ *   than its caller's start (one listing shared by the callers that waited): a model the listing shows loaded is
+ *   never loaded again (LM Studio would make a `key:2` copy). An explicit ensure confirms an earlier result against
+ *   such a listing before answering "already loaded".
  * - Every load is verified by polling the loaded list with a Schedule (no fixed sleeps), optionally probed, and the
  *   load+verify step is retried (1 s, 2 s, 4 s, jittered) only for errors that can succeed on retry.
- * - Leases (`resilience/Leases.ts`) keyed by (model, TTL) whose acquisition is ensure-load-verify. Concurrent `ensureLoaded` of one
- *   model share one load; work holds a lease (`withModel`) so nothing is evicted mid-run; when the last lease has
- *   been idle for the TTL, a model the bridge loaded is unloaded — one someone else loaded never is.
+ * - Leases (`resilience/Leases.ts`) keyed by (model, TTL); work holds one (`withModel`) so the bridge never evicts a
+ *   model mid-run. A lease whose instance a newer listing no longer shows is dropped; a request that LM Studio answers
+ *   with "not loaded" / "another model served" re-ensures once (one shared load) and is sent again. When the last
+ *   lease of a load has been idle for its TTL, a model the bridge loaded is unloaded — one someone else loaded never is.
  */
 import { Clock, Data, Effect, Option, Ref } from "effect"
 import { AppConfig, type AppConfigShape, type LifecycleMode } from "../Config.js"
 import {
   InvalidTtl,
+  isExplained,
+  isStaleModelBelief,
   type LmsError,
   type LmStudioError,
   ModelLoadFailed,
-  ModelVerificationFailed
+  ModelVerificationFailed,
+  WrongModelKind
 } from "../domain/Errors.js"
 import { validateModelName } from "../domain/ModelName.js"
 import * as Leases from "../resilience/Leases.js"
 import { isRetryableLoadError, modelLoadRetry, verificationPoll } from "../resilience/Policies.js"
 import { LmsCli } from "./LmsCli.js"
 import { LmStudioClient } from "./LmStudioClient.js"
-import { type CatalogError, ModelCatalog } from "./ModelCatalog.js"
+import { type CatalogError, type Found, ModelCatalog } from "./ModelCatalog.js"
+import type { LoadedInstance, ModelInfo } from "./LmStudioClient.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // TTL policy
@@ -81,7 +92,10 @@ export const chooseBackend = (mode: LifecycleMode, lmsAvailable: boolean, v1: bo
     via: "jit",
     reason: "a JIT load carrying `ttl`: LM Studio holds the TTL (auto-evict may unload other JIT-loaded models)"
   }
-  const rest: BackendChoice = { via: "rest", reason: "REST v1 load: LM Studio holds the TTL only if it accepts the undocumented `ttl` field" }
+  const rest: BackendChoice = {
+    via: "rest",
+    reason: "REST v1 load: LM Studio holds no idle TTL for it (unless `lms ps` shows one), so the bridge enforces the TTL while it runs"
+  }
   switch (mode) {
     case "cli":
       return [{ ...cli, reason: `forced by LMSTUDIO_LIFECYCLE=cli; ${cli.reason}` }]
@@ -110,18 +124,30 @@ export interface LoadRequest {
   readonly identifier?: string | undefined
 }
 
+/**
+ * Who unloads a model when it has been idle for its TTL: LM Studio (it holds the TTL), the bridge (while it runs),
+ * nobody (loaded by someone else without a TTL: it stays until unloaded), or unknown (someone else's, and without the
+ * lms CLI the bridge cannot see its TTL).
+ */
+export type TtlHolder = "lmstudio" | "bridge" | "nobody" | "unknown"
+
 export interface LoadResult {
   readonly identifier: string
   readonly model: string
-  readonly ttlSeconds: number
-  /** Who unloads the model when it has been idle for the TTL. */
-  readonly ttlEnforcedBy: "lmstudio" | "bridge"
-  /** How it was loaded; `existing` when it was found loaded already. */
+  /** The idle TTL, when known (a model someone else loaded may have none, or one the bridge cannot see). */
+  readonly ttlSeconds: number | undefined
+  readonly ttlEnforcedBy: TtlHolder
+  /** How it was loaded; `existing` when LM Studio's listing showed it loaded already. */
   readonly via: Backend | "existing"
   readonly viaReason: string
   readonly verified: boolean
   readonly alreadyLoaded: boolean
   readonly loadTimeMs: number
+  /** The context and parallel slots of the loaded instance, as LM Studio reports them (not what was asked). */
+  readonly contextLength: number | undefined
+  readonly parallel: number | undefined
+  /** The LM Link device the instance runs on, when it is not this machine. */
+  readonly device: string | undefined
   readonly notes: ReadonlyArray<string>
 }
 
@@ -129,25 +155,49 @@ export interface LoadResult {
 export const loadResultJson = (r: LoadResult) => ({
   identifier: r.identifier,
   model: r.model,
-  ttl_seconds: r.ttlSeconds,
+  ttl_seconds: r.ttlSeconds ?? null,
   ttl_enforced_by: r.ttlEnforcedBy,
   via: r.via,
   via_reason: r.viaReason,
   verified: r.verified,
   already_loaded: r.alreadyLoaded,
   load_time_ms: r.loadTimeMs,
+  context_length: r.contextLength ?? null,
+  parallel: r.parallel ?? null,
+  device: r.device ?? null,
   notes: r.notes
 })
+
+const holderText: Record<TtlHolder, string> = {
+  lmstudio: "enforced by LM Studio",
+  bridge: "enforced by the bridge while it runs",
+  nobody: "not enforced by anyone (it stays loaded until unloaded)",
+  unknown: "holder unknown (no lms CLI to show it)"
+}
+
+/** A load result in words, for the CLI and the MCP text rendering alike. */
+export const describeLoad = (o: ReturnType<typeof loadResultJson>): ReadonlyArray<string> => [
+  o.already_loaded
+    ? `${o.identifier} is already loaded (seen in LM Studio's listing just now).`
+    : `Loaded ${o.identifier} via ${o.via} in ${o.load_time_ms} ms (verified in LM Studio's listing).`,
+  `TTL ${o.ttl_seconds === null ? "unknown" : `${o.ttl_seconds} s`}, ${holderText[o.ttl_enforced_by]}.` +
+    (o.context_length !== null ? ` Context ${o.context_length} tokens${o.parallel !== null ? `, ${o.parallel} parallel slots` : ""}.` : "") +
+    (o.device !== null ? ` Runs on LM Link device ${o.device}.` : ""),
+  ...o.notes.map((n) => `Note: ${n}`)
+]
 
 export interface LoadedModel {
   readonly identifier: string
   readonly model: string
   readonly type: string
   readonly contextLength: number | undefined
+  readonly parallel: number | undefined
   readonly ttlSeconds: number | undefined
   readonly ttlLeftSeconds: number | undefined
   readonly status: string | undefined
   readonly ownedByBridge: boolean
+  /** The LM Link device the instance runs on; undefined when local (or when only HTTP listings are available). */
+  readonly device: string | undefined
 }
 
 /** A loaded instance as the faces show it (snake_case JSON for CLI `--json` and MCP structured content). */
@@ -156,29 +206,63 @@ export const loadedModelJson = (m: LoadedModel) => ({
   model: m.model,
   type: m.type,
   context_length: m.contextLength ?? null,
+  parallel: m.parallel ?? null,
   ttl_seconds: m.ttlSeconds ?? null,
   ttl_left_seconds: m.ttlLeftSeconds ?? null,
   status: m.status ?? null,
-  owned_by_bridge: m.ownedByBridge
+  owned_by_bridge: m.ownedByBridge,
+  device: m.device ?? null
 })
 
 export type LifecycleError = CatalogError | LmStudioError | LmsError | InvalidTtl | ModelLoadFailed | ModelVerificationFailed
+
+/** A model held by running work (`withModel`). */
+export interface HeldModel {
+  /** The instance the work runs on now (it changes when the model had to be loaded again). */
+  readonly current: () => LoadResult
+  /**
+   * Sends one request to the held model. When LM Studio's answer shows the model is not loaded after all (no model
+   * loaded, another model served, unknown instance), the model is ensured again — one load shared by every request
+   * that met the same unload — and the request is sent once more, to the instance that now serves the model.
+   */
+  readonly request: <A, E, R>(send: (model: LoadResult) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | LifecycleError, R>
+}
 
 /** Internal to verification: the instance is not in the loaded list yet. */
 class NotYetLoaded extends Data.TaggedError("NotYetLoaded") {}
 
 interface LeaseKey {
+  /** A model key, or an instance identifier when the caller named one. */
   readonly model: string
   readonly ttlSeconds: number
+}
+
+/** What a lease holds: the result, which load of the bridge it is (if the bridge loaded it), when it was confirmed. */
+interface Lease {
+  readonly result: LoadResult
+  readonly loadId: number | undefined
+  /** When the listing that showed (or verified) the instance was read (Clock ms). */
+  readonly confirmedAt: number
 }
 
 interface Owned {
   readonly identifier: string
   readonly ttlSeconds: number
   readonly enforcedBy: "lmstudio" | "bridge"
+  /** Which load this is: a later load of the same identifier is another one. */
+  readonly loadId: number
 }
 
-const NOT_LOADED = new Set(["NoModelLoaded", "ModelMismatch", "ModelNotFound"])
+type Listed = { readonly model: ModelInfo; readonly instance: LoadedInstance }
+
+/** The instance of `model` a listing shows: the one named exactly, else the model's first loaded instance. */
+const instanceIn = (all: ReadonlyArray<Listed>, name: string, model: string): Listed | undefined =>
+  all.find((l) => l.instance.id === name) ?? all.find((l) => l.model.key === model)
+
+const contextNote = (asked: number | undefined, loaded: number | undefined): ReadonlyArray<string> =>
+  asked !== undefined && loaded !== undefined && loaded !== asked
+    ? [`LM Studio loaded it with a context of ${loaded} tokens (${asked} were asked)${loaded < asked ? "; it may be short of memory" : ""}`]
+    : []
 
 export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-bridge/ModelLifecycle", {
   scoped: Effect.gen(function* () {
@@ -188,9 +272,18 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
     const catalog = yield* ModelCatalog
     /** Instances this bridge loaded (the only ones it ever unloads on its own). */
     const owned = yield* Ref.make(new Map<string, Owned>())
-
-    const isLoaded = (identifier: string, model: string) =>
-      Effect.map(catalog.loadedNow, (all) => all.find((l) => l.instance.id === identifier) ?? (identifier === model ? all.find((l) => l.model.key === model) : undefined))
+    const loadIds = yield* Ref.make(0)
+    /** Live leases per load: a load is unloaded when the last lease on it is released. */
+    const leaseCount = yield* Ref.make(new Map<number, number>())
+    /** One lock per model key: its loads never overlap, and each looks at a fresh listing first. */
+    const locks = new Map<string, Effect.Semaphore>()
+    const lockOf = (model: string): Effect.Semaphore => {
+      const existing = locks.get(model)
+      if (existing !== undefined) return existing
+      const lock = Effect.unsafeMakeSemaphore(1)
+      locks.set(model, lock)
+      return lock
+    }
 
     /** Polls the loaded list until the instance appears; `ModelVerificationFailed` if it never does. */
     const verify = (identifier: string, model: string) =>
@@ -198,7 +291,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         let attempts = 0
         const found = yield* Effect.suspend(() => {
           attempts++
-          return isLoaded(identifier, model)
+          return Effect.map(catalog.loadedNow, (all) => all.find((l) => l.instance.id === identifier) ?? (identifier === model ? all.find((l) => l.model.key === model) : undefined))
         }).pipe(
           Effect.flatMap((f) => (f === undefined ? Effect.fail(new NotYetLoaded()) : Effect.succeed(f))),
           Effect.retry({ schedule: verificationPoll(config.verifyInterval, config.verifyAttempts), while: (e) => e._tag === "NotYetLoaded" }),
@@ -211,8 +304,14 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         if (config.verifyProbe && found.model.type !== "embedding") {
           yield* client.chat({ model: found.instance.id, messages: [{ role: "user", content: "." }], maxTokens: 1 })
         }
-        return found.instance.id
+        return found
       }).pipe(Effect.withSpan("ModelLifecycle.verify", { captureStackTrace: false, attributes: { model: identifier } }))
+
+    /** What `lms ps` says of an instance (TTL, device), when the CLI is there. */
+    const psOf = (identifier: string) =>
+      lms.available
+        ? Effect.map(Effect.option(lms.ps()), (ps) => Option.flatMap(ps, (list) => Option.fromNullable(list.find((i) => i.identifier === identifier))))
+        : Effect.succeed(Option.none())
 
     interface Loaded {
       readonly identifier: string
@@ -239,23 +338,21 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
             enforcedBy: "lmstudio",
             notes: [
               "JIT-loaded: LM Studio's auto-evict may have unloaded other JIT-loaded models",
-              ...(req.identifier !== undefined ? ["a JIT load cannot set an identifier; it was ignored"] : [])
+              ...(req.identifier !== undefined ? ["a JIT load cannot set an identifier; it was ignored"] : []),
+              ...(req.contextLength !== undefined ? ["a JIT load cannot set a context length; LM Studio used its own"] : [])
             ]
           }))
         }
         case "rest": {
+          // LM Studio documents no `ttl` on REST loads: it is sent (a server that honours it holds the TTL), and who
+          // really holds it is decided after the load from what `lms ps` shows.
           const attempt = (withTtl: boolean) =>
             client.loadModel({ model, contextLength: req.contextLength, identifier: req.identifier, ttlSeconds: withTtl ? ttl : undefined })
           return attempt(true).pipe(
-            Effect.map((r): Loaded => ({ identifier: r.instanceId, enforcedBy: "lmstudio", notes: [] })),
+            Effect.map((r): Loaded => ({ identifier: r.instanceId, enforcedBy: "bridge", notes: [] })),
             Effect.catchIf(
               (e) => e._tag === "LmStudioHttpError" && e.status >= 400 && e.status < 500 && /ttl|unrecognized/i.test(e.detail),
-              () =>
-                Effect.map(attempt(false), (r): Loaded => ({
-                  identifier: r.instanceId,
-                  enforcedBy: "bridge",
-                  notes: ["LM Studio refused a TTL on the REST load: the bridge enforces the TTL, but only while it runs"]
-                }))
+              () => Effect.map(attempt(false), (r): Loaded => ({ identifier: r.instanceId, enforcedBy: "bridge", notes: ["LM Studio refused a `ttl` field on the REST load"] }))
             )
           )
         }
@@ -263,9 +360,8 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
     }
 
     /** Load through the configured backends in order, verify, retry what can succeed on retry. */
-    const performLoad = (req: LoadRequest, ttl: TtlChoice) =>
+    const performLoad = (req: LoadRequest, ttl: TtlChoice, found: Found) =>
       Effect.gen(function* () {
-        const found = yield* catalog.find(req.model)
         const model = found.model.key
         const apis = yield* client.apis
         const choices = chooseBackend(config.lifecycle, lms.available, apis.v1)
@@ -275,28 +371,52 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         for (const choice of choices) {
           const attempt = loadVia(choice, model, found.model.type, ttl.ttlSeconds, req).pipe(
             Effect.tap(() => catalog.invalidate),
-            Effect.flatMap((r) => Effect.map(verify(r.identifier, model), (identifier) => ({ ...r, identifier }))),
+            Effect.flatMap((r) => Effect.map(verify(r.identifier, model), (listed) => ({ ...r, listed }))),
             Effect.retry({ schedule: modelLoadRetry(config.loadRetryBase), while: isRetryableLoadError })
           )
           const outcome = yield* Effect.either(attempt)
           if (outcome._tag === "Right") {
-            const r = outcome.right
-            yield* Ref.update(owned, (m) => new Map(m).set(r.identifier, { identifier: r.identifier, ttlSeconds: ttl.ttlSeconds, enforcedBy: r.enforcedBy }))
-            return {
-              identifier: r.identifier,
+            const { listed, ...r } = outcome.right
+            const identifier = listed.instance.id
+            const ps = yield* psOf(identifier)
+            // A REST load is LM Studio's only when LM Studio shows it holding that TTL (protocol §12.1).
+            const heldByLmStudio = Option.exists(ps, (i) => i.ttlMs === ttl.ttlSeconds * 1000)
+            const enforcedBy = r.enforcedBy === "lmstudio" || heldByLmStudio ? ("lmstudio" as const) : ("bridge" as const)
+            const loadId = yield* Ref.updateAndGet(loadIds, (n) => n + 1)
+            yield* Ref.update(owned, (m) => new Map(m).set(identifier, { identifier, ttlSeconds: ttl.ttlSeconds, enforcedBy, loadId }))
+            const result: LoadResult = {
+              identifier,
               model,
               ttlSeconds: ttl.ttlSeconds,
-              ttlEnforcedBy: r.enforcedBy,
+              ttlEnforcedBy: enforcedBy,
               via: choice.via,
               viaReason: choice.reason,
               verified: true,
               alreadyLoaded: false,
               loadTimeMs: (yield* Clock.currentTimeMillis) - started,
-              notes: [...(ttl.note ? [ttl.note] : []), ...warnings, ...r.notes]
-            } satisfies LoadResult
+              contextLength: listed.instance.contextLength,
+              parallel: listed.instance.parallel,
+              device: Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ?? listed.instance.device,
+              notes: [
+                ...(ttl.note ? [ttl.note] : []),
+                ...warnings,
+                ...r.notes,
+                ...(choice.via === "rest" && enforcedBy === "bridge"
+                  ? [
+                      "REST loads hold no idle TTL in LM Studio: the bridge unloads the model after the TTL while it runs, and when it " +
+                        "stops (so a one-shot command unloads it as it exits); use the lms CLI or JIT for a TTL that LM Studio holds"
+                    ]
+                  : []),
+                ...contextNote(req.contextLength, listed.instance.contextLength)
+              ]
+            }
+            return { result, loadId }
           }
           lastError = outcome.left
-          const fallThrough = config.lifecycle === "auto" && ["LmsCliUnavailable", "NoModelLoaded", "LmsCliFailed"].includes(outcome.left._tag)
+          // The next backend may work: the CLI is missing or failed, or a JIT request was not JIT-loaded (JIT off: no
+          // model loaded, or the request fell to another loaded model).
+          const fallThrough =
+            config.lifecycle === "auto" && ["LmsCliUnavailable", "LmsCliFailed", "NoModelLoaded", "ModelMismatch", "WrongModelKind"].includes(outcome.left._tag)
           if (!fallThrough) return yield* Effect.fail(outcome.left)
           warnings.push(`${choice.via} load failed (${outcome.left._tag}: ${outcome.left.message}); fell back`)
           yield* Effect.logWarning("model load backend failed; falling back").pipe(
@@ -309,6 +429,51 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
           reason: lastError ? `${lastError._tag}: ${lastError.message}` : "no load backend is available"
         })
       }).pipe(Effect.withSpan("ModelLifecycle.load", { captureStackTrace: false, attributes: { model: req.model } }))
+
+    /** What a listing shows loaded, as a result: ownership and TTL from the bridge's own loads, else from `lms ps`. */
+    const existing = (hit: Listed, req: LoadRequest, ttl: TtlChoice) =>
+      Effect.gen(function* () {
+        const mine = (yield* Ref.get(owned)).get(hit.instance.id)
+        const ps = yield* psOf(hit.instance.id)
+        const psTtl = Option.map(ps, (i) => (i.ttlMs === null || i.ttlMs === undefined ? undefined : Math.round(i.ttlMs / 1000)))
+        const holder: TtlHolder = mine !== undefined ? mine.enforcedBy : Option.match(psTtl, { onNone: () => "unknown", onSome: (t) => (t === undefined ? "nobody" : "lmstudio") })
+        const result: LoadResult = {
+          identifier: hit.instance.id,
+          model: hit.model.key,
+          ttlSeconds: mine?.ttlSeconds ?? Option.getOrUndefined(psTtl),
+          ttlEnforcedBy: holder,
+          via: "existing",
+          viaReason: mine ? "already loaded by this bridge (seen in LM Studio's listing just now)" : "already loaded by someone else (seen in LM Studio's listing just now)",
+          verified: true,
+          alreadyLoaded: true,
+          loadTimeMs: 0,
+          contextLength: hit.instance.contextLength,
+          parallel: hit.instance.parallel,
+          device: Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ?? hit.instance.device,
+          notes: [
+            ...(ttl.note ? [ttl.note] : []),
+            ...(mine ? [] : ["loaded by someone else: the bridge will not unload it"]),
+            ...(holder === "nobody" ? ["it has no idle TTL in LM Studio: it stays loaded until someone unloads it"] : []),
+            ...(holder === "unknown" ? ["without the lms CLI the bridge cannot see whether LM Studio holds a TTL for it"] : []),
+            ...contextNote(req.contextLength, hit.instance.contextLength)
+          ]
+        }
+        return { result, loadId: mine?.loadId }
+      })
+
+    /**
+     * Under the model's lock: a listing newer than generation `seen` (the caller's start; callers that waited share
+     * the listing made meanwhile), then a load only if that listing shows no instance of the model.
+     */
+    const findOrLoad = (req: LoadRequest, ttl: TtlChoice, found: Found, seen: number) =>
+      lockOf(found.model.key).withPermits(1)(
+        Effect.gen(function* () {
+          const { instances } = yield* catalog.loadedSince(seen)
+          const hit = req.identifier !== undefined ? instances.find((l) => l.instance.id === req.identifier) : instanceIn(instances, req.model, found.model.key)
+          if (hit !== undefined) return yield* existing(hit, req, ttl)
+          return yield* performLoad(req, ttl, found)
+        })
+      )
 
     /** Unloads one instance: REST v1 when present, else lms. Missing instances are not an error. */
     const unloadInstance = (identifier: string) =>
@@ -330,99 +495,184 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         return done
       }).pipe(Effect.withSpan("ModelLifecycle.unload", { captureStackTrace: false, attributes: { identifier } }))
 
-    // Leases: lookup = ensure-load-verify; release = unload if (and only if) this bridge loaded it. When the bridge
-    // shuts down, a model whose TTL LM Studio holds is left to LM Studio (it outlives the bridge by design); one whose
-    // TTL only the bridge enforces is unloaded, since nobody else would.
+    // Leases: acquisition = find-or-load under the model's lock; release = unload if (and only if) this bridge loaded
+    // it and no other lease holds that load. When the bridge shuts down, a model whose TTL LM Studio holds is left to
+    // LM Studio (it outlives the bridge by design); one whose TTL only the bridge enforces is unloaded, since nobody
+    // else would.
     const shuttingDown = yield* Ref.make(false)
+    const countLease = (loadId: number | undefined, delta: 1 | -1) =>
+      loadId === undefined
+        ? Effect.succeed(1)
+        : Ref.modify(leaseCount, (m): [number, Map<number, number>] => {
+            const n = (m.get(loadId) ?? 0) + delta
+            const next = new Map(m)
+            if (n <= 0) next.delete(loadId)
+            else next.set(loadId, n)
+            return [n, next]
+          })
     const leases = yield* Leases.make({
       id: (key: LeaseKey) => `${key.ttlSeconds}:${key.model}`,
-      acquire: (key: LeaseKey) => ensureNow({ model: key.model, ttlSeconds: key.ttlSeconds }, { ttlSeconds: key.ttlSeconds, note: undefined }),
-      release: (key: LeaseKey, r: LoadResult) =>
+      acquire: (key: LeaseKey): Effect.Effect<Lease, LifecycleError> =>
         Effect.gen(function* () {
-          const mine = (yield* Ref.get(owned)).get(r.identifier)
-          if (mine === undefined) return
-          if ((yield* Ref.get(shuttingDown)) && mine.enforcedBy === "lmstudio") return
+          const seen = yield* catalog.currentGeneration
+          const found = yield* catalog.find(key.model)
+          const ttl = { ttlSeconds: key.ttlSeconds, note: undefined }
+          const { result, loadId } = yield* findOrLoad({ model: key.model, ttlSeconds: key.ttlSeconds }, ttl, found, seen)
+          yield* countLease(loadId, 1)
+          return { result, loadId, confirmedAt: yield* Clock.currentTimeMillis }
+        }),
+      release: (key: LeaseKey, lease: Lease) =>
+        Effect.gen(function* () {
+          const left = yield* countLease(lease.loadId, -1)
+          const mine = (yield* Ref.get(owned)).get(lease.result.identifier)
+          if (left > 0 || mine === undefined || mine.loadId !== lease.loadId) return
+          const closing = yield* Ref.get(shuttingDown)
+          if (closing && mine.enforcedBy === "lmstudio") return
           yield* Effect.logInfo("unloading a model the bridge loaded").pipe(
-            Effect.annotateLogs({ identifier: r.identifier, ttlSeconds: key.ttlSeconds, reason: (yield* Ref.get(shuttingDown)) ? "shutdown" : "idle" })
+            Effect.annotateLogs({ identifier: lease.result.identifier, ttlSeconds: key.ttlSeconds, reason: closing ? "shutdown" : "idle" })
           )
-          yield* unloadInstance(r.identifier).pipe(Effect.ignoreLogged)
+          yield* unloadInstance(lease.result.identifier).pipe(Effect.ignoreLogged)
         }),
       idleTimeToLiveMs: (key: LeaseKey) => key.ttlSeconds * 1000
     })
     // Registered after the table, so it runs before the table's own finalizer releases the leases.
     yield* Effect.addFinalizer(() => Ref.set(shuttingDown, true))
 
-    /** Already loaded (checked now, not from a cache)? Else load. */
-    function ensureNow(req: LoadRequest, ttl: TtlChoice): Effect.Effect<LoadResult, LifecycleError> {
-      return Effect.gen(function* () {
-        const found = yield* catalog.find(req.model)
-        const model = found.model.key
-        const all = yield* catalog.loadedNow
-        const hit = all.find((l) => l.instance.id === req.model) ?? all.find((l) => l.model.key === model)
-        if (hit) {
-          const mine = (yield* Ref.get(owned)).get(hit.instance.id)
-          return {
-            identifier: hit.instance.id,
-            model,
-            ttlSeconds: mine?.ttlSeconds ?? ttl.ttlSeconds,
-            ttlEnforcedBy: mine?.enforcedBy ?? "lmstudio",
-            via: "existing" as const,
-            viaReason: mine ? "already loaded by this bridge" : "already loaded by someone else",
-            verified: true,
-            alreadyLoaded: true,
-            loadTimeMs: 0,
-            notes: mine ? [] : ["loaded by someone else: the bridge will not unload it"]
-          } satisfies LoadResult
-        }
-        return yield* performLoad(req, ttl)
-      })
-    }
+    /** LM Studio no longer has a lease's instance: forget the lease (only that acquisition) and what the bridge owned. */
+    const forgetStale = (key: LeaseKey, lease: Lease, why: string) =>
+      Effect.logWarning("LM Studio no longer has the model the bridge held; ensuring it again").pipe(
+        Effect.annotateLogs({ identifier: lease.result.identifier, model: lease.result.model, why }),
+        Effect.zipRight(leases.invalidate(key, lease)),
+        Effect.zipRight(
+          Ref.update(owned, (m) => {
+            if (m.get(lease.result.identifier)?.loadId !== lease.loadId || lease.loadId === undefined) return m
+            const next = new Map(m)
+            next.delete(lease.result.identifier)
+            return next
+          })
+        ),
+        Effect.zipRight(catalog.invalidate)
+      )
 
-    /** Ensures a model is loaded and verified; concurrent calls for one model share one load. */
+    /** Is a lease contradicted by a listing read after it was confirmed (the instance is gone)? */
+    const contradicted = (lease: Lease, found: Found) =>
+      found.model.source !== "openai" && found.seenAt > lease.confirmedAt && !found.model.loaded.some((i) => i.id === lease.result.identifier)
+
+    const keyOf = (req: LoadRequest, ttl: TtlChoice, found: Found): LeaseKey => ({
+      // A named instance (`key:2`) is held as that instance; otherwise the model.
+      model: found.instance !== undefined && found.instance.id === req.model ? req.model : found.model.key,
+      ttlSeconds: ttl.ttlSeconds
+    })
+
+    /**
+     * Ensures a model is loaded and verified. Concurrent calls share one load; a call that finds an earlier result
+     * confirms it against a fresh listing first, and loads again when LM Studio dropped the model meanwhile.
+     */
     const ensureLoaded = (req: LoadRequest) =>
       Effect.gen(function* () {
         yield* validateModelName(req.model)
         const ttl = yield* ttlFor(req, config)
+        const started = yield* Clock.currentTimeMillis
+        const seen = yield* catalog.currentGeneration
         const found = yield* catalog.find(req.model)
-        const result = yield* leases.get({ model: found.model.key, ttlSeconds: ttl.ttlSeconds })
-        return { ...result, notes: [...(ttl.note ? [ttl.note] : []), ...result.notes] } satisfies LoadResult
+        const key = keyOf(req, ttl, found)
+        const lease = yield* leases.get(key)
+        const withNote = (r: LoadResult): LoadResult => ({ ...r, notes: [...(ttl.note ? [ttl.note] : []), ...r.notes] })
+        // This call waited for the acquisition: it read a listing (and loaded if needed) after the call began.
+        if (lease.confirmedAt >= started) return withNote(lease.result)
+        const { instances } = yield* catalog.loadedSince(seen)
+        const hit = instances.find((l) => l.instance.id === lease.result.identifier)
+        if (hit !== undefined) {
+          const { result } = yield* existing(hit, req, ttl)
+          return result
+        }
+        yield* forgetStale(key, lease, "not in LM Studio's listing at an explicit ensure")
+        return withNote((yield* leases.get(key)).result)
       }).pipe(Effect.withSpan("ModelLifecycle.ensureLoaded", { captureStackTrace: false, attributes: { model: req.model } }))
 
-    /** Loads a model (a new instance if it is loaded already, as `lms load` does). */
+    /**
+     * Loads a model. A model the listing shows loaded is not loaded again (LM Studio would make a second instance,
+     * `key:2`, costing its memory once more): the existing instance is returned, with a note. Give an `identifier`
+     * that is not loaded to get a second instance on purpose.
+     */
     const load = (req: LoadRequest) =>
       Effect.gen(function* () {
         yield* validateModelName(req.model)
         if (req.identifier !== undefined) yield* validateModelName(req.identifier)
         const ttl = yield* ttlFor(req, config)
-        const result = yield* performLoad(req, ttl)
+        const seen = yield* catalog.currentGeneration
+        const found = yield* catalog.find(req.model)
+        const { result } = yield* findOrLoad(req, ttl, found, seen)
+        if (result.alreadyLoaded) {
+          return {
+            ...result,
+            notes: [...result.notes, "not loaded again: LM Studio would have made a second instance; give a new `identifier` to load one on purpose"]
+          } satisfies LoadResult
+        }
         if (result.ttlEnforcedBy === "bridge") {
           // Nobody else will unload it: hold an idle lease that unloads it after the TTL.
-          yield* leases.get({ model: result.identifier, ttlSeconds: result.ttlSeconds })
+          yield* leases.get({ model: result.identifier, ttlSeconds: ttl.ttlSeconds })
         }
         return result
       })
 
-    /** Runs `use` with the model held (never evicted by the bridge mid-run); a "model not loaded" re-ensures once. */
-    const withModel = <A, E, R>(req: LoadRequest, use: (identifier: string) => Effect.Effect<A, E, R>) =>
+    /**
+     * Runs `use` with the model held: loaded (with an explicit TTL), never evicted by the bridge while `use` runs, and
+     * re-ensured when LM Studio turns out not to have it (see `HeldModel.request`).
+     */
+    const withModel = <A, E, R>(req: LoadRequest, use: (held: HeldModel) => Effect.Effect<A, E, R>): Effect.Effect<A, E | LifecycleError, R> =>
       Effect.flatMap(ttlFor(req, config), (ttl) =>
         Effect.flatMap(catalog.find(req.model), (found) => {
-          const key: LeaseKey = { model: found.model.key, ttlSeconds: ttl.ttlSeconds }
-          const once = leases.withLease(key, (lease) => use(lease.identifier))
-          return Effect.catchIf(
-            once,
-            (e) => typeof e === "object" && e !== null && "_tag" in e && NOT_LOADED.has(String(e._tag)),
-            () =>
-              Effect.logWarning("model was not loaded mid-request; loading it again").pipe(
-                Effect.annotateLogs({ model: found.model.key }),
-                Effect.zipRight(leases.invalidate(key)),
-                Effect.zipRight(catalog.invalidate),
-                Effect.zipRight(once)
+          const key = keyOf(req, ttl, found)
+          // "Model is not llm" for an LLM (or "not embedding" for an embedding model): served by another model.
+          const kind = found.model.type === "embedding" ? "embedding" : found.model.type === "unknown" ? undefined : "llm"
+          const stale = (e: unknown) => isStaleModelBelief(e) || (e instanceof WrongModelKind && e.expected === kind)
+          return Effect.uninterruptibleMask((restore) => {
+            let hold: Leases.Hold<Lease> | undefined
+            /** Swaps the held lease for a new acquisition (the stale one is forgotten first, if still current). */
+            const renew = (stale: Lease, why: string) =>
+              Effect.uninterruptibleMask((restoreRenew) =>
+                Effect.suspend(() => {
+                  if (hold !== undefined && hold.resource !== stale) return Effect.void
+                  return forgetStale(key, stale, why).pipe(
+                    Effect.zipRight(leases.acquire(key, restoreRenew)),
+                    Effect.flatMap((next) => {
+                      const old = hold
+                      hold = next
+                      return old === undefined ? Effect.void : old.release
+                    })
+                  )
+                })
               )
-          )
+            const held: HeldModel = {
+              current: () => hold!.resource.result,
+              request: <B, E2, R2>(send: (model: LoadResult) => Effect.Effect<B, E2, R2>) =>
+                Effect.suspend(() => {
+                  const lease = hold!.resource
+                  return Effect.catchIf(
+                    send(lease.result),
+                    (e: E2): boolean => stale(e),
+                    (e: E2) =>
+                      renew(lease, isExplained(e) ? `${e._tag}: ${e.message}` : "stale").pipe(
+                        Effect.zipRight(Effect.suspend(() => send(hold!.resource.result)))
+                      )
+                  )
+                })
+            }
+            return leases.acquire(key, restore).pipe(
+              Effect.flatMap((first) => {
+                hold = first
+                // A listing newer than the lease no longer shows its instance: LM Studio dropped it.
+                return contradicted(first.resource, found) ? renew(first.resource, "not in LM Studio's latest listing") : Effect.void
+              }),
+              Effect.zipRight(Effect.suspend(() => restore(use(held)))),
+              Effect.ensuring(Effect.suspend(() => (hold === undefined ? Effect.void : hold.release)))
+            )
+          })
         })
       )
 
-    /** Loaded instances with TTL and ownership (TTL details from `lms ps` when the CLI is there). */
+    /** Loaded instances with TTL, ownership and device (TTL details and devices from `lms ps` when the CLI is there). */
     const listLoaded = Effect.gen(function* () {
       const all = yield* catalog.loadedNow
       const mine = yield* Ref.get(owned)
@@ -438,10 +688,12 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
           model: model.key,
           type: model.type,
           contextLength: instance.contextLength,
+          parallel: instance.parallel,
           ttlSeconds: ttlMs !== undefined ? Math.round(ttlMs / 1000) : own?.ttlSeconds,
           ttlLeftSeconds: ttlMs !== undefined ? Math.max(0, Math.round((ttlMs - (lastUsed === undefined ? 0 : now - lastUsed)) / 1000)) : undefined,
           status: Option.getOrUndefined(Option.flatMapNullable(info, (i) => i.status)),
-          ownedByBridge: own !== undefined
+          ownedByBridge: own !== undefined,
+          device: Option.getOrUndefined(Option.flatMapNullable(info, (i) => i.deviceIdentifier)) ?? instance.device
         }
       })
     })
@@ -460,7 +712,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         mode: config.lifecycle,
         backend: first?.via ?? "jit",
         reason: first?.reason ?? "",
-        ttlEnforcedBy: first?.via === "rest" ? "lmstudio if it accepts ttl, else the bridge" : "lmstudio",
+        ttlEnforcedBy: first?.via === "rest" ? "the bridge while it runs (REST loads hold no idle TTL in LM Studio)" : "lmstudio",
         lmsCli: Option.getOrElse(lms.path, () => "not installed"),
         lmsBreaker: yield* lms.breaker
       }

@@ -14,18 +14,36 @@
  * - When the last user of a ready lease leaves, the idle clock starts: after `idleTimeToLive` without a user the
  *   resource is released. One sleeping fiber per idle key, started on the first idle moment and kept while uses come
  *   and go (each use only moves its deadline). Time comes only from `Clock` and `Effect.sleep`: `TestClock` drives it.
- * - `invalidate` forgets a key: released at once when nobody holds it, else when its last user leaves.
+ * - `invalidate` forgets a key: released at once when nobody holds it, else when its last user leaves. Given the
+ *   resource a user saw, it forgets the key only if that is still the key's resource: a user that learns late that
+ *   its resource went stale cannot throw away the fresh one another user already acquired.
+ * - `acquire` hands out a hold to give back later (for work that swaps its resource half-way, as a run does when its
+ *   model had to be loaded again).
  * - When the table's scope closes, every acquisition and idle fiber is interrupted and every ready resource released.
  */
 import { Clock, Deferred, Effect, Fiber, type Scope } from "effect"
 
+/** A resource held until `release` runs (once; later runs do nothing). */
+export interface Hold<A> {
+  readonly resource: A
+  readonly release: Effect.Effect<void>
+}
+
 export interface Leases<K, A, E> {
   /** Runs `use` with the resource of `key` held: acquired (or shared) first, never released while `use` runs. */
   readonly withLease: <B, E2, R>(key: K, use: (resource: A) => Effect.Effect<B, E2, R>) => Effect.Effect<B, E | E2, R>
+  /**
+   * Holds the resource of `key` until the hold is released. Call it inside `Effect.uninterruptibleMask` and pass its
+   * `restore`: the wait for the resource stays interruptible, and the hold cannot be lost between acquiring and storing.
+   */
+  readonly acquire: (key: K, restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>) => Effect.Effect<Hold<A>, E>
   /** The resource of `key`, acquired if needed and given back at once (its idle clock starts). */
   readonly get: (key: K) => Effect.Effect<A, E>
-  /** Forgets `key`: its resource is released now if unused, else when its last user leaves. */
-  readonly invalidate: (key: K) => Effect.Effect<void>
+  /**
+   * Forgets `key`: its resource is released now if unused, else when its last user leaves. With `seen`, only when the
+   * key's resource is still `seen` (compared by identity).
+   */
+  readonly invalidate: (key: K, seen?: A) => Effect.Effect<void>
   /** Keys present (acquiring, held or idle). */
   readonly size: Effect.Effect<number>
 }
@@ -178,10 +196,24 @@ export const make = <K, A, E>(options: LeasesOptions<K, A, E>): Effect.Effect<Le
         Effect.flatMap(enter(key, restore), (entry) => Effect.ensuring(restore(use(entry.resource as A)), leave(entry)))
       )
 
-    const invalidate = (key: K): Effect.Effect<void> =>
+    const acquire: Leases<K, A, E>["acquire"] = (key, restore) =>
+      Effect.map(enter(key, restore), (entry) => {
+        let released = false
+        return {
+          resource: entry.resource as A,
+          release: Effect.suspend(() => {
+            if (released) return Effect.void
+            released = true
+            return leave(entry)
+          })
+        }
+      })
+
+    const invalidate = (key: K, seen?: A): Effect.Effect<void> =>
       Effect.suspend(() => {
         const entry = entries.get(options.id(key))
         if (entry === undefined) return Effect.void
+        if (seen !== undefined && (!entry.ready || entry.resource !== seen)) return Effect.void
         forget(entry)
         if (entry.refs > 0 || !entry.ready) return Effect.void
         const idle = entry.idle
@@ -208,6 +240,7 @@ export const make = <K, A, E>(options: LeasesOptions<K, A, E>): Effect.Effect<Le
 
     return {
       withLease,
+      acquire,
       get: (key) => withLease(key, Effect.succeed),
       invalidate,
       size: Effect.sync(() => entries.size)

@@ -473,6 +473,13 @@ const v1Unload = (sim: Sim, body: unknown) =>
     return json({ instance_id: b.instance_id })
   })
 
+/** What a broken LM Studio answers to everything (fault `failAll`). */
+const brokenResponse = (f: { readonly status: number; readonly body: unknown }) =>
+  HttpServerResponse.text(
+    JSON.stringify(f.body ?? { error: { message: `Simulated HTTP ${f.status}: LM Studio is failing`, type: "server_error", param: null, code: null } }),
+    { status: f.status, contentType: "application/json; charset=utf-8" }
+  )
+
 // ---------------------------------------------------------------------------------------------------------------
 // Control API
 // ---------------------------------------------------------------------------------------------------------------
@@ -510,6 +517,10 @@ const control = (sim: Sim, method: string, path: string, body: Effect.Effect<unk
         return json({ ok: true })
       case "POST /__sim/sweep":
         return json({ unloaded: yield* sim.sweep })
+      case "POST /__sim/idle": {
+        const b = yield* decodeBody(Schema.Struct({ ms: Schema.NonNegativeInt }), yield* body)
+        return json({ unloaded: yield* sim.idle(b.ms) })
+      }
       case "GET /__sim/lms/ls": {
         const d = yield* sim.get
         return json(d.models.map(lmsModelInfo))
@@ -560,7 +571,12 @@ export const app = Effect.gen(function* () {
   const method = req.method
   const bodyOnce = yield* Effect.cached(readJson(req))
 
-  if (path.startsWith("/__sim/")) return yield* control(sim, method, path, bodyOnce)
+  if (path.startsWith("/__sim/")) {
+    // The lms shim's routes stand for the CLI talking to LM Studio: a broken server breaks them too.
+    const broken = (yield* sim.get).faults.failAll
+    if (broken !== null && path.startsWith("/__sim/lms/")) return brokenResponse(broken)
+    return yield* control(sim, method, path, bodyOnce)
+  }
 
   return yield* serve(sim, req, method, path, bodyOnce).pipe(
     // The node server interrupts a handler whose client closed the connection: count it, so tests can prove that
@@ -587,6 +603,7 @@ const serve = (
       body
     })
     if (data.faults.latencyMs > 0) yield* Effect.sleep(data.faults.latencyMs)
+    if (data.faults.failAll !== null) return brokenResponse(data.faults.failAll)
 
     if (data.settings.apiToken !== null && path !== "/lmstudio-greeting") {
       if (req.headers["authorization"] !== `Bearer ${data.settings.apiToken}`) {

@@ -25,6 +25,11 @@ export const FaultsInput = Schema.Struct({
   failNext: Schema.optional(
     Schema.Struct({ status: Schema.Int, body: Schema.optional(Schema.Unknown), path: Schema.optional(Schema.String), count: Count })
   ),
+  /**
+   * LM Studio is broken: every route (the greeting too) and every `lms` command answer this status until it is
+   * cleared with `null` (the `lms` shim prints an error and exits 1).
+   */
+  failAll: Schema.optional(Schema.NullOr(Schema.Struct({ status: Schema.Int, body: Schema.optional(Schema.Unknown) }))),
   /** The next `count` streams are cut (TCP reset) after `afterChunks` chunks. */
   resetMidStream: Schema.optional(Schema.Struct({ afterChunks: Schema.NonNegativeInt, count: Count })),
   /** The next `count` streams send an SSE error frame after `afterChunks` chunks. */
@@ -48,6 +53,7 @@ export interface Faults {
   readonly latencyMs: number
   readonly tokenDelayMs: number
   readonly failNext: ReadonlyArray<{ readonly status: number; readonly body: unknown; readonly path: string; readonly remaining: number }>
+  readonly failAll: { readonly status: number; readonly body: unknown } | null
   readonly resetMidStream: { readonly afterChunks: number; readonly remaining: number } | null
   readonly streamError: { readonly afterChunks: number; readonly message: string; readonly remaining: number } | null
   readonly malformedJson: { readonly path: string; readonly remaining: number } | null
@@ -61,6 +67,7 @@ export const noFaults: Faults = {
   latencyMs: 0,
   tokenDelayMs: 0,
   failNext: [],
+  failAll: null,
   resetMidStream: null,
   streamError: null,
   malformedJson: null,
@@ -75,7 +82,10 @@ export const SettingsInput = Schema.Struct({
   autoEvict: Schema.optional(Schema.Boolean),
   jitDefaultTtlSeconds: Schema.optional(Schema.Int.pipe(Schema.positive())),
   apiToken: Schema.optional(Schema.NullOr(Schema.String)),
-  /** What `POST /api/v1/models/load` does with a `ttl` field (UNVERIFIED upstream): refuse it, honour it, or drop it. */
+  /**
+   * What `POST /api/v1/models/load` does with a `ttl` field: LM Studio takes the request and holds no TTL (`ignore`,
+   * the default, protocol §12.1); `reject` refuses the field (400), `accept` honours it (a server that might).
+   */
   restLoadTtl: Schema.optional(Schema.Literal("reject", "accept", "ignore")),
   /** Which optional APIs exist: an old server has no v1 REST API and no Responses API. */
   apis: Schema.optional(
@@ -264,7 +274,8 @@ export const defaultSettings: Settings = {
   autoEvict: true,
   jitDefaultTtlMs: 60 * 60 * 1000,
   apiToken: null,
-  restLoadTtl: "accept",
+  // LM Studio's REST load takes the request and holds no idle TTL for it (protocol §12.1).
+  restLoadTtl: "ignore",
   v0: true,
   v1: true,
   responses: true
@@ -276,6 +287,7 @@ export const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
   failNext: input.failNext
     ? [...f.failNext, { status: input.failNext.status, body: input.failNext.body, path: input.failNext.path ?? "", remaining: input.failNext.count ?? 1 }]
     : f.failNext,
+  failAll: input.failAll !== undefined ? (input.failAll === null ? null : { status: input.failAll.status, body: input.failAll.body }) : f.failAll,
   resetMidStream: input.resetMidStream
     ? { afterChunks: input.resetMidStream.afterChunks, remaining: input.resetMidStream.count ?? 1 }
     : f.resetMidStream,
@@ -411,6 +423,15 @@ const make = (options: SimOptions) =>
       load: (req: LoadRequest) => modify((d, now) => load(d, req, now)),
       unload: (identifier: string) => modify((d) => unload(d, identifier)),
       sweep,
+      /** As if `ms` of idle time passed in LM Studio: every instance's idle clock moves on, then the TTL sweep runs. */
+      idle: (ms: number) =>
+        Effect.zipRight(
+          Ref.update(ref, (d) => ({
+            ...d,
+            instances: d.instances.map((i) => ({ ...i, loadedAt: i.loadedAt - ms, lastUsedTime: i.lastUsedTime === null ? null : i.lastUsedTime - ms }))
+          })),
+          sweep
+        ),
       takeFailNext,
       takeMalformed,
       takeStreamFaults,

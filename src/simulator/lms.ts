@@ -181,6 +181,8 @@ const call = async (server: ReturnType<typeof serverUrl>, method: "GET" | "POST"
     return connectionFailure(server)
   }
   const text = await res.text()
+  // LM Studio itself failing (5xx): the command fails, as the real CLI does when the server cannot serve it.
+  if (res.status >= 500) return fail(`Error: LM Studio failed to handle the request (HTTP ${res.status}). Check LM Studio's server log.`)
   const decoded = Schema.decodeUnknownEither(Json)(text)
   if (decoded._tag === "Left") return fail(`Error: unexpected answer from the server at ${server.shown}.`)
   return { status: res.status, body: decoded.right }

@@ -17,7 +17,7 @@ const cli = (baseUrl: string, lifecycle: string, ...args: Array<string>) =>
   })
 
 describe("models load / loaded / ensure / unload (CLI)", () => {
-  for (const backend of ["cli", "jit", "rest"] as const) {
+  for (const backend of ["cli", "jit"] as const) {
     it.scopedLive(`${backend}: the TTL outlives the command, capped at 3600 s`, () =>
       Effect.gen(function* () {
         const sim = yield* start({ loaded: [] })
@@ -36,6 +36,26 @@ describe("models load / loaded / ensure / unload (CLI)", () => {
     )
   }
 
+  it.scopedLive("rest: LM Studio holds no TTL for a REST load, so a one-shot command never leaves it loaded without one", () =>
+    Effect.gen(function* () {
+      // LM Studio's behaviour: the load is taken, its `ttl` ignored. The bridge says it enforces the TTL, and as the
+      // command exits it unloads the model rather than leave it resident forever.
+      const ignoring = yield* start({ loaded: [] })
+      const r = yield* cli(ignoring.baseUrl, "rest", "models", "load", "google/gemma-3-1b", "--ttl", "600", "--json")
+      assert.strictEqual(r.code, 0, r.stderr)
+      const result = j(JSON.parse(r.stdout))
+      assert.strictEqual(result.get("ttl_enforced_by").str, "bridge")
+      assert.isTrue(result.get("notes").arr.some((n) => n.str.includes("one-shot command unloads it as it exits")))
+      assert.deepStrictEqual((yield* ignoring.state.get).instances, [])
+      // A server seen holding the TTL (lms ps shows it): LM Studio's, and it outlives the command.
+      const accepting = yield* start({ loaded: [], settings: { restLoadTtl: "accept" } })
+      const kept = j(JSON.parse((yield* cli(accepting.baseUrl, "rest", "models", "load", "google/gemma-3-1b", "--ttl", "999999", "--json")).stdout))
+      assert.strictEqual(kept.get("ttl_enforced_by").str, "lmstudio")
+      assert.strictEqual(kept.get("ttl_seconds").num, 3600)
+      assert.strictEqual((yield* accepting.state.get).instances.find((i) => i.identifier === "google/gemma-3-1b")?.ttlMs, 3_600_000)
+    })
+  )
+
   it.scopedLive("loaded lists instances with TTL and ownership; ensure does not load twice; unload --all empties", () =>
     Effect.gen(function* () {
       const sim = yield* start({ loaded: ["qwen/qwen3-4b"] })
@@ -53,7 +73,7 @@ describe("models load / loaded / ensure / unload (CLI)", () => {
         ]
       )
       const table = yield* cli(sim.baseUrl, "cli", "models", "loaded")
-      assert.match(table.stdout, /^IDENTIFIER\s+MODEL\s+TYPE\s+CONTEXT\s+TTL\s+TTL LEFT\s+STATUS/)
+      assert.match(table.stdout, /^IDENTIFIER\s+MODEL\s+TYPE\s+CONTEXT\s+TTL\s+TTL LEFT\s+STATUS\s+DEVICE/)
       const unloaded = j(JSON.parse((yield* cli(sim.baseUrl, "cli", "models", "unload", "--all", "--json")).stdout))
       assert.deepStrictEqual(unloaded.get("unloaded").raw, ["qwen/qwen3-4b", "google/gemma-3-1b"])
       assert.strictEqual((yield* sim.state.get).instances.length, 0)

@@ -168,7 +168,9 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       assert.deepStrictEqual(e1.vectors[0], e2.vectors[0])
       assert.notDeepEqual(e1.vectors[0], e1.vectors[1])
       const wrong = yield* Effect.exit(client.embed({ model: "qwen/qwen3-4b", input: "a" }))
-      assert.strictEqual(failureOf(wrong)._tag, "LmStudioHttpError")
+      const kind = failureOf(wrong)
+      assert.strictEqual(kind._tag, "WrongModelKind")
+      if (kind._tag === "WrongModelKind") assert.strictEqual(kind.expected, "embedding")
     })
   )
 
@@ -303,20 +305,35 @@ describe("LmStudioClient errors", () => {
     })
   )
 
-  it.scopedLive("after 5 consecutive server failures the breaker opens: calls fail fast with CircuitOpen", () =>
+  it.scopedLive("after 5 failed calls (each with its retries) the breaker opens for 5 s: calls fail fast with CircuitOpen", () =>
     Effect.gen(function* () {
       const { client, sim } = yield* simAndClient({ faults: { failNext: { status: 500, count: 100 } } })
-      yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi }))
+      // A call's retries count once: four failed calls (12 attempts) leave the breaker closed.
+      for (let i = 0; i < 4; i++) assert.strictEqual(failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))._tag, "LmStudioHttpError")
+      assert.strictEqual((yield* sim.state.get).counters.byPath["/v1/chat/completions"], 12)
+      assert.deepStrictEqual([(yield* client.breaker).state, (yield* client.breaker).consecutiveFailures], ["closed", 4])
       yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi }))
       const before = (yield* sim.state.get).counters.requests
       const err = failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))
       assert.strictEqual(err._tag, "CircuitOpen")
       if (err._tag === "CircuitOpen") {
-        assert.strictEqual(err.dependency, "LM Studio HTTP")
-        assert.strictEqual(err.retryAfterSeconds, 60)
+        assert.strictEqual(err.dependency, "LM Studio")
+        assert.strictEqual(err.retryAfterSeconds, 5)
       }
       assert.strictEqual((yield* sim.state.get).counters.requests, before)
       assert.strictEqual((yield* client.breaker).state, "open")
+    })
+  )
+
+  it.scopedLive("a server answering 5xx everywhere is never taken for one without the APIs; detection counts once per call", () =>
+    Effect.gen(function* () {
+      const { client, sim } = yield* simAndClient({ faults: { failAll: { status: 500 } } })
+      // Before: every probe's 500 read as "this API is missing", cached for good (the catalog then fell to `lms`).
+      assert.strictEqual(failureOf(yield* Effect.exit(client.apis))._tag, "LmStudioHttpError")
+      assert.strictEqual((yield* client.breaker).consecutiveFailures, 1)
+      yield* sim.state.setFaults({ failAll: null })
+      assert.deepStrictEqual(yield* client.apis, { openai: true, v0: true, v1: true, responses: true })
+      assert.strictEqual((yield* client.breaker).state, "closed")
     })
   )
 

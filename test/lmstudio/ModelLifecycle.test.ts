@@ -82,16 +82,26 @@ describe("ModelLifecycle backends (LM Studio holds the TTL)", () => {
     })
   )
 
-  it.scopedLive("rest: ttl accepted → LM Studio holds it; ttl refused → loaded without it, the bridge enforces it", () =>
+  it.scopedLive("rest: LM Studio holds no TTL for a REST load, so the bridge enforces it and says so — unless lms ps shows LM Studio holding it", () =>
     Effect.gen(function* () {
-      const accepting = yield* setup({ loaded: [], settings: { restLoadTtl: "accept" } }, { lifecycle: "rest" })
-      const a = yield* accepting.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })
+      // LM Studio's behaviour (the simulator's default): the request is taken, `ttl` is ignored (protocol §12.1).
+      const ignoring = yield* setup({ loaded: [] }, { lifecycle: "rest" })
+      const i = yield* ignoring.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })
+      assert.strictEqual((yield* ignoring.instance("google/gemma-3-1b"))?.ttlMs, null)
+      assert.strictEqual(i.ttlEnforcedBy, "bridge")
+      assert.isTrue(i.notes.some((n) => n.includes("REST loads hold no idle TTL") && n.includes("while it runs")))
+      // A server that took the field, but nothing shows it holds the TTL (no lms): still the bridge's.
+      const unseen = yield* setup({ loaded: [], settings: { restLoadTtl: "accept" } }, { lifecycle: "rest" })
+      assert.strictEqual((yield* unseen.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })).ttlEnforcedBy, "bridge")
+      // lms ps shows LM Studio holding exactly this TTL: then, and only then, LM Studio's.
+      const seen = yield* setup({ loaded: [], settings: { restLoadTtl: "accept" } }, { lifecycle: "rest", lmsCliPath: Option.some(lmsShimPath) })
+      const a = yield* seen.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })
       assert.strictEqual(a.ttlEnforcedBy, "lmstudio")
-      assert.strictEqual((yield* accepting.instance("google/gemma-3-1b"))?.ttlMs, 90_000)
-      const refusing = yield* setup({ loaded: [], settings: { restLoadTtl: "reject" } }, { lifecycle: "rest" })
+      assert.strictEqual((yield* seen.instance("google/gemma-3-1b"))?.ttlMs, 90_000)
+      const refusing = yield* setup({ loaded: [], settings: { restLoadTtl: "reject" } }, { lifecycle: "rest", lmsCliPath: Option.some(lmsShimPath) })
       const b = yield* refusing.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 90 })
       assert.strictEqual(b.ttlEnforcedBy, "bridge")
-      assert.isTrue(b.notes.some((n) => n.includes("only while it runs")))
+      assert.isTrue(b.notes.some((n) => n.includes("refused a `ttl`")))
       assert.strictEqual((yield* refusing.instance("google/gemma-3-1b"))?.ttlMs, null)
     })
   )
@@ -172,12 +182,14 @@ describe("ModelLifecycle safety", () => {
     Effect.gen(function* () {
       const s = yield* setup({ loaded: [], settings: { jit: false, restLoadTtl: "accept" } }, { lifecycle: "rest" })
       let calls = 0
-      const answer = yield* s.lifecycle.withModel({ model: "google/gemma-3-1b" }, (identifier) =>
-        Effect.gen(function* () {
-          calls++
-          if (calls === 1) yield* s.sim.state.unload(identifier)
-          return yield* s.client.chat({ model: identifier, messages: [{ role: "user", content: "still there?" }] })
-        })
+      const answer = yield* s.lifecycle.withModel({ model: "google/gemma-3-1b" }, (held) =>
+        held.request((m) =>
+          Effect.gen(function* () {
+            calls++
+            if (calls === 1) yield* s.sim.state.unload(m.identifier)
+            return yield* s.client.chat({ model: m.identifier, messages: [{ role: "user", content: "still there?" }] })
+          })
+        )
       )
       assert.strictEqual(answer.content, "You said: still there?")
       assert.strictEqual(calls, 2)
@@ -218,10 +230,10 @@ describe("ModelLifecycle safety", () => {
 
   it.scopedLive("when the bridge stops, models whose TTL LM Studio holds stay; bridge-enforced ones are unloaded", () =>
     Effect.gen(function* () {
-      for (const [restLoadTtl, survives] of [["accept", true], ["reject", false]] as const) {
+      for (const [restLoadTtl, survives] of [["accept", true], ["ignore", false], ["reject", false]] as const) {
         const sim = yield* start({ loaded: [], settings: { restLoadTtl } })
         yield* Effect.scoped(
-          Effect.flatMap(lifecycleFor({ baseUrl: sim.baseUrl, lifecycle: "rest" }), ({ lifecycle }) =>
+          Effect.flatMap(lifecycleFor({ baseUrl: sim.baseUrl, lifecycle: "rest", lmsCliPath: Option.some(lmsShimPath) }), ({ lifecycle }) =>
             lifecycle.ensureLoaded({ model: "google/gemma-3-1b", ttlSeconds: 600 })
           )
         )

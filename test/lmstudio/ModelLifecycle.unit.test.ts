@@ -39,7 +39,7 @@ const world = (downloaded: ReadonlyArray<string>, preloaded: ReadonlyArray<strin
   const models = () => downloaded.map((k) => info(k, loaded.has(k) ? [{ id: k, contextLength: 4096, parallel: 1 }] : []))
   const find = (name: string) => {
     const model = models().find((m) => m.key === name)
-    return model ? Effect.succeed({ model, instance: model.loaded[0] }) : Effect.fail(new ModelNotFound({ model: name, available: downloaded, suggestions: [] }))
+    return model ? Effect.succeed({ model, instance: model.loaded[0], seenAt: 0 }) : Effect.fail(new ModelNotFound({ model: name, available: downloaded, suggestions: [] }))
   }
   const catalog = ModelCatalog.make({
     snapshot: Effect.sync(() => ({ models: models(), source: "v1" as const, fetchedAt: 0 })),
@@ -47,6 +47,8 @@ const world = (downloaded: ReadonlyArray<string>, preloaded: ReadonlyArray<strin
     resolve: (name) => find(name ?? downloaded[0]!),
     invalidate: Effect.void,
     loadedNow: Effect.sync(() => models().flatMap((model) => model.loaded.map((instance) => ({ model, instance })))),
+    currentGeneration: Effect.succeed(0),
+    loadedSince: () => Effect.sync(() => ({ instances: models().flatMap((model) => model.loaded.map((instance) => ({ model, instance }))), seenAt: 0 })),
     cacheTtl: Duration.seconds(60)
   })
   type Client = Parameters<typeof LmStudioClient.make>[0]

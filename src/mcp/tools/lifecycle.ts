@@ -9,30 +9,32 @@ import { InvalidArguments } from "../../domain/Errors.js"
 import { Admission } from "../../lmstudio/Admission.js"
 import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
-import { loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
+import { describeLoad, loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
 import { NoInput, tool } from "../Server.js"
 
 const LoadOut = Schema.Struct({
   identifier: Schema.String,
   model: Schema.String,
-  ttl_seconds: Schema.Number,
-  ttl_enforced_by: Schema.Literal("lmstudio", "bridge"),
-  via: Schema.String,
+  ttl_seconds: Schema.NullOr(Schema.Number),
+  ttl_enforced_by: Schema.Literal("lmstudio", "bridge", "nobody", "unknown").annotations({
+    description:
+      "Who unloads the model after its idle TTL: LM Studio itself, the bridge (only while it runs), nobody (loaded by someone " +
+      "else without a TTL), or unknown (someone else's, and the lms CLI is not there to show its TTL)"
+  }),
+  via: Schema.Literal("cli", "jit", "rest", "existing"),
   via_reason: Schema.String,
   verified: Schema.Boolean,
   already_loaded: Schema.Boolean,
   load_time_ms: Schema.Number,
+  context_length: Schema.NullOr(Schema.Number).annotations({ description: "The context the instance really has (LM Studio may load less than asked)" }),
+  parallel: Schema.NullOr(Schema.Number),
+  device: Schema.NullOr(Schema.String).annotations({ description: "LM Link device the instance runs on; null when local" }),
   notes: Schema.Array(Schema.String)
 })
 
 const loadOut = (r: LoadResult): typeof LoadOut.Type => loadResultJson(r)
 
-const renderLoad = (o: typeof LoadOut.Type) =>
-  [
-    o.already_loaded ? `${o.identifier} is already loaded (verified).` : `Loaded ${o.identifier} via ${o.via} in ${o.load_time_ms} ms (verified).`,
-    `TTL ${o.ttl_seconds} s, enforced by ${o.ttl_enforced_by === "lmstudio" ? "LM Studio" : "the bridge while it runs"}.`,
-    ...o.notes.map((n) => `Note: ${n}`)
-  ].join("\n")
+const renderLoad = (o: typeof LoadOut.Type) => describeLoad(o).join("\n")
 
 const Ttl = Schema.optional(
   Schema.Number.annotations({ description: "Idle time-to-live in seconds (whole, >= 1); values above the maximum are capped" })
@@ -43,8 +45,8 @@ export const loadModel = tool({
   title: "Load a model (with a TTL)",
   description:
     "Load a model into LM Studio with an idle TTL that LM Studio itself enforces (never infinite): `keep_loaded` for longer work " +
-    "(600 s), the default is temporary (300 s), or an explicit `ttl_seconds`. The load is verified. Prefer lms_ensure_model_loaded " +
-    "unless you want a second instance.",
+    "(600 s), the default is temporary (300 s), or an explicit `ttl_seconds`. The load is verified. A model that is already loaded " +
+    "is not loaded again (that would cost its memory twice): give a new `identifier` for a second instance on purpose.",
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   input: Schema.Struct({
     model: Schema.String,
@@ -74,8 +76,9 @@ export const ensureModelLoaded = tool({
   name: "lms_ensure_model_loaded",
   title: "Make sure a model is loaded",
   description:
-    "Make sure a model is loaded, loading it only if needed (with a TTL), and verify it really is. Safe to call repeatedly; " +
-    "concurrent calls share one load. Returns the identifier to use and whether it was already loaded.",
+    "Make sure a model is loaded, loading it only if needed (with a TTL), and verify it really is: every call checks LM Studio's " +
+    "current listing, so a model LM Studio unloaded meanwhile is loaded again. Safe to call repeatedly; concurrent calls share " +
+    "one load. Returns the identifier to use, whether it was already loaded, and its real context length.",
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: Schema.Struct({ model: Schema.String, ttl_seconds: Ttl }),
   output: LoadOut,
@@ -109,7 +112,9 @@ export const unloadModel = tool({
 export const listLoadedModels = tool({
   name: "lms_list_loaded_models",
   title: "Loaded models",
-  description: "List the model instances loaded in LM Studio with their TTL, TTL left, status and whether this bridge loaded them.",
+  description:
+    "List the model instances loaded in LM Studio (read from LM Studio now) with their context, parallel slots, TTL, TTL left, " +
+    "status, LM Link device and whether this bridge loaded them.",
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: NoInput,
   output: Schema.Struct({
@@ -119,10 +124,12 @@ export const listLoadedModels = tool({
         model: Schema.String,
         type: Schema.String,
         context_length: Schema.NullOr(Schema.Number),
+        parallel: Schema.NullOr(Schema.Number),
         ttl_seconds: Schema.NullOr(Schema.Number),
         ttl_left_seconds: Schema.NullOr(Schema.Number),
         status: Schema.NullOr(Schema.String),
-        owned_by_bridge: Schema.Boolean
+        owned_by_bridge: Schema.Boolean,
+        device: Schema.NullOr(Schema.String)
       })
     )
   }),
@@ -133,7 +140,13 @@ export const listLoadedModels = tool({
   render: (o) =>
     o.instances.length === 0
       ? "No models are loaded."
-      : o.instances.map((i) => `${i.identifier} (${i.type}) TTL ${i.ttl_seconds ?? "?"} s${i.owned_by_bridge ? ", loaded by this bridge" : ""}`).join("\n")
+      : o.instances
+          .map(
+            (i) =>
+              `${i.identifier} (${i.type}) TTL ${i.ttl_seconds ?? "?"} s${i.owned_by_bridge ? ", loaded by this bridge" : ""}` +
+              (i.device !== null ? `, on LM Link device ${i.device}` : "")
+          )
+          .join("\n")
 })
 
 export const serverStatus = tool({

@@ -26,16 +26,19 @@ const UsageOut = Schema.NullOr(Schema.Struct({ prompt_tokens: Schema.Number, com
 const usageOut = (u: { readonly promptTokens: number; readonly completionTokens: number; readonly totalTokens: number } | undefined) =>
   u ? { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens } : null
 
-/** Runs `use` on the resolved model, loaded (with an explicit TTL) and leased for the duration of the call. */
+/**
+ * Runs `use` on the resolved model, loaded (with an explicit TTL) and leased for the duration of the call; when
+ * LM Studio turns out not to have it (unloaded under the bridge), it is ensured again once and `use` runs again.
+ */
 const onModel = <A, E, R>(model: string | undefined, use: (identifier: string) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const catalog = yield* ModelCatalog
     const lifecycle = yield* ModelLifecycle
     const admission = yield* Admission
     const found = yield* catalog.resolve(model)
-    // The request waits for one of the model's permits (DESIGN §6 "Concurrency"); past the queue, BridgeOverloaded.
-    return yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (identifier) =>
-      admission.run(identifier, found.instance?.parallel, use(identifier))
+    // The request waits for one of the instance's permits (DESIGN §6 "Concurrency"); past the queue, BridgeOverloaded.
+    return yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (held) =>
+      held.request((m) => admission.run(m.identifier, m.parallel, use(m.identifier)))
     )
   })
 
@@ -147,7 +150,8 @@ export const textCompletion = tool({
   title: "Raw text completion",
   description:
     "Continue a raw prompt with a local model (no chat template). Prefer chat_completion for instructions; use this for " +
-    "code completion or text continuation. Returns the generated text, the model, the finish reason and usage.",
+    "code completion or text continuation. Returns the generated text (inline <think> blocks moved to reasoning), the model, " +
+    "the finish reason and usage.",
   annotations: generating,
   input: Schema.Struct({
     prompt: Schema.String,
@@ -156,14 +160,14 @@ export const textCompletion = tool({
     temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
     stop: Schema.optional(Schema.Array(Schema.String))
   }),
-  output: Schema.Struct({ text: Schema.String, model: Schema.String, finish_reason: Schema.String, usage: UsageOut }),
+  output: Schema.Struct({ text: Schema.String, reasoning: Schema.NullOr(Schema.String), model: Schema.String, finish_reason: Schema.String, usage: UsageOut }),
   handler: (input) =>
     Effect.gen(function* () {
       const client = yield* LmStudioClient
       const r = yield* onModel(input.model, (model) =>
         client.complete({ model, prompt: input.prompt, maxTokens: input.max_tokens, temperature: input.temperature, stop: input.stop })
       )
-      return { text: r.text, model: r.model, finish_reason: r.finishReason, usage: usageOut(r.usage) }
+      return { text: r.text, reasoning: r.reasoning ?? null, model: r.model, finish_reason: r.finishReason, usage: usageOut(r.usage) }
     }),
   render: (o) => o.text
 })
