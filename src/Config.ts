@@ -6,8 +6,10 @@
  * CLI flags override the environment: the CLI passes them as `ConfigOverrides` to `AppConfig.layerWith`.
  */
 import { Config, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { homedir } from "node:os"
 import { ConfigInvalid } from "./domain/Errors.js"
 import { checkModelName } from "./domain/ModelName.js"
+import { discoverHome, type LmStudioHome } from "./LmStudioHome.js"
 
 export type LifecycleMode = "auto" | "cli" | "jit" | "rest"
 export type LogFormat = "json" | "pretty"
@@ -15,6 +17,10 @@ export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error" | "none
 
 export interface AppConfigShape {
   readonly baseUrl: string
+  /** Where the base URL came from: LMSTUDIO_BASE_URL, --base-url, LM Studio's port file, or the default (and why). */
+  readonly baseUrlSource: string
+  /** LM Studio's home, port file and what was found there (LmStudioHome.ts). */
+  readonly lmstudioHome: LmStudioHome
   readonly apiToken: Option.Option<Redacted.Redacted<string>>
   readonly lmsCliPath: Option.Option<string>
   /** Longest run of one `lms` command (a model load included) before it is killed. */
@@ -136,15 +142,32 @@ const fromOverride = <A>(
 
 const MAX_TTL_CAP = 86_400
 
+export const DEFAULT_BASE_URL = "http://127.0.0.1:1234"
+
+/**
+ * The LM Studio server to use: --base-url, else LMSTUDIO_BASE_URL, else the port LM Studio published in its port file,
+ * else the default; with where it came from (said by doctor / diagnose).
+ */
+export const baseUrlOf = (
+  flag: string | undefined,
+  env: Option.Option<string>,
+  home: LmStudioHome
+): { readonly url: string; readonly source: string } => {
+  if (flag !== undefined) return { url: flag, source: "--base-url" }
+  if (Option.isSome(env)) return { url: env.value, source: "LMSTUDIO_BASE_URL" }
+  if (home.port !== undefined) return { url: `http://127.0.0.1:${home.port}`, source: `LM Studio's port file ${home.portFile}` }
+  return { url: DEFAULT_BASE_URL, source: `the default (LMSTUDIO_BASE_URL is not set; ${home.portProblem ?? "no port file"})` }
+}
+
 /** Loads and validates the whole configuration. */
 export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<AppConfigShape, ConfigInvalid> =>
   Effect.gen(function* () {
-    const baseUrl = yield* fromOverride(
-      "LMSTUDIO_BASE_URL",
-      overrides.baseUrl,
-      httpUrl,
-      withDefault("LMSTUDIO_BASE_URL", httpUrl, "http://127.0.0.1:1234")
-    )
+    const infoPath = yield* optional("LMS_API_SERVER_INFO_PATH", nonEmpty)
+    const lmstudioHome = discoverHome(homedir(), { LMS_API_SERVER_INFO_PATH: Option.getOrUndefined(infoPath) })
+    const fromEnv = yield* optional("LMSTUDIO_BASE_URL", httpUrl)
+    const flag = overrides.baseUrl !== undefined ? yield* httpUrl("LMSTUDIO_BASE_URL", overrides.baseUrl) : undefined
+    const found = baseUrlOf(flag, fromEnv, lmstudioHome)
+    const baseUrl = found.url
     const token = yield* optional("LMSTUDIO_API_TOKEN", nonEmpty)
     const apiToken = Option.isSome(token) ? token : yield* optional("LM_API_TOKEN", nonEmpty)
     const lmsCliPath = yield* optional("LMS_CLI_PATH", nonEmpty)
@@ -192,6 +215,8 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
     const bridgeHttpToken = yield* optional("BRIDGE_HTTP_TOKEN", nonEmpty)
     return {
       baseUrl,
+      baseUrlSource: found.source,
+      lmstudioHome,
       apiToken: Option.map(apiToken, Redacted.make),
       lmsCliPath,
       lmsTimeout: Duration.seconds(lmsTimeoutSeconds),
@@ -241,7 +266,9 @@ export class AppConfig extends Context.Tag("lmstudio-bridge/AppConfig")<AppConfi
 
 /** The documented defaults, used by `AppConfig.layerFrom`. */
 export const defaults: AppConfigShape = {
-  baseUrl: "http://127.0.0.1:1234",
+  baseUrl: DEFAULT_BASE_URL,
+  baseUrlSource: "a fixed configuration",
+  lmstudioHome: { home: undefined, homeReason: "not looked up (a fixed configuration)", portFile: "", port: undefined, portProblem: undefined },
   apiToken: Option.none(),
   lmsCliPath: Option.none(),
   lmsTimeout: Duration.seconds(120),

@@ -8,7 +8,9 @@
  * - `${VAR}` and `${env:VAR}` are expanded from the environment in command, args, env, cwd, url and headers; a
  *   variable that is not set is an error naming where it is used.
  * - An invalid file is an error naming the file, the path inside it and the problem.
- * - An entry that starts this bridge itself is never offered (so discover-all cannot recurse into itself).
+ * - An entry that starts this bridge itself is never offered (so discover-all cannot recurse into itself); nor is a
+ *   remote server that signs in with OAuth (`auth`, LM Studio's format): it is listed with the reason.
+ * - LM Studio's own `<home>/mcp.json` comes last in the search order when its home is not ~/.lmstudio.
  * - Re-read whenever the file changes (modification time and size are checked on every call).
  */
 import { Effect, Hash, Option, ParseResult, Ref, Schema } from "effect"
@@ -30,6 +32,8 @@ const ServerEntry = Schema.Struct({
   url: Schema.optional(Schema.String),
   headers: Schema.optional(StringMap),
   disabled: Schema.optional(Schema.Boolean),
+  /** LM Studio's remote servers with OAuth (`{"CLIENT_ID", "CLIENT_SECRET"}`, protocol §12.4): listed, not used. */
+  auth: Schema.optional(Schema.Unknown),
   timeout: Schema.optional(Schema.Number.pipe(Schema.int(), Schema.positive({ message: () => "timeout must be a positive number of milliseconds" })))
 })
 
@@ -176,7 +180,9 @@ export const parseMcpJson = (
       }
       const command = entry.command === undefined ? "" : yield* expand(entry.command, "command")
       const args = yield* Effect.forEach(entry.args ?? [], (a, i) => expand(a, `args[${i}]`))
-      const url = entry.url === undefined ? "" : yield* expand(entry.url, "url")
+      // An OAuth server's secrets are not expanded or kept: the bridge only lists it.
+      const oauth = entry.url !== undefined && entry.auth !== undefined
+      const url = entry.url === undefined ? "" : oauth ? entry.url : yield* expand(entry.url, "url")
       if (entry.url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) {
         return yield* new McpConfigInvalid({ file, path: `${at}.url`, problem: `not an http(s) URL: ${JSON.stringify(url)}` })
       }
@@ -193,8 +199,14 @@ export const parseMcpJson = (
         url,
         headers: yield* expandMap(entry.headers, "headers"),
         timeoutMs: entry.timeout,
-        enabled: entry.disabled !== true && !itself,
-        disabledReason: itself ? "this is lmstudio-bridge itself" : entry.disabled === true ? "disabled in mcp.json" : undefined
+        enabled: entry.disabled !== true && !itself && !oauth,
+        disabledReason: itself
+          ? "this is lmstudio-bridge itself"
+          : oauth
+            ? "signs in with OAuth (`auth` in LM Studio's mcp.json), which the bridge cannot do; LM Studio's own chat can use it"
+            : entry.disabled === true
+              ? "disabled in mcp.json"
+              : undefined
       }
       servers.push({ ...base, hash: Hash.string(JSON.stringify([base.transport, command, args, base.env, base.cwd, url, base.headers])) })
     }
@@ -211,7 +223,7 @@ export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpC
     >(Option.none())
 
     const load: Effect.Effect<LoadedMcpConfig, McpConfigNotFound | McpConfigInvalid> = Effect.gen(function* () {
-      const found = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir())
+      const found = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir(), config.lmstudioHome.home)
       if (found.path === null) return yield* new McpConfigNotFound({ reason: found.reason })
       const file = found.path
       const info = yield* Effect.tryPromise({

@@ -1,6 +1,7 @@
 /** `lmstudio-bridge health`: is LM Studio there, which APIs does it offer, what is loaded. */
 import { Command } from "@effect/cli"
 import { Clock, Effect } from "effect"
+import { AppConfig } from "../Config.js"
 import { LmsCli } from "../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
@@ -11,6 +12,7 @@ export const healthCommand = (appLayer: AppLayerFactory) =>
   Command.make("health", { baseUrl, json }, (flags) =>
     Effect.gen(function* () {
       const client = yield* LmStudioClient
+      const config = yield* AppConfig
       const started = yield* Clock.currentTimeMillis
       const greeting = yield* client.greeting()
       const latencyMs = (yield* Clock.currentTimeMillis) - started
@@ -22,6 +24,7 @@ export const healthCommand = (appLayer: AppLayerFactory) =>
         return yield* printJson({
           reachable: true,
           base_url: client.baseUrl,
+          base_url_source: config.baseUrlSource,
           lmstudio: greeting.lmstudio,
           apis,
           loaded,
@@ -31,7 +34,7 @@ export const healthCommand = (appLayer: AppLayerFactory) =>
         })
       }
       const offered = Object.entries(apis).filter(([, on]) => on).map(([name]) => name)
-      yield* printLine(`LM Studio is reachable at ${client.baseUrl} (${latencyMs} ms)`)
+      yield* printLine(`LM Studio is reachable at ${client.baseUrl} (${latencyMs} ms; address from ${config.baseUrlSource})`)
       yield* printLine(`APIs: ${offered.join(", ") || "none detected"}`)
       yield* printLine(loaded.length === 0 ? "Loaded models: none" : `Loaded models: ${loaded.map((l) => l.identifier).join(", ")}`)
       yield* printLine(`Model loading: ${lifecycle.backend} (${lifecycle.reason}); lms CLI: ${lifecycle.lmsCli}`)

@@ -12,6 +12,7 @@ import { LmsCli } from "./LmsCli.js"
 import { LmStudioClient } from "./LmStudioClient.js"
 import { ModelCatalog } from "./ModelCatalog.js"
 import { ModelLifecycle } from "./ModelLifecycle.js"
+import { describePolicy } from "../resilience/CircuitBreaker.js"
 
 export interface Check {
   readonly name: string
@@ -27,21 +28,36 @@ const problem = (name: string, detail: string, fix: string): Check => ({ name, s
 const describe = (e: { readonly _tag: string; readonly message: string }) => `${e._tag}: ${e.message}`
 const fixOf = (e: unknown, fallback: string) => (isExplained(e) ? e.hint : fallback)
 
-/** mcp.json search order (DESIGN §4): the file the bridge would use, and why. */
-export const locateMcpJson = (configured: Option.Option<string>, cwd: string, home: string): { path: string | null; reason: string } => {
+/**
+ * mcp.json search order (DESIGN §4): `$MCP_JSON_PATH`, `./.mcp.json`, `~/.lmstudio/mcp.json`, `~/.mcp.json`, then
+ * LM Studio's own `<home>/mcp.json` when its home is elsewhere (protocol §12.4): the file the bridge would use, and why.
+ */
+export const locateMcpJson = (
+  configured: Option.Option<string>,
+  cwd: string,
+  home: string,
+  lmstudioHome: string | undefined = undefined
+): { path: string | null; reason: string } => {
   if (Option.isSome(configured)) {
     return existsSync(configured.value)
       ? { path: configured.value, reason: "MCP_JSON_PATH" }
       : { path: null, reason: `MCP_JSON_PATH points to ${configured.value}, which does not exist` }
   }
-  for (const [path, reason] of [
+  const dotLmStudio = join(home, ".lmstudio", "mcp.json")
+  const candidates: Array<readonly [string, string]> = [
     [join(cwd, ".mcp.json"), "./.mcp.json in the working directory"],
-    [join(home, ".lmstudio", "mcp.json"), "LM Studio's mcp.json"],
+    [dotLmStudio, "LM Studio's mcp.json"],
     [join(home, ".mcp.json"), "~/.mcp.json"]
-  ] as const) {
+  ]
+  const own = lmstudioHome === undefined ? undefined : join(lmstudioHome, "mcp.json")
+  if (own !== undefined && own !== dotLmStudio) candidates.push([own, `LM Studio's mcp.json in its home ${lmstudioHome}`])
+  for (const [path, reason] of candidates) {
     if (existsSync(path)) return { path, reason }
   }
-  return { path: null, reason: "none of $MCP_JSON_PATH, ./.mcp.json, ~/.lmstudio/mcp.json, ~/.mcp.json exists" }
+  return {
+    path: null,
+    reason: `none of $MCP_JSON_PATH, ./.mcp.json, ~/.lmstudio/mcp.json, ~/.mcp.json${own !== undefined && own !== dotLmStudio ? `, ${own}` : ""} exists`
+  }
 }
 
 export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/Diagnostics", {
@@ -54,11 +70,29 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
 
     const run = Effect.gen(function* () {
       const checks: Array<Check> = []
+      const home = config.lmstudioHome
+      const fromPortFile = config.baseUrlSource.startsWith("LM Studio's port file")
+      const homeCheck = (
+        home.home === undefined
+          ? warn("LM Studio home", home.homeReason, "Install LM Studio, or set LMSTUDIO_BASE_URL and LMS_CLI_PATH to where it runs.")
+          : ok(
+              "LM Studio home",
+              `${home.home} (${home.homeReason}); port file ${home.portFile}: ${home.port !== undefined ? `port ${home.port}` : home.portProblem ?? "none"}`
+            )
+      )
       const greeting = yield* Effect.either(client.greeting())
       if (greeting._tag === "Left") {
-        checks.push(problem("LM Studio server", describe(greeting.left), fixOf(greeting.left, "Start LM Studio's server.")))
+        checks.push(
+          problem(
+            "LM Studio server",
+            `${describe(greeting.left)}; the address came from ${config.baseUrlSource}` +
+              (fromPortFile ? " (the file may be left from an earlier run: LM Studio's server is not answering on that port)" : ""),
+            fixOf(greeting.left, "Start LM Studio's server.")
+          )
+        )
+        checks.push(homeCheck)
       } else {
-        checks.push(ok("LM Studio server", `reachable at ${config.baseUrl}`))
+        checks.push(ok("LM Studio server", `reachable at ${config.baseUrl} (from ${config.baseUrlSource})`), homeCheck)
         const apis = yield* Effect.either(client.apis)
         if (apis._tag === "Right") {
           const missing = (["v1", "responses"] as const).filter((k) => !apis.right[k])
@@ -100,7 +134,13 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
         )
       }
       if (!lms.available) {
-        checks.push(warn("lms CLI", "not installed: models are loaded via JIT or REST", "Install it: ~/.lmstudio/bin/lms bootstrap, or set LMS_CLI_PATH."))
+        checks.push(
+          warn(
+            "lms CLI",
+            "not installed (not on PATH, not in LM Studio's home): models are loaded via JIT or REST",
+            "Install it: <LM Studio home>/bin/lms bootstrap, or set LMS_CLI_PATH."
+          )
+        )
       } else {
         const status = yield* Effect.either(lms.serverStatus())
         checks.push(
@@ -117,15 +157,15 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
           : problem(
               "Circuit breakers",
               open.map((b) => `${b.dependency} ${b.state} (retry in ${b.retryAfterSeconds} s)`).join(", "),
-              "Fix the failing dependency; calls resume automatically after the wait."
+              `Fix the failing dependency; calls resume automatically (a breaker ${describePolicy()}).`
             )
       )
       const status = yield* Effect.either(lifecycle.status)
-      const mcp = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir())
+      const mcp = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir(), config.lmstudioHome.home)
       checks.push(
         ok(
           "Configuration",
-          `LMSTUDIO_BASE_URL=${config.baseUrl}; lifecycle ${config.lifecycle}` +
+          `LM Studio at ${config.baseUrl} (from ${config.baseUrlSource}); lifecycle ${config.lifecycle}` +
             (status._tag === "Right" ? ` → ${status.right.backend}` : "") +
             `; TTLs ${config.tempModelTtlSeconds}/${config.modelTtlSeconds}/${config.maxModelTtlSeconds} s; mcp.json: ${mcp.path ?? "none"} (${mcp.reason})`
         )

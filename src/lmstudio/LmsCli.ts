@@ -20,6 +20,7 @@ import { existsSync } from "node:fs"
 import { homedir } from "node:os"
 import { delimiter, join } from "node:path"
 import { AppConfig } from "../Config.js"
+import { lmsInHome } from "../LmStudioHome.js"
 import { LmsCliFailed, type LmsError, LmsCliOutputInvalid, LmsCliTimeout, LmsCliUnavailable } from "../domain/Errors.js"
 import { validateModelName } from "../domain/ModelName.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
@@ -91,12 +92,18 @@ export const hostArgs = (baseUrl: string): ReadonlyArray<string> => {
   return ["--host", url.hostname, "--port", port]
 }
 
-/** Where `lms` is: LMS_CLI_PATH, else `lms` on PATH, else `~/.lmstudio/bin/lms`. */
-export const locate = (configured: Option.Option<string>, pathEnv: string | undefined, home: string): Option.Option<string> => {
+/** Where `lms` is: LMS_CLI_PATH, else `lms` on PATH, else `<LM Studio's home>/bin/lms`, else `~/.lmstudio/bin/lms`. */
+export const locate = (
+  configured: Option.Option<string>,
+  pathEnv: string | undefined,
+  home: string,
+  inLmStudioHome: string | undefined = undefined
+): Option.Option<string> => {
   if (Option.isSome(configured)) return configured
   for (const dir of (pathEnv ?? "").split(delimiter)) {
     if (dir !== "" && existsSync(join(dir, "lms"))) return Option.some(join(dir, "lms"))
   }
+  if (inLmStudioHome !== undefined) return Option.some(inLmStudioHome)
   const fallback = join(home, ".lmstudio", "bin", "lms")
   return existsSync(fallback) ? Option.some(fallback) : Option.none()
 }
@@ -119,7 +126,7 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
     const executor = yield* CommandExecutor.CommandExecutor
     const breaker = yield* CircuitBreaker.make("lms CLI")
     const server = yield* LmStudioBreaker
-    const path = locate(config.lmsCliPath, process.env.PATH, homedir())
+    const path = locate(config.lmsCliPath, process.env.PATH, homedir(), lmsInHome(config.lmstudioHome))
     const extraArgs = hostArgs(config.baseUrl)
     const timeoutMs = Duration.toMillis(config.lmsTimeout)
 
@@ -128,7 +135,7 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
       Option.match(path, {
         onNone: () =>
           Effect.fail(
-            new LmsCliUnavailable({ path: "lms", reason: "not on PATH and not at ~/.lmstudio/bin/lms; LMS_CLI_PATH is not set" })
+            new LmsCliUnavailable({ path: "lms", reason: "not on PATH, not in LM Studio's home (<home>/bin/lms), not at ~/.lmstudio/bin/lms; LMS_CLI_PATH is not set" })
           ),
         onSome: (bin) =>
           Effect.scoped(

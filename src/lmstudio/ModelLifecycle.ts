@@ -243,6 +243,8 @@ interface Lease {
   readonly loadId: number | undefined
   /** When the listing that showed (or verified) the instance was read (Clock ms). */
   readonly confirmedAt: number
+  /** The catalog's listing generation once the acquisition was done (a strict counter, unlike the clock). */
+  readonly generation: number
 }
 
 interface Owned {
@@ -519,7 +521,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
           const ttl = { ttlSeconds: key.ttlSeconds, note: undefined }
           const { result, loadId } = yield* findOrLoad({ model: key.model, ttlSeconds: key.ttlSeconds }, ttl, found, seen)
           yield* countLease(loadId, 1)
-          return { result, loadId, confirmedAt: yield* Clock.currentTimeMillis }
+          return { result, loadId, confirmedAt: yield* Clock.currentTimeMillis, generation: yield* catalog.currentGeneration }
         }),
       release: (key: LeaseKey, lease: Lease) =>
         Effect.gen(function* () {
@@ -572,14 +574,13 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
       Effect.gen(function* () {
         yield* validateModelName(req.model)
         const ttl = yield* ttlFor(req, config)
-        const started = yield* Clock.currentTimeMillis
         const seen = yield* catalog.currentGeneration
         const found = yield* catalog.find(req.model)
         const key = keyOf(req, ttl, found)
         const lease = yield* leases.get(key)
         const withNote = (r: LoadResult): LoadResult => ({ ...r, notes: [...(ttl.note ? [ttl.note] : []), ...r.notes] })
-        // This call waited for the acquisition: it read a listing (and loaded if needed) after the call began.
-        if (lease.confirmedAt >= started) return withNote(lease.result)
+        // The acquisition read its listing (and loaded if needed) after this call began: that is the confirmation.
+        if (lease.generation > seen) return withNote(lease.result)
         const { instances } = yield* catalog.loadedSince(seen)
         const hit = instances.find((l) => l.instance.id === lease.result.identifier)
         if (hit !== undefined) {

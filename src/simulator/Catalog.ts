@@ -35,6 +35,8 @@ export interface SimInstance {
   /** JIT-loaded instances are the ones auto-evict unloads (protocol §5). */
   readonly jit: boolean
   readonly parallel: number
+  /** LM Link: the device the instance runs on (protocol §12.5); null when it runs on this machine. */
+  readonly device: string | null
   readonly active: number
   readonly requestsServed: number
 }
@@ -196,7 +198,7 @@ export const lmsModelInfo = (m: SimModel) => ({
   path: `${m.publisher}/${m.key.slice(m.key.indexOf("/") + 1)}-GGUF/${m.key.slice(m.key.indexOf("/") + 1)}-${m.quantization.name}.gguf`,
   sizeBytes: m.sizeBytes,
   indexedModelIdentifier: `${m.publisher}/${m.key.slice(m.key.indexOf("/") + 1)}`,
-  deviceIdentifier: null,
+  deviceIdentifier: null as string | null,
   ...(m.paramsString ? { paramsString: m.paramsString } : {}),
   architecture: m.architecture,
   quantization: m.quantization,
@@ -207,6 +209,7 @@ export const lmsModelInfo = (m: SimModel) => ({
 /** `lms ps --json` entry (protocol §6.4): instance info plus `status`, `queued`, `parallel`. */
 export const lmsInstanceInfo = (m: SimModel, i: SimInstance) => ({
   ...lmsModelInfo(m),
+  deviceIdentifier: i.device,
   identifier: i.identifier,
   ttlMs: i.ttlMs,
   lastUsedTime: i.lastUsedTime,

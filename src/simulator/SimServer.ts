@@ -150,7 +150,8 @@ const ControlLoadBody = Schema.Struct({
   identifier: Schema.optional(Schema.String),
   ttlSeconds: Schema.optional(Schema.Int),
   contextLength: Schema.optional(Schema.Int),
-  parallel: Schema.optional(Schema.Int)
+  parallel: Schema.optional(Schema.Int),
+  device: Schema.optional(Schema.String)
 })
 
 const readJson = (req: HttpServerRequest.HttpServerRequest) =>
@@ -536,7 +537,8 @@ const control = (sim: Sim, method: string, path: string, body: Effect.Effect<unk
           identifier: b.identifier,
           ttlMs: b.ttlSeconds !== undefined ? b.ttlSeconds * 1000 : null,
           contextLength: b.contextLength,
-          parallel: b.parallel
+          parallel: b.parallel,
+          device: b.device
         })
         if (outcome._tag === "NotFound") return json({ error: "not_found" }, 404)
         if (outcome._tag === "IdentifierTaken") return json({ error: "identifier_taken", identifier: outcome.identifier }, 409)

@@ -40,6 +40,8 @@ export const FaultsInput = Schema.Struct({
   malformedJson: Schema.optional(Schema.Struct({ path: Schema.optional(Schema.String), count: Count })),
   /** Loads report success but the model never appears. */
   loadNeverLoads: Schema.optional(Schema.Boolean),
+  /** Memory is short: loads get at most this much context, whatever was asked (lmstudio-bug-tracker#1902); null clears. */
+  contextCap: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
   /** An instance is unloaded right after it served this many inference requests. */
   unloadAfterRequests: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
   /** JIT loading fails with "No models loaded" although it is on (protocol §5, issues #1217/#1730). */
@@ -58,6 +60,7 @@ export interface Faults {
   readonly streamError: { readonly afterChunks: number; readonly message: string; readonly remaining: number } | null
   readonly malformedJson: { readonly path: string; readonly remaining: number } | null
   readonly loadNeverLoads: boolean
+  readonly contextCap: number | null
   readonly unloadAfterRequests: number | null
   readonly jitFailure: boolean
   readonly forgetResponses: boolean
@@ -72,6 +75,7 @@ export const noFaults: Faults = {
   streamError: null,
   malformedJson: null,
   loadNeverLoads: false,
+  contextCap: null,
   unloadAfterRequests: null,
   jitFailure: false,
   forgetResponses: false
@@ -170,6 +174,8 @@ export interface LoadRequest {
   readonly contextLength?: number | undefined
   readonly parallel?: number | undefined
   readonly jit?: boolean | undefined
+  /** LM Link: load on another device. */
+  readonly device?: string | undefined
 }
 
 export type LoadOutcome =
@@ -188,12 +194,13 @@ export const load = (data: SimData, req: LoadRequest, now: number): [LoadOutcome
   const instance: SimInstance = {
     identifier,
     modelKey: model.key,
-    contextLength: Math.min(req.contextLength ?? Math.min(4096, model.maxContextLength), model.maxContextLength),
+    contextLength: Math.min(req.contextLength ?? Math.min(4096, model.maxContextLength), model.maxContextLength, data.faults.contextCap ?? Number.POSITIVE_INFINITY),
     ttlMs: req.ttlMs === undefined ? (jit ? data.settings.jitDefaultTtlMs : null) : req.ttlMs,
     loadedAt: now,
     lastUsedTime: null,
     jit,
     parallel: req.parallel ?? 4,
+    device: req.device ?? null,
     active: 0,
     requestsServed: 0
   }
@@ -296,6 +303,7 @@ export const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
     : f.streamError,
   malformedJson: input.malformedJson ? { path: input.malformedJson.path ?? "", remaining: input.malformedJson.count ?? 1 } : f.malformedJson,
   loadNeverLoads: input.loadNeverLoads ?? f.loadNeverLoads,
+  contextCap: input.contextCap !== undefined ? input.contextCap : f.contextCap,
   unloadAfterRequests: input.unloadAfterRequests !== undefined ? input.unloadAfterRequests : f.unloadAfterRequests,
   jitFailure: input.jitFailure ?? f.jitFailure,
   forgetResponses: input.forgetResponses ?? f.forgetResponses

@@ -149,6 +149,7 @@ const InstanceList = Schema.Array(
     status: Schema.String,
     contextLength: Schema.Number,
     parallel: Schema.NullOr(Schema.Number),
+    deviceIdentifier: Schema.optional(Schema.NullOr(Schema.String)),
     ttlMs: Schema.NullOr(Schema.Number),
     lastUsedTime: Schema.NullOr(Schema.Number)
   })
@@ -298,7 +299,7 @@ const ps = async (argv: ReadonlyArray<string>) => {
   out(
     table(
       ["IDENTIFIER", "MODEL", "STATUS", "SIZE", "CONTEXT", "PARALLEL", "DEVICE", "TTL"],
-      typed.map((i) => [i.identifier, i.modelKey, i.status.toUpperCase(), formatSize(i.sizeBytes, 1000), String(i.contextLength), i.parallel === null ? "" : String(i.parallel), "Local", ttl(i)])
+      typed.map((i) => [i.identifier, i.modelKey, i.status.toUpperCase(), formatSize(i.sizeBytes, 1000), String(i.contextLength), i.parallel === null ? "" : String(i.parallel), i.deviceIdentifier ?? "Local", ttl(i)])
     )
   )
 }

@@ -212,6 +212,27 @@ describe("lifecycle truth: what the bridge says is what LM Studio has", () => {
     })
   )
 
+  it.scopedLive("LM Link: an instance on another device is shown with its device in lms_list_loaded_models, list_models and models loaded", () =>
+    Effect.gen(function* () {
+      const { sim, client } = yield* setup({ loaded: ["qwen/qwen3-4b"] }, withLms)
+      yield* http(sim, "POST", "/__sim/lms/load", { model: "openai/gpt-oss-20b", device: "studio-mac" })
+      const loaded = structured(yield* call(client, "lms_list_loaded_models"))
+      assert.deepStrictEqual(
+        loaded.get("instances").arr.map((i) => [i.get("identifier").str, i.get("device").raw]),
+        [["qwen/qwen3-4b", null], ["openai/gpt-oss-20b", "studio-mac"]]
+      )
+      const models = structured(yield* call(client, "list_models", { loaded_only: true }))
+      assert.deepStrictEqual(
+        models.get("models").arr.map((m) => [m.get("key").str, m.get("loaded_instances", 0, "device").raw]),
+        [["qwen/qwen3-4b", null], ["openai/gpt-oss-20b", "studio-mac"]]
+      )
+      assert.isAtLeast(models.get("listing_age_seconds").num, 0)
+      const cli = yield* runEffect(process.execPath, [binPath, "models", "loaded"], { LMSTUDIO_BASE_URL: sim.baseUrl, ...withLms })
+      assert.match(cli.stdout, /openai\/gpt-oss-20b .* studio-mac/)
+      assert.match(cli.stdout, /qwen\/qwen3-4b .* local/)
+    })
+  )
+
   it.scopedLive("think blocks written inline (closed or unterminated) become reasoning: chat (plain and streamed), completion, responses, CLI", () =>
     Effect.gen(function* () {
       const scenario: Scenario = {

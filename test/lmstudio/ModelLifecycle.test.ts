@@ -14,7 +14,7 @@ import { ABSURD_TTL_SECONDS, chooseBackend, ModelLifecycle, ttlFor } from "../..
 import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { modelLoadRetry } from "../../src/resilience/Policies.js"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
-import { fakeExecutable, lmsShimPath, tempDir } from "../helpers.js"
+import { fakeExecutable, http, lmsShimPath, tempDir } from "../helpers.js"
 import * as HttpTransport from "../../src/lmstudio/HttpTransport.js"
 
 const fast: Partial<AppConfigShape> = {
@@ -31,15 +31,18 @@ const lifecycleFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "ba
       Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
       Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ ...fast, ...config }), HttpTransport.layer, NodeContext.layer))
     )
-  ).pipe(Effect.map((ctx) => ({ lifecycle: Context.get(ctx, ModelLifecycle), client: Context.get(ctx, LmStudioClient) })))
+  ).pipe(
+    Effect.map((ctx) => ({ lifecycle: Context.get(ctx, ModelLifecycle), client: Context.get(ctx, LmStudioClient), lms: Context.get(ctx, LmsCli) }))
+  )
 
 const setup = (options: SimulatorOptions, config: Partial<AppConfigShape> = {}) =>
   Effect.gen(function* () {
     const sim = yield* start(options)
-    const { lifecycle, client } = yield* lifecycleFor({ baseUrl: sim.baseUrl, ...config })
+    const { lifecycle, client, lms } = yield* lifecycleFor({ baseUrl: sim.baseUrl, ...config })
     const instance = (id: string) => Effect.map(sim.state.get, (d) => d.instances.find((i) => i.identifier === id))
     const hits = (path: string) => Effect.map(sim.state.get, (d) => d.counters.byPath[path] ?? 0)
-    return { sim, lifecycle, client, instance, hits }
+    const ids = Effect.map(sim.state.get, (d) => d.instances.map((i) => i.identifier))
+    return { sim, lifecycle, client, lms, instance, hits, ids }
   })
 
 const failure = <A, E>(exit: Exit.Exit<A, E>): E => {
@@ -253,6 +256,112 @@ describe("ModelLifecycle safety", () => {
         })
       )
       assert.deepStrictEqual(held, ["google/gemma-3-1b"])
+    })
+  )
+})
+
+describe("ModelLifecycle truth (issue 11): what LM Studio has, not what the bridge remembers", () => {
+  const cli = { lifecycle: "cli" as const, lmsCliPath: Option.some(lmsShimPath) }
+
+  it.scopedLive("a load that does not appear after an out-of-band unload fails with ModelVerificationFailed (never a stale success)", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [] }, { lifecycle: "rest" })
+      assert.isFalse((yield* s.lifecycle.ensureLoaded({ model: "google/gemma-3-1b" })).alreadyLoaded)
+      yield* s.sim.state.unload("google/gemma-3-1b")
+      yield* s.sim.state.setFaults({ loadNeverLoads: true })
+      const e = failure(yield* Effect.exit(s.lifecycle.ensureLoaded({ model: "google/gemma-3-1b" })))
+      assert.strictEqual(e._tag, "ModelVerificationFailed")
+    })
+  )
+
+  it.scopedLive("a lease a newer listing contradicts is dropped before the request: no request meets the missing model", () =>
+    Effect.gen(function* () {
+      // A listing is never trusted past MODEL_CACHE_TTL_SECONDS; 0 here, so each call reads a fresh one.
+      const s = yield* setup({ loaded: [], settings: { jit: false } }, { lifecycle: "rest", modelCacheTtlSeconds: 0 })
+      const ask = (content: string) =>
+        s.lifecycle.withModel({ model: "google/gemma-3-1b" }, (held) =>
+          held.request((m) => s.client.chat({ model: m.identifier, messages: [{ role: "user", content }] }))
+        )
+      assert.strictEqual((yield* ask("one")).content, "You said: one")
+      yield* s.sim.state.unload("google/gemma-3-1b")
+      assert.strictEqual((yield* ask("two")).content, "You said: two")
+      assert.strictEqual(yield* s.hits("/v1/chat/completions"), 2, "the second request went to a loaded model at once")
+      assert.strictEqual(yield* s.hits("/api/v1/models/load"), 2)
+    })
+  )
+
+  it.scopedLive("loading a model that is loaded already gives the existing instance, not a key:2 copy; a new identifier makes one on purpose", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [] }, cli)
+      assert.isFalse((yield* s.lifecycle.load({ model: "google/gemma-3-1b" })).alreadyLoaded)
+      const again = yield* s.lifecycle.load({ model: "google/gemma-3-1b", ttlSeconds: 900 })
+      assert.deepStrictEqual([again.alreadyLoaded, again.via, again.identifier], [true, "existing", "google/gemma-3-1b"])
+      assert.isTrue(again.notes.some((n) => n.includes("second instance")))
+      // Concurrent ensures with different TTLs are different leases, and still one load.
+      yield* Effect.all(
+        [300, 600, 900, 1200].map((ttlSeconds) => s.lifecycle.ensureLoaded({ model: "qwen/qwen3-4b", ttlSeconds })),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(yield* s.ids, ["google/gemma-3-1b", "qwen/qwen3-4b"])
+      const copy = yield* s.lifecycle.load({ model: "google/gemma-3-1b", identifier: "gemma-copy" })
+      assert.deepStrictEqual([copy.alreadyLoaded, copy.identifier], [false, "gemma-copy"])
+      assert.deepStrictEqual(yield* s.ids, ["google/gemma-3-1b", "qwen/qwen3-4b", "gemma-copy"])
+    })
+  )
+
+  it.scopedLive("context and parallel come from the loaded instance: less context than asked is reported, with a note", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [], faults: { contextCap: 2048 } }, cli)
+      const r = yield* s.lifecycle.load({ model: "google/gemma-3-1b", contextLength: 8192 })
+      assert.deepStrictEqual([r.contextLength, r.parallel], [2048, 4])
+      assert.isTrue(r.notes.some((n) => n.includes("context of 2048 tokens (8192 were asked)")))
+      // An instance someone loaded with 2 parallel slots: what the bridge reports and its permits use.
+      yield* s.sim.state.clearFaults
+      yield* http(s.sim, "POST", "/__sim/lms/load", { model: "qwen/qwen3-4b", parallel: 2, contextLength: 16384 })
+      const q = yield* s.lifecycle.ensureLoaded({ model: "qwen/qwen3-4b" })
+      assert.deepStrictEqual([q.alreadyLoaded, q.contextLength, q.parallel], [true, 16384, 2])
+      const held = yield* s.lifecycle.withModel({ model: "qwen/qwen3-4b" }, (h) => Effect.succeed(h.current()))
+      assert.strictEqual(held.parallel, 2)
+    })
+  )
+
+  it.scopedLive("a model someone else loaded: who holds its TTL is what lms ps shows (LM Studio, nobody), else unknown", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: ["qwen/qwen3-4b"] }, cli)
+      yield* http(s.sim, "POST", "/__sim/lms/load", { model: "google/gemma-3-1b", ttlSeconds: 120 })
+      const manual = yield* s.lifecycle.ensureLoaded({ model: "qwen/qwen3-4b" })
+      assert.deepStrictEqual([manual.ttlEnforcedBy, manual.ttlSeconds], ["nobody", undefined])
+      assert.isTrue(manual.notes.some((n) => n.includes("stays loaded until someone unloads it")))
+      const timed = yield* s.lifecycle.ensureLoaded({ model: "google/gemma-3-1b" })
+      assert.deepStrictEqual([timed.ttlEnforcedBy, timed.ttlSeconds], ["lmstudio", 120])
+      const blind = yield* setup({ loaded: ["qwen/qwen3-4b"] }, { lifecycle: "jit" })
+      assert.strictEqual((yield* blind.lifecycle.ensureLoaded({ model: "qwen/qwen3-4b" })).ttlEnforcedBy, "unknown")
+    })
+  )
+
+  it.scopedLive("LM Link: an instance on another device is shown with its device", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({ loaded: [] }, cli)
+      yield* http(s.sim, "POST", "/__sim/lms/load", { model: "openai/gpt-oss-20b", device: "studio-mac" })
+      const listed = yield* s.lifecycle.listLoaded
+      assert.deepStrictEqual(listed.map((m) => [m.identifier, m.device]), [["openai/gpt-oss-20b", "studio-mac"]])
+      assert.strictEqual((yield* s.lifecycle.ensureLoaded({ model: "openai/gpt-oss-20b" })).device, "studio-mac")
+    })
+  )
+
+  it.scopedLive("failures seen through lms count against the LM Studio breaker shared with HTTP; a refusal by lms does not", () =>
+    Effect.gen(function* () {
+      const s = yield* setup({}, cli)
+      for (let i = 0; i < 3; i++) yield* Effect.exit(s.lms.load("no/such-model", { ttlSeconds: 60 }))
+      assert.strictEqual((yield* s.client.breaker).consecutiveFailures, 0, "lms refused a bad key: LM Studio is fine")
+      yield* s.sim.state.setFaults({ failAll: { status: 500 } })
+      for (let i = 0; i < 5; i++) assert.strictEqual(failure(yield* Effect.exit(s.lms.ps()))._tag, "LmsCliFailed")
+      const before = (yield* s.sim.state.get).counters.requests
+      const e = failure(yield* Effect.exit(s.client.chat({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "hi" }] })))
+      assert.strictEqual(e._tag, "CircuitOpen")
+      assert.strictEqual((yield* s.sim.state.get).counters.requests, before)
+      assert.strictEqual(failure(yield* Effect.exit(s.lms.ps()))._tag, "CircuitOpen")
+      assert.deepStrictEqual([(yield* s.client.breaker).dependency, (yield* s.client.breaker).state], ["LM Studio", "open"])
     })
   )
 })

@@ -41,14 +41,24 @@ const world = (downloaded: ReadonlyArray<string>, preloaded: ReadonlyArray<strin
     const model = models().find((m) => m.key === name)
     return model ? Effect.succeed({ model, instance: model.loaded[0], seenAt: 0 }) : Effect.fail(new ModelNotFound({ model: name, available: downloaded, suggestions: [] }))
   }
+  let generation = 0
+  const listed = () => models().flatMap((model) => model.loaded.map((instance) => ({ model, instance })))
   const catalog = ModelCatalog.make({
     snapshot: Effect.sync(() => ({ models: models(), source: "v1" as const, fetchedAt: 0 })),
     find,
     resolve: (name) => find(name ?? downloaded[0]!),
     invalidate: Effect.void,
-    loadedNow: Effect.sync(() => models().flatMap((model) => model.loaded.map((instance) => ({ model, instance })))),
-    currentGeneration: Effect.succeed(0),
-    loadedSince: () => Effect.sync(() => ({ instances: models().flatMap((model) => model.loaded.map((instance) => ({ model, instance }))), seenAt: 0 })),
+    // Every listing is a new generation, as in the real catalog.
+    loadedNow: Effect.sync(() => {
+      generation++
+      return listed()
+    }),
+    currentGeneration: Effect.sync(() => generation),
+    loadedSince: () =>
+      Effect.sync(() => {
+        generation++
+        return { instances: listed(), seenAt: 0 }
+      }),
     cacheTtl: Duration.seconds(60)
   })
   type Client = Parameters<typeof LmStudioClient.make>[0]

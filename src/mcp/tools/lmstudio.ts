@@ -240,7 +240,14 @@ const ModelOut = Schema.Struct({
   key: Schema.String,
   type: Schema.String,
   display_name: Schema.NullOr(Schema.String),
-  loaded_instances: Schema.Array(Schema.Struct({ identifier: Schema.String, context_length: Schema.NullOr(Schema.Number) })),
+  loaded_instances: Schema.Array(
+    Schema.Struct({
+      identifier: Schema.String,
+      context_length: Schema.NullOr(Schema.Number),
+      parallel: Schema.NullOr(Schema.Number),
+      device: Schema.NullOr(Schema.String).annotations({ description: "LM Link device the instance runs on; null when local (or not known without lms)" })
+    })
+  ),
   max_context_length: Schema.NullOr(Schema.Number),
   tool_use: Schema.NullOr(Schema.Boolean),
   vision: Schema.NullOr(Schema.Boolean),
@@ -248,11 +255,31 @@ const ModelOut = Schema.Struct({
   size_bytes: Schema.NullOr(Schema.Number)
 })
 
-const modelOut = (m: ModelInfo): typeof ModelOut.Type => ({
+/** Devices of loaded instances (LM Link), which only `lms ps` tells; empty without the CLI. */
+const devicesNow = Effect.flatMap(LmsCli, (lms) =>
+  lms.available
+    ? Effect.map(Effect.option(lms.ps()), (ps) =>
+        new Map(Option.getOrElse(ps, () => []).flatMap((i) => (i.deviceIdentifier ? [[i.identifier, i.deviceIdentifier] as const] : [])))
+      )
+    : Effect.succeed(new Map<string, string>())
+)
+
+const ageSeconds = (seenAt: number) => Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, Math.round((now - seenAt) / 1000)))
+
+const ListingAge = Schema.Number.annotations({
+  description: "How old LM Studio's listing behind this answer is, in seconds (it is cached up to MODEL_CACHE_TTL_SECONDS)"
+})
+
+const modelOut = (m: ModelInfo, devices: ReadonlyMap<string, string> = new Map()): typeof ModelOut.Type => ({
   key: m.key,
   type: m.type,
   display_name: m.displayName ?? null,
-  loaded_instances: m.loaded.map((i) => ({ identifier: i.id, context_length: i.contextLength ?? null })),
+  loaded_instances: m.loaded.map((i) => ({
+    identifier: i.id,
+    context_length: i.contextLength ?? null,
+    parallel: i.parallel ?? null,
+    device: devices.get(i.id) ?? i.device ?? null
+  })),
   max_context_length: m.maxContextLength ?? null,
   tool_use: m.toolUse ?? null,
   vision: m.vision ?? null,
@@ -271,19 +298,29 @@ export const listModels = tool({
     loaded_only: Schema.optional(Schema.Boolean),
     type: Schema.optional(Schema.Literal("llm", "vlm", "embedding"))
   }),
-  output: Schema.Struct({ models: Schema.Array(ModelOut), source: Schema.String }),
+  output: Schema.Struct({ models: Schema.Array(ModelOut), source: Schema.String, listing_age_seconds: ListingAge }),
   handler: (input) =>
     Effect.gen(function* () {
       const snapshot = yield* (yield* ModelCatalog).snapshot
       const models = snapshot.models.filter(
         (m) => (input.loaded_only !== true || m.loaded.length > 0) && (input.type === undefined || m.type === input.type)
       )
-      return { models: models.map(modelOut), source: snapshot.source }
+      const devices = models.some((m) => m.loaded.length > 0) ? yield* devicesNow : new Map<string, string>()
+      return { models: models.map((m) => modelOut(m, devices)), source: snapshot.source, listing_age_seconds: yield* ageSeconds(snapshot.fetchedAt) }
     }),
   render: (o) =>
     o.models.length === 0
       ? "No models match."
-      : o.models.map((m) => `${m.key} (${m.type})${m.loaded_instances.length > 0 ? ` loaded as ${m.loaded_instances.map((i) => i.identifier).join(", ")}` : ""}`).join("\n")
+      : [
+          ...o.models.map(
+            (m) =>
+              `${m.key} (${m.type})` +
+              (m.loaded_instances.length > 0
+                ? ` loaded as ${m.loaded_instances.map((i) => (i.device !== null ? `${i.identifier} on ${i.device}` : i.identifier)).join(", ")}`
+                : "")
+          ),
+          `(LM Studio's listing from ${o.listing_age_seconds} s ago)`
+        ].join("\n")
 })
 
 export const getModelInfo = tool({
@@ -292,8 +329,13 @@ export const getModelInfo = tool({
   description: "Details of one model (or of the default model): type, context length, tool use, vision, quantization, loaded instances.",
   annotations: readOnly,
   input: Schema.Struct({ model: ModelParam }),
-  output: ModelOut,
-  handler: (input) => Effect.map(Effect.flatMap(ModelCatalog, (c) => c.resolve(input.model)), (found) => modelOut(found.model)),
+  output: Schema.Struct({ ...ModelOut.fields, listing_age_seconds: ListingAge }),
+  handler: (input) =>
+    Effect.gen(function* () {
+      const found = yield* (yield* ModelCatalog).resolve(input.model)
+      const devices = found.model.loaded.length > 0 ? yield* devicesNow : new Map<string, string>()
+      return { ...modelOut(found.model, devices), listing_age_seconds: yield* ageSeconds(found.seenAt) }
+    }),
   render: (o) => JSON.stringify(o, null, 2)
 })
 
@@ -315,6 +357,7 @@ export const healthCheck = tool({
   output: Schema.Struct({
     reachable: Schema.Boolean,
     base_url: Schema.String,
+    base_url_source: Schema.String.annotations({ description: "Where the address came from: LMSTUDIO_BASE_URL, LM Studio's port file, or the default" }),
     problem: Schema.NullOr(Schema.String),
     hint: Schema.NullOr(Schema.String),
     apis: Schema.NullOr(Schema.Struct({ openai: Schema.Boolean, v0: Schema.Boolean, v1: Schema.Boolean, responses: Schema.Boolean })),
@@ -329,21 +372,23 @@ export const healthCheck = tool({
       const lms = yield* LmsCli
       const config = yield* AppConfig
       const catalog = yield* ModelCatalog
+      const lmsCli = Option.getOrElse(lms.path, () => "not installed")
+      const probe = yield* Effect.either(
+        elapsed(Effect.zipRight(client.greeting(), Effect.zip(client.apis, catalog.loadedNow)))
+      )
+      // Read after the probe: what this very check just saw counts.
       const breakers = (yield* Effect.all([client.breaker, lms.breaker])).map((b) => ({
         dependency: b.dependency,
         state: b.state,
         consecutive_failures: b.consecutiveFailures,
         retry_after_seconds: b.retryAfterSeconds
       }))
-      const lmsCli = Option.getOrElse(lms.path, () => "not installed")
-      const probe = yield* Effect.either(
-        elapsed(Effect.zipRight(client.greeting(), Effect.zip(client.apis, catalog.loadedNow)))
-      )
       if (probe._tag === "Left") {
         const e = probe.left
         return {
           reachable: false,
           base_url: config.baseUrl,
+          base_url_source: config.baseUrlSource,
           problem: `${e._tag}: ${e.message}`,
           hint: isExplained(e) ? e.hint : null,
           apis: null,
@@ -357,6 +402,7 @@ export const healthCheck = tool({
       return {
         reachable: true,
         base_url: config.baseUrl,
+        base_url_source: config.baseUrlSource,
         problem: null,
         hint: null,
         apis,
@@ -367,9 +413,14 @@ export const healthCheck = tool({
       }
     }),
   render: (o) =>
-    o.reachable
-      ? `LM Studio is reachable at ${o.base_url} (${o.latency_ms} ms). Loaded: ${o.loaded.join(", ") || "none"}.`
-      : `LM Studio is NOT reachable at ${o.base_url}: ${o.problem}\nHint: ${o.hint ?? ""}`
+    [
+      o.reachable
+        ? `LM Studio is reachable at ${o.base_url} (${o.latency_ms} ms). Loaded: ${o.loaded.join(", ") || "none"}.`
+        : `LM Studio is NOT reachable at ${o.base_url}: ${o.problem}\nHint: ${o.hint ?? ""}`,
+      ...o.breakers
+        .filter((b) => b.state !== "closed")
+        .map((b) => `Circuit breaker of ${b.dependency} is ${b.state.replace("_", "-")}${b.state === "open" ? ` (next try in ${b.retry_after_seconds} s)` : ""}.`)
+    ].join("\n")
 })
 
 export const lmstudioTools = [healthCheck, listModels, getModelInfo, chatCompletion, textCompletion, createResponse, generateEmbeddings] as const
