@@ -3,7 +3,8 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { InvalidArguments } from "../domain/Errors.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
-import { describeLoad, loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { describeLoad, loadedModelJson, type LoadResult, loadResultJson } from "../lmstudio/LoadResult.js"
+import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
 
 const loadedOnly = Options.boolean("loaded").pipe(Options.withDescription("Only models that are loaded"))

@@ -3,7 +3,8 @@
  * listLoaded, and `withModel` for work that needs a model.
  *
  * - TTL always explicit and finite: keep 600 s, temporary 300 s, explicit values capped at MAX_MODEL_TTL_SECONDS
- *   with a note; 0, negative, non-integer and absurd values are rejected (`ttlFor`).
+ *   with a note; 0, negative, non-integer and absurd values are rejected (`ttlFor`, LoadPolicy.ts). Results and their
+ *   renderings: LoadResult.ts.
  * - LM Studio itself holds the TTL where it can, so it survives the bridge: `lms load -y --ttl N` when the CLI is
  *   there, else a JIT load (a one-token request carrying `ttl`), else REST v1. A REST load holds no idle TTL in
  *   LM Studio (protocol §12.1): it is reported as held by LM Studio only when `lms ps` shows LM Studio holding it;
@@ -13,208 +14,24 @@
  *   never loaded again (LM Studio would make a `key:2` copy). An explicit ensure confirms an earlier result against
  *   such a listing before answering "already loaded".
  * - Every load is verified by polling the loaded list with a Schedule (no fixed sleeps), optionally probed, and the
- *   load+verify step is retried (1 s, 2 s, 4 s, jittered) only for errors that can succeed on retry.
+ *   load+verify step is retried (1 s, 2 s, 4 s, jittered) only for errors that can succeed on retry (ModelLoader.ts).
  * - Leases (`resilience/Leases.ts`) keyed by (model, TTL); work holds one (`withModel`) so the bridge never evicts a
  *   model mid-run. A lease whose instance a newer listing no longer shows is dropped; a request that LM Studio answers
  *   with "not loaded" / "another model served" re-ensures once (one shared load) and is sent again. When the last
  *   lease of a load has been idle for its TTL, a model the bridge loaded is unloaded — one someone else loaded never is.
  */
-import { Clock, Data, Effect, Option, Ref } from "effect"
-import { AppConfig, type AppConfigShape, type LifecycleMode } from "../Config.js"
-import {
-  InvalidTtl,
-  isExplained,
-  isStaleModelBelief,
-  type LmsError,
-  type LmStudioError,
-  ModelLoadFailed,
-  ModelVerificationFailed,
-  WrongModelKind
-} from "../domain/Errors.js"
+import { Clock, Effect, Option, Ref } from "effect"
+import { AppConfig } from "../Config.js"
+import { isExplained, isStaleModelBelief, WrongModelKind } from "../domain/Errors.js"
 import { validateModelName } from "../domain/ModelName.js"
 import * as Leases from "../resilience/Leases.js"
-import { isRetryableLoadError, modelLoadRetry, verificationPoll } from "../resilience/Policies.js"
 import { LmsCli } from "./LmsCli.js"
 import { LmStudioClient } from "./LmStudioClient.js"
-import { type CatalogError, type Found, ModelCatalog } from "./ModelCatalog.js"
-import type { LoadedInstance, ModelInfo } from "./LmStudioClient.js"
+import { chooseBackend, type TtlChoice, ttlFor } from "./LoadPolicy.js"
+import type { LifecycleError, LoadedModel, LoadRequest, LoadResult, TtlHolder } from "./LoadResult.js"
+import { type Found, ModelCatalog } from "./ModelCatalog.js"
+import { contextNote, type Listed, makeModelLoader } from "./ModelLoader.js"
 
-// ---------------------------------------------------------------------------------------------------------------
-// TTL policy
-// ---------------------------------------------------------------------------------------------------------------
-
-/** Above this a TTL is taken for a mistake (milliseconds given as seconds, say) rather than capped. */
-export const ABSURD_TTL_SECONDS = 366 * 86_400
-
-export interface TtlChoice {
-  readonly ttlSeconds: number
-  readonly note: string | undefined
-}
-
-/** The TTL of a load: explicit (validated, capped), else keep-loaded, else temporary. Never infinite. */
-export const ttlFor = (
-  request: { readonly ttlSeconds?: number | undefined; readonly keepLoaded?: boolean | undefined },
-  config: Pick<AppConfigShape, "modelTtlSeconds" | "tempModelTtlSeconds" | "maxModelTtlSeconds">
-): Effect.Effect<TtlChoice, InvalidTtl> => {
-  const t = request.ttlSeconds
-  if (t === undefined) {
-    return Effect.succeed({ ttlSeconds: request.keepLoaded === true ? config.modelTtlSeconds : config.tempModelTtlSeconds, note: undefined })
-  }
-  const value = String(t)
-  if (!Number.isFinite(t)) return Effect.fail(new InvalidTtl({ value, reason: "it is not a finite number; infinite TTLs are not allowed" }))
-  if (!Number.isInteger(t)) return Effect.fail(new InvalidTtl({ value, reason: "it is not a whole number of seconds" }))
-  if (t <= 0) return Effect.fail(new InvalidTtl({ value, reason: "it must be at least 1 second (0 would mean 'never unload')" }))
-  if (t > ABSURD_TTL_SECONDS) return Effect.fail(new InvalidTtl({ value, reason: `it is more than a year; was it meant in milliseconds?` }))
-  if (t > config.maxModelTtlSeconds) {
-    return Effect.succeed({
-      ttlSeconds: config.maxModelTtlSeconds,
-      note: `ttl_seconds ${t} was capped to the maximum of ${config.maxModelTtlSeconds} s (MAX_MODEL_TTL_SECONDS)`
-    })
-  }
-  return Effect.succeed({ ttlSeconds: t, note: undefined })
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Backend choice
-// ---------------------------------------------------------------------------------------------------------------
-
-export type Backend = "cli" | "jit" | "rest"
-
-export interface BackendChoice {
-  readonly via: Backend
-  readonly reason: string
-}
-
-/** Which way models are loaded: forced by LMSTUDIO_LIFECYCLE, else the first of cli, jit, rest that can work. */
-export const chooseBackend = (mode: LifecycleMode, lmsAvailable: boolean, v1: boolean): ReadonlyArray<BackendChoice> => {
-  const cli: BackendChoice = { via: "cli", reason: "`lms load --ttl`: LM Studio holds the TTL" }
-  const jit: BackendChoice = {
-    via: "jit",
-    reason: "a JIT load carrying `ttl`: LM Studio holds the TTL (auto-evict may unload other JIT-loaded models)"
-  }
-  const rest: BackendChoice = {
-    via: "rest",
-    reason: "REST v1 load: LM Studio holds no idle TTL for it (unless `lms ps` shows one), so the bridge enforces the TTL while it runs"
-  }
-  switch (mode) {
-    case "cli":
-      return [{ ...cli, reason: `forced by LMSTUDIO_LIFECYCLE=cli; ${cli.reason}` }]
-    case "jit":
-      return [{ ...jit, reason: `forced by LMSTUDIO_LIFECYCLE=jit; ${jit.reason}` }]
-    case "rest":
-      return [{ ...rest, reason: `forced by LMSTUDIO_LIFECYCLE=rest; ${rest.reason}` }]
-    case "auto":
-      return [
-        ...(lmsAvailable ? [{ ...cli, reason: `the lms CLI is installed; ${cli.reason}` }] : []),
-        { ...jit, reason: `${lmsAvailable ? "after the lms CLI failed" : "the lms CLI is not installed"}; ${jit.reason}` },
-        ...(v1 ? [{ ...rest, reason: `JIT loading failed; ${rest.reason}` }] : [])
-      ]
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Results
-// ---------------------------------------------------------------------------------------------------------------
-
-export interface LoadRequest {
-  readonly model: string
-  readonly ttlSeconds?: number | undefined
-  readonly keepLoaded?: boolean | undefined
-  readonly contextLength?: number | undefined
-  readonly identifier?: string | undefined
-}
-
-/**
- * Who unloads a model when it has been idle for its TTL: LM Studio (it holds the TTL), the bridge (while it runs),
- * nobody (loaded by someone else without a TTL: it stays until unloaded), or unknown (someone else's, and without the
- * lms CLI the bridge cannot see its TTL).
- */
-export type TtlHolder = "lmstudio" | "bridge" | "nobody" | "unknown"
-
-export interface LoadResult {
-  readonly identifier: string
-  readonly model: string
-  /** The idle TTL, when known (a model someone else loaded may have none, or one the bridge cannot see). */
-  readonly ttlSeconds: number | undefined
-  readonly ttlEnforcedBy: TtlHolder
-  /** How it was loaded; `existing` when LM Studio's listing showed it loaded already. */
-  readonly via: Backend | "existing"
-  readonly viaReason: string
-  readonly verified: boolean
-  readonly alreadyLoaded: boolean
-  readonly loadTimeMs: number
-  /** The context and parallel slots of the loaded instance, as LM Studio reports them (not what was asked). */
-  readonly contextLength: number | undefined
-  readonly parallel: number | undefined
-  /** The LM Link device the instance runs on, when it is not this machine. */
-  readonly device: string | undefined
-  readonly notes: ReadonlyArray<string>
-}
-
-/** A load result as the faces show it (snake_case JSON for CLI `--json` and MCP structured content). */
-export const loadResultJson = (r: LoadResult) => ({
-  identifier: r.identifier,
-  model: r.model,
-  ttl_seconds: r.ttlSeconds ?? null,
-  ttl_enforced_by: r.ttlEnforcedBy,
-  via: r.via,
-  via_reason: r.viaReason,
-  verified: r.verified,
-  already_loaded: r.alreadyLoaded,
-  load_time_ms: r.loadTimeMs,
-  context_length: r.contextLength ?? null,
-  parallel: r.parallel ?? null,
-  device: r.device ?? null,
-  notes: r.notes
-})
-
-const holderText: Record<TtlHolder, string> = {
-  lmstudio: "enforced by LM Studio",
-  bridge: "enforced by the bridge while it runs",
-  nobody: "not enforced by anyone (it stays loaded until unloaded)",
-  unknown: "holder unknown (no lms CLI to show it)"
-}
-
-/** A load result in words, for the CLI and the MCP text rendering alike. */
-export const describeLoad = (o: ReturnType<typeof loadResultJson>): ReadonlyArray<string> => [
-  o.already_loaded
-    ? `${o.identifier} is already loaded (seen in LM Studio's listing just now).`
-    : `Loaded ${o.identifier} via ${o.via} in ${o.load_time_ms} ms (verified in LM Studio's listing).`,
-  `TTL ${o.ttl_seconds === null ? "unknown" : `${o.ttl_seconds} s`}, ${holderText[o.ttl_enforced_by]}.` +
-    (o.context_length !== null ? ` Context ${o.context_length} tokens${o.parallel !== null ? `, ${o.parallel} parallel slots` : ""}.` : "") +
-    (o.device !== null ? ` Runs on LM Link device ${o.device}.` : ""),
-  ...o.notes.map((n) => `Note: ${n}`)
-]
-
-export interface LoadedModel {
-  readonly identifier: string
-  readonly model: string
-  readonly type: string
-  readonly contextLength: number | undefined
-  readonly parallel: number | undefined
-  readonly ttlSeconds: number | undefined
-  readonly ttlLeftSeconds: number | undefined
-  readonly status: string | undefined
-  readonly ownedByBridge: boolean
-  /** The LM Link device the instance runs on; undefined when local (or when only HTTP listings are available). */
-  readonly device: string | undefined
-}
-
-/** A loaded instance as the faces show it (snake_case JSON for CLI `--json` and MCP structured content). */
-export const loadedModelJson = (m: LoadedModel) => ({
-  identifier: m.identifier,
-  model: m.model,
-  type: m.type,
-  context_length: m.contextLength ?? null,
-  parallel: m.parallel ?? null,
-  ttl_seconds: m.ttlSeconds ?? null,
-  ttl_left_seconds: m.ttlLeftSeconds ?? null,
-  status: m.status ?? null,
-  owned_by_bridge: m.ownedByBridge,
-  device: m.device ?? null
-})
-
-export type LifecycleError = CatalogError | LmStudioError | LmsError | InvalidTtl | ModelLoadFailed | ModelVerificationFailed
 
 /** A model held by running work (`withModel`). */
 export interface HeldModel {
@@ -228,8 +45,6 @@ export interface HeldModel {
   readonly request: <A, E, R>(send: (model: LoadResult) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | LifecycleError, R>
 }
 
-/** Internal to verification: the instance is not in the loaded list yet. */
-class NotYetLoaded extends Data.TaggedError("NotYetLoaded") {}
 
 interface LeaseKey {
   /** A model key, or an instance identifier when the caller named one. */
@@ -255,16 +70,10 @@ interface Owned {
   readonly loadId: number
 }
 
-type Listed = { readonly model: ModelInfo; readonly instance: LoadedInstance }
 
 /** The instance of `model` a listing shows: the one named exactly, else the model's first loaded instance. */
 const instanceIn = (all: ReadonlyArray<Listed>, name: string, model: string): Listed | undefined =>
   all.find((l) => l.instance.id === name) ?? all.find((l) => l.model.key === model)
-
-const contextNote = (asked: number | undefined, loaded: number | undefined): ReadonlyArray<string> =>
-  asked !== undefined && loaded !== undefined && loaded !== asked
-    ? [`LM Studio loaded it with a context of ${loaded} tokens (${asked} were asked)${loaded < asked ? "; it may be short of memory" : ""}`]
-    : []
 
 export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-bridge/ModelLifecycle", {
   scoped: Effect.gen(function* () {
@@ -287,150 +96,20 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
       return lock
     }
 
-    /** Polls the loaded list until the instance appears; `ModelVerificationFailed` if it never does. */
-    const verify = (identifier: string, model: string) =>
-      Effect.gen(function* () {
-        let attempts = 0
-        const found = yield* Effect.suspend(() => {
-          attempts++
-          return Effect.map(catalog.loadedNow, (all) => all.find((l) => l.instance.id === identifier) ?? (identifier === model ? all.find((l) => l.model.key === model) : undefined))
-        }).pipe(
-          Effect.flatMap((f) => (f === undefined ? Effect.fail(new NotYetLoaded()) : Effect.succeed(f))),
-          Effect.retry({ schedule: verificationPoll(config.verifyInterval, config.verifyAttempts), while: (e) => e._tag === "NotYetLoaded" }),
-          Effect.catchTag("NotYetLoaded", () => Effect.succeed(undefined))
-        )
-        if (found === undefined) {
-          const all = yield* catalog.loadedNow
-          return yield* new ModelVerificationFailed({ model: identifier, attempts, loaded: all.map((l) => l.instance.id) })
-        }
-        if (config.verifyProbe && found.model.type !== "embedding") {
-          yield* client.chat({ model: found.instance.id, messages: [{ role: "user", content: "." }], maxTokens: 1 })
-        }
-        return found
-      }).pipe(Effect.withSpan("ModelLifecycle.verify", { captureStackTrace: false, attributes: { model: identifier } }))
+    const loader = yield* makeModelLoader
+    const { psOf } = loader
 
-    /** What `lms ps` says of an instance (TTL, device), when the CLI is there. */
-    const psOf = (identifier: string) =>
-      lms.available
-        ? Effect.map(Effect.option(lms.ps()), (ps) => Option.flatMap(ps, (list) => Option.fromNullable(list.find((i) => i.identifier === identifier))))
-        : Effect.succeed(Option.none())
-
-    interface Loaded {
-      readonly identifier: string
-      readonly enforcedBy: "lmstudio" | "bridge"
-      readonly notes: ReadonlyArray<string>
-    }
-
-    /** One load through one backend; returns the identifier LM Studio gave and who holds the TTL. */
-    const loadVia = (choice: BackendChoice, model: string, modelType: string, ttl: number, req: LoadRequest): Effect.Effect<Loaded, LifecycleError> => {
-      switch (choice.via) {
-        case "cli":
-          return Effect.map(lms.load(model, { ttlSeconds: ttl, contextLength: req.contextLength, identifier: req.identifier }), (r) => ({
-            identifier: r.identifier ?? req.identifier ?? model,
-            enforcedBy: "lmstudio",
-            notes: []
-          }))
-        case "jit": {
-          const served =
-            modelType === "embedding"
-              ? Effect.map(client.embed({ model, input: ".", ttlSeconds: ttl }), (r) => r.model)
-              : Effect.map(client.chat({ model, messages: [{ role: "user", content: "." }], maxTokens: 1, ttlSeconds: ttl }), (r) => r.model)
-          return Effect.map(served, (identifier) => ({
-            identifier: identifier.replace(/@[^/@]*$/, "") || model,
-            enforcedBy: "lmstudio",
-            notes: [
-              "JIT-loaded: LM Studio's auto-evict may have unloaded other JIT-loaded models",
-              ...(req.identifier !== undefined ? ["a JIT load cannot set an identifier; it was ignored"] : []),
-              ...(req.contextLength !== undefined ? ["a JIT load cannot set a context length; LM Studio used its own"] : [])
-            ]
-          }))
-        }
-        case "rest": {
-          // LM Studio documents no `ttl` on REST loads: it is sent (a server that honours it holds the TTL), and who
-          // really holds it is decided after the load from what `lms ps` shows.
-          const attempt = (withTtl: boolean) =>
-            client.loadModel({ model, contextLength: req.contextLength, identifier: req.identifier, ttlSeconds: withTtl ? ttl : undefined })
-          return attempt(true).pipe(
-            Effect.map((r): Loaded => ({ identifier: r.instanceId, enforcedBy: "bridge", notes: [] })),
-            Effect.catchIf(
-              (e) => e._tag === "LmStudioHttpError" && e.status >= 400 && e.status < 500 && /ttl|unrecognized/i.test(e.detail),
-              () => Effect.map(attempt(false), (r): Loaded => ({ identifier: r.instanceId, enforcedBy: "bridge", notes: ["LM Studio refused a `ttl` field on the REST load"] }))
-            )
-          )
-        }
-      }
-    }
-
-    /** Load through the configured backends in order, verify, retry what can succeed on retry. */
+    /** A load through the backends, registered as the bridge's own (a new load id). */
     const performLoad = (req: LoadRequest, ttl: TtlChoice, found: Found) =>
-      Effect.gen(function* () {
-        const model = found.model.key
-        const apis = yield* client.apis
-        const choices = chooseBackend(config.lifecycle, lms.available, apis.v1)
-        const started = yield* Clock.currentTimeMillis
-        const warnings: Array<string> = []
-        let lastError: LifecycleError | undefined
-        for (const choice of choices) {
-          const attempt = loadVia(choice, model, found.model.type, ttl.ttlSeconds, req).pipe(
-            Effect.tap(() => catalog.invalidate),
-            Effect.flatMap((r) => Effect.map(verify(r.identifier, model), (listed) => ({ ...r, listed }))),
-            Effect.retry({ schedule: modelLoadRetry(config.loadRetryBase), while: isRetryableLoadError })
+      Effect.flatMap(loader.load(req, ttl, found), (result) =>
+        Effect.map(Ref.updateAndGet(loadIds, (n) => n + 1), (loadId) => ({ result, loadId }))
+      ).pipe(
+        Effect.tap(({ result, loadId }) =>
+          Ref.update(owned, (m) =>
+            new Map(m).set(result.identifier, { identifier: result.identifier, ttlSeconds: result.ttlSeconds, enforcedBy: result.ttlEnforcedBy, loadId })
           )
-          const outcome = yield* Effect.either(attempt)
-          if (outcome._tag === "Right") {
-            const { listed, ...r } = outcome.right
-            const identifier = listed.instance.id
-            const ps = yield* psOf(identifier)
-            // A REST load is LM Studio's only when LM Studio shows it holding that TTL (protocol §12.1).
-            const heldByLmStudio = Option.exists(ps, (i) => i.ttlMs === ttl.ttlSeconds * 1000)
-            const enforcedBy = r.enforcedBy === "lmstudio" || heldByLmStudio ? ("lmstudio" as const) : ("bridge" as const)
-            const loadId = yield* Ref.updateAndGet(loadIds, (n) => n + 1)
-            yield* Ref.update(owned, (m) => new Map(m).set(identifier, { identifier, ttlSeconds: ttl.ttlSeconds, enforcedBy, loadId }))
-            const result: LoadResult = {
-              identifier,
-              model,
-              ttlSeconds: ttl.ttlSeconds,
-              ttlEnforcedBy: enforcedBy,
-              via: choice.via,
-              viaReason: choice.reason,
-              verified: true,
-              alreadyLoaded: false,
-              loadTimeMs: (yield* Clock.currentTimeMillis) - started,
-              contextLength: listed.instance.contextLength,
-              parallel: listed.instance.parallel,
-              device: Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ?? listed.instance.device,
-              notes: [
-                ...(ttl.note ? [ttl.note] : []),
-                ...warnings,
-                ...r.notes,
-                ...(choice.via === "rest" && enforcedBy === "bridge"
-                  ? [
-                      "REST loads hold no idle TTL in LM Studio: the bridge unloads the model after the TTL while it runs, and when it " +
-                        "stops (so a one-shot command unloads it as it exits); use the lms CLI or JIT for a TTL that LM Studio holds"
-                    ]
-                  : []),
-                ...contextNote(req.contextLength, listed.instance.contextLength)
-              ]
-            }
-            return { result, loadId }
-          }
-          lastError = outcome.left
-          // The next backend may work: the CLI is missing or failed, or a JIT request was not JIT-loaded (JIT off: no
-          // model loaded, or the request fell to another loaded model).
-          const fallThrough =
-            config.lifecycle === "auto" && ["LmsCliUnavailable", "LmsCliFailed", "NoModelLoaded", "ModelMismatch", "WrongModelKind"].includes(outcome.left._tag)
-          if (!fallThrough) return yield* Effect.fail(outcome.left)
-          warnings.push(`${choice.via} load failed (${outcome.left._tag}: ${outcome.left.message}); fell back`)
-          yield* Effect.logWarning("model load backend failed; falling back").pipe(
-            Effect.annotateLogs({ model, backend: choice.via, error: outcome.left._tag })
-          )
-        }
-        return yield* new ModelLoadFailed({
-          model,
-          via: choices.map((c) => c.via).join(", "),
-          reason: lastError ? `${lastError._tag}: ${lastError.message}` : "no load backend is available"
-        })
-      }).pipe(Effect.withSpan("ModelLifecycle.load", { captureStackTrace: false, attributes: { model: req.model } }))
+        )
+      )
 
     /** What a listing shows loaded, as a result: ownership and TTL from the bridge's own loads, else from `lms ps`. */
     const existing = (hit: Listed, req: LoadRequest, ttl: TtlChoice) =>
@@ -719,6 +398,6 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
       }
     })
 
-    return { load, ensureLoaded, withModel, unload: unloadInstance, unloadAll, verify, listLoaded, status } as const
+    return { load, ensureLoaded, withModel, unload: unloadInstance, unloadAll, verify: loader.verify, listLoaded, status } as const
   })
 }) {}

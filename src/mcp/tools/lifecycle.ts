@@ -9,7 +9,8 @@ import { InvalidArguments } from "../../domain/Errors.js"
 import { Admission } from "../../lmstudio/Admission.js"
 import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
-import { describeLoad, loadedModelJson, type LoadResult, loadResultJson, ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
+import { describeLoad, loadedModelJson, type LoadResult, loadResultJson } from "../../lmstudio/LoadResult.js"
+import { ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
 import { NoInput, tool } from "../Server.js"
 
 const LoadOut = Schema.Struct({
