@@ -68,6 +68,8 @@ interface Owned {
   readonly enforcedBy: "lmstudio" | "bridge"
   /** Which load this is: a later load of the same identifier is another one. */
   readonly loadId: number
+  /** The LM Link device it was loaded on, as the load saw it. */
+  readonly device: string | undefined
 }
 
 
@@ -106,7 +108,13 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
       ).pipe(
         Effect.tap(({ result, loadId }) =>
           Ref.update(owned, (m) =>
-            new Map(m).set(result.identifier, { identifier: result.identifier, ttlSeconds: result.ttlSeconds, enforcedBy: result.ttlEnforcedBy, loadId })
+            new Map(m).set(result.identifier, {
+              identifier: result.identifier,
+              ttlSeconds: result.ttlSeconds,
+              enforcedBy: result.ttlEnforcedBy,
+              loadId,
+              device: result.device
+            })
           )
         )
       )
@@ -115,7 +123,8 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
     const existing = (hit: Listed, req: LoadRequest, ttl: TtlChoice) =>
       Effect.gen(function* () {
         const mine = (yield* Ref.get(owned)).get(hit.instance.id)
-        const ps = yield* psOf(hit.instance.id)
+        // The bridge knows its own loads; only someone else's need `lms ps` (TTL holder, device).
+        const ps = mine === undefined ? yield* psOf(hit.instance.id) : Option.none()
         const psTtl = Option.map(ps, (i) => (i.ttlMs === null || i.ttlMs === undefined ? undefined : Math.round(i.ttlMs / 1000)))
         const holder: TtlHolder = mine !== undefined ? mine.enforcedBy : Option.match(psTtl, { onNone: () => "unknown", onSome: (t) => (t === undefined ? "nobody" : "lmstudio") })
         const result: LoadResult = {
@@ -130,7 +139,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
           loadTimeMs: 0,
           contextLength: hit.instance.contextLength,
           parallel: hit.instance.parallel,
-          device: Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ?? hit.instance.device,
+          device: mine?.device ?? Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ?? hit.instance.device,
           notes: [
             ...(ttl.note ? [ttl.note] : []),
             ...(mine ? [] : ["loaded by someone else: the bridge will not unload it"]),
