@@ -25,7 +25,7 @@ import { ModelCatalog } from "../src/lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
 import * as Logging from "../src/observability/Logging.js"
 import { binPath, nowMs, peakRssMiB, percentile, rssMiB, simulator } from "./support.js"
-import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
+import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
 
 // The SDK client's stdio transport waits for 'drain' once per request written while the pipe is full; a thousand
 // concurrent calls legitimately exceed Node's default of 10 listeners.
@@ -76,8 +76,8 @@ const program = Effect.gen(function* () {
     Effect.map(ChildServers, (c) => ChildServers.make({ ...c, callTool: (cfg, tool, args) => timedInto(c.callTool(cfg, tool, args), (ns) => (toolNs += ns)) }))
   )
   const base = Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Admission.Default).pipe(
-    Layer.provideMerge(AppConfig.layerFrom({ baseUrl: sim.baseUrl, lifecycle: "jit", mcpJsonPath: Option.some(mcpJson), agentApi: "chat", agentBudget: Duration.seconds(600) })),
-    Layer.provide(Layer.mergeAll(HttpTransport.layer, NodeContext.layer))
+    Layer.provide(Layer.mergeAll(NodeTransport.layer, NodeContext.layer)),
+    Layer.provideMerge(AppConfig.layerFrom({ baseUrl: sim.baseUrl, lifecycle: "jit", mcpJsonPath: Option.some(mcpJson), agentApi: "chat", agentBudget: Duration.seconds(600) }))
   )
   const withTimedClient = Layer.provideMerge(timedClient, base)
   const layer = Layer.mergeAll(AgentLoop.Default, McpConfig.Default).pipe(

@@ -3,10 +3,10 @@
  *
  * The same 2,000 chat requests go to a zero-latency simulator running in its own process (as LM Studio does, so its
  * work does not share the measuring event loop and blur the figures) four ways in one run: directly over HTTP (node:http
- * with a keep-alive agent, JSON.parse of the body), through @effect/platform HttpClients (undici, and the bridge's
- * node:http transport, which LmStudioClient uses for streams and probes: execute, read, JSON.parse), and through
- * LmStudioClient (over the transport's direct sender: Schema decoding, error checks, model check, deadline, breaker
- * and retry wrappers). They are interleaved in batches so drift hits all alike.
+ * with a keep-alive agent, JSON.parse of the body), through @effect/platform's undici HttpClient (execute, read,
+ * JSON.parse), through the bridge's NodeTransport alone (exchange with its deadline, JSON.parse), and through
+ * LmStudioClient over NodeTransport (Schema decoding, error checks, model check, deadline, breaker and retry
+ * wrappers). They are interleaved in batches so drift hits all alike.
  * Reports p50/p95/p99 per call, sequential throughput, throughput at concurrency 8, RSS, and the overhead.
  */
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -15,7 +15,8 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Clock, Context, Effect, Layer } from "effect"
 import { Agent } from "node:http"
 import { AppConfig } from "../src/Config.js"
-import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
+import { LmStudioTransport } from "../src/lmstudio/transport/LmStudioTransport.js"
+import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
 import * as Logging from "../src/observability/Logging.js"
 import { percentile, rawPost, simulator } from "./support.js"
@@ -43,9 +44,14 @@ const fmt = (n: number, digits = 3) => n.toFixed(digits)
 
 const program = Effect.gen(function* () {
   const sim = yield* simulator()
-  const client = yield* Layer.build(
-    LmStudioClient.Default.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ baseUrl: sim.baseUrl }), HttpTransport.layer)))
-  ).pipe(Effect.map(Context.get(LmStudioClient)))
+  const built = yield* Layer.build(
+    LmStudioClient.Default.pipe(Layer.provideMerge(Layer.provideMerge(NodeTransport.layer, AppConfig.layerFrom({ baseUrl: sim.baseUrl }))))
+  )
+  const client = Context.get(built, LmStudioClient)
+  const viaTransport = Effect.map(
+    Context.get(built, LmStudioTransport).exchange({ method: "POST", path: "/v1/chat/completions", body }, 30_000),
+    (r): unknown => JSON.parse(r.text)
+  )
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENT })
   yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
 
@@ -67,8 +73,8 @@ const program = Effect.gen(function* () {
   const paths: ReadonlyArray<{ readonly name: string; readonly call: Effect.Effect<unknown, unknown> }> = [
     { name: "raw HTTP (node:http keep-alive)", call: raw },
     { name: "@effect/platform HttpClient, undici (NodeHttpClient.layerUndici)", call: yield* bare(NodeHttpClient.layerUndici) },
-    { name: "@effect/platform HttpClient, our node:http transport (HttpTransport)", call: yield* bare(HttpTransport.layer) },
-    { name: "LmStudioClient (over HttpTransport's direct sender)", call: viaClient }
+    { name: "LmStudioTransport alone (NodeTransport: exchange, deadline, JSON.parse)", call: viaTransport },
+    { name: "LmStudioClient (over NodeTransport)", call: viaClient }
   ]
 
   yield* Effect.repeatN(Effect.all(paths.map((p) => p.call)), WARMUP - 1)
@@ -108,7 +114,7 @@ const program = Effect.gen(function* () {
     ...rows.map((r, i) => `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p95)} | ${fmt(r.p99)} | ${fmt(r.throughput, 0)} | ${fmt(r.concurrent, 0)} | ${fmt(cpuPerCall[i]!)} |`),
     "",
     `overhead p50 over raw HTTP: ${fmt(b.p50 - a.p50)} ms per call (ratio ${fmt(b.p50 / a.p50, 2)}x); p99: ${fmt(b.p99 - a.p99)} ms`,
-    `  for comparison, the transport as a platform HttpClient (what the client uses for streams and probes): ${fmt(transport.p50 - a.p50)} ms over raw HTTP`,
+    `  for comparison, the transport alone (NodeTransport.exchange): ${fmt(transport.p50 - a.p50)} ms over raw HTTP`,
     `  for comparison, the undici HttpClient alone: ${fmt(undici.p50 - a.p50)} ms over raw HTTP`,
     `CPU per call over raw HTTP: transport +${fmt(cpuPerCall[2]! - cpuPerCall[0]!)} ms, LmStudioClient +${fmt(cpuPerCall[3]! - cpuPerCall[0]!)} ms (undici +${fmt(cpuPerCall[1]! - cpuPerCall[0]!)} ms)`,
     `RSS after run: ${fmt(rssMb, 0)} MiB`,

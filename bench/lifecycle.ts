@@ -13,7 +13,7 @@ import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
 import { modelFromKey } from "../src/simulator/Catalog.js"
 import * as Logging from "../src/observability/Logging.js"
 import { start } from "../src/simulator/Simulator.js"
-import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
+import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
 
 const services = (baseUrl: string) =>
   Layer.build(
@@ -21,7 +21,7 @@ const services = (baseUrl: string) =>
       Layer.provideMerge(ModelCatalog.Default),
       Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
       Layer.provide(
-        Layer.mergeAll(AppConfig.layerFrom({ baseUrl, lifecycle: "jit", lmsCliPath: Option.none() }), HttpTransport.layer, NodeContext.layer)
+        Layer.mergeAll(NodeTransport.layer, NodeContext.layer).pipe(Layer.provideMerge(AppConfig.layerFrom({ baseUrl, lifecycle: "jit", lmsCliPath: Option.none() })))
       )
     )
   ).pipe(Effect.map((ctx) => ({ catalog: Context.get(ctx, ModelCatalog), lifecycle: Context.get(ctx, ModelLifecycle) })))

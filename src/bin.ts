@@ -20,7 +20,7 @@ import { LmsCli } from "./lmstudio/LmsCli.js"
 import { ModelCatalog } from "./lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "./lmstudio/ModelLifecycle.js"
 import * as Logging from "./observability/Logging.js"
-import * as HttpTransport from "./lmstudio/HttpTransport.js"
+import * as NodeTransport from "./lmstudio/transport/NodeTransport.js"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
@@ -32,8 +32,8 @@ const appLayer = (overrides: ConfigOverrides) =>
     Layer.provideMerge(ModelLifecycle.Default),
     Layer.provideMerge(ModelCatalog.Default),
     Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Admission.Default, Logging.layer)),
-    Layer.provideMerge(AppConfig.layerWith(overrides)),
-    Layer.provide(Layer.mergeAll(HttpTransport.layer, NodeContext.layer))
+    Layer.provideMerge(Layer.mergeAll(NodeTransport.layer, NodeContext.layer)),
+    Layer.provideMerge(AppConfig.layerWith(overrides))
   )
 
 /** A typed failure becomes one line on stderr (`<Tag>: message (hint: …)`) and exit code 1; no stack traces. */

@@ -13,14 +13,14 @@ import { fileURLToPath } from "node:url"
 import { AppConfig, type AppConfigShape } from "../src/Config.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
 import { type RunningSimulator, start, type SimulatorOptions } from "../src/simulator/Simulator.js"
-import * as HttpTransport from "../src/lmstudio/HttpTransport.js"
+import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url))
 export const binPath = fileURLToPath(new URL("../dist/src/bin.js", import.meta.url))
 export const lmsShimPath = fileURLToPath(new URL("../dist/src/simulator/lms.js", import.meta.url))
 
 export const clientLayer = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">) =>
-  LmStudioClient.Default.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerFrom(config), HttpTransport.layer)))
+  LmStudioClient.Default.pipe(Layer.provide(Layer.provideMerge(NodeTransport.layer, AppConfig.layerFrom(config))))
 
 export const makeClient = (
   config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">

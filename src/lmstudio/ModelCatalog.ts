@@ -18,8 +18,10 @@ import {
   NoModelLoaded
 } from "../domain/Errors.js"
 import { checkModelName, closestMatches, sameModel } from "../domain/ModelName.js"
-import { LmsCli, type LmsInstance, type LmsModel } from "./LmsCli.js"
-import { type LoadedInstance, LmStudioClient, type ModelInfo, modelInfoFromId } from "./LmStudioClient.js"
+import { LmsCli } from "./LmsCli.js"
+import { modelInfoFromId, modelInfoFromLms } from "./client/Mapping.js"
+import type { LoadedInstance, ModelInfo } from "./client/Shapes.js"
+import { LmStudioClient } from "./LmStudioClient.js"
 import { spanIf, tracingEnabled } from "../observability/Tracing.js"
 
 export type CatalogSource = "v1" | "v0" | "lms" | "openai"
@@ -59,25 +61,6 @@ interface Cached {
 
 export type CatalogError = LmStudioError | LmsError | InvalidModelName | ModelNotFound | NoModelLoaded
 
-const fromLms = (models: ReadonlyArray<LmsModel>, instances: ReadonlyArray<LmsInstance>): Array<ModelInfo> =>
-  models.map((m) => ({
-    key: m.modelKey,
-    type: m.type === "embedding" ? "embedding" : m.vision ? "vlm" : m.type === "llm" ? "llm" : "unknown",
-    displayName: m.displayName ?? undefined,
-    publisher: m.publisher ?? undefined,
-    architecture: m.architecture ?? undefined,
-    quantization: m.quantization?.name ?? undefined,
-    format: m.format ?? undefined,
-    sizeBytes: m.sizeBytes ?? undefined,
-    maxContextLength: m.maxContextLength ?? undefined,
-    toolUse: m.trainedForToolUse ?? undefined,
-    vision: m.vision ?? undefined,
-    loaded: instances
-      .filter((i) => i.modelKey === m.modelKey)
-      .map((i) => ({ id: i.identifier, contextLength: i.contextLength ?? undefined, parallel: i.parallel ?? undefined, device: i.deviceIdentifier ?? undefined })),
-    source: "lms"
-  }))
-
 /** Finds a name in a listing: an instance identifier, a key, a variant (`key@q4`), a key without its publisher. */
 export const match = (snapshot: CatalogSnapshot, name: string): Found | undefined => {
   const { models, fetchedAt: seenAt } = snapshot
@@ -109,7 +92,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
       if (apis.v0) return { models: yield* client.listV0Models(), source: "v0" as const, fetchedAt: now }
       if (lms.available) {
         const [models, instances] = yield* Effect.all([lms.ls(), lms.ps()], { concurrency: 2 })
-        return { models: fromLms(models, instances), source: "lms" as const, fetchedAt: now }
+        return { models: modelInfoFromLms(models, instances), source: "lms" as const, fetchedAt: now }
       }
       const ids = yield* client.listOpenAiModels()
       return { models: ids.map(modelInfoFromId), source: "openai" as const, fetchedAt: now }

@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Either, Exit, Fiber, Option, Redacted, Schedule, Stream } from "effect"
-import { collectChat } from "../../src/lmstudio/LmStudioClient.js"
+import { collectChat } from "../../src/lmstudio/client/Mapping.js"
 import { start } from "../../src/simulator/Simulator.js"
 import { makeClient, simAndClient } from "../helpers.js"
 

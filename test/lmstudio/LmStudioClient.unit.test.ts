@@ -6,14 +6,21 @@ import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platfor
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, FastCheck as fc, Layer, Stream, TestClock } from "effect"
 import { AppConfig } from "../../src/Config.js"
-import { classifyError, collectChat, LmStudioClient, ToolCallAssembler } from "../../src/lmstudio/LmStudioClient.js"
+import { classifyError } from "../../src/lmstudio/client/ErrorRules.js"
+import { collectChat, ToolCallAssembler } from "../../src/lmstudio/client/Mapping.js"
+import { LmStudioClient } from "../../src/lmstudio/LmStudioClient.js"
+import * as HttpClientTransport from "../../src/lmstudio/transport/HttpClientTransport.js"
 
 const baseUrl = "http://lmstudio.test:1234"
 
 const clientWith = (http: HttpClient.HttpClient, timeout = Duration.seconds(30)) =>
   Layer.build(
     LmStudioClient.Default.pipe(
-      Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ baseUrl, requestTimeout: timeout, metadataTimeout: timeout }), Layer.succeed(HttpClient.HttpClient, http)))
+      Layer.provide(
+        HttpClientTransport.layer.pipe(
+          Layer.provideMerge(Layer.mergeAll(AppConfig.layerFrom({ baseUrl, requestTimeout: timeout, metadataTimeout: timeout }), Layer.succeed(HttpClient.HttpClient, http)))
+        )
+      )
     )
   ).pipe(Effect.map(Context.get(LmStudioClient)))
 

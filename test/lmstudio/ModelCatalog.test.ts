@@ -12,13 +12,13 @@ import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { modelFromKey } from "../../src/simulator/Catalog.js"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
 import { lmsShimPath } from "../helpers.js"
-import * as HttpTransport from "../../src/lmstudio/HttpTransport.js"
+import * as NodeTransport from "../../src/lmstudio/transport/NodeTransport.js"
 
 const catalogFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">) =>
   Layer.build(
     ModelCatalog.Default.pipe(
       Layer.provide(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
-      Layer.provide(Layer.mergeAll(AppConfig.layerFrom(config), HttpTransport.layer, NodeContext.layer))
+      Layer.provide(Layer.mergeAll(NodeTransport.layer, NodeContext.layer).pipe(Layer.provideMerge(AppConfig.layerFrom(config))))
     )
   ).pipe(Effect.map(Context.get(ModelCatalog)))
 

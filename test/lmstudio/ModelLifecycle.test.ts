@@ -16,7 +16,7 @@ import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { modelLoadRetry } from "../../src/resilience/Policies.js"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
 import { fakeExecutable, http, lmsShimPath, tempDir } from "../helpers.js"
-import * as HttpTransport from "../../src/lmstudio/HttpTransport.js"
+import * as NodeTransport from "../../src/lmstudio/transport/NodeTransport.js"
 
 const fast: Partial<AppConfigShape> = {
   verifyInterval: Duration.millis(10),
@@ -30,7 +30,7 @@ const lifecycleFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "ba
     ModelLifecycle.Default.pipe(
       Layer.provideMerge(ModelCatalog.Default),
       Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
-      Layer.provide(Layer.mergeAll(AppConfig.layerFrom({ ...fast, ...config }), HttpTransport.layer, NodeContext.layer))
+      Layer.provide(Layer.mergeAll(NodeTransport.layer, NodeContext.layer).pipe(Layer.provideMerge(AppConfig.layerFrom({ ...fast, ...config }))))
     )
   ).pipe(
     Effect.map((ctx) => ({ lifecycle: Context.get(ctx, ModelLifecycle), client: Context.get(ctx, LmStudioClient), lms: Context.get(ctx, LmsCli) }))

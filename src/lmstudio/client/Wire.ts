@@ -57,6 +57,8 @@ export const ChatCompletionWire = Schema.Struct({
   usage: Opt(UsageWire)
 })
 
+export type ChatCompletionWire = typeof ChatCompletionWire.Type
+
 export const ChatChunkWire = Schema.Struct({
   model: Opt(Schema.String),
   choices: Opt(
@@ -107,6 +109,7 @@ export const V0ModelWire = Schema.Struct({
   loaded_context_length: Opt(Schema.Number),
   capabilities: Opt(Schema.Array(Schema.String))
 })
+export type V0ModelWire = typeof V0ModelWire.Type
 export const V0ModelsWire = Schema.Struct({ data: Schema.Array(V0ModelWire) })
 
 export const V1ModelWire = Schema.Struct({
@@ -131,6 +134,7 @@ export const V1ModelWire = Schema.Struct({
     Schema.Struct({ vision: Opt(Schema.Boolean), trained_for_tool_use: Opt(Schema.Boolean), reasoning: Opt(Schema.Unknown) })
   )
 })
+export type V1ModelWire = typeof V1ModelWire.Type
 export const V1ModelsWire = Schema.Struct({ models: Schema.Array(V1ModelWire) })
 
 export const V1LoadWire = Schema.Struct({
