@@ -76,14 +76,16 @@ const program = Effect.gen(function* () {
     Effect.map(ChildServers, (c) => ChildServers.make({ ...c, callTool: (cfg, tool, args) => timedInto(c.callTool(cfg, tool, args), (ns) => (toolNs += ns)) }))
   )
   const base = Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Admission.Default).pipe(
-    Layer.provide(Layer.mergeAll(NodeTransport.layer, NodeContext.layer)),
+    Layer.provide(NodeTransport.layer),
+    Layer.provideMerge(NodeContext.layer),
     Layer.provideMerge(AppConfig.layerFrom({ baseUrl: sim.baseUrl, lifecycle: "jit", mcpJsonPath: Option.some(mcpJson), agentApi: "chat", agentBudget: Duration.seconds(600) }))
   )
   const withTimedClient = Layer.provideMerge(timedClient, base)
-  const layer = Layer.mergeAll(AgentLoop.Default, McpConfig.Default).pipe(
+  // Without their declared dependencies: these services must use the timed client and children above.
+  const layer = Layer.mergeAll(AgentLoop.DefaultWithoutDependencies, McpConfig.Default).pipe(
     Layer.provideMerge(Layer.provideMerge(timedChildren, ChildServers.Default)),
-    Layer.provideMerge(ModelLifecycle.Default),
-    Layer.provideMerge(ModelCatalog.Default),
+    Layer.provideMerge(ModelLifecycle.DefaultWithoutDependencies),
+    Layer.provideMerge(ModelCatalog.DefaultWithoutDependencies),
     Layer.provideMerge(withTimedClient)
   )
   const ctx = yield* Layer.build(layer)

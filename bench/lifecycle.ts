@@ -6,8 +6,6 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import { AppConfig } from "../src/Config.js"
-import { LmsCli } from "../src/lmstudio/LmsCli.js"
-import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../src/lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
 import { modelFromKey } from "../src/simulator/Catalog.js"
@@ -17,9 +15,7 @@ import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
 
 const services = (baseUrl: string) =>
   Layer.build(
-    ModelLifecycle.Default.pipe(
-      Layer.provideMerge(ModelCatalog.Default),
-      Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
+    Layer.mergeAll(ModelLifecycle.Default, ModelCatalog.Default).pipe(
       Layer.provide(
         Layer.mergeAll(NodeTransport.layer, NodeContext.layer).pipe(Layer.provideMerge(AppConfig.layerFrom({ baseUrl, lifecycle: "jit", lmsCliPath: Option.none() })))
       )

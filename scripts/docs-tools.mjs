@@ -1,6 +1,6 @@
 // `npm run docs:tools`: writes docs/tools.md from the built tool registry.
 import { writeFileSync } from "node:fs"
-import { tools } from "../dist/src/cli/serve.js"
+import { tools } from "../dist/src/mcp/tools/index.js"
 import { renderToolDocs } from "../dist/src/mcp/ToolDocs.js"
 
 writeFileSync(new URL("../docs/tools.md", import.meta.url), renderToolDocs(tools))

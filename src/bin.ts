@@ -9,12 +9,13 @@ import { Cause, Console, Effect, Layer, Option } from "effect"
 import { createRequire } from "node:module"
 import { AppConfig, type ConfigOverrides } from "./Config.js"
 import { makeCli } from "./cli/Cli.js"
+import { serveMcpHttp, serveMcpStdio } from "./mcp/index.js"
 import { isExplained, renderError } from "./domain/Errors.js"
 import { AgentLoop } from "./agent/AgentLoop.js"
 import { ChildServers } from "./agent/ChildServers.js"
 import { McpConfig } from "./agent/McpConfig.js"
 import { Admission } from "./lmstudio/Admission.js"
-import { Diagnostics } from "./lmstudio/Diagnostics.js"
+import { Diagnostics } from "./diagnostics/Diagnostics.js"
 import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
 import { LmsCli } from "./lmstudio/LmsCli.js"
 import { ModelCatalog } from "./lmstudio/ModelCatalog.js"
@@ -24,16 +25,28 @@ import * as NodeTransport from "./lmstudio/transport/NodeTransport.js"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
-/** Configuration (env + flags), logging, the LM Studio client, the lms CLI and the model catalog, for one command run. */
+/**
+ * Every service the commands and tools use. Each service declares its own dependencies; a service several others
+ * need (the client, the lms CLI, the catalog, the breaker they share) is built once, as layers are memoised.
+ */
+const services = Layer.mergeAll(
+  AgentLoop.Default,
+  Diagnostics.Default,
+  McpConfig.Default,
+  ChildServers.Default,
+  ModelLifecycle.Default,
+  ModelCatalog.Default,
+  LmStudioClient.Default,
+  LmsCli.Default,
+  Admission.Default
+)
+
+/** The main layer of one command run: the services over the Node transport, with the configuration from env + flags. */
 const appLayer = (overrides: ConfigOverrides) =>
-  Layer.mergeAll(AgentLoop.Default, McpConfig.Default).pipe(
-    Layer.provideMerge(ChildServers.Default),
-    Layer.provideMerge(Diagnostics.Default),
-    Layer.provideMerge(ModelLifecycle.Default),
-    Layer.provideMerge(ModelCatalog.Default),
-    Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Admission.Default, Logging.layer)),
-    Layer.provideMerge(Layer.mergeAll(NodeTransport.layer, NodeContext.layer)),
-    Layer.provideMerge(AppConfig.layerWith(overrides))
+  Layer.mergeAll(services, Logging.layer).pipe(
+    Layer.provideMerge(NodeTransport.layer),
+    Layer.provideMerge(AppConfig.layerWith(overrides)),
+    Layer.provide(NodeContext.layer)
   )
 
 /** A typed failure becomes one line on stderr (`<Tag>: message (hint: …)`) and exit code 1; no stack traces. */
@@ -49,7 +62,7 @@ const report = (cause: Cause.Cause<unknown>) =>
     }
   })
 
-const cli = makeCli(appLayer, version)
+const cli = makeCli(appLayer, version, { stdio: serveMcpStdio, http: serveMcpHttp })
 
 Effect.suspend(() => cli(process.argv)).pipe(
   Effect.tapErrorCause(report),

@@ -9,7 +9,8 @@ import { Effect, Option } from "effect"
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { baseUrlOf, DEFAULT_BASE_URL } from "../src/Config.js"
-import { locateMcpJson } from "../src/lmstudio/Diagnostics.js"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { locateMcpJson as locateMcpJsonWith } from "../src/agent/McpConfig.js"
 import { locate } from "../src/lmstudio/LmsCli.js"
 import { discoverHome, findHome, lmsInHome } from "../src/LmStudioHome.js"
 import { start } from "../src/simulator/Simulator.js"
@@ -19,6 +20,9 @@ const portFile = (home: string, body: string) => {
   mkdirSync(join(home, ".internal"), { recursive: true })
   writeFileSync(join(home, ".internal", "http-server.json"), body)
 }
+
+
+const locateMcpJson = (...args: Parameters<typeof locateMcpJsonWith>) => Effect.provide(locateMcpJsonWith(...args), NodeFileSystem.layer)
 
 describe("LM Studio's home and port file", () => {
   it.scoped("home: the pointer file, else ~/.cache/lm-studio, else ~/.lmstudio; a pointer to nowhere is said", () =>
@@ -84,16 +88,16 @@ describe("LM Studio's home and port file", () => {
       writeFileSync(join(home, "bin", "lms"), "")
       const found = discoverHome(user, {})
       assert.strictEqual(lmsInHome(found), join(home, "bin", "lms"))
-      assert.deepStrictEqual(locate(Option.none(), "", user, lmsInHome(found)), Option.some(join(home, "bin", "lms")))
+      assert.deepStrictEqual(yield* Effect.provide(locate(Option.none(), "", user, lmsInHome(found)), NodeFileSystem.layer), Option.some(join(home, "bin", "lms")))
       const cwd = yield* tempDir
-      assert.strictEqual(locateMcpJson(Option.none(), cwd, user, found.home).path, null)
+      assert.strictEqual((yield* locateMcpJson(Option.none(), cwd, user, found.home)).path, null)
       writeFileSync(join(home, "mcp.json"), "{}")
-      assert.deepStrictEqual(locateMcpJson(Option.none(), cwd, user, found.home), {
+      assert.deepStrictEqual((yield* locateMcpJson(Option.none(), cwd, user, found.home)), {
         path: join(home, "mcp.json"),
         reason: `LM Studio's mcp.json in its home ${home}`
       })
       writeFileSync(join(user, ".mcp.json"), "{}")
-      assert.strictEqual(locateMcpJson(Option.none(), cwd, user, found.home).path, join(user, ".mcp.json"))
+      assert.strictEqual((yield* locateMcpJson(Option.none(), cwd, user, found.home)).path, join(user, ".mcp.json"))
     })
   )
 })

@@ -286,6 +286,7 @@ const SYSTEM =
 type Ask = <A>(send: (identifier: string) => Effect.Effect<A, LmStudioError>) => Effect.Effect<A, LifecycleError | BridgeOverloaded>
 
 export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/AgentLoop", {
+  dependencies: [Admission.Default, ChildServers.Default, LmStudioClient.Default, ModelCatalog.Default, ModelLifecycle.Default],
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const client = yield* LmStudioClient

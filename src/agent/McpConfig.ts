@@ -13,14 +13,13 @@
  * - LM Studio's own `<home>/mcp.json` comes last in the search order when its home is not ~/.lmstudio.
  * - Re-read whenever the file changes (modification time and size are checked on every call).
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Hash, Option, ParseResult, Ref, Schema } from "effect"
-import { readFileSync, realpathSync } from "node:fs"
-import { readFile, stat } from "node:fs/promises"
 import { homedir } from "node:os"
-import { basename, dirname, isAbsolute, join, resolve as resolvePath } from "node:path"
+import { join, resolve as resolvePath } from "node:path"
 import { AppConfig } from "../Config.js"
 import { McpConfigInvalid, McpConfigNotFound, McpServerUnknown } from "../domain/Errors.js"
-import { locateMcpJson } from "../lmstudio/Diagnostics.js"
+import { isSelf, type SelfIdentity, selfIdentity } from "./SelfIdentity.js"
 
 const StringMap = Schema.Record({ key: Schema.String, value: Schema.String })
 
@@ -67,71 +66,46 @@ export interface LoadedMcpConfig {
 
 const EXPANSION = /\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}/g
 
-/** What the running bridge is on disk: its entry script and its package's files (real paths, symlinks resolved). */
-export interface SelfIdentity {
-  /** Real paths of the files that start this bridge (the entry that runs, the package's bin, bundle and source). */
-  readonly files: ReadonlySet<string>
+/** The mcp.json the bridge would use, and why (or why none). */
+export interface McpJsonLocation {
+  readonly path: string | null
+  readonly reason: string
 }
-
-const realPath = (p: string): string | undefined => {
-  try {
-    return realpathSync(p)
-  } catch {
-    return undefined
-  }
-}
-
-/** The package root above a file: the nearest folder whose package.json is this package's. */
-const packageRootOf = (file: string): string | undefined => {
-  for (let dir = dirname(file); ; dir = dirname(dir)) {
-    try {
-      const pkg: unknown = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"))
-      if (typeof pkg === "object" && pkg !== null && "name" in pkg && pkg.name === "lmstudio-bridge") return dir
-    } catch {
-      // no package.json here (or not readable): look further up
-    }
-    if (dirname(dir) === dir) return undefined
-  }
-}
-
-const ENTRY_FILES = ["dist/src/bin.js", "dist/src/bin.bundle.cjs", "src/bin.ts"] as const
-
-/** The identity of the bridge started by `entry` (process.argv[1]): whatever folder it sits in, whatever it is called. */
-export const selfIdentity = (entry: string | undefined): SelfIdentity => {
-  const real = entry === undefined ? undefined : realPath(entry)
-  if (real === undefined) return { files: new Set() }
-  const root = packageRootOf(real)
-  const files = new Set([real])
-  if (root !== undefined) {
-    for (const f of ENTRY_FILES) {
-      const r = realPath(join(root, f))
-      if (r !== undefined) files.add(r)
-    }
-  }
-  return { files }
-}
-
-const BIN_NAME = /^lmstudio-bridge(@[^/\\]*)?(\.cmd|\.exe)?$/
 
 /**
- * Is this entry the bridge itself? By its bin name (`lmstudio-bridge`, also as an npx package spec), or by a command
- * or argument that is, after resolving symlinks and relative paths (from the entry's cwd), one of the files that start
- * this very bridge or another copy of it (a file whose package is lmstudio-bridge). A folder's name proves nothing.
+ * mcp.json search order (DESIGN §4): `$MCP_JSON_PATH`, `./.mcp.json`, `~/.lmstudio/mcp.json`, `~/.mcp.json`, then
+ * LM Studio's own `<home>/mcp.json` when its home is elsewhere (protocol §12.4).
  */
-export const isSelf = (command: string, args: ReadonlyArray<string>, self: SelfIdentity, cwd: string): boolean =>
-  [command, ...args].some((part) => {
-    if (BIN_NAME.test(basename(part))) return true
-    if (self.files.size === 0 || part === "" || part.startsWith("-")) return false
-    const real = realPath(isAbsolute(part) ? part : resolvePath(cwd, part))
-    return real !== undefined && (self.files.has(real) || isBridgeEntry(real))
+export const locateMcpJson = (
+  configured: Option.Option<string>,
+  cwd: string,
+  home: string,
+  lmstudioHome: string | undefined = undefined
+): Effect.Effect<McpJsonLocation, never, FileSystem.FileSystem> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const exists = (path: string) => Effect.orElseSucceed(fs.exists(path), () => false)
+    if (Option.isSome(configured)) {
+      return (yield* exists(configured.value))
+        ? { path: configured.value, reason: "MCP_JSON_PATH" }
+        : { path: null, reason: `MCP_JSON_PATH points to ${configured.value}, which does not exist` }
+    }
+    const dotLmStudio = join(home, ".lmstudio", "mcp.json")
+    const candidates: Array<readonly [string, string]> = [
+      [join(cwd, ".mcp.json"), "./.mcp.json in the working directory"],
+      [dotLmStudio, "LM Studio's mcp.json"],
+      [join(home, ".mcp.json"), "~/.mcp.json"]
+    ]
+    const own = lmstudioHome === undefined ? undefined : join(lmstudioHome, "mcp.json")
+    if (own !== undefined && own !== dotLmStudio) candidates.push([own, `LM Studio's mcp.json in its home ${lmstudioHome}`])
+    for (const [path, reason] of candidates) {
+      if (yield* exists(path)) return { path, reason }
+    }
+    return {
+      path: null,
+      reason: `none of $MCP_JSON_PATH, ./.mcp.json, ~/.lmstudio/mcp.json, ~/.mcp.json${own !== undefined && own !== dotLmStudio ? `, ${own}` : ""} exists`
+    }
   })
-
-/** Is this file how some copy of lmstudio-bridge starts (another checkout or install would recurse the same way)? */
-const isBridgeEntry = (real: string): boolean => {
-  if (!/[\\/](bin\.js|bin\.bundle\.cjs|bin\.ts)$/.test(real)) return false
-  const root = packageRootOf(real)
-  return root !== undefined && ENTRY_FILES.some((f) => realPath(join(root, f)) === real)
-}
 
 const problemOf = (file: string, error: ParseResult.ParseError): McpConfigInvalid => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
@@ -147,9 +121,10 @@ export const parseMcpJson = (
   file: string,
   text: string,
   env: Readonly<Record<string, string | undefined>>,
-  self: SelfIdentity = selfIdentity(process.argv[1])
-): Effect.Effect<ReadonlyArray<ChildServerConfig>, McpConfigInvalid> =>
+  self?: SelfIdentity
+): Effect.Effect<ReadonlyArray<ChildServerConfig>, McpConfigInvalid, FileSystem.FileSystem> =>
   Effect.gen(function* () {
+    const me = self ?? (yield* selfIdentity(process.argv[1]))
     const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
       catch: (e) => new McpConfigInvalid({ file, path: "", problem: `not valid JSON (${e instanceof Error ? e.message : String(e)})` })
@@ -188,7 +163,7 @@ export const parseMcpJson = (
       }
       // Relative paths of a child resolve from its cwd (the bridge's own when the entry sets none).
       const cwd = entry.cwd === undefined ? process.cwd() : yield* expand(entry.cwd, "cwd")
-      const itself = entry.command !== undefined && isSelf(command, args, self, resolvePath(process.cwd(), cwd))
+      const itself = entry.command !== undefined && (yield* isSelf(command, args, me, resolvePath(process.cwd(), cwd)))
       const base = {
         name,
         transport: entry.url !== undefined ? ("http" as const) : ("stdio" as const),
@@ -216,35 +191,38 @@ export const parseMcpJson = (
 export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpConfig", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
-    const self = selfIdentity(process.argv[1])
+    const fs = yield* FileSystem.FileSystem
+    const self = yield* selfIdentity(process.argv[1])
     // The last file read, with what identified its version: read again only when it changed.
     const cache = yield* Ref.make<
       Option.Option<{ readonly file: string; readonly mtimeMs: number; readonly size: number; readonly servers: ReadonlyArray<ChildServerConfig> }>
     >(Option.none())
+    const unreadable = (file: string) => (e: { readonly message: string }) => new McpConfigInvalid({ file, path: "", problem: `cannot be read (${e.message})` })
+
+    /** Which mcp.json the bridge uses now, and why. */
+    const locate = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir(), config.lmstudioHome.home).pipe(
+      Effect.provideService(FileSystem.FileSystem, fs)
+    )
 
     const load: Effect.Effect<LoadedMcpConfig, McpConfigNotFound | McpConfigInvalid> = Effect.gen(function* () {
-      const found = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir(), config.lmstudioHome.home)
+      const found = yield* locate
       if (found.path === null) return yield* new McpConfigNotFound({ reason: found.reason })
       const file = found.path
-      const info = yield* Effect.tryPromise({
-        try: () => stat(file),
-        catch: (e) => new McpConfigInvalid({ file, path: "", problem: `cannot be read (${e instanceof Error ? e.message : String(e)})` })
-      })
+      const info = yield* Effect.mapError(fs.stat(file), unreadable(file))
+      const mtimeMs = Option.match(info.mtime, { onNone: () => 0, onSome: (d) => d.getTime() })
+      const size = Number(info.size)
       const cached = yield* Ref.get(cache)
-      if (Option.isSome(cached) && cached.value.file === file && cached.value.mtimeMs === info.mtimeMs && cached.value.size === info.size) {
+      if (Option.isSome(cached) && cached.value.file === file && cached.value.mtimeMs === mtimeMs && cached.value.size === size) {
         return { file, reason: found.reason, servers: cached.value.servers }
       }
-      const text = yield* Effect.tryPromise({
-        try: () => readFile(file, "utf8"),
-        catch: (e) => new McpConfigInvalid({ file, path: "", problem: `cannot be read (${e instanceof Error ? e.message : String(e)})` })
-      })
-      const servers = yield* parseMcpJson(file, text, process.env, self)
-      yield* Ref.set(cache, Option.some({ file, mtimeMs: info.mtimeMs, size: info.size, servers }))
+      const text = yield* Effect.mapError(fs.readFileString(file), unreadable(file))
+      const servers = yield* parseMcpJson(file, text, process.env, self).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+      yield* Ref.set(cache, Option.some({ file, mtimeMs, size, servers }))
       yield* Effect.logDebug("mcp.json read").pipe(Effect.annotateLogs({ file, servers: servers.length }))
       return { file, reason: found.reason, servers }
     }).pipe(Effect.withSpan("McpConfig.load", { captureStackTrace: false }))
 
-    return { load } as const
+    return { load, locate } as const
   })
 }) {}
 

@@ -5,15 +5,15 @@ import { doctorCommand } from "./doctor.js"
 import { healthCommand } from "./health.js"
 import { chatCommand, completeCommand, embedCommand, respondCommand } from "./inference.js"
 import { modelsCommand } from "./models.js"
-import type { AppLayerFactory } from "./Shared.js"
+import type { AppLayerFactory, McpServers } from "./Shared.js"
 import { serveCommand } from "./serve.js"
 import { simulateCommand } from "./simulate.js"
 
-export const rootCommand = (appLayer: AppLayerFactory, version: string) =>
+export const rootCommand = (appLayer: AppLayerFactory, version: string, mcp: McpServers) =>
   Command.make("lmstudio-bridge").pipe(
     Command.withDescription("MCP server and CLI that hands work to local LLMs served by LM Studio"),
     Command.withSubcommands([
-      serveCommand(appLayer, version),
+      serveCommand(appLayer, version, mcp),
       healthCommand(appLayer),
       doctorCommand(appLayer),
       modelsCommand(appLayer),
@@ -27,5 +27,5 @@ export const rootCommand = (appLayer: AppLayerFactory, version: string) =>
     ])
   )
 
-export const makeCli = (appLayer: AppLayerFactory, version: string) =>
-  Command.run(rootCommand(appLayer, version), { name: "lmstudio-bridge", version })
+export const makeCli = (appLayer: AppLayerFactory, version: string, mcp: McpServers) =>
+  Command.run(rootCommand(appLayer, version, mcp), { name: "lmstudio-bridge", version })

@@ -6,7 +6,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { AgentLoop, runResultJson } from "../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../agent/McpConfig.js"
-import { type AppLayerFactory, baseUrl, json, model, note, optionalInteger, overridesOf, printJson, printLine } from "./Shared.js"
+import { type AppLayerFactory, baseUrl, json, model, note, optionalInteger, printJson, printLine, withApp } from "./Shared.js"
 
 const mcpsList = (appLayer: AppLayerFactory) =>
   Command.make("list", { baseUrl, json }, (flags) =>
@@ -24,7 +24,7 @@ const mcpsList = (appLayer: AppLayerFactory) =>
         yield* printLine(`${s.enabled ? "  " : "x "}${s.name} [${s.transport}] ${s.transport === "stdio" ? [s.command, ...s.args].join(" ") : s.url}${s.disabledReason ? ` — ${s.disabledReason}` : ""}`)
       }
     })
-  ).pipe(Command.withDescription("List the MCP servers of mcp.json an agent can use (and which file, and why)"), Command.provide((flags) => appLayer(overridesOf(flags))))
+  ).pipe(Command.withDescription("List the MCP servers of mcp.json an agent can use (and which file, and why)"), withApp(appLayer))
 
 const mcp = Options.text("mcp").pipe(Options.withDescription("An MCP server from mcp.json (repeat for several)"), Options.repeated)
 const all = Options.boolean("all").pipe(Options.withDescription("Use every enabled server of mcp.json"))
@@ -59,7 +59,7 @@ const agentRun = (appLayer: AppLayerFactory) =>
       })
   ).pipe(
     Command.withDescription("Hand a task to a local model that works through the tools of MCP servers from mcp.json (--mcp NAME…, or --all)"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 export const mcpsCommand = (appLayer: AppLayerFactory) =>

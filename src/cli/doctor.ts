@@ -2,8 +2,8 @@
 import { Command } from "@effect/cli"
 import { Effect } from "effect"
 import { ChecksFailed } from "../domain/Errors.js"
-import { Diagnostics } from "../lmstudio/Diagnostics.js"
-import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
+import { Diagnostics } from "../diagnostics/Diagnostics.js"
+import { type AppLayerFactory, baseUrl, json, printJson, printLine, withApp } from "./Shared.js"
 
 export const doctorCommand = (appLayer: AppLayerFactory) =>
   Command.make("doctor", { baseUrl, json }, (flags) =>
@@ -23,5 +23,5 @@ export const doctorCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Check the whole setup (LM Studio, APIs, auth, models, lms CLI, breakers, config) and say how to fix it"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )

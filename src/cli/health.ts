@@ -6,7 +6,7 @@ import { LmsCli } from "../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
-import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
+import { type AppLayerFactory, baseUrl, json, printJson, printLine, withApp } from "./Shared.js"
 
 export const healthCommand = (appLayer: AppLayerFactory) =>
   Command.make("health", { baseUrl, json }, (flags) =>
@@ -42,5 +42,5 @@ export const healthCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Check that LM Studio answers and show its APIs and loaded models"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )

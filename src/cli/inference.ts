@@ -12,12 +12,10 @@ import {
   note,
   optionalInteger,
   optionalNumber,
-  overridesOf,
   printJson,
   printLine,
   write,
-  writeErr
-} from "./Shared.js"
+  writeErr, withApp } from "./Shared.js"
 
 const prompt = Args.text({ name: "prompt" }).pipe(Args.withDescription("What to send to the model"))
 const maxTokens = optionalInteger("max-tokens", "Maximum tokens to generate")
@@ -87,7 +85,7 @@ export const chatCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Chat with a model (streams the answer; --json waits for it)"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 const stop = Options.text("stop").pipe(Options.withDescription("Stop sequence (repeatable)"), Options.repeated)
@@ -112,7 +110,7 @@ export const completeCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Raw text completion (no chat template)"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 const texts = Args.text({ name: "text" }).pipe(Args.withDescription("Text(s) to embed"), Args.atLeast(1))
@@ -131,7 +129,7 @@ export const embedCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Embed text with an embedding model"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 /** Without --model: a loaded embedding model, else the first downloaded one (LM Studio loads it just in time). */
@@ -191,5 +189,5 @@ export const respondCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Stateful Responses API call; chain turns with --previous-response-id"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )

@@ -5,7 +5,7 @@ import { InvalidArguments } from "../domain/Errors.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { describeLoad, loadedModelJson, type LoadResult, loadResultJson } from "../lmstudio/LoadResult.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
-import { type AppLayerFactory, baseUrl, json, overridesOf, printJson, printLine } from "./Shared.js"
+import { type AppLayerFactory, baseUrl, json, printJson, printLine, withApp } from "./Shared.js"
 
 const loadedOnly = Options.boolean("loaded").pipe(Options.withDescription("Only models that are loaded"))
 const type = Options.choice("type", ["llm", "vlm", "embedding"]).pipe(
@@ -52,7 +52,7 @@ const listCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("List downloaded models, their type, context and loaded instances"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 const printLoad = (r: LoadResult, asJson: boolean) =>
@@ -89,7 +89,7 @@ const loadCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Load a model with a TTL that LM Studio itself holds, and verify it is loaded"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 const ensureCommand = (appLayer: AppLayerFactory) =>
@@ -101,7 +101,7 @@ const ensureCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Make sure a model is loaded (load it only if needed) and verify it"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 const target = Args.text({ name: "identifier" }).pipe(Args.withDescription("Instance identifier (see `models loaded`)"), Args.optional)
@@ -124,7 +124,7 @@ const unloadCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("Unload a model instance, or all of them"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 const loadedCommand = (appLayer: AppLayerFactory) =>
@@ -155,7 +155,7 @@ const loadedCommand = (appLayer: AppLayerFactory) =>
     })
   ).pipe(
     Command.withDescription("List loaded model instances with their TTL (TTL details need the lms CLI)"),
-    Command.provide((flags) => appLayer(overridesOf(flags)))
+    withApp(appLayer)
   )
 
 export const modelsCommand = (appLayer: AppLayerFactory) =>

@@ -15,8 +15,8 @@
  */
 import * as Command from "@effect/platform/Command"
 import * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Chunk, Duration, Effect, Option, Schema, Stream } from "effect"
-import { existsSync } from "node:fs"
 import { homedir } from "node:os"
 import { delimiter, join } from "node:path"
 import { AppConfig } from "../Config.js"
@@ -98,15 +98,18 @@ export const locate = (
   pathEnv: string | undefined,
   home: string,
   inLmStudioHome: string | undefined = undefined
-): Option.Option<string> => {
-  if (Option.isSome(configured)) return configured
-  for (const dir of (pathEnv ?? "").split(delimiter)) {
-    if (dir !== "" && existsSync(join(dir, "lms"))) return Option.some(join(dir, "lms"))
-  }
-  if (inLmStudioHome !== undefined) return Option.some(inLmStudioHome)
-  const fallback = join(home, ".lmstudio", "bin", "lms")
-  return existsSync(fallback) ? Option.some(fallback) : Option.none()
-}
+): Effect.Effect<Option.Option<string>, never, FileSystem.FileSystem> =>
+  Effect.gen(function* () {
+    if (Option.isSome(configured)) return configured
+    const fs = yield* FileSystem.FileSystem
+    const exists = (path: string) => Effect.orElseSucceed(fs.exists(path), () => false)
+    for (const dir of (pathEnv ?? "").split(delimiter)) {
+      if (dir !== "" && (yield* exists(join(dir, "lms")))) return Option.some(join(dir, "lms"))
+    }
+    if (inLmStudioHome !== undefined) return Option.some(inLmStudioHome)
+    const fallback = join(home, ".lmstudio", "bin", "lms")
+    return (yield* exists(fallback)) ? Option.some(fallback) : Option.none()
+  })
 
 const collect = (stream: Stream.Stream<Uint8Array, unknown>) =>
   stream.pipe(
@@ -126,7 +129,7 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
     const executor = yield* CommandExecutor.CommandExecutor
     const breaker = yield* CircuitBreaker.make("lms CLI")
     const server = yield* LmStudioBreaker
-    const path = locate(config.lmsCliPath, process.env.PATH, homedir(), lmsInHome(config.lmstudioHome))
+    const path = yield* locate(config.lmsCliPath, process.env.PATH, homedir(), lmsInHome(config.lmstudioHome))
     const extraArgs = hostArgs(config.baseUrl)
     const timeoutMs = Duration.toMillis(config.lmsTimeout)
 

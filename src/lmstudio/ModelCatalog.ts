@@ -75,6 +75,7 @@ export const match = (snapshot: CatalogSnapshot, name: string): Found | undefine
 }
 
 export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridge/ModelCatalog", {
+  dependencies: [LmStudioClient.Default, LmsCli.Default],
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const tracing = tracingEnabled(config)

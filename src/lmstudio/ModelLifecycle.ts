@@ -78,6 +78,7 @@ const instanceIn = (all: ReadonlyArray<Listed>, name: string, model: string): Li
   all.find((l) => l.instance.id === name) ?? all.find((l) => l.model.key === model)
 
 export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-bridge/ModelLifecycle", {
+  dependencies: [ModelCatalog.Default, LmStudioClient.Default, LmsCli.Default],
   scoped: Effect.gen(function* () {
     const config = yield* AppConfig
     const client = yield* LmStudioClient

@@ -3,10 +3,13 @@
  * and the loop's logic over scripted turns with TestClock for the budget.
  */
 import { assert, describe, it } from "@effect/vitest"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Duration, Effect, Exit, FastCheck as fc, Fiber, TestClock } from "effect"
 import { type LoopPorts, type RequestedCall, runLoop, type Turn } from "../../src/agent/AgentLoop.js"
 import type { ChildTool } from "../../src/agent/ChildServers.js"
-import { isSelf, parseMcpJson, selfIdentity } from "../../src/agent/McpConfig.js"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { parseMcpJson } from "../../src/agent/McpConfig.js"
+import { isSelf, selfIdentity } from "../../src/agent/SelfIdentity.js"
 import { capResult, namespace, parseTextToolCalls } from "../../src/agent/ToolCalls.js"
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -72,10 +75,11 @@ describe("the text fallback parser", () => {
 })
 
 describe("mcp.json", () => {
-  const parse = (json: unknown, env: Record<string, string> = {}) => Effect.runSyncExit(parseMcpJson("/x/mcp.json", JSON.stringify(json), env))
+  const onDisk = <A, E>(effect: Effect.Effect<A, E, FileSystem.FileSystem>) => Effect.provide(effect, NodeFileSystem.layer)
+  const parse = (json: unknown, env: Record<string, string> = {}) => Effect.exit(onDisk(parseMcpJson("/x/mcp.json", JSON.stringify(json), env)))
 
-  it("stdio and http entries, ${VAR} and ${env:VAR}, disabled, timeout, the bridge itself", () => {
-    const exit = parse(
+  it.effect("stdio and http entries, ${VAR} and ${env:VAR}, disabled, timeout, the bridge itself", () => Effect.gen(function* () {
+    const exit = yield* parse(
       {
         mcpServers: {
           fs: { command: "npx", args: ["-y", "server-fs", "${HOME_DIR}"], env: { TOKEN: "${env:SECRET}" }, timeout: 5000 },
@@ -102,25 +106,25 @@ describe("mcp.json", () => {
     assert.strictEqual(by.named!.enabled, true)
     assert.strictEqual(by.me2!.disabledReason, "this is lmstudio-bridge itself")
     assert.notStrictEqual(by.fs!.hash, by.web!.hash)
-  })
+  }))
 
-  it("errors name the file, the path inside it and the problem", () => {
-    const problem = (json: unknown, env: Record<string, string> = {}) => {
-      const exit = parse(json, env)
-      if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") return assert.fail("expected a failure")
-      return exit.cause.error.message
-    }
-    assert.include(problem({ mcpServers: { a: { command: "x", args: "y" } } }), "/x/mcp.json at mcpServers.a.args")
-    assert.include(problem({ mcpServers: { a: {} } }), 'mcpServers.a: needs "command"')
-    assert.include(problem({ mcpServers: { a: { command: "x", args: ["${NOPE}"] } } }), "mcpServers.a.args[0]: environment variable NOPE is not set")
-    assert.include(problem({ mcpServers: { a: { url: "ftp://x" } } }), "not an http(s) URL")
-    assert.include(problem({ servers: {} }), "mcpServers")
-    assert.include(problem({ mcpServers: { a: { command: "x", timeout: -1 } } }), "timeout must be a positive number")
-    const notJson = Effect.runSyncExit(parseMcpJson("/x/mcp.json", "{oops", {}))
+  it.effect("errors name the file, the path inside it and the problem", () => Effect.gen(function* () {
+    const problem = (json: unknown, env: Record<string, string> = {}) =>
+      Effect.map(parse(json, env), (exit) => {
+        if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") return assert.fail("expected a failure")
+        return exit.cause.error.message
+      })
+    assert.include(yield* problem({ mcpServers: { a: { command: "x", args: "y" } } }), "/x/mcp.json at mcpServers.a.args")
+    assert.include(yield* problem({ mcpServers: { a: {} } }), 'mcpServers.a: needs "command"')
+    assert.include(yield* problem({ mcpServers: { a: { command: "x", args: ["${NOPE}"] } } }), "mcpServers.a.args[0]: environment variable NOPE is not set")
+    assert.include(yield* problem({ mcpServers: { a: { url: "ftp://x" } } }), "not an http(s) URL")
+    assert.include(yield* problem({ servers: {} }), "mcpServers")
+    assert.include(yield* problem({ mcpServers: { a: { command: "x", timeout: -1 } } }), "timeout must be a positive number")
+    const notJson = yield* Effect.exit(onDisk(parseMcpJson("/x/mcp.json", "{oops", {})))
     assert.isTrue(Exit.isFailure(notJson))
-  })
+  }))
 
-  it("the bridge recognises itself by its real files, from a checkout in a folder of any name and through symlinks", () => {
+  it.effect("the bridge recognises itself by its real files, from a checkout in a folder of any name and through symlinks", () => onDisk(Effect.gen(function* () {
     const root = mkdtempSync(join(tmpdir(), "any-folder-name-"))
     try {
       mkdirSync(join(root, "checkout", "dist", "src"), { recursive: true })
@@ -130,28 +134,28 @@ describe("mcp.json", () => {
       symlinkSync(join(root, "checkout"), join(root, "linked-checkout"))
       symlinkSync(join(root, "checkout", "dist", "src", "bin.js"), join(root, "bridge-link.js"))
       // Started as node <checkout>/dist/src/bin.js, from wherever the checkout is.
-      const self = selfIdentity(join(root, "checkout", "dist", "src", "bin.js"))
+      const self = yield* selfIdentity(join(root, "checkout", "dist", "src", "bin.js"))
       const bin = join(root, "checkout", "dist", "src", "bin.js")
-      assert.isTrue(isSelf("node", [bin, "serve"], self, "/"))
-      assert.isTrue(isSelf("node", [join(root, "linked-checkout", "dist", "src", "bin.js"), "serve"], self, "/"))
-      assert.isTrue(isSelf("node", [join(root, "bridge-link.js"), "serve"], self, "/"))
-      assert.isTrue(isSelf("node", ["dist/src/bin.bundle.cjs"], self, join(root, "checkout")))
-      assert.isTrue(isSelf(bin, ["serve"], self, "/"))
-      assert.isTrue(isSelf("npx", ["-y", "lmstudio-bridge@0.1.0", "serve"], self, "/"))
-      assert.isTrue(isSelf("lmstudio-bridge", ["serve"], selfIdentity(undefined), "/"))
+      assert.isTrue(yield* isSelf("node", [bin, "serve"], self, "/"))
+      assert.isTrue(yield* isSelf("node", [join(root, "linked-checkout", "dist", "src", "bin.js"), "serve"], self, "/"))
+      assert.isTrue(yield* isSelf("node", [join(root, "bridge-link.js"), "serve"], self, "/"))
+      assert.isTrue(yield* isSelf("node", ["dist/src/bin.bundle.cjs"], self, join(root, "checkout")))
+      assert.isTrue(yield* isSelf(bin, ["serve"], self, "/"))
+      assert.isTrue(yield* isSelf("npx", ["-y", "lmstudio-bridge@0.1.0", "serve"], self, "/"))
+      assert.isTrue(yield* isSelf("lmstudio-bridge", ["serve"], yield* selfIdentity(undefined), "/"))
       // Other programs, also ones inside the same checkout, are not the bridge.
-      assert.isFalse(isSelf("node", [join(root, "checkout", "node_modules", "other", "index.js")], self, "/"))
-      assert.isFalse(isSelf("node", ["server.js"], self, root))
-      assert.isFalse(isSelf("node", [join(root, "lmstudio-bridge-tools", "server.js")], self, "/"))
+      assert.isFalse(yield* isSelf("node", [join(root, "checkout", "node_modules", "other", "index.js")], self, "/"))
+      assert.isFalse(yield* isSelf("node", ["server.js"], self, root))
+      assert.isFalse(yield* isSelf("node", [join(root, "lmstudio-bridge-tools", "server.js")], self, "/"))
       // Through parseMcpJson: the entry is listed, not offered, with the reason.
-      const parsed = Effect.runSync(
+      const parsed = yield* (
         parseMcpJson("/x/mcp.json", JSON.stringify({ mcpServers: { me: { command: "node", args: [join(root, "linked-checkout", "dist", "src", "bin.js"), "serve"] } } }), {}, self)
       )
       assert.deepStrictEqual(parsed.map((p) => [p.name, p.enabled, p.disabledReason]), [["me", false, "this is lmstudio-bridge itself"]])
     } finally {
       rmSync(root, { recursive: true, force: true })
     }
-  })
+  })))
 })
 
 // ---------------------------------------------------------------------------------------------------------------

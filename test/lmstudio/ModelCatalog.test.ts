@@ -6,8 +6,6 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Option } from "effect"
 import { AppConfig, type AppConfigShape } from "../../src/Config.js"
-import { LmsCli } from "../../src/lmstudio/LmsCli.js"
-import { LmStudioClient } from "../../src/lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { modelFromKey } from "../../src/simulator/Catalog.js"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
@@ -17,7 +15,6 @@ import * as NodeTransport from "../../src/lmstudio/transport/NodeTransport.js"
 const catalogFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">) =>
   Layer.build(
     ModelCatalog.Default.pipe(
-      Layer.provide(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
       Layer.provide(Layer.mergeAll(NodeTransport.layer, NodeContext.layer).pipe(Layer.provideMerge(AppConfig.layerFrom(config))))
     )
   ).pipe(Effect.map(Context.get(ModelCatalog)))

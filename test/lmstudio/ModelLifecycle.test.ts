@@ -12,7 +12,6 @@ import { LmsCli } from "../../src/lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../src/lmstudio/LmStudioClient.js"
 import { ABSURD_TTL_SECONDS, chooseBackend, ttlFor } from "../../src/lmstudio/LoadPolicy.js"
 import { ModelLifecycle } from "../../src/lmstudio/ModelLifecycle.js"
-import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { modelLoadRetry } from "../../src/resilience/Policies.js"
 import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
 import { fakeExecutable, http, lmsShimPath, tempDir } from "../helpers.js"
@@ -27,9 +26,7 @@ const fast: Partial<AppConfigShape> = {
 
 const lifecycleFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">) =>
   Layer.build(
-    ModelLifecycle.Default.pipe(
-      Layer.provideMerge(ModelCatalog.Default),
-      Layer.provideMerge(Layer.mergeAll(LmStudioClient.Default, LmsCli.Default)),
+    Layer.mergeAll(ModelLifecycle.Default, LmStudioClient.Default, LmsCli.Default).pipe(
       Layer.provide(Layer.mergeAll(NodeTransport.layer, NodeContext.layer).pipe(Layer.provideMerge(AppConfig.layerFrom({ ...fast, ...config }))))
     )
   ).pipe(

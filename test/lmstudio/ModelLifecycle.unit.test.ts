@@ -88,7 +88,7 @@ const world = (downloaded: ReadonlyArray<string>, preloaded: ReadonlyArray<strin
 /** The lifecycle over the in-memory world, living as long as the test's scope (its leases with it). */
 const lifecycleWith = (w: ReturnType<typeof world>) =>
   Layer.build(
-    ModelLifecycle.Default.pipe(
+    ModelLifecycle.DefaultWithoutDependencies.pipe(
       Layer.provide(
         Layer.mergeAll(
           Layer.succeed(ModelCatalog, w.catalog),

@@ -1,6 +1,6 @@
 /** `diagnose`: every check `lmstudio-bridge doctor` runs, each ok / warn / problem with the fix. */
 import { Effect, Schema } from "effect"
-import { Diagnostics } from "../../lmstudio/Diagnostics.js"
+import { Diagnostics } from "../../diagnostics/Diagnostics.js"
 import { NoInput, tool } from "../Server.js"
 
 export const diagnose = tool({

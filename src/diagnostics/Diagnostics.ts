@@ -3,15 +3,13 @@
  * never fail: a failing dependency is a finding, not an error.
  */
 import { Effect, Option } from "effect"
-import { existsSync } from "node:fs"
-import { homedir } from "node:os"
-import { join } from "node:path"
+import { McpConfig } from "../agent/McpConfig.js"
 import { AppConfig } from "../Config.js"
 import { isExplained } from "../domain/Errors.js"
-import { LmsCli } from "./LmsCli.js"
-import { LmStudioClient } from "./LmStudioClient.js"
-import { ModelCatalog } from "./ModelCatalog.js"
-import { ModelLifecycle } from "./ModelLifecycle.js"
+import { LmsCli } from "../lmstudio/LmsCli.js"
+import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
+import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { describePolicy } from "../resilience/CircuitBreaker.js"
 
 export interface Check {
@@ -28,45 +26,15 @@ const problem = (name: string, detail: string, fix: string): Check => ({ name, s
 const describe = (e: { readonly _tag: string; readonly message: string }) => `${e._tag}: ${e.message}`
 const fixOf = (e: unknown, fallback: string) => (isExplained(e) ? e.hint : fallback)
 
-/**
- * mcp.json search order (DESIGN §4): `$MCP_JSON_PATH`, `./.mcp.json`, `~/.lmstudio/mcp.json`, `~/.mcp.json`, then
- * LM Studio's own `<home>/mcp.json` when its home is elsewhere (protocol §12.4): the file the bridge would use, and why.
- */
-export const locateMcpJson = (
-  configured: Option.Option<string>,
-  cwd: string,
-  home: string,
-  lmstudioHome: string | undefined = undefined
-): { path: string | null; reason: string } => {
-  if (Option.isSome(configured)) {
-    return existsSync(configured.value)
-      ? { path: configured.value, reason: "MCP_JSON_PATH" }
-      : { path: null, reason: `MCP_JSON_PATH points to ${configured.value}, which does not exist` }
-  }
-  const dotLmStudio = join(home, ".lmstudio", "mcp.json")
-  const candidates: Array<readonly [string, string]> = [
-    [join(cwd, ".mcp.json"), "./.mcp.json in the working directory"],
-    [dotLmStudio, "LM Studio's mcp.json"],
-    [join(home, ".mcp.json"), "~/.mcp.json"]
-  ]
-  const own = lmstudioHome === undefined ? undefined : join(lmstudioHome, "mcp.json")
-  if (own !== undefined && own !== dotLmStudio) candidates.push([own, `LM Studio's mcp.json in its home ${lmstudioHome}`])
-  for (const [path, reason] of candidates) {
-    if (existsSync(path)) return { path, reason }
-  }
-  return {
-    path: null,
-    reason: `none of $MCP_JSON_PATH, ./.mcp.json, ~/.lmstudio/mcp.json, ~/.mcp.json${own !== undefined && own !== dotLmStudio ? `, ${own}` : ""} exists`
-  }
-}
-
 export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/Diagnostics", {
+  dependencies: [LmStudioClient.Default, LmsCli.Default, McpConfig.Default, ModelCatalog.Default, ModelLifecycle.Default],
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const client = yield* LmStudioClient
     const lms = yield* LmsCli
     const catalog = yield* ModelCatalog
     const lifecycle = yield* ModelLifecycle
+    const mcpConfig = yield* McpConfig
 
     const run = Effect.gen(function* () {
       const checks: Array<Check> = []
@@ -161,7 +129,7 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
             )
       )
       const status = yield* Effect.either(lifecycle.status)
-      const mcp = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir(), config.lmstudioHome.home)
+      const mcp = yield* mcpConfig.locate
       checks.push(
         ok(
           "Configuration",

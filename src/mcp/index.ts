@@ -1,0 +1,53 @@
+/**
+ * The MCP face as the rest of the bridge sees it: the server over stdio or Streamable HTTP, with the bridge's tools,
+ * on the runtime of the services they need.
+ */
+import { Effect, Option } from "effect"
+import { AppConfig } from "../Config.js"
+import type { InvalidArguments } from "../domain/Errors.js"
+import { tracingEnabled } from "../observability/Tracing.js"
+import { makeServer, type ServerInfo } from "./Server.js"
+import { serveStdio } from "./Stdio.js"
+import { parseListen, serveHttp } from "./StreamableHttp.js"
+import { tools, type ToolServices } from "./tools/index.js"
+
+export { tools, type ToolServices } from "./tools/index.js"
+
+const INSTRUCTIONS =
+  "Tools to use local LLMs running in LM Studio: chat, completion, stateful responses and embeddings, safe model " +
+  "loading with a TTL, and autonomous runs where a local model works through the tools of other MCP servers " +
+  "(list_available_mcps, autonomous_*). Call health_check first if a tool reports LM Studio unreachable."
+
+const infoOf = (version: string) =>
+  Effect.map(AppConfig, (config): ServerInfo => ({ name: "lmstudio-bridge", version, instructions: INSTRUCTIONS, tracing: tracingEnabled(config) }))
+
+/** Serves MCP over stdio until the host disconnects. */
+export const serveMcpStdio = (version: string): Effect.Effect<void, never, ToolServices> =>
+  Effect.gen(function* () {
+    yield* serveStdio(yield* infoOf(version), tools, yield* Effect.runtime<ToolServices>())
+  })
+
+/**
+ * Serves MCP over Streamable HTTP on `listen` ([host:]port) until interrupted; `ready` receives the URL once the
+ * listener is up.
+ */
+export const serveMcpHttp = (
+  version: string,
+  listen: string,
+  ready: (url: string) => Effect.Effect<void>
+): Effect.Effect<never, InvalidArguments, ToolServices> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const config = yield* AppConfig
+      const info = yield* infoOf(version)
+      const runtime = yield* Effect.runtime<ToolServices>()
+      const { url } = yield* serveHttp({
+        ...(yield* parseListen(listen)),
+        token: Option.getOrUndefined(config.bridgeHttpToken),
+        newServer: () => makeServer(info, tools, runtime)
+      })
+      yield* Effect.logInfo("MCP server ready on Streamable HTTP").pipe(Effect.annotateLogs({ url, auth: Option.isSome(config.bridgeHttpToken) }))
+      yield* ready(url)
+      return yield* Effect.never
+    })
+  )
