@@ -85,7 +85,7 @@ type Check<A> = (variable: string, raw: string) => Effect.Effect<A, ConfigInvali
 
 const invalid = (variable: string, value: string, allowed: string) => new ConfigInvalid({ variable, value, allowed })
 
-export const httpUrl: Check<string> = (variable, raw) => {
+const httpUrl: Check<string> = (variable, raw) => {
   const value = raw.trim()
   const allowed = "an http:// or https:// URL such as http://127.0.0.1:1234"
   let url: URL
@@ -99,7 +99,7 @@ export const httpUrl: Check<string> = (variable, raw) => {
   return Effect.succeed(value.replace(/\/+$/, ""))
 }
 
-export const intBetween = (min: number, max: number): Check<number> => (variable, raw) => {
+const intBetween = (min: number, max: number): Check<number> => (variable, raw) => {
   const value = raw.trim()
   const n = /^-?\d+$/.test(value) ? Number(value) : Number.NaN
   return Number.isSafeInteger(n) && n >= min && n <= max
@@ -107,7 +107,7 @@ export const intBetween = (min: number, max: number): Check<number> => (variable
     : Effect.fail(invalid(variable, raw, `an integer from ${min} to ${max}`))
 }
 
-export const oneOf = <const L extends string>(...literals: ReadonlyArray<L>): Check<L> => (variable, raw) => {
+const oneOf = <const L extends string>(...literals: ReadonlyArray<L>): Check<L> => (variable, raw) => {
   const value = raw.trim().toLowerCase()
   const hit = literals.find((l) => l === value)
   return hit !== undefined ? Effect.succeed(hit) : Effect.fail(invalid(variable, raw, `one of ${literals.join(", ")}`))
@@ -171,36 +171,36 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
     const token = yield* optional("LMSTUDIO_API_TOKEN", nonEmpty)
     const apiToken = Option.isSome(token) ? token : yield* optional("LM_API_TOKEN", nonEmpty)
     const lmsCliPath = yield* optional("LMS_CLI_PATH", nonEmpty)
-    const lmsTimeoutSeconds = yield* withDefault("LMS_CLI_TIMEOUT_SECONDS", intBetween(1, 3600), 120)
-    const lifecycle = yield* withDefault("LMSTUDIO_LIFECYCLE", oneOf("auto", "cli", "jit", "rest"), "auto")
+    const lmsTimeoutSeconds = yield* withDefault("LMS_CLI_TIMEOUT_SECONDS", intBetween(1, 3600), Duration.toSeconds(defaults.lmsTimeout))
+    const lifecycle = yield* withDefault("LMSTUDIO_LIFECYCLE", oneOf("auto", "cli", "jit", "rest"), defaults.lifecycle)
     const defaultModel = yield* optional("DEFAULT_MODEL", modelName)
-    const maxModelTtlSeconds = yield* withDefault("MAX_MODEL_TTL_SECONDS", intBetween(1, MAX_TTL_CAP), 3600)
+    const maxModelTtlSeconds = yield* withDefault("MAX_MODEL_TTL_SECONDS", intBetween(1, MAX_TTL_CAP), defaults.maxModelTtlSeconds)
     const ttlWithin = intBetween(1, maxModelTtlSeconds)
-    const modelTtlSeconds = yield* withDefault("MODEL_TTL_SECONDS", ttlWithin, Math.min(600, maxModelTtlSeconds))
-    const tempModelTtlSeconds = yield* withDefault("TEMP_MODEL_TTL_SECONDS", ttlWithin, Math.min(300, maxModelTtlSeconds))
-    const modelCacheTtlSeconds = yield* withDefault("MODEL_CACHE_TTL_SECONDS", intBetween(0, 86_400), 60)
-    const verifyAttempts = yield* withDefault("MODEL_VERIFY_ATTEMPTS", intBetween(1, 1000), 20)
-    const verifyProbe = yield* withDefault("MODEL_VERIFY_PROBE", oneOf("true", "false"), "false")
-    const requestTimeoutSeconds = yield* withDefault("LMSTUDIO_TIMEOUT_SECONDS", intBetween(1, 86_400), 300)
-    const metadataTimeoutSeconds = yield* withDefault("LMSTUDIO_METADATA_TIMEOUT_SECONDS", intBetween(1, 3600), 10)
+    const modelTtlSeconds = yield* withDefault("MODEL_TTL_SECONDS", ttlWithin, Math.min(defaults.modelTtlSeconds, maxModelTtlSeconds))
+    const tempModelTtlSeconds = yield* withDefault("TEMP_MODEL_TTL_SECONDS", ttlWithin, Math.min(defaults.tempModelTtlSeconds, maxModelTtlSeconds))
+    const modelCacheTtlSeconds = yield* withDefault("MODEL_CACHE_TTL_SECONDS", intBetween(0, 86_400), defaults.modelCacheTtlSeconds)
+    const verifyAttempts = yield* withDefault("MODEL_VERIFY_ATTEMPTS", intBetween(1, 1000), defaults.verifyAttempts)
+    const verifyProbe = yield* withDefault("MODEL_VERIFY_PROBE", oneOf("true", "false"), defaults.verifyProbe ? "true" : "false")
+    const requestTimeoutSeconds = yield* withDefault("LMSTUDIO_TIMEOUT_SECONDS", intBetween(1, 86_400), Duration.toSeconds(defaults.requestTimeout))
+    const metadataTimeoutSeconds = yield* withDefault("LMSTUDIO_METADATA_TIMEOUT_SECONDS", intBetween(1, 3600), Duration.toSeconds(defaults.metadataTimeout))
     const mcpJsonPath = yield* optional("MCP_JSON_PATH", nonEmpty)
-    const agentMaxRoundsCap = yield* withDefault("AGENT_MAX_ROUNDS_CAP", intBetween(1, 1000), 100)
-    const agentMaxRounds = yield* withDefault("AGENT_MAX_ROUNDS", intBetween(1, agentMaxRoundsCap), Math.min(25, agentMaxRoundsCap))
-    const agentBudgetSeconds = yield* withDefault("AGENT_BUDGET_SECONDS", intBetween(1, 86_400), 600)
-    const agentToolTimeoutSeconds = yield* withDefault("AGENT_TOOL_TIMEOUT_SECONDS", intBetween(1, 3600), 60)
-    const agentToolConcurrency = yield* withDefault("AGENT_TOOL_CONCURRENCY", intBetween(1, 64), 4)
-    const agentToolResultChars = yield* withDefault("AGENT_TOOL_RESULT_CHARS", intBetween(100, 1_000_000), 20_000)
-    const agentApi = yield* withDefault("AGENT_API", oneOf("auto", "responses", "chat"), "auto")
-    const llmParallelDefault = yield* withDefault("LLM_PARALLEL_DEFAULT", intBetween(1, 256), 4)
-    const llmQueueLimit = yield* withDefault("LLM_QUEUE_LIMIT", intBetween(1, 1_000_000), 2048)
-    const childIdleSeconds = yield* withDefault("MCP_CHILD_IDLE_SECONDS", intBetween(1, 86_400), 300)
-    const childStartSeconds = yield* withDefault("MCP_CHILD_START_TIMEOUT_SECONDS", intBetween(1, 600), 30)
+    const agentMaxRoundsCap = yield* withDefault("AGENT_MAX_ROUNDS_CAP", intBetween(1, 1000), defaults.agentMaxRoundsCap)
+    const agentMaxRounds = yield* withDefault("AGENT_MAX_ROUNDS", intBetween(1, agentMaxRoundsCap), Math.min(defaults.agentMaxRounds, agentMaxRoundsCap))
+    const agentBudgetSeconds = yield* withDefault("AGENT_BUDGET_SECONDS", intBetween(1, 86_400), Duration.toSeconds(defaults.agentBudget))
+    const agentToolTimeoutSeconds = yield* withDefault("AGENT_TOOL_TIMEOUT_SECONDS", intBetween(1, 3600), Duration.toSeconds(defaults.agentToolTimeout))
+    const agentToolConcurrency = yield* withDefault("AGENT_TOOL_CONCURRENCY", intBetween(1, 64), defaults.agentToolConcurrency)
+    const agentToolResultChars = yield* withDefault("AGENT_TOOL_RESULT_CHARS", intBetween(100, 1_000_000), defaults.agentToolResultChars)
+    const agentApi = yield* withDefault("AGENT_API", oneOf("auto", "responses", "chat"), defaults.agentApi)
+    const llmParallelDefault = yield* withDefault("LLM_PARALLEL_DEFAULT", intBetween(1, 256), defaults.llmParallelDefault)
+    const llmQueueLimit = yield* withDefault("LLM_QUEUE_LIMIT", intBetween(1, 1_000_000), defaults.llmQueueLimit)
+    const childIdleSeconds = yield* withDefault("MCP_CHILD_IDLE_SECONDS", intBetween(1, 86_400), Duration.toSeconds(defaults.childIdleTtl))
+    const childStartSeconds = yield* withDefault("MCP_CHILD_START_TIMEOUT_SECONDS", intBetween(1, 600), Duration.toSeconds(defaults.childStartTimeout))
     const logLevelCheck = oneOf("trace", "debug", "info", "warn", "error", "none")
     const logLevel = yield* fromOverride(
       "LOG_LEVEL",
       overrides.logLevel,
       logLevelCheck,
-      withDefault("LOG_LEVEL", logLevelCheck, "info")
+      withDefault("LOG_LEVEL", logLevelCheck, defaults.logLevel)
     )
     const logFormatCheck = oneOf("json", "pretty")
     const defaultFormat: LogFormat = process.stderr.isTTY ? "pretty" : "json"
@@ -226,10 +226,10 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
       tempModelTtlSeconds,
       maxModelTtlSeconds,
       modelCacheTtlSeconds,
-      verifyInterval: Duration.millis(250),
+      verifyInterval: defaults.verifyInterval,
       verifyAttempts,
       verifyProbe: verifyProbe === "true",
-      loadRetryBase: Duration.seconds(1),
+      loadRetryBase: defaults.loadRetryBase,
       requestTimeout: Duration.seconds(requestTimeoutSeconds),
       metadataTimeout: Duration.seconds(metadataTimeoutSeconds),
       mcpJsonPath,
@@ -264,7 +264,7 @@ export class AppConfig extends Context.Tag("lmstudio-bridge/AppConfig")<AppConfi
   ): Layer.Layer<AppConfig> => Layer.succeed(AppConfig, { ...defaults, ...config })
 }
 
-/** The documented defaults, used by `AppConfig.layerFrom`. */
+/** The documented defaults: the loader's for every variable that is unset, and `AppConfig.layerFrom`'s. */
 export const defaults: AppConfigShape = {
   baseUrl: DEFAULT_BASE_URL,
   baseUrlSource: "a fixed configuration",

@@ -62,7 +62,7 @@ const findDefaultHome = (userHome: string): { readonly home: string | undefined;
 }
 
 /** The `port` of an http-server.json (a JSON object; other fields are not relied on). */
-export const readPortFile = (file: string): { readonly port: number } | { readonly problem: string } => {
+const readPortFile = (file: string): { readonly port: number } | { readonly problem: string } => {
   let text: string
   try {
     text = readFileSync(file, "utf8")

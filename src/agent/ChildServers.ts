@@ -51,7 +51,7 @@ class PoolKey extends Data.Class<{ readonly name: string; readonly hash: number 
 const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /** The text of a tool result: its text parts, and a note for each part that is not text. */
-export const resultText = (r: CallToolResult): string =>
+const resultText = (r: CallToolResult): string =>
   r.content
     .map((c) => (c.type === "text" ? c.text : c.type === "resource" && "text" in c.resource ? String(c.resource.text) : `[${c.type} content]`))
     .join("\n") || (r.structuredContent !== undefined ? JSON.stringify(r.structuredContent) : "")

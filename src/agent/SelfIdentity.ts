@@ -18,7 +18,7 @@ const ENTRY_FILES = ["dist/src/bin.js", "dist/src/bin.bundle.cjs", "src/bin.ts"]
 const BIN_NAME = /^lmstudio-bridge(@[^/\\]*)?(\.cmd|\.exe)?$/
 
 /** Does this command or argument name the bridge's bin (`lmstudio-bridge`, also as an npx package spec)? */
-export const isBinName = (part: string): boolean => BIN_NAME.test(basename(part))
+const isBinName = (part: string): boolean => BIN_NAME.test(basename(part))
 
 const realPath = (fs: FileSystem.FileSystem, p: string) => Effect.option(fs.realPath(p))
 

@@ -9,7 +9,7 @@ import type { AppLayerFactory, McpServers } from "./Shared.js"
 import { serveCommand } from "./serve.js"
 import { simulateCommand } from "./simulate.js"
 
-export const rootCommand = (appLayer: AppLayerFactory, version: string, mcp: McpServers) =>
+const rootCommand = (appLayer: AppLayerFactory, version: string, mcp: McpServers) =>
   Command.make("lmstudio-bridge").pipe(
     Command.withDescription("MCP server and CLI that hands work to local LLMs served by LM Studio"),
     Command.withSubcommands([

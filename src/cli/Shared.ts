@@ -45,7 +45,7 @@ export const model = Options.text("model").pipe(
   Options.optional
 )
 
-export const overridesOf = (flags: { readonly baseUrl: Option.Option<string> }): ConfigOverrides => ({
+const overridesOf = (flags: { readonly baseUrl: Option.Option<string> }): ConfigOverrides => ({
   baseUrl: Option.getOrUndefined(flags.baseUrl)
 })
 

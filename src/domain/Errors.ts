@@ -437,8 +437,6 @@ export const LmStudioError = Schema.Union(
 )
 export type LmStudioError = typeof LmStudioError.Type
 
-/** Is this one of the LM Studio client's typed errors (as opposed to a transport error of the HTTP client)? */
-export const isLmStudioError: (u: unknown) => u is LmStudioError = Schema.is(LmStudioError)
 
 /**
  * Answers that mean "the model the bridge believes loaded is not there" (DESIGN §6 "Truth about LM Studio"): no model

@@ -31,9 +31,6 @@ export const Usage = Schema.Struct({
 })
 export type Usage = typeof Usage.Type
 
-export const FinishReason = Schema.String
-export type FinishReason = "stop" | "length" | "tool_calls" | (string & {})
-
 /** A tool offered to the model: OpenAI function-tool shape with a JSON-schema `parameters`. */
 export interface ToolDefinition {
   readonly name: string

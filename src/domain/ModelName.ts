@@ -5,7 +5,7 @@
 import { Effect } from "effect"
 import { InvalidModelName } from "./Errors.js"
 
-export const MAX_MODEL_NAME_LENGTH = 256
+const MAX_MODEL_NAME_LENGTH = 256
 
 /** Returns the problem with a model name, or undefined when it is acceptable. */
 export const checkModelName = (name: string): string | undefined => {
@@ -27,7 +27,7 @@ export const validateModelName = (name: string): Effect.Effect<string, InvalidMo
 }
 
 /** The part of an identifier that names the model: `pub/key:2` → `pub/key`, `key@q4_k_m` → `key`. */
-export const baseKey = (identifier: string): string =>
+const baseKey = (identifier: string): string =>
   identifier
     .replace(/:\d+$/, "")
     .replace(/@[^/@]*$/, "")
@@ -48,7 +48,7 @@ export const sameModel = (requested: string, served: string): boolean => {
 }
 
 /** Levenshtein distance, bounded work for names of at most a few hundred characters. */
-export const editDistance = (a: string, b: string): number => {
+const editDistance = (a: string, b: string): number => {
   const prev = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
     let diag = prev[0]!

@@ -244,7 +244,6 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
     return {
       path,
       available: Option.isSome(path),
-      exec: run,
       ls,
       ps,
       load,

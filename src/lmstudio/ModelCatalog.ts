@@ -8,7 +8,7 @@
  * - `ModelNotFound` carries the available models and the closest matches.
  * - `resolve` turns "default"/absent into DEFAULT_MODEL, else the loaded LLM, else `NoModelLoaded`.
  */
-import { Clock, Duration, Effect, Option, Ref } from "effect"
+import { Clock, Effect, Option, Ref } from "effect"
 import { AppConfig } from "../Config.js"
 import {
   InvalidModelName,
@@ -196,6 +196,6 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
      */
     const loadedSince = (seen: number) => Effect.map(refreshAfter(seen), (s) => ({ instances: instancesOf(s), seenAt: s.fetchedAt }))
 
-    return { snapshot, find, resolve, invalidate, loadedNow, currentGeneration, loadedSince, cacheTtl: Duration.millis(ttlMs) } as const
+    return { snapshot, find, resolve, invalidate, loadedNow, currentGeneration, loadedSince } as const
   })
 }) {}

@@ -408,6 +408,6 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
       }
     })
 
-    return { load, ensureLoaded, withModel, unload: unloadInstance, unloadAll, verify: loader.verify, listLoaded, status } as const
+    return { load, ensureLoaded, withModel, unload: unloadInstance, unloadAll, listLoaded, status } as const
   })
 }) {}

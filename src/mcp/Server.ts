@@ -47,7 +47,7 @@ export interface Tool<R> {
 }
 
 /** JSON Schema of an object Schema, as MCP wants it: `type: "object"` at the top, no `$schema`. */
-export const objectJsonSchema = <A, I>(schema: Schema.Schema<A, I>): { type: "object"; [key: string]: unknown } => {
+const objectJsonSchema = <A, I>(schema: Schema.Schema<A, I>): { type: "object"; [key: string]: unknown } => {
   const { $schema: _ignored, ...rest } = JSONSchema.make(schema)
   // An empty Struct comes out as "any object or array" ($id "/schemas/{}"): a tool without parameters takes {}.
   if (!("properties" in rest)) return { type: "object", properties: {}, additionalProperties: false }
@@ -65,7 +65,7 @@ export const NoInput = Schema.Struct({}).pipe(
 const text = (t: string): CallToolResult["content"][number] => ({ type: "text", text: t })
 
 /** `<Tag>: <message>` + `Hint:` + the error's fields as JSON; no structuredContent. */
-export const errorResult = (error: { readonly _tag: string; readonly message: string; readonly hint: string }): CallToolResult => {
+const errorResult = (error: { readonly _tag: string; readonly message: string; readonly hint: string }): CallToolResult => {
   const fields = Object.fromEntries(Object.entries(error).filter(([k]) => k !== "_tag"))
   return {
     isError: true,

@@ -26,7 +26,7 @@ const prettyStderr = Logger.prettyLogger({ stderr: true, colors: "auto", mode: "
 const jsonStderr = Logger.withConsoleError(Logger.jsonLogger)
 
 /** The stderr logger for a format (one instance each, so installing twice never logs twice). */
-export const stderrLogger = (format: LogFormat): Logger.Logger<unknown, void> => (format === "pretty" ? prettyStderr : jsonStderr)
+const stderrLogger = (format: LogFormat): Logger.Logger<unknown, void> => (format === "pretty" ? prettyStderr : jsonStderr)
 
 /**
  * Installs the configured stderr logger in place of the default one (and of any stderr logger installed before,

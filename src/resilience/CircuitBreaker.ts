@@ -25,14 +25,14 @@ export interface BreakerPolicy {
   readonly maxOpenMs: number
 }
 
-export const defaultPolicy: BreakerPolicy = { failureThreshold: 5, openMs: 5_000, maxOpenMs: 60_000 }
+const defaultPolicy: BreakerPolicy = { failureThreshold: 5, openMs: 5_000, maxOpenMs: 60_000 }
 
 export type Admission =
   | { readonly _tag: "Allowed"; readonly probe: boolean }
   | { readonly _tag: "Rejected"; readonly retryAfterMs: number }
 
 /** May a call go through now? A due open breaker turns half-open and admits this call as its single probe. */
-export const admit = (s: BreakerState, now: number): [Admission, BreakerState] => {
+const admit = (s: BreakerState, now: number): [Admission, BreakerState] => {
   switch (s._tag) {
     case "Closed":
       return [{ _tag: "Allowed", probe: false }, s]

@@ -45,7 +45,7 @@ export const itemsToTurns = (items: ReadonlyArray<unknown>): Array<Turn> =>
 export const normaliseInput = (input: unknown): Array<unknown> =>
   typeof input === "string" ? [{ role: "user", content: input }] : Array.isArray(input) ? input : []
 
-export const responseOutput = (c: Completed, ids: ResponseIds): Array<Record<string, unknown>> => {
+const responseOutput = (c: Completed, ids: ResponseIds): Array<Record<string, unknown>> => {
   const out: Array<Record<string, unknown>> = []
   if (c.reasoning !== "") {
     out.push({ id: ids.reasoning, type: "reasoning", summary: [], content: [{ type: "reasoning_text", text: c.reasoning }] })

@@ -98,7 +98,7 @@ const matches = (m: typeof Match.Type, c: Conversation, model: string): boolean 
 }
 
 /** What the default model says when no rule matches: deterministic and derived from the conversation. */
-export const defaultReply = (c: Conversation, model: string): Reply => {
+const defaultReply = (c: Conversation, model: string): Reply => {
   const user = lastOf(c, "user")
   const tool = c.turns[c.turns.length - 1]?.role === "tool" ? lastOf(c, "tool") : undefined
   if (tool !== undefined) return { content: `The tool returned: ${tool}` }
@@ -110,7 +110,7 @@ export const reply = (scenario: Scenario, c: Conversation, model: string): Reply
   scenario.rules.find((r) => matches(r.match, c, model))?.reply ?? defaultReply(c, model)
 
 /** Renders a tool call as text in one of the formats models use without native tool calling. */
-export const renderTextToolCall = (format: typeof TextToolCallFormat.Type, call: ToolCallSpec): string => {
+const renderTextToolCall = (format: typeof TextToolCallFormat.Type, call: ToolCallSpec): string => {
   const json = JSON.stringify({ name: call.name, arguments: call.arguments })
   switch (format) {
     case "tool_call":

@@ -196,7 +196,7 @@ const messagesToTurns = (messages: ReadonlyArray<unknown>): Array<Turn> =>
 const promptTokensOf = (turns: ReadonlyArray<Turn>): number => turns.reduce((n, t) => n + countTokens(t.text) + 4, 0)
 
 /** A minimal JSON value that satisfies a JSON schema: what the default model answers under `json_schema`. */
-export const exampleFor = (schema: unknown): unknown => {
+const exampleFor = (schema: unknown): unknown => {
   if (!Predicate.isRecord(schema)) return null
   const s = schema
   if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0]

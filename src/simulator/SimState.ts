@@ -66,7 +66,7 @@ export interface Faults {
   readonly forgetResponses: boolean
 }
 
-export const noFaults: Faults = {
+const noFaults: Faults = {
   latencyMs: 0,
   tokenDelayMs: 0,
   failNext: [],
@@ -159,7 +159,7 @@ export const nextIdentifier = (instances: ReadonlyArray<SimInstance>, key: strin
 const stripVariant = (s: string): string => s.replace(/@[^/@]*$/, "")
 
 /** Finds a downloaded model by key, variant (`key@q4`) or key without the publisher. */
-export const findModel = (models: ReadonlyArray<SimModel>, name: string): SimModel | undefined => {
+const findModel = (models: ReadonlyArray<SimModel>, name: string): SimModel | undefined => {
   const n = stripVariant(name).toLowerCase()
   return (
     models.find((m) => m.key.toLowerCase() === n) ??
@@ -276,7 +276,7 @@ export interface SimOptions {
   readonly faults?: FaultsInput | undefined
 }
 
-export const defaultSettings: Settings = {
+const defaultSettings: Settings = {
   jit: true,
   autoEvict: true,
   jitDefaultTtlMs: 60 * 60 * 1000,
@@ -288,7 +288,7 @@ export const defaultSettings: Settings = {
   responses: true
 }
 
-export const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
+const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
   latencyMs: input.latencyMs ?? f.latencyMs,
   tokenDelayMs: input.tokenDelayMs ?? f.tokenDelayMs,
   failNext: input.failNext
@@ -309,7 +309,7 @@ export const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
   forgetResponses: input.forgetResponses ?? f.forgetResponses
 })
 
-export const applySettings = (s: Settings, input: typeof SettingsInput.Type): Settings => ({
+const applySettings = (s: Settings, input: typeof SettingsInput.Type): Settings => ({
   jit: input.jit ?? s.jit,
   autoEvict: input.autoEvict ?? s.autoEvict,
   jitDefaultTtlMs: input.jitDefaultTtlSeconds !== undefined ? input.jitDefaultTtlSeconds * 1000 : s.jitDefaultTtlMs,

@@ -148,7 +148,7 @@ export const pieces = (s: string, size: number): Array<string> => {
 
 export const sseData = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`
 export const sseEvent = (event: string, payload: unknown): string => `event: ${event}\ndata: ${JSON.stringify(payload)}\n\n`
-export const sseDone = "data: [DONE]\n\n"
+const sseDone = "data: [DONE]\n\n"
 
 /** The SSE frames of a streamed chat completion (protocol §2.2 "Streaming"). */
 export const chatCompletionFrames = (

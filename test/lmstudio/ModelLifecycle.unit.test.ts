@@ -60,8 +60,7 @@ const world = (downloaded: ReadonlyArray<string>, preloaded: ReadonlyArray<strin
       Effect.sync(() => {
         generation++
         return { instances: listed(), seenAt: 0 }
-      }),
-    cacheTtl: Duration.seconds(60)
+      })
   })
   type Client = Parameters<typeof LmStudioClient.make>[0]
   const client = LmStudioClient.make(

@@ -89,7 +89,7 @@ export const transportError = (ctx: CallSite, e: TransportFailure | TransportTim
 const decodeErrorBodyOption = Schema.decodeUnknownOption(ErrorBody)
 
 /** Only bodies that carry an `error` key are decoded as errors; the common case costs one property check. */
-export const decodeErrorBody = (json: unknown): Option.Option<ErrorBody> =>
+const decodeErrorBody = (json: unknown): Option.Option<ErrorBody> =>
   typeof json === "object" && json !== null && "error" in json ? decodeErrorBodyOption(json) : Option.none()
 
 /** JSON text to a value; the typed decoding happens afterwards with the endpoint's Schema. */

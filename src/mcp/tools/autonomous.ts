@@ -72,7 +72,7 @@ const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.
     return runResultJson(result, servers.map((s) => s.name))
   })
 
-export const listAvailableMcps = tool({
+const listAvailableMcps = tool({
   name: "list_available_mcps",
   title: "List the MCP servers an agent can use",
   description:
@@ -106,7 +106,7 @@ export const listAvailableMcps = tool({
     [`${o.config_file} (${o.reason})`, ...o.servers.map((s) => `${s.enabled ? "  " : "x "}${s.name} [${s.transport}] ${s.target}${s.note ? ` — ${s.note}` : ""}`)].join("\n")
 })
 
-export const autonomousWithMcp = tool({
+const autonomousWithMcp = tool({
   name: "autonomous_with_mcp",
   title: "Hand a task to a local model with one MCP server's tools",
   description:
@@ -120,7 +120,7 @@ export const autonomousWithMcp = tool({
   render
 })
 
-export const autonomousWithMultipleMcps = tool({
+const autonomousWithMultipleMcps = tool({
   name: "autonomous_with_multiple_mcps",
   title: "Hand a task to a local model with several MCP servers' tools",
   description:
@@ -136,7 +136,7 @@ export const autonomousWithMultipleMcps = tool({
   render
 })
 
-export const autonomousDiscoverAndExecute = tool({
+const autonomousDiscoverAndExecute = tool({
   name: "autonomous_discover_and_execute",
   title: "Hand a task to a local model with every MCP server's tools",
   description:

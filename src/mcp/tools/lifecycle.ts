@@ -41,7 +41,7 @@ const Ttl = Schema.optional(
   Schema.Number.annotations({ description: "Idle time-to-live in seconds (whole, >= 1); values above the maximum are capped" })
 )
 
-export const loadModel = tool({
+const loadModel = tool({
   name: "lms_load_model",
   title: "Load a model (with a TTL)",
   description:
@@ -73,7 +73,7 @@ export const loadModel = tool({
   render: renderLoad
 })
 
-export const ensureModelLoaded = tool({
+const ensureModelLoaded = tool({
   name: "lms_ensure_model_loaded",
   title: "Make sure a model is loaded",
   description:
@@ -91,7 +91,7 @@ export const ensureModelLoaded = tool({
   render: renderLoad
 })
 
-export const unloadModel = tool({
+const unloadModel = tool({
   name: "lms_unload_model",
   title: "Unload a model",
   description: "Unload one model instance (by the identifier from lms_list_loaded_models) or, with `all: true`, every loaded model.",
@@ -110,7 +110,7 @@ export const unloadModel = tool({
   render: (o) => (o.unloaded.length === 0 ? "Nothing was unloaded (no such model loaded)." : `Unloaded: ${o.unloaded.join(", ")}`)
 })
 
-export const listLoadedModels = tool({
+const listLoadedModels = tool({
   name: "lms_list_loaded_models",
   title: "Loaded models",
   description:
@@ -150,7 +150,7 @@ export const listLoadedModels = tool({
           .join("\n")
 })
 
-export const serverStatus = tool({
+const serverStatus = tool({
   name: "lms_server_status",
   title: "LM Studio server and lifecycle status",
   description:

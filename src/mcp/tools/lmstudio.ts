@@ -72,7 +72,7 @@ const chatWithProgress = (client: LmStudioClient, request: Parameters<LmStudioCl
     )
   })
 
-export class NothingToSend extends Schema.TaggedError<NothingToSend>()("NothingToSend", { tool: Schema.String }) {
+class NothingToSend extends Schema.TaggedError<NothingToSend>()("NothingToSend", { tool: Schema.String }) {
   override get message(): string {
     return `${this.tool} needs something to send: give \`messages\` with a user message, or \`prompt\``
   }
@@ -83,7 +83,7 @@ export class NothingToSend extends Schema.TaggedError<NothingToSend>()("NothingT
 
 const Role = Schema.Literal("system", "user", "assistant")
 
-export const chatCompletion = tool({
+const chatCompletion = tool({
   name: "chat_completion",
   title: "Chat with a local model",
   description:
@@ -147,7 +147,7 @@ export const chatCompletion = tool({
   render: (o) => (o.reasoning ? `${o.content}\n\n[reasoning]\n${o.reasoning}` : o.content)
 })
 
-export const textCompletion = tool({
+const textCompletion = tool({
   name: "text_completion",
   title: "Raw text completion",
   description:
@@ -174,7 +174,7 @@ export const textCompletion = tool({
   render: (o) => o.text
 })
 
-export const createResponse = tool({
+const createResponse = tool({
   name: "create_response",
   title: "Stateful response (Responses API)",
   description:
@@ -210,7 +210,7 @@ export const createResponse = tool({
   render: (o) => `${o.output_text}\n\n(response_id: ${o.response_id})`
 })
 
-export const generateEmbeddings = tool({
+const generateEmbeddings = tool({
   name: "generate_embeddings",
   title: "Embed text",
   description:
@@ -289,7 +289,7 @@ const modelOut = (m: ModelInfo, devices: ReadonlyMap<string, string> = new Map()
   size_bytes: m.sizeBytes ?? null
 })
 
-export const listModels = tool({
+const listModels = tool({
   name: "list_models",
   title: "List local models",
   description:
@@ -325,7 +325,7 @@ export const listModels = tool({
         ].join("\n")
 })
 
-export const getModelInfo = tool({
+const getModelInfo = tool({
   name: "get_model_info",
   title: "Details of one model",
   description: "Details of one model (or of the default model): type, context length, tool use, vision, quantization, loaded instances.",
@@ -348,7 +348,7 @@ const Breaker = Schema.Struct({
   retry_after_seconds: Schema.Number
 })
 
-export const healthCheck = tool({
+const healthCheck = tool({
   name: "health_check",
   title: "Is LM Studio there?",
   description:
