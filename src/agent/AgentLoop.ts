@@ -29,7 +29,7 @@ import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import type { LifecycleError } from "../lmstudio/LoadResult.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { Admission } from "../lmstudio/Admission.js"
-import { ChildServers, type ChildTool } from "./ChildServers.js"
+import { ChildServers, type ChildTool, START_CONCURRENCY } from "./ChildServers.js"
 import type { ChildServerConfig } from "./McpConfig.js"
 import { joinReasoning, splitThink } from "../domain/Think.js"
 import { capResult, namespace, type NamespacedTool, parseTextToolCalls, toFunctionTool } from "./ToolCalls.js"
@@ -309,7 +309,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         const toolsets = yield* Effect.forEach(
           req.servers,
           (cfg) => Effect.map(Effect.either(children.toolsOf(cfg)), (r) => ({ cfg, r })),
-          { concurrency: "unbounded" }
+          { concurrency: START_CONCURRENCY }
         )
         const all: Array<ChildTool> = []
         const configOf = new Map<string, ChildServerConfig>()

@@ -2,8 +2,9 @@
  * ChildServers: connections to the MCP servers of mcp.json through the SDK `Client` (stdio and Streamable HTTP).
  *
  * - Pooled by (name, config hash) in an `RcMap` with an idle TTL: repeated runs reuse a running child, and an
- *   edited entry gets a new child on the next call (the old one is stopped when idle).
- * - Start-up (`connect` + `initialize` + `tools/list`) is bounded by MCP_CHILD_START_TIMEOUT_SECONDS.
+ *   edited entry gets a new child on the next call (the old one is stopped when idle). The key carries the entry.
+ * - Start-up (`connect` + `initialize` + `tools/list`) is bounded by MCP_CHILD_START_TIMEOUT_SECONDS, and at most
+ *   `START_CONCURRENCY` children start at a time, however many servers a run names.
  * - Each tool call has a timeout (the entry's `timeout` in ms, else AGENT_TOOL_TIMEOUT_SECONDS) and a circuit
  *   breaker per server. Interrupting a call aborts it (the SDK sends `notifications/cancelled` to the child).
  * - A child that crashed (its connection closed) is started again and the call retried once; one that hangs past
@@ -15,8 +16,8 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
-import { Data, Duration, Effect, Exit, RcMap, Ref, Runtime } from "effect"
+import { type CallToolResult, CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js"
+import { Data, Duration, Effect, Equal, Exit, Hash, RcMap, Ref, Runtime } from "effect"
 import { AppConfig } from "../Config.js"
 import { type ChildServerError, McpServerFailed, McpServerTimeout } from "../domain/Errors.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
@@ -43,10 +44,25 @@ interface Connection {
   readonly closed: Ref.Ref<boolean>
 }
 
+/** At most this many child servers start at once (each is a process; this machine class has two cores). */
+export const START_CONCURRENCY = 4
+
 /** Internal: the child's connection closed under a call (it crashed or exited). */
 class ChildGone extends Data.TaggedError("ChildGone")<{ readonly reason: string }> {}
 
-class PoolKey extends Data.Class<{ readonly name: string; readonly hash: number }> {}
+/** Internal: the SDK's call failed (the child answered with a JSON-RPC error, or the request broke). */
+class CallFailed extends Data.TaggedError("CallFailed")<{ readonly reason: string }> {}
+
+/** A pool key: the entry, equal to another by name and config hash (an edited entry is another key). */
+class PoolKey implements Equal.Equal {
+  constructor(readonly cfg: ChildServerConfig) {}
+  [Equal.symbol](that: Equal.Equal): boolean {
+    return that instanceof PoolKey && that.cfg.name === this.cfg.name && that.cfg.hash === this.cfg.hash
+  }
+  [Hash.symbol](): number {
+    return Hash.combine(this.cfg.hash)(Hash.string(this.cfg.name))
+  }
+}
 
 const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
@@ -60,14 +76,22 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
   scoped: Effect.gen(function* () {
     const config = yield* AppConfig
     const runtime = yield* Effect.runtime<never>()
-    const configs = new Map<string, ChildServerConfig>()
     const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
+    // Making a breaker is an effect: callers racing for a new server's breaker take turns, so there is one per server.
+    const breakerLock = yield* Effect.makeSemaphore(1)
+    const startPermits = yield* Effect.makeSemaphore(START_CONCURRENCY)
 
     const breakerOf = (name: string) =>
       Effect.suspend(() => {
         const existing = breakers.get(name)
         if (existing !== undefined) return Effect.succeed(existing)
-        return Effect.tap(CircuitBreaker.make(`MCP server ${name}`), (b) => Effect.sync(() => breakers.set(name, b)))
+        return breakerLock.withPermits(1)(
+          Effect.suspend(() => {
+            const again = breakers.get(name)
+            if (again !== undefined) return Effect.succeed(again)
+            return Effect.tap(CircuitBreaker.make(`MCP server ${name}`), (b) => Effect.sync(() => breakers.set(name, b)))
+          })
+        )
       })
 
     const startTimeoutMs = Duration.toMillis(config.childStartTimeout)
@@ -136,24 +160,16 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
     const pool = yield* RcMap.make({
       lookup: (key: PoolKey) =>
         Effect.acquireRelease(
-          Effect.suspend(() => {
-            const cfg = configs.get(`${key.name}#${key.hash}`)
-            return cfg === undefined
-              ? Effect.fail(new McpServerFailed({ server: key.name, operation: "start", reason: "no configuration (internal)" }))
-              : connect(cfg)
-          }),
+          startPermits.withPermits(1)(connect(key.cfg)),
           ({ close }, exit) =>
             close.pipe(
-              Effect.zipRight(Effect.logInfo("child MCP server stopped").pipe(Effect.annotateLogs({ server: key.name, why: Exit.isSuccess(exit) ? "idle or bridge stopping" : "failed" })))
+              Effect.zipRight(Effect.logInfo("child MCP server stopped").pipe(Effect.annotateLogs({ server: key.cfg.name, why: Exit.isSuccess(exit) ? "idle or bridge stopping" : "failed" })))
             )
         ).pipe(Effect.map(({ connection }) => connection)),
       idleTimeToLive: config.childIdleTtl
     })
 
-    const keyOf = (cfg: ChildServerConfig) => {
-      configs.set(`${cfg.name}#${cfg.hash}`, cfg)
-      return new PoolKey({ name: cfg.name, hash: cfg.hash })
-    }
+    const keyOf = (cfg: ChildServerConfig) => new PoolKey(cfg)
 
     /** A running child for this entry (started if needed), held until the caller's scope closes. */
     const acquire = (cfg: ChildServerConfig) =>
@@ -166,20 +182,22 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
       const once = Effect.scoped(
         Effect.gen(function* () {
           const connection = yield* acquire(cfg)
-          const result = yield* Effect.tryPromise({
-            try: (signal) => connection.client.callTool({ name: tool, arguments: args }, undefined, { signal, timeout: timeoutMs + 60_000 }),
-            catch: (e) => e
+          const answer = yield* Effect.tryPromise({
+            try: (signal) => connection.client.callTool({ name: tool, arguments: args }, CallToolResultSchema, { signal, timeout: timeoutMs + 60_000 }),
+            catch: (e) => new CallFailed({ reason: reasonOf(e) })
           }).pipe(
             Effect.timeoutFail({ duration: Duration.millis(timeoutMs), onTimeout: () => new McpServerTimeout({ server: cfg.name, operation: `answer ${tool}`, timeoutMs }) }),
-            Effect.catchIf(
-              (e): e is unknown => !(e instanceof McpServerTimeout),
-              (e) =>
-                Effect.flatMap(Ref.get(connection.closed), (dead) =>
-                  Effect.fail(dead ? new ChildGone({ reason: reasonOf(e) }) : new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: reasonOf(e) }))
-                )
+            Effect.catchTag("CallFailed", (e) =>
+              Effect.flatMap(Ref.get(connection.closed), (dead) =>
+                Effect.fail(dead ? new ChildGone({ reason: e.reason }) : new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: e.reason }))
+              )
             )
           )
-          return { ok: result.isError !== true, text: resultText(result as CallToolResult) } satisfies ToolOutcome
+          const result = CallToolResultSchema.safeParse(answer)
+          if (!result.success) {
+            return yield* new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: "the answer is not a tool result (no content)" })
+          }
+          return { ok: result.data.isError !== true, text: resultText(result.data) } satisfies ToolOutcome
         })
       )
       const gone = (e: ChildGone) => new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: `the server exited: ${e.reason}` })
