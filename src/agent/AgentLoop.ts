@@ -20,10 +20,11 @@
  * - Think blocks are stripped from the answer and kept as reasoning. `require_tool_first` reminds a model that
  *   answers without having used any tool, once.
  */
-import { Clock, Duration, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option, Schema } from "effect"
 import { AppConfig } from "../Config.js"
 import { type BridgeOverloaded, isExplained, type LmStudioError } from "../domain/Errors.js"
-import type { ChatMessage, ToolDefinition, Usage } from "../domain/Messages.js"
+import { nullable, optionalAsNull, wireKey } from "../domain/JsonShape.js"
+import { type ChatMessage, type ToolDefinition, type Usage, UsageCounts } from "../domain/Messages.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import type { LifecycleError } from "../lmstudio/LoadResult.js"
@@ -249,20 +250,38 @@ const normaliseArgs = (args: string): string => {
   }
 }
 
-/** One JSON shape of a run for both faces (the MCP tools' structured result and `agent run --json`). */
-export const runResultJson = (r: RunResult, servers: ReadonlyArray<string>) => ({
-  answer: r.answer,
-  reasoning: r.reasoning ?? null,
-  stop_reason: r.stopReason,
-  rounds: r.rounds,
-  tool_calls: r.toolCalls.map((c) => ({ round: c.round, server: c.server, tool: c.tool, ok: c.ok, ms: c.ms, detail: c.detail ?? null })),
-  model: r.model,
-  api: r.api,
-  usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens },
-  duration_ms: r.durationMs,
-  servers,
-  warnings: r.warnings
+/**
+ * A run as both faces report it (the MCP tools' structured result and `agent run --json`): the run and the servers it
+ * had. The encoded form is that JSON.
+ */
+export const RunReport = Schema.Struct({
+  answer: Schema.String,
+  reasoning: nullable(Schema.String),
+  stopReason: wireKey("stop_reason", Schema.Literal("completed", "max_rounds", "repeated_call", "budget", "cancelled", "error")),
+  rounds: Schema.Number,
+  toolCalls: wireKey(
+    "tool_calls",
+    Schema.Array(
+      Schema.Struct({
+        round: Schema.Number,
+        server: Schema.String,
+        tool: Schema.String,
+        ok: Schema.Boolean,
+        ms: Schema.Number,
+        detail: optionalAsNull("detail", Schema.String)
+      })
+    )
+  ),
+  model: Schema.String,
+  api: Schema.Literal("responses", "chat"),
+  usage: UsageCounts,
+  durationMs: wireKey("duration_ms", Schema.Number),
+  servers: Schema.Array(Schema.String),
+  warnings: Schema.Array(Schema.String)
 })
+export type RunReport = typeof RunReport.Type
+
+export const runReport = (r: RunResult, servers: ReadonlyArray<string>): RunReport => ({ ...r, servers })
 
 // ---------------------------------------------------------------------------------------------------------------
 // The service: the loop wired to LM Studio and the child servers

@@ -3,7 +3,7 @@
  * services (the binary passes the composition function in; the CLI never builds layers itself).
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, type Layer, Option } from "effect"
+import { Console, Effect, type Layer, Option, Schema } from "effect"
 import type { AppConfig, ConfigOverrides } from "../Config.js"
 import type { ConfigInvalid, InvalidArguments } from "../domain/Errors.js"
 import type { LmStudioClient } from "../lmstudio/LmStudioClient.js"
@@ -50,6 +50,9 @@ const overridesOf = (flags: { readonly baseUrl: Option.Option<string> }): Config
 })
 
 export const printJson = (value: unknown) => Console.log(JSON.stringify(value, null, 2))
+
+/** Prints a value as the JSON its Schema encodes it to (the same JSON the MCP tools return). */
+export const printEncoded = <A, I>(schema: Schema.Schema<A, I>, value: A) => printJson(Schema.encodeSync(schema)(value))
 
 export const printLine = (line: string) => Console.log(line)
 

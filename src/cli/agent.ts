@@ -4,9 +4,9 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { AgentLoop, runResultJson } from "../agent/AgentLoop.js"
+import { AgentLoop, RunReport, runReport } from "../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../agent/McpConfig.js"
-import { type AppLayerFactory, baseUrl, json, model, note, optionalInteger, printJson, printLine, withApp } from "./Shared.js"
+import { type AppLayerFactory, baseUrl, json, model, note, optionalInteger, printEncoded, printJson, printLine, withApp } from "./Shared.js"
 
 const mcpsList = (appLayer: AppLayerFactory) =>
   Command.make("list", { baseUrl, json }, (flags) =>
@@ -52,7 +52,7 @@ const agentRun = (appLayer: AppLayerFactory) =>
             toolCall: (_, c) => (live ? note(`  ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`) : Effect.void)
           }
         )
-        if (flags.json) return yield* printJson(runResultJson(result, servers.map((s) => s.name)))
+        if (flags.json) return yield* printEncoded(RunReport, runReport(result, servers.map((s) => s.name)))
         yield* printLine(result.answer)
         yield* note(`${result.stopReason} after ${result.rounds} round(s), ${result.toolCalls.length} tool call(s); model ${result.model}; ${result.durationMs} ms`)
         for (const w of result.warnings) yield* note(`warning: ${w}`)

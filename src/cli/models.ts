@@ -1,11 +1,11 @@
 /** `lmstudio-bridge models list`: downloaded and loaded models. */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Option } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { InvalidArguments } from "../domain/Errors.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
-import { describeLoad, loadedModelJson, type LoadResult, loadResultJson } from "../lmstudio/LoadResult.js"
+import { describeLoad, LoadedModel, LoadResult } from "../lmstudio/LoadResult.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
-import { type AppLayerFactory, baseUrl, json, printJson, printLine, withApp } from "./Shared.js"
+import { type AppLayerFactory, baseUrl, json, printEncoded, printJson, printLine, withApp } from "./Shared.js"
 
 const loadedOnly = Options.boolean("loaded").pipe(Options.withDescription("Only models that are loaded"))
 const type = Options.choice("type", ["llm", "vlm", "embedding"]).pipe(
@@ -57,8 +57,8 @@ const listCommand = (appLayer: AppLayerFactory) =>
 
 const printLoad = (r: LoadResult, asJson: boolean) =>
   asJson
-    ? printJson(loadResultJson(r))
-    : Effect.forEach(describeLoad(loadResultJson(r)), printLine, { discard: true })
+    ? printEncoded(LoadResult, r)
+    : Effect.forEach(describeLoad(r), printLine, { discard: true })
 
 const model = Args.text({ name: "model" }).pipe(Args.withDescription("Model key, e.g. qwen/qwen3-4b"))
 const ttl = Options.integer("ttl").pipe(
@@ -133,9 +133,7 @@ const loadedCommand = (appLayer: AppLayerFactory) =>
       const lifecycle = yield* ModelLifecycle
       const loaded = yield* lifecycle.listLoaded
       if (flags.json) {
-        return yield* printJson({
-          instances: loaded.map(loadedModelJson)
-        })
+        return yield* printEncoded(Schema.Struct({ instances: Schema.Array(LoadedModel) }), { instances: loaded })
       }
       if (loaded.length === 0) return yield* printLine("No models are loaded.")
       const rows = [

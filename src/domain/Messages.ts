@@ -3,6 +3,7 @@
  * CLI, the MCP tools and the agent loop.
  */
 import { Schema } from "effect"
+import { wireKey } from "./JsonShape.js"
 
 export const Role = Schema.Literal("system", "user", "assistant", "tool")
 
@@ -23,13 +24,17 @@ export const ChatMessage = Schema.Struct({
 })
 export type ChatMessage = typeof ChatMessage.Type
 
+/** Token counts; encoded as the OpenAI-style snake_case JSON the faces show. */
 export const Usage = Schema.Struct({
-  promptTokens: Schema.Number,
-  completionTokens: Schema.Number,
-  totalTokens: Schema.Number,
-  reasoningTokens: Schema.optional(Schema.Number)
+  promptTokens: wireKey("prompt_tokens", Schema.Number),
+  completionTokens: wireKey("completion_tokens", Schema.Number),
+  totalTokens: wireKey("total_tokens", Schema.Number),
+  reasoningTokens: Schema.optional(Schema.Number).pipe(Schema.fromKey("reasoning_tokens"))
 })
 export type Usage = typeof Usage.Type
+
+/** The counts every tool result and `--json` shows (reasoning tokens are part of the completion tokens). */
+export const UsageCounts = Usage.pick("promptTokens", "completionTokens", "totalTokens")
 
 /** A tool offered to the model: OpenAI function-tool shape with a JSON-schema `parameters`. */
 export interface ToolDefinition {

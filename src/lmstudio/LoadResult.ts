@@ -3,8 +3,9 @@
  * instance's real context, parallel slots and device), a loaded instance, and their JSON and text renderings shared
  * by the CLI and the MCP tools.
  */
+import { Schema } from "effect"
+import { nullable, wireKey } from "../domain/JsonShape.js"
 import type { InvalidTtl, LmsError, LmStudioError, ModelLoadFailed, ModelVerificationFailed } from "../domain/Errors.js"
-import type { Backend } from "./LoadPolicy.js"
 import type { CatalogError } from "./ModelCatalog.js"
 
 export type LifecycleError = CatalogError | LmStudioError | LmsError | InvalidTtl | ModelLoadFailed | ModelVerificationFailed
@@ -26,44 +27,37 @@ export interface LoadRequest {
  * nobody (loaded by someone else without a TTL: it stays until unloaded), or unknown (someone else's, and without the
  * lms CLI the bridge cannot see its TTL).
  */
-export type TtlHolder = "lmstudio" | "bridge" | "nobody" | "unknown"
-
-export interface LoadResult {
-  readonly identifier: string
-  readonly model: string
-  /** The idle TTL, when known (a model someone else loaded may have none, or one the bridge cannot see). */
-  readonly ttlSeconds: number | undefined
-  readonly ttlEnforcedBy: TtlHolder
-  /** How it was loaded; `existing` when LM Studio's listing showed it loaded already. */
-  readonly via: Backend | "existing"
-  readonly viaReason: string
-  readonly verified: boolean
-  readonly alreadyLoaded: boolean
-  readonly loadTimeMs: number
-  /** The context and parallel slots of the loaded instance, as LM Studio reports them (not what was asked). */
-  readonly contextLength: number | undefined
-  readonly parallel: number | undefined
-  /** The LM Link device the instance runs on, when it is not this machine. */
-  readonly device: string | undefined
-  readonly notes: ReadonlyArray<string>
-}
-
-/** A load result as the faces show it (snake_case JSON for CLI `--json` and MCP structured content). */
-export const loadResultJson = (r: LoadResult) => ({
-  identifier: r.identifier,
-  model: r.model,
-  ttl_seconds: r.ttlSeconds ?? null,
-  ttl_enforced_by: r.ttlEnforcedBy,
-  via: r.via,
-  via_reason: r.viaReason,
-  verified: r.verified,
-  already_loaded: r.alreadyLoaded,
-  load_time_ms: r.loadTimeMs,
-  context_length: r.contextLength ?? null,
-  parallel: r.parallel ?? null,
-  device: r.device ?? null,
-  notes: r.notes
+export const TtlHolder = Schema.Literal("lmstudio", "bridge", "nobody", "unknown").annotations({
+  description:
+    "Who unloads the model after its idle TTL: LM Studio itself, the bridge (only while it runs), nobody (loaded by someone " +
+    "else without a TTL), or unknown (someone else's, and the lms CLI is not there to show its TTL)"
 })
+export type TtlHolder = typeof TtlHolder.Type
+
+/** A load's result; its encoded form is the JSON of `lms_load_model`, `lms_ensure_model_loaded` and `models load --json`. */
+export const LoadResult = Schema.Struct({
+  identifier: Schema.String,
+  model: Schema.String,
+  /** The idle TTL, when known (a model someone else loaded may have none, or one the bridge cannot see). */
+  ttlSeconds: wireKey("ttl_seconds", nullable(Schema.Number)),
+  ttlEnforcedBy: wireKey("ttl_enforced_by", TtlHolder),
+  /** How it was loaded; `existing` when LM Studio's listing showed it loaded already. */
+  via: Schema.Literal("cli", "jit", "rest", "existing"),
+  viaReason: wireKey("via_reason", Schema.String),
+  verified: Schema.Boolean,
+  alreadyLoaded: wireKey("already_loaded", Schema.Boolean),
+  loadTimeMs: wireKey("load_time_ms", Schema.Number),
+  /** The context and parallel slots of the loaded instance, as LM Studio reports them (not what was asked). */
+  contextLength: wireKey(
+    "context_length",
+    nullable(Schema.Number).annotations({ description: "The context the instance really has (LM Studio may load less than asked)" })
+  ),
+  parallel: nullable(Schema.Number),
+  /** The LM Link device the instance runs on, when it is not this machine. */
+  device: nullable(Schema.String).annotations({ description: "LM Link device the instance runs on; null when local" }),
+  notes: Schema.Array(Schema.String)
+})
+export type LoadResult = typeof LoadResult.Type
 
 const holderText: Record<TtlHolder, string> = {
   lmstudio: "enforced by LM Studio",
@@ -73,40 +67,28 @@ const holderText: Record<TtlHolder, string> = {
 }
 
 /** A load result in words, for the CLI and the MCP text rendering alike. */
-export const describeLoad = (o: ReturnType<typeof loadResultJson>): ReadonlyArray<string> => [
-  o.already_loaded
+export const describeLoad = (o: LoadResult): ReadonlyArray<string> => [
+  o.alreadyLoaded
     ? `${o.identifier} is already loaded (seen in LM Studio's listing just now).`
-    : `Loaded ${o.identifier} via ${o.via} in ${o.load_time_ms} ms (verified in LM Studio's listing).`,
-  `TTL ${o.ttl_seconds === null ? "unknown" : `${o.ttl_seconds} s`}, ${holderText[o.ttl_enforced_by]}.` +
-    (o.context_length !== null ? ` Context ${o.context_length} tokens${o.parallel !== null ? `, ${o.parallel} parallel slots` : ""}.` : "") +
-    (o.device !== null ? ` Runs on LM Link device ${o.device}.` : ""),
+    : `Loaded ${o.identifier} via ${o.via} in ${o.loadTimeMs} ms (verified in LM Studio's listing).`,
+  `TTL ${o.ttlSeconds === undefined ? "unknown" : `${o.ttlSeconds} s`}, ${holderText[o.ttlEnforcedBy]}.` +
+    (o.contextLength !== undefined ? ` Context ${o.contextLength} tokens${o.parallel !== undefined ? `, ${o.parallel} parallel slots` : ""}.` : "") +
+    (o.device !== undefined ? ` Runs on LM Link device ${o.device}.` : ""),
   ...o.notes.map((n) => `Note: ${n}`)
 ]
 
-export interface LoadedModel {
-  readonly identifier: string
-  readonly model: string
-  readonly type: string
-  readonly contextLength: number | undefined
-  readonly parallel: number | undefined
-  readonly ttlSeconds: number | undefined
-  readonly ttlLeftSeconds: number | undefined
-  readonly status: string | undefined
-  readonly ownedByBridge: boolean
+/** A loaded instance; its encoded form is the JSON of `lms_list_loaded_models` and `models loaded --json`. */
+export const LoadedModel = Schema.Struct({
+  identifier: Schema.String,
+  model: Schema.String,
+  type: Schema.String,
+  contextLength: wireKey("context_length", nullable(Schema.Number)),
+  parallel: nullable(Schema.Number),
+  ttlSeconds: wireKey("ttl_seconds", nullable(Schema.Number)),
+  ttlLeftSeconds: wireKey("ttl_left_seconds", nullable(Schema.Number)),
+  status: nullable(Schema.String),
+  ownedByBridge: wireKey("owned_by_bridge", Schema.Boolean),
   /** The LM Link device the instance runs on; undefined when local (or when only HTTP listings are available). */
-  readonly device: string | undefined
-}
-
-/** A loaded instance as the faces show it (snake_case JSON for CLI `--json` and MCP structured content). */
-export const loadedModelJson = (m: LoadedModel) => ({
-  identifier: m.identifier,
-  model: m.model,
-  type: m.type,
-  context_length: m.contextLength ?? null,
-  parallel: m.parallel ?? null,
-  ttl_seconds: m.ttlSeconds ?? null,
-  ttl_left_seconds: m.ttlLeftSeconds ?? null,
-  status: m.status ?? null,
-  owned_by_bridge: m.ownedByBridge,
-  device: m.device ?? null
+  device: nullable(Schema.String)
 })
+export type LoadedModel = typeof LoadedModel.Type

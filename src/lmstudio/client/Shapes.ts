@@ -2,6 +2,8 @@
  * What LmStudioClient takes and gives: requests and results in the bridge's own terms (camelCase, no wire
  * details). The wire shapes are in `Wire.ts`; `Mapping.ts` turns one into the other.
  */
+import { Schema } from "effect"
+import { nullable, optionalAsNull, wireKey } from "../../domain/JsonShape.js"
 import type { ChatMessage, ToolCall, ToolDefinition, Usage } from "../../domain/Messages.js"
 
 export interface ChatRequest {
@@ -110,32 +112,41 @@ export type ResponseDelta =
   | { readonly _tag: "Reasoning"; readonly text: string }
   | { readonly _tag: "Completed"; readonly response: ResponseResult }
 
-export interface LoadedInstance {
-  readonly id: string
+/** A loaded instance of a model; encoded as the `loaded_instances` entries of list_models and get_model_info. */
+export const LoadedInstance = Schema.Struct({
+  id: wireKey("identifier", Schema.String),
   /** The context the instance was loaded with (not what was asked: LM Studio may load less when memory is short). */
-  readonly contextLength: number | undefined
+  contextLength: wireKey("context_length", nullable(Schema.Number)),
   /** Parallel prediction slots of the instance (its context is shared between them). */
-  readonly parallel: number | undefined
+  parallel: nullable(Schema.Number),
   /** The LM Link device the instance runs on; undefined when local or not known (only `lms ps` tells). */
-  readonly device?: string | undefined
-}
+  device: optionalAsNull("device", Schema.String).annotations({
+    description: "LM Link device the instance runs on; null when local (or not known without lms)"
+  })
+})
+export type LoadedInstance = typeof LoadedInstance.Type
 
-export interface ModelInfo {
-  readonly key: string
-  readonly type: "llm" | "vlm" | "embedding" | "unknown"
-  readonly displayName: string | undefined
-  readonly publisher: string | undefined
-  readonly architecture: string | undefined
-  readonly quantization: string | undefined
-  readonly format: string | undefined
-  readonly sizeBytes: number | undefined
-  readonly maxContextLength: number | undefined
-  readonly toolUse: boolean | undefined
-  readonly vision: boolean | undefined
-  readonly loaded: ReadonlyArray<LoadedInstance>
+/** What LM Studio says of a downloaded model, from the richest source available; encoded as list_models shows it. */
+export const ModelInfo = Schema.Struct({
+  key: Schema.String,
+  type: Schema.Literal("llm", "vlm", "embedding", "unknown"),
+  displayName: wireKey("display_name", nullable(Schema.String)),
+  loaded: wireKey("loaded_instances", Schema.Array(LoadedInstance)),
+  maxContextLength: wireKey("max_context_length", nullable(Schema.Number)),
+  toolUse: wireKey("tool_use", nullable(Schema.Boolean)),
+  vision: nullable(Schema.Boolean),
+  quantization: nullable(Schema.String),
+  sizeBytes: wireKey("size_bytes", nullable(Schema.Number)),
+  publisher: nullable(Schema.String),
+  architecture: nullable(Schema.String),
+  format: nullable(Schema.String),
   /** Which API described the model: v1 is the richest, openai the poorest (ids only); lms is the CLI's JSON. */
-  readonly source: "v1" | "v0" | "lms" | "openai"
-}
+  source: Schema.Literal("v1", "v0", "lms", "openai")
+})
+export type ModelInfo = typeof ModelInfo.Type
+
+/** The part of a ModelInfo the tools show (list_models, get_model_info). */
+export const ModelSummary = ModelInfo.pick("key", "type", "displayName", "loaded", "maxContextLength", "toolUse", "vision", "quantization", "sizeBytes")
 
 export interface Apis {
   readonly openai: boolean

@@ -4,7 +4,7 @@
  * goes out per round and per tool call, and cancelling the call stops the loop, the LLM request and the tool calls.
  */
 import { Effect, Schema } from "effect"
-import { AgentLoop, runResultJson } from "../../agent/AgentLoop.js"
+import { AgentLoop, RunReport, runReport } from "../../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../../agent/McpConfig.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
 
@@ -19,28 +19,12 @@ const RunOptions = {
   require_tool_first: Schema.optional(Schema.Boolean.annotations({ description: "Remind the model once to use a tool if it answers without any" }))
 }
 
-const RunOutput = Schema.Struct({
-  answer: Schema.String,
-  reasoning: Schema.NullOr(Schema.String),
-  stop_reason: Schema.Literal("completed", "max_rounds", "repeated_call", "budget", "cancelled", "error"),
-  rounds: Schema.Number,
-  tool_calls: Schema.Array(
-    Schema.Struct({ round: Schema.Number, server: Schema.String, tool: Schema.String, ok: Schema.Boolean, ms: Schema.Number, detail: Schema.NullOr(Schema.String) })
-  ),
-  model: Schema.String,
-  api: Schema.Literal("responses", "chat"),
-  usage: Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number, total_tokens: Schema.Number }),
-  duration_ms: Schema.Number,
-  servers: Schema.Array(Schema.String),
-  warnings: Schema.Array(Schema.String)
-})
-
-const render = (o: typeof RunOutput.Type): string =>
+const render = (o: RunReport): string =>
   [
     o.answer,
     "",
-    `— ${o.stop_reason} after ${o.rounds} round(s), ${o.tool_calls.length} tool call(s) on ${o.servers.join(", ") || "no servers"}; model ${o.model}; ${o.duration_ms} ms`,
-    ...o.tool_calls.map((c) => `  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`),
+    `— ${o.stopReason} after ${o.rounds} round(s), ${o.toolCalls.length} tool call(s) on ${o.servers.join(", ") || "no servers"}; model ${o.model}; ${o.durationMs} ms`,
+    ...o.toolCalls.map((c) => `  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`),
     ...o.warnings.map((w) => `warning: ${w}`)
   ].join("\n")
 
@@ -69,7 +53,7 @@ const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.
         toolCall: (round, c) => ctx.progress(++events, `round ${round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`)
       }
     )
-    return runResultJson(result, servers.map((s) => s.name))
+    return runReport(result, servers.map((s) => s.name))
   })
 
 const listAvailableMcps = tool({
@@ -115,7 +99,7 @@ const autonomousWithMcp = tool({
     "local model. Returns the answer, why it stopped, the rounds, every tool call (server, tool, ok, ms), the model, usage and warnings.",
   annotations: runAnnotations,
   input: Schema.Struct({ mcp_name: Schema.String.annotations({ description: "The server's name in mcp.json" }), ...RunOptions }),
-  output: RunOutput,
+  output: RunReport,
   handler: (input, ctx) => runOn([input.mcp_name], input, ctx),
   render
 })
@@ -131,7 +115,7 @@ const autonomousWithMultipleMcps = tool({
     mcp_names: Schema.Array(Schema.String).pipe(Schema.minItems(1)).annotations({ description: "Server names from mcp.json" }),
     ...RunOptions
   }),
-  output: RunOutput,
+  output: RunReport,
   handler: (input, ctx) => runOn(input.mcp_names, input, ctx),
   render
 })
@@ -144,7 +128,7 @@ const autonomousDiscoverAndExecute = tool({
     "not know which server the task needs.",
   annotations: runAnnotations,
   input: RunInput,
-  output: RunOutput,
+  output: RunReport,
   handler: (input, ctx) => runOn(undefined, input, ctx),
   render
 })

@@ -9,33 +9,11 @@ import { InvalidArguments } from "../../domain/Errors.js"
 import { Admission } from "../../lmstudio/Admission.js"
 import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
-import { describeLoad, loadedModelJson, type LoadResult, loadResultJson } from "../../lmstudio/LoadResult.js"
+import { describeLoad, LoadedModel, LoadResult } from "../../lmstudio/LoadResult.js"
 import { ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
 import { NoInput, tool } from "../Server.js"
 
-const LoadOut = Schema.Struct({
-  identifier: Schema.String,
-  model: Schema.String,
-  ttl_seconds: Schema.NullOr(Schema.Number),
-  ttl_enforced_by: Schema.Literal("lmstudio", "bridge", "nobody", "unknown").annotations({
-    description:
-      "Who unloads the model after its idle TTL: LM Studio itself, the bridge (only while it runs), nobody (loaded by someone " +
-      "else without a TTL), or unknown (someone else's, and the lms CLI is not there to show its TTL)"
-  }),
-  via: Schema.Literal("cli", "jit", "rest", "existing"),
-  via_reason: Schema.String,
-  verified: Schema.Boolean,
-  already_loaded: Schema.Boolean,
-  load_time_ms: Schema.Number,
-  context_length: Schema.NullOr(Schema.Number).annotations({ description: "The context the instance really has (LM Studio may load less than asked)" }),
-  parallel: Schema.NullOr(Schema.Number),
-  device: Schema.NullOr(Schema.String).annotations({ description: "LM Link device the instance runs on; null when local" }),
-  notes: Schema.Array(Schema.String)
-})
-
-const loadOut = (r: LoadResult): typeof LoadOut.Type => loadResultJson(r)
-
-const renderLoad = (o: typeof LoadOut.Type) => describeLoad(o).join("\n")
+const renderLoad = (r: LoadResult) => describeLoad(r).join("\n")
 
 const Ttl = Schema.optional(
   Schema.Number.annotations({ description: "Idle time-to-live in seconds (whole, >= 1); values above the maximum are capped" })
@@ -56,19 +34,16 @@ const loadModel = tool({
     context_length: Schema.optional(Schema.Int.pipe(Schema.positive())),
     identifier: Schema.optional(Schema.String)
   }),
-  output: LoadOut,
+  output: LoadResult,
   handler: (input) =>
-    Effect.map(
-      Effect.flatMap(ModelLifecycle, (l) =>
-        l.load({
-          model: input.model,
-          ttlSeconds: input.ttl_seconds,
-          keepLoaded: input.keep_loaded,
-          contextLength: input.context_length,
-          identifier: input.identifier
-        })
-      ),
-      loadOut
+    Effect.flatMap(ModelLifecycle, (l) =>
+      l.load({
+        model: input.model,
+        ttlSeconds: input.ttl_seconds,
+        keepLoaded: input.keep_loaded,
+        contextLength: input.context_length,
+        identifier: input.identifier
+      })
     ),
   render: renderLoad
 })
@@ -82,12 +57,9 @@ const ensureModelLoaded = tool({
     "one load. Returns the identifier to use, whether it was already loaded, and its real context length.",
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: Schema.Struct({ model: Schema.String, ttl_seconds: Ttl }),
-  output: LoadOut,
+  output: LoadResult,
   handler: (input) =>
-    Effect.map(
-      Effect.flatMap(ModelLifecycle, (l) => l.ensureLoaded({ model: input.model, ttlSeconds: input.ttl_seconds })),
-      loadOut
-    ),
+    Effect.flatMap(ModelLifecycle, (l) => l.ensureLoaded({ model: input.model, ttlSeconds: input.ttl_seconds })),
   render: renderLoad
 })
 
@@ -118,34 +90,16 @@ const listLoadedModels = tool({
     "status, LM Link device and whether this bridge loaded them.",
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: NoInput,
-  output: Schema.Struct({
-    instances: Schema.Array(
-      Schema.Struct({
-        identifier: Schema.String,
-        model: Schema.String,
-        type: Schema.String,
-        context_length: Schema.NullOr(Schema.Number),
-        parallel: Schema.NullOr(Schema.Number),
-        ttl_seconds: Schema.NullOr(Schema.Number),
-        ttl_left_seconds: Schema.NullOr(Schema.Number),
-        status: Schema.NullOr(Schema.String),
-        owned_by_bridge: Schema.Boolean,
-        device: Schema.NullOr(Schema.String)
-      })
-    )
-  }),
-  handler: () =>
-    Effect.map(Effect.flatMap(ModelLifecycle, (l) => l.listLoaded), (loaded) => ({
-      instances: loaded.map(loadedModelJson)
-    })),
+  output: Schema.Struct({ instances: Schema.Array(LoadedModel) }),
+  handler: () => Effect.map(Effect.flatMap(ModelLifecycle, (l) => l.listLoaded), (instances) => ({ instances })),
   render: (o) =>
     o.instances.length === 0
       ? "No models are loaded."
       : o.instances
           .map(
             (i) =>
-              `${i.identifier} (${i.type}) TTL ${i.ttl_seconds ?? "?"} s${i.owned_by_bridge ? ", loaded by this bridge" : ""}` +
-              (i.device !== null ? `, on LM Link device ${i.device}` : "")
+              `${i.identifier} (${i.type}) TTL ${i.ttlSeconds ?? "?"} s${i.ownedByBridge ? ", loaded by this bridge" : ""}` +
+              (i.device !== undefined ? `, on LM Link device ${i.device}` : "")
           )
           .join("\n")
 })

@@ -7,10 +7,11 @@
 import { Clock, Effect, Option, Schema, Stream } from "effect"
 import { AppConfig } from "../../Config.js"
 import { isExplained } from "../../domain/Errors.js"
-import type { ChatMessage } from "../../domain/Messages.js"
+import { nullable, wireKey } from "../../domain/JsonShape.js"
+import { type ChatMessage, UsageCounts } from "../../domain/Messages.js"
 import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { collectChat } from "../../lmstudio/client/Mapping.js"
-import type { ModelInfo } from "../../lmstudio/client/Shapes.js"
+import { type ModelInfo, ModelSummary } from "../../lmstudio/client/Shapes.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
@@ -24,9 +25,7 @@ const ModelParam = Schema.optional(
   Schema.String.annotations({ description: 'Model key or instance identifier; omit or "default" for the configured default model' })
 )
 
-const UsageOut = Schema.NullOr(Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number, total_tokens: Schema.Number }))
-const usageOut = (u: { readonly promptTokens: number; readonly completionTokens: number; readonly totalTokens: number } | undefined) =>
-  u ? { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens } : null
+const UsageOut = nullable(UsageCounts)
 
 /**
  * Runs `use` on the resolved model, loaded (with an explicit TTL) and leased for the duration of the call; when
@@ -140,7 +139,7 @@ const chatCompletion = tool({
         reasoning: r.reasoning ?? null,
         model: r.model,
         finish_reason: r.finishReason,
-        usage: usageOut(r.usage),
+        usage: r.usage,
         duration_ms: ms
       }
     }),
@@ -169,7 +168,7 @@ const textCompletion = tool({
       const r = yield* onModel(input.model, (model) =>
         client.complete({ model, prompt: input.prompt, maxTokens: input.max_tokens, temperature: input.temperature, stop: input.stop })
       )
-      return { text: r.text, reasoning: r.reasoning ?? null, model: r.model, finish_reason: r.finishReason, usage: usageOut(r.usage) }
+      return { text: r.text, reasoning: r.reasoning ?? null, model: r.model, finish_reason: r.finishReason, usage: r.usage }
     }),
   render: (o) => o.text
 })
@@ -205,7 +204,7 @@ const createResponse = tool({
           reasoningEffort: input.reasoning_effort
         })
       )
-      return { response_id: r.id, output_text: r.outputText, reasoning: r.reasoning ?? null, model: r.model, usage: usageOut(r.usage) }
+      return { response_id: r.id, output_text: r.outputText, reasoning: r.reasoning ?? null, model: r.model, usage: r.usage }
     }),
   render: (o) => `${o.output_text}\n\n(response_id: ${o.response_id})`
 })
@@ -238,25 +237,6 @@ const generateEmbeddings = tool({
   render: (o) => `${o.vectors.length} vector(s) of ${o.dimensions} dimensions from ${o.model}`
 })
 
-const ModelOut = Schema.Struct({
-  key: Schema.String,
-  type: Schema.String,
-  display_name: Schema.NullOr(Schema.String),
-  loaded_instances: Schema.Array(
-    Schema.Struct({
-      identifier: Schema.String,
-      context_length: Schema.NullOr(Schema.Number),
-      parallel: Schema.NullOr(Schema.Number),
-      device: Schema.NullOr(Schema.String).annotations({ description: "LM Link device the instance runs on; null when local (or not known without lms)" })
-    })
-  ),
-  max_context_length: Schema.NullOr(Schema.Number),
-  tool_use: Schema.NullOr(Schema.Boolean),
-  vision: Schema.NullOr(Schema.Boolean),
-  quantization: Schema.NullOr(Schema.String),
-  size_bytes: Schema.NullOr(Schema.Number)
-})
-
 /** Devices of loaded instances (LM Link), which only `lms ps` tells; empty without the CLI. */
 const devicesNow = Effect.flatMap(LmsCli, (lms) =>
   lms.available
@@ -272,22 +252,16 @@ const ListingAge = Schema.Number.annotations({
   description: "How old LM Studio's listing behind this answer is, in seconds (it is cached up to MODEL_CACHE_TTL_SECONDS)"
 })
 
-const modelOut = (m: ModelInfo, devices: ReadonlyMap<string, string> = new Map()): typeof ModelOut.Type => ({
-  key: m.key,
-  type: m.type,
-  display_name: m.displayName ?? null,
-  loaded_instances: m.loaded.map((i) => ({
-    identifier: i.id,
-    context_length: i.contextLength ?? null,
-    parallel: i.parallel ?? null,
-    device: devices.get(i.id) ?? i.device ?? null
-  })),
-  max_context_length: m.maxContextLength ?? null,
-  tool_use: m.toolUse ?? null,
-  vision: m.vision ?? null,
-  quantization: m.quantization ?? null,
-  size_bytes: m.sizeBytes ?? null
+/** The model with the LM Link device of each loaded instance, where `lms ps` tells one. */
+const withDevices = (m: ModelInfo, devices: ReadonlyMap<string, string>): ModelInfo => ({
+  ...m,
+  loaded: m.loaded.map((i) => {
+    const device = devices.get(i.id) ?? i.device
+    return device === undefined ? i : { ...i, device }
+  })
 })
+
+const ModelDetails = Schema.Struct({ ...ModelSummary.fields, listingAgeSeconds: wireKey("listing_age_seconds", ListingAge) })
 
 const listModels = tool({
   name: "list_models",
@@ -300,7 +274,7 @@ const listModels = tool({
     loaded_only: Schema.optional(Schema.Boolean),
     type: Schema.optional(Schema.Literal("llm", "vlm", "embedding"))
   }),
-  output: Schema.Struct({ models: Schema.Array(ModelOut), source: Schema.String, listing_age_seconds: ListingAge }),
+  output: Schema.Struct({ models: Schema.Array(ModelSummary), source: Schema.String, listing_age_seconds: ListingAge }),
   handler: (input) =>
     Effect.gen(function* () {
       const snapshot = yield* (yield* ModelCatalog).snapshot
@@ -308,7 +282,7 @@ const listModels = tool({
         (m) => (input.loaded_only !== true || m.loaded.length > 0) && (input.type === undefined || m.type === input.type)
       )
       const devices = models.some((m) => m.loaded.length > 0) ? yield* devicesNow : new Map<string, string>()
-      return { models: models.map((m) => modelOut(m, devices)), source: snapshot.source, listing_age_seconds: yield* ageSeconds(snapshot.fetchedAt) }
+      return { models: models.map((m) => withDevices(m, devices)), source: snapshot.source, listing_age_seconds: yield* ageSeconds(snapshot.fetchedAt) }
     }),
   render: (o) =>
     o.models.length === 0
@@ -317,8 +291,8 @@ const listModels = tool({
           ...o.models.map(
             (m) =>
               `${m.key} (${m.type})` +
-              (m.loaded_instances.length > 0
-                ? ` loaded as ${m.loaded_instances.map((i) => (i.device !== null ? `${i.identifier} on ${i.device}` : i.identifier)).join(", ")}`
+              (m.loaded.length > 0
+                ? ` loaded as ${m.loaded.map((i) => (i.device !== undefined ? `${i.id} on ${i.device}` : i.id)).join(", ")}`
                 : "")
           ),
           `(LM Studio's listing from ${o.listing_age_seconds} s ago)`
@@ -331,14 +305,14 @@ const getModelInfo = tool({
   description: "Details of one model (or of the default model): type, context length, tool use, vision, quantization, loaded instances.",
   annotations: readOnly,
   input: Schema.Struct({ model: ModelParam }),
-  output: Schema.Struct({ ...ModelOut.fields, listing_age_seconds: ListingAge }),
+  output: ModelDetails,
   handler: (input) =>
     Effect.gen(function* () {
       const found = yield* (yield* ModelCatalog).resolve(input.model)
       const devices = found.model.loaded.length > 0 ? yield* devicesNow : new Map<string, string>()
-      return { ...modelOut(found.model, devices), listing_age_seconds: yield* ageSeconds(found.seenAt) }
+      return { ...withDevices(found.model, devices), listingAgeSeconds: yield* ageSeconds(found.seenAt) }
     }),
-  render: (o) => JSON.stringify(o, null, 2)
+  render: (o) => JSON.stringify(Schema.encodeSync(ModelDetails)(o), null, 2)
 })
 
 const Breaker = Schema.Struct({
