@@ -29,6 +29,9 @@ import {
 import {
   chatBody,
   chatResultOf,
+  completionBody,
+  embeddingsBody,
+  loadBody,
   fragmentsOf,
   modelInfoFromV0,
   modelInfoFromV1,
@@ -64,6 +67,7 @@ import {
   V0ModelsWire,
   V1LoadWire,
   V1ModelsWire,
+  type UnloadRequestWire,
   V1UnloadWire
 } from "./client/Wire.js"
 import { LmStudioBreaker } from "./LmStudioBreaker.js"
@@ -72,7 +76,7 @@ import { LmStudioTransport, type Outgoing } from "./transport/LmStudioTransport.
 const get = (path: string): Outgoing => ({ method: "GET", path })
 
 /** A JSON POST; the body stays a string (no encoding to bytes and back). */
-const post = (path: string, body: Record<string, unknown>): Outgoing => ({ method: "POST", path, body: JSON.stringify(body) })
+const post = (path: string, body: object): Outgoing => ({ method: "POST", path, body: JSON.stringify(body) })
 
 /** Only failures of the server itself count against its breaker (not a 4xx or a bad name). */
 const countsAgainstServer = (e: LmStudioError) =>
@@ -327,14 +331,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       const ctx = site("POST /v1/completions", req.model)
       const r = yield* exchange(
         ctx,
-        post("/v1/completions", {
-          ...(req.model !== undefined ? { model: req.model } : {}),
-          prompt: req.prompt,
-          ...(req.maxTokens !== undefined ? { max_tokens: req.maxTokens } : {}),
-          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-          ...(req.stop !== undefined ? { stop: req.stop } : {}),
-          ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {})
-        }),
+        post("/v1/completions", completionBody(req)),
         decode.completion,
         requestTimeoutMs
       )
@@ -354,11 +351,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       const ctx = site("POST /v1/embeddings", req.model)
       const r = yield* exchange(
         ctx,
-        post("/v1/embeddings", {
-          ...(req.model !== undefined ? { model: req.model } : {}),
-          input: req.input,
-          ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {})
-        }),
+        post("/v1/embeddings", embeddingsBody(req)),
         decode.embeddings,
         requestTimeoutMs
       )
@@ -434,12 +427,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     const loadModel = endpoint("LmStudioClient.loadModel")(function* (req: RestLoadRequest) {
       const r = yield* exchange(
         site("POST /api/v1/models/load", req.model),
-        post("/api/v1/models/load", {
-          model: req.model,
-          ...(req.contextLength !== undefined ? { context_length: req.contextLength } : {}),
-          ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {}),
-          ...(req.identifier !== undefined ? { identifier: req.identifier } : {})
-        }),
+        post("/api/v1/models/load", loadBody(req)),
         decode.load,
         requestTimeoutMs
       )
@@ -454,7 +442,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     const unloadModel = endpoint("LmStudioClient.unloadModel")(function* (instanceId: string) {
       const r = yield* exchange(
         site("POST /api/v1/models/unload", instanceId),
-        post("/api/v1/models/unload", { instance_id: instanceId }),
+        post("/api/v1/models/unload", { instance_id: instanceId } satisfies UnloadRequestWire),
         decode.unload,
         metadataTimeoutMs
       )

@@ -4,10 +4,11 @@
  */
 import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, Fiber, FastCheck as fc, Layer, Stream, TestClock } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, FastCheck as fc, Layer, Schema, Stream, TestClock } from "effect"
 import { AppConfig } from "../../src/Config.js"
 import { classifyError } from "../../src/lmstudio/client/ErrorRules.js"
-import { collectChat, ToolCallAssembler } from "../../src/lmstudio/client/Mapping.js"
+import { chatBody, collectChat, completionBody, embeddingsBody, loadBody, responseBody, ToolCallAssembler } from "../../src/lmstudio/client/Mapping.js"
+import { ChatRequestWire, ResponsesRequestWire } from "../../src/lmstudio/client/Wire.js"
 import { LmStudioClient } from "../../src/lmstudio/LmStudioClient.js"
 import * as HttpClientTransport from "../../src/lmstudio/transport/HttpClientTransport.js"
 
@@ -214,5 +215,56 @@ describe("classifyError", () => {
       assert.strictEqual(e.status, 400)
       assert.strictEqual(e.code, "bad")
     }
+  })
+})
+
+describe("request bodies", () => {
+  const sent = (body: unknown): unknown => JSON.parse(JSON.stringify(body))
+
+  it("send what is given and nothing else; each is what its request Schema describes", () => {
+    const chat = chatBody(
+      {
+        model: "m",
+        messages: [
+          { role: "assistant", content: null, tool_calls: [{ id: "1", name: "f", arguments: "{}" }] },
+          { role: "tool", content: "x", tool_call_id: "1" },
+          { role: "user", content: "hi", tool_calls: [] }
+        ],
+        tools: [],
+        maxTokens: 5,
+        ttlSeconds: 300
+      },
+      true
+    )
+    assert.deepStrictEqual(sent(chat), {
+      model: "m",
+      messages: [
+        { role: "assistant", content: null, tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: "{}" } }] },
+        { role: "tool", content: "x", tool_call_id: "1" },
+        { role: "user", content: "hi" }
+      ],
+      max_tokens: 5,
+      ttl: 300,
+      stream: true,
+      stream_options: { include_usage: true }
+    })
+    assert.isTrue(Schema.is(ChatRequestWire)(chat))
+    const tools = [{ name: "get_time", parameters: { type: "object" } }]
+    assert.deepStrictEqual(sent(chatBody({ messages: [], tools, toolChoice: "auto" }, false)), {
+      messages: [],
+      tools: [{ type: "function", function: { name: "get_time", parameters: { type: "object" } } }],
+      tool_choice: "auto"
+    })
+    const response = responseBody({ input: "x", previousResponseId: "r1", reasoningEffort: "low", tools }, false)
+    assert.deepStrictEqual(sent(response), {
+      input: "x",
+      previous_response_id: "r1",
+      tools: [{ type: "function", name: "get_time", parameters: { type: "object" } }],
+      reasoning: { effort: "low" }
+    })
+    assert.isTrue(Schema.is(ResponsesRequestWire)(response))
+    assert.deepStrictEqual(sent(completionBody({ prompt: "p", stop: ["\n"] })), { prompt: "p", stop: ["\n"] })
+    assert.deepStrictEqual(sent(embeddingsBody({ model: "e", input: ["a"] })), { model: "e", input: ["a"] })
+    assert.deepStrictEqual(sent(loadBody({ model: "k", contextLength: 4096 })), { model: "k", context_length: 4096 })
   })
 })

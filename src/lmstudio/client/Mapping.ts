@@ -7,8 +7,31 @@ import { Effect, Stream } from "effect"
 import type { ToolCall, Usage } from "../../domain/Messages.js"
 import { joinReasoning, splitThink } from "../../domain/Think.js"
 import type { LmsInstance, LmsModel } from "../LmsCli.js"
-import type { ChatDelta, ChatRequest, ChatResult, LoadedInstance, ModelInfo, ResponseRequest, ResponseResult } from "./Shapes.js"
-import type { ChatCompletionWire, ResponseWire, ToolCallWire, UsageWire, V0ModelWire, V1ModelWire } from "./Wire.js"
+import type {
+  ChatDelta,
+  ChatRequest,
+  ChatResult,
+  CompletionRequest,
+  EmbeddingRequest,
+  LoadedInstance,
+  ModelInfo,
+  ResponseRequest,
+  ResponseResult,
+  RestLoadRequest
+} from "./Shapes.js"
+import type {
+  ChatCompletionWire,
+  ChatRequestWire,
+  CompletionRequestWire,
+  EmbeddingsRequestWire,
+  LoadRequestWire,
+  ResponsesRequestWire,
+  ResponseWire,
+  ToolCallWire,
+  UsageWire,
+  V0ModelWire,
+  V1ModelWire
+} from "./Wire.js"
 
 export const toUsage = (u: UsageWire | null | undefined): Usage | undefined => {
   if (u === null || u === undefined) return undefined
@@ -257,55 +280,64 @@ export const chatResultOf = (
   }
 }
 
+const nonEmpty = <A>(xs: ReadonlyArray<A> | undefined): ReadonlyArray<A> | undefined => (xs !== undefined && xs.length > 0 ? xs : undefined)
+
 /** The body of `POST /v1/chat/completions`. */
-export const chatBody = (req: ChatRequest, stream: boolean): Record<string, unknown> => ({
-  ...(req.model !== undefined ? { model: req.model } : {}),
+export const chatBody = (req: ChatRequest, stream: boolean): ChatRequestWire => ({
+  model: req.model,
   messages: req.messages.map((m) => ({
     role: m.role,
     content: m.content,
-    ...(m.tool_calls && m.tool_calls.length > 0
-      ? { tool_calls: m.tool_calls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })) }
-      : {}),
-    ...(m.tool_call_id !== undefined ? { tool_call_id: m.tool_call_id } : {}),
-    ...(m.name !== undefined ? { name: m.name } : {})
+    tool_calls: nonEmpty(m.tool_calls)?.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: c.arguments } })),
+    tool_call_id: m.tool_call_id,
+    name: m.name
   })),
-  ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-  ...(req.maxTokens !== undefined ? { max_tokens: req.maxTokens } : {}),
-  ...(req.stop !== undefined ? { stop: req.stop } : {}),
-  ...(req.responseFormat !== undefined ? { response_format: req.responseFormat } : {}),
-  ...(req.tools !== undefined && req.tools.length > 0
-    ? {
-        tools: req.tools.map((t) => ({
-          type: "function",
-          function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.parameters }
-        }))
-      }
-    : {}),
-  ...(req.toolChoice !== undefined ? { tool_choice: req.toolChoice } : {}),
-  ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {}),
-  ...(stream ? { stream: true, stream_options: { include_usage: true } } : {})
+  temperature: req.temperature,
+  max_tokens: req.maxTokens,
+  stop: req.stop,
+  response_format: req.responseFormat,
+  tools: nonEmpty(req.tools)?.map((t) => ({
+    type: "function" as const,
+    function: { name: t.name, description: t.description, parameters: t.parameters }
+  })),
+  tool_choice: req.toolChoice,
+  ttl: req.ttlSeconds,
+  stream: stream ? true : undefined,
+  stream_options: stream ? { include_usage: true } : undefined
 })
 
 /** The body of `POST /v1/responses`. */
-export const responseBody = (req: ResponseRequest, stream: boolean): Record<string, unknown> => ({
-  ...(req.model !== undefined ? { model: req.model } : {}),
+export const responseBody = (req: ResponseRequest, stream: boolean): ResponsesRequestWire => ({
+  model: req.model,
   input: req.input,
-  ...(req.previousResponseId !== undefined ? { previous_response_id: req.previousResponseId } : {}),
-  ...(req.instructions !== undefined ? { instructions: req.instructions } : {}),
-  ...(req.tools !== undefined && req.tools.length > 0
-    ? {
-        tools: req.tools.map((t) => ({
-          type: "function",
-          name: t.name,
-          ...(t.description !== undefined ? { description: t.description } : {}),
-          parameters: t.parameters
-        }))
-      }
-    : {}),
-  ...(req.toolChoice !== undefined ? { tool_choice: req.toolChoice } : {}),
-  ...(req.reasoningEffort !== undefined ? { reasoning: { effort: req.reasoningEffort } } : {}),
-  ...(req.maxOutputTokens !== undefined ? { max_output_tokens: req.maxOutputTokens } : {}),
-  ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-  ...(req.ttlSeconds !== undefined ? { ttl: req.ttlSeconds } : {}),
-  ...(stream ? { stream: true } : {})
+  previous_response_id: req.previousResponseId,
+  instructions: req.instructions,
+  tools: nonEmpty(req.tools)?.map((t) => ({ type: "function" as const, name: t.name, description: t.description, parameters: t.parameters })),
+  tool_choice: req.toolChoice,
+  reasoning: req.reasoningEffort !== undefined ? { effort: req.reasoningEffort } : undefined,
+  max_output_tokens: req.maxOutputTokens,
+  temperature: req.temperature,
+  ttl: req.ttlSeconds,
+  stream: stream ? true : undefined
+})
+
+/** The body of `POST /v1/completions`. */
+export const completionBody = (req: CompletionRequest): CompletionRequestWire => ({
+  model: req.model,
+  prompt: req.prompt,
+  max_tokens: req.maxTokens,
+  temperature: req.temperature,
+  stop: req.stop,
+  ttl: req.ttlSeconds
+})
+
+/** The body of `POST /v1/embeddings`. */
+export const embeddingsBody = (req: EmbeddingRequest): EmbeddingsRequestWire => ({ model: req.model, input: req.input, ttl: req.ttlSeconds })
+
+/** The body of `POST /api/v1/models/load`. */
+export const loadBody = (req: RestLoadRequest): LoadRequestWire => ({
+  model: req.model,
+  context_length: req.contextLength,
+  ttl: req.ttlSeconds,
+  identifier: req.identifier
 })

@@ -189,3 +189,105 @@ export const ResponseEventWire = Schema.Struct({
   response: Opt(ResponseWire),
   error: Opt(Schema.Unknown)
 })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request bodies: what the client sends. A field left `undefined` is not sent (JSON has no undefined).
+// ---------------------------------------------------------------------------------------------------------------
+
+const Maybe = <A, I, R>(s: Schema.Schema<A, I, R>) => Schema.optional(s)
+
+const ToolChoiceWire = Schema.Literal("auto", "none", "required")
+
+const ChatMessageWire = Schema.Struct({
+  role: Schema.Literal("system", "user", "assistant", "tool"),
+  content: Schema.NullOr(Schema.String),
+  tool_calls: Maybe(
+    Schema.Array(
+      Schema.Struct({
+        id: Schema.String,
+        type: Schema.Literal("function"),
+        function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
+      })
+    )
+  ),
+  tool_call_id: Maybe(Schema.String),
+  name: Maybe(Schema.String)
+})
+
+const Parameters = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/** `POST /v1/chat/completions` (protocol §2.2). */
+export const ChatRequestWire = Schema.Struct({
+  model: Maybe(Schema.String),
+  messages: Schema.Array(ChatMessageWire),
+  temperature: Maybe(Schema.Number),
+  max_tokens: Maybe(Schema.Number),
+  stop: Maybe(Schema.Array(Schema.String)),
+  response_format: Maybe(Schema.Unknown),
+  tools: Maybe(
+    Schema.Array(
+      Schema.Struct({
+        type: Schema.Literal("function"),
+        function: Schema.Struct({ name: Schema.String, description: Maybe(Schema.String), parameters: Parameters })
+      })
+    )
+  ),
+  tool_choice: Maybe(ToolChoiceWire),
+  /** JIT idle TTL in seconds (protocol §5). */
+  ttl: Maybe(Schema.Number),
+  stream: Maybe(Schema.Literal(true)),
+  stream_options: Maybe(Schema.Struct({ include_usage: Schema.Boolean }))
+})
+export type ChatRequestWire = typeof ChatRequestWire.Type
+
+/** `POST /v1/completions`. */
+export const CompletionRequestWire = Schema.Struct({
+  model: Maybe(Schema.String),
+  prompt: Schema.String,
+  max_tokens: Maybe(Schema.Number),
+  temperature: Maybe(Schema.Number),
+  stop: Maybe(Schema.Array(Schema.String)),
+  ttl: Maybe(Schema.Number)
+})
+export type CompletionRequestWire = typeof CompletionRequestWire.Type
+
+/** `POST /v1/embeddings`. */
+export const EmbeddingsRequestWire = Schema.Struct({
+  model: Maybe(Schema.String),
+  input: Schema.Union(Schema.String, Schema.Array(Schema.String)),
+  ttl: Maybe(Schema.Number)
+})
+export type EmbeddingsRequestWire = typeof EmbeddingsRequestWire.Type
+
+/** `POST /v1/responses` (protocol §3). */
+export const ResponsesRequestWire = Schema.Struct({
+  model: Maybe(Schema.String),
+  input: Schema.Union(Schema.String, Schema.Array(Schema.Unknown)),
+  previous_response_id: Maybe(Schema.String),
+  instructions: Maybe(Schema.String),
+  tools: Maybe(
+    Schema.Array(
+      Schema.Struct({ type: Schema.Literal("function"), name: Schema.String, description: Maybe(Schema.String), parameters: Parameters })
+    )
+  ),
+  tool_choice: Maybe(ToolChoiceWire),
+  reasoning: Maybe(Schema.Struct({ effort: Schema.Literal("low", "medium", "high") })),
+  max_output_tokens: Maybe(Schema.Number),
+  temperature: Maybe(Schema.Number),
+  ttl: Maybe(Schema.Number),
+  stream: Maybe(Schema.Literal(true))
+})
+export type ResponsesRequestWire = typeof ResponsesRequestWire.Type
+
+/** `POST /api/v1/models/load` (protocol §4.2; it documents no TTL field, sent only when given). */
+export const LoadRequestWire = Schema.Struct({
+  model: Schema.String,
+  context_length: Maybe(Schema.Number),
+  ttl: Maybe(Schema.Number),
+  identifier: Maybe(Schema.String)
+})
+export type LoadRequestWire = typeof LoadRequestWire.Type
+
+/** `POST /api/v1/models/unload`. */
+export const UnloadRequestWire = Schema.Struct({ instance_id: Schema.String })
+export type UnloadRequestWire = typeof UnloadRequestWire.Type
