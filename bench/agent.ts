@@ -23,15 +23,15 @@ import { LmsCli } from "../src/lmstudio/LmsCli.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../src/lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
+import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
 import * as Logging from "../src/observability/Logging.js"
 import { binPath, nowMs, peakRssMiB, percentile, rssMiB, simulator } from "./support.js"
-import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
 
 // The SDK client's stdio transport waits for 'drain' once per request written while the pipe is full; a thousand
 // concurrent calls legitimately exceed Node's default of 10 listeners.
 EventEmitter.defaultMaxListeners = 0
 
-const program = Effect.gen(function* () {
+const program = Effect.gen(function*() {
   const dir = mkdtempSync(join(tmpdir(), "bridge-agent-bench-"))
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
   writeFileSync(join(dir, "a.txt"), "alpha\n")
@@ -41,8 +41,14 @@ const program = Effect.gen(function* () {
     scenario,
     JSON.stringify({
       rules: [
-        { match: { round: 0, hasTools: true }, reply: { toolCalls: [{ name: "fs__list_directory", arguments: { path: dir } }] } },
-        { match: { round: 1, hasTools: true }, reply: { toolCalls: [{ name: "fs__read_text_file", arguments: { path: join(dir, "a.txt") } }] } },
+        {
+          match: { round: 0, hasTools: true },
+          reply: { toolCalls: [{ name: "fs__list_directory", arguments: { path: dir } }] }
+        },
+        {
+          match: { round: 1, hasTools: true },
+          reply: { toolCalls: [{ name: "fs__read_text_file", arguments: { path: join(dir, "a.txt") } }] }
+        },
         { match: { round: 2 }, reply: { content: "done" } }
       ]
     })
@@ -56,9 +62,12 @@ const program = Effect.gen(function* () {
   let llmNs = 0
   let toolNs = 0
   const timedInto = <A, E, R>(effect: Effect.Effect<A, E, R>, add: (ns: number) => void) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const t0 = yield* Clock.currentTimeNanos
-      const a = yield* Effect.ensuring(effect, Effect.flatMap(Clock.currentTimeNanos, (t1) => Effect.sync(() => add(Number(t1 - t0)))))
+      const a = yield* Effect.ensuring(
+        effect,
+        Effect.flatMap(Clock.currentTimeNanos, (t1) => Effect.sync(() => add(Number(t1 - t0))))
+      )
       return a
     })
   const timedClient = Layer.effect(
@@ -68,17 +77,31 @@ const program = Effect.gen(function* () {
         ...c,
         chat: (req) => timedInto(c.chat(req), (ns) => (llmNs += ns)),
         respond: (req) => timedInto(c.respond(req), (ns) => (llmNs += ns))
-      })
-    )
+      }))
   )
   const timedChildren = Layer.effect(
     ChildServers,
-    Effect.map(ChildServers, (c) => ChildServers.make({ ...c, callTool: (cfg, tool, args) => timedInto(c.callTool(cfg, tool, args), (ns) => (toolNs += ns)) }))
+    Effect.map(
+      ChildServers,
+      (c) =>
+        ChildServers.make({
+          ...c,
+          callTool: (cfg, tool, args) => timedInto(c.callTool(cfg, tool, args), (ns) => (toolNs += ns))
+        })
+    )
   )
   const base = Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Admission.Default).pipe(
     Layer.provide(NodeTransport.layer),
     Layer.provideMerge(NodeContext.layer),
-    Layer.provideMerge(AppConfig.layerFrom({ baseUrl: sim.baseUrl, lifecycle: "jit", mcpJsonPath: Option.some(mcpJson), agentApi: "chat", agentBudget: Duration.seconds(600) }))
+    Layer.provideMerge(
+      AppConfig.layerFrom({
+        baseUrl: sim.baseUrl,
+        lifecycle: "jit",
+        mcpJsonPath: Option.some(mcpJson),
+        agentApi: "chat",
+        agentBudget: Duration.seconds(600)
+      })
+    )
   )
   const withTimedClient = Layer.provideMerge(timedClient, base)
   // Without their declared dependencies: these services must use the timed client and children above.
@@ -105,7 +128,7 @@ const program = Effect.gen(function* () {
     perRound.push((wallNs - llmNs - toolNs) / 1e6 / r.rounds)
   }
   const concurrent = (n: number) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       let peak = process.memoryUsage().rss
       let peakHeap = process.memoryUsage().heapUsed
       const sample = Effect.sync(() => {
@@ -114,16 +137,24 @@ const program = Effect.gen(function* () {
         peakHeap = Math.max(peakHeap, m.heapUsed)
       })
       const sampler = yield* Effect.fork(Effect.forever(Effect.zipRight(sample, Effect.sleep(Duration.millis(20)))))
-      const timedRun = Effect.gen(function* () {
+      const timedRun = Effect.gen(function*() {
         const t0 = yield* nowMs
         const r = yield* run
         return { completed: r.stopReason === "completed", ms: (yield* nowMs) - t0 }
       })
-      const results = yield* Effect.forEach(Array.from({ length: n }), () => Effect.either(timedRun), { concurrency: "unbounded" })
+      const results = yield* Effect.forEach(Array.from({ length: n }), () => Effect.either(timedRun), {
+        concurrency: "unbounded"
+      })
       yield* Fiber.interrupt(sampler)
       yield* sample
       const ok = results.flatMap((r) => (r._tag === "Right" && r.right.completed ? [r.right.ms] : []))
-      return { errors: n - ok.length, p50: percentile(ok, 50), p99: percentile(ok, 99), peakMiB: peak / 1048576, peakHeapMiB: peakHeap / 1048576 }
+      return {
+        errors: n - ok.length,
+        p50: percentile(ok, 50),
+        p99: percentile(ok, 99),
+        peakMiB: peak / 1048576,
+        peakHeapMiB: peakHeap / 1048576
+      }
     })
   const c100 = yield* concurrent(100)
   const c1000 = yield* concurrent(1000)
@@ -135,11 +166,18 @@ const program = Effect.gen(function* () {
    */
   const throughBridge = (n: number) =>
     Effect.scoped(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const transport = new StdioClientTransport({
           command: process.execPath,
           args: [binPath, "serve"],
-          env: { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: sim.baseUrl, LMSTUDIO_LIFECYCLE: "jit", MCP_JSON_PATH: mcpJson, AGENT_API: "chat", LOG_LEVEL: "error" },
+          env: {
+            PATH: process.env.PATH ?? "",
+            LMSTUDIO_BASE_URL: sim.baseUrl,
+            LMSTUDIO_LIFECYCLE: "jit",
+            MCP_JSON_PATH: mcpJson,
+            AGENT_API: "chat",
+            LOG_LEVEL: "error"
+          },
           stderr: "ignore"
         })
         const mcp = new Client({ name: "bench", version: "1.0.0" })
@@ -148,7 +186,9 @@ const program = Effect.gen(function* () {
           () => Effect.promise(() => mcp.close())
         )
         const callRun = Effect.promise(() =>
-          mcp.callTool({ name: "autonomous_with_mcp", arguments: { mcp_name: "fs", task: "bench" } }, undefined, { timeout: 600_000 })
+          mcp.callTool({ name: "autonomous_with_mcp", arguments: { mcp_name: "fs", task: "bench" } }, undefined, {
+            timeout: 600_000
+          })
         )
         // Setup as the MCP client sees it: the first call spawns the child, the second finds it pooled.
         const c0 = yield* nowMs
@@ -162,16 +202,25 @@ const program = Effect.gen(function* () {
         const results = yield* Effect.forEach(
           Array.from({ length: n }),
           () =>
-            Effect.gen(function* () {
+            Effect.gen(function*() {
               const t0 = yield* nowMs
               const r = yield* callRun
-              const ok = r.isError !== true && JSON.stringify(r.structuredContent ?? {}).includes('"stop_reason":"completed"')
+              const ok = r.isError !== true &&
+                JSON.stringify(r.structuredContent ?? {}).includes("\"stop_reason\":\"completed\"")
               return { ok, ms: (yield* nowMs) - t0 }
             }),
           { concurrency: "unbounded" }
         )
         const ok = results.filter((r) => r.ok).map((r) => r.ms)
-        return { errors: n - ok.length, p50: percentile(ok, 50), p99: percentile(ok, 99), idle, peak: peakRssMiB(pid), coldMs, warmMs }
+        return {
+          errors: n - ok.length,
+          p50: percentile(ok, 50),
+          p99: percentile(ok, 99),
+          idle,
+          peak: peakRssMiB(pid),
+          coldMs,
+          warmMs
+        }
       })
     )
   const b100 = yield* throughBridge(100)
@@ -179,15 +228,29 @@ const program = Effect.gen(function* () {
   const lines = [
     `Agent runs — AgentLoop in-process, chat API, zero-latency simulator in its own process, server-filesystem child, node ${process.version}`,
     "",
-    `first run (child spawned): ${cold.durationMs} ms; second run (pooled child): ${warm.durationMs} ms; setup saved by the pool: ${cold.durationMs - warm.durationMs} ms`,
-    `bridge time per round (run wall time - its LLM requests - its child tool calls, / rounds; 200 runs): p50 ${percentile(perRound, 50).toFixed(3)} ms, p99 ${percentile(perRound, 99).toFixed(3)} ms (target <= 1 ms)`,
-    `100 concurrent 3-round runs: errors ${c100.errors}, wall p50 ${c100.p50.toFixed(0)} ms, p99 ${c100.p99.toFixed(0)} ms, peak RSS ${c100.peakMiB.toFixed(0)} MiB (JS heap used ${c100.peakHeapMiB.toFixed(0)} MiB)`,
-    `1,000 concurrent 3-round runs: errors ${c1000.errors} (target 0), wall p50 ${c1000.p50.toFixed(0)} ms, p99 ${c1000.p99.toFixed(0)} ms, peak RSS ${c1000.peakMiB.toFixed(0)} MiB (target <= 400; JS heap used ${c1000.peakHeapMiB.toFixed(0)} MiB)`,
+    `first run (child spawned): ${cold.durationMs} ms; second run (pooled child): ${warm.durationMs} ms; setup saved by the pool: ${
+      cold.durationMs - warm.durationMs
+    } ms`,
+    `bridge time per round (run wall time - its LLM requests - its child tool calls, / rounds; 200 runs): p50 ${
+      percentile(perRound, 50).toFixed(3)
+    } ms, p99 ${percentile(perRound, 99).toFixed(3)} ms (target <= 1 ms)`,
+    `100 concurrent 3-round runs: errors ${c100.errors}, wall p50 ${c100.p50.toFixed(0)} ms, p99 ${
+      c100.p99.toFixed(0)
+    } ms, peak RSS ${c100.peakMiB.toFixed(0)} MiB (JS heap used ${c100.peakHeapMiB.toFixed(0)} MiB)`,
+    `1,000 concurrent 3-round runs: errors ${c1000.errors} (target 0), wall p50 ${c1000.p50.toFixed(0)} ms, p99 ${
+      c1000.p99.toFixed(0)
+    } ms, peak RSS ${c1000.peakMiB.toFixed(0)} MiB (target <= 400; JS heap used ${c1000.peakHeapMiB.toFixed(0)} MiB)`,
     "",
     "Through the bridge over stdio (`lmstudio-bridge serve`, one SDK client, concurrent autonomous_with_mcp calls):",
-    `first autonomous_with_mcp call (child spawned): ${b100.coldMs.toFixed(0)} ms; second (pooled child): ${b100.warmMs.toFixed(0)} ms`,
-    `100 concurrent runs: errors ${b100.errors}, wall p50 ${b100.p50.toFixed(0)} ms, p99 ${b100.p99.toFixed(0)} ms, bridge RSS idle ${b100.idle.toFixed(0)} MiB, peak ${b100.peak.toFixed(0)} MiB`,
-    `1,000 concurrent runs: errors ${b1000.errors} (target 0), wall p50 ${b1000.p50.toFixed(0)} ms, p99 ${b1000.p99.toFixed(0)} ms, bridge RSS idle ${b1000.idle.toFixed(0)} MiB, peak ${b1000.peak.toFixed(0)} MiB (target <= 400)`
+    `first autonomous_with_mcp call (child spawned): ${b100.coldMs.toFixed(0)} ms; second (pooled child): ${
+      b100.warmMs.toFixed(0)
+    } ms`,
+    `100 concurrent runs: errors ${b100.errors}, wall p50 ${b100.p50.toFixed(0)} ms, p99 ${
+      b100.p99.toFixed(0)
+    } ms, bridge RSS idle ${b100.idle.toFixed(0)} MiB, peak ${b100.peak.toFixed(0)} MiB`,
+    `1,000 concurrent runs: errors ${b1000.errors} (target 0), wall p50 ${b1000.p50.toFixed(0)} ms, p99 ${
+      b1000.p99.toFixed(0)
+    } ms, bridge RSS idle ${b1000.idle.toFixed(0)} MiB, peak ${b1000.peak.toFixed(0)} MiB (target <= 400)`
   ]
   yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
 })

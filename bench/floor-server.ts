@@ -20,7 +20,14 @@ interface Completion {
 const post = (body: string) =>
   new Promise<Completion>((resolve, reject) => {
     const req = request(
-      { host: base.hostname, port: base.port, path: "/v1/chat/completions", method: "POST", agent, headers: { "content-type": "application/json" } },
+      {
+        host: base.hostname,
+        port: base.port,
+        path: "/v1/chat/completions",
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json" }
+      },
       (res) => {
         const chunks: Array<Buffer> = []
         res.on("data", (c: Buffer) => chunks.push(c))
@@ -37,7 +44,13 @@ server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [] }))
 server.setRequestHandler(CallToolRequestSchema, async (req): Promise<CallToolResult> => {
   const args = req.params.arguments ?? {}
   const started = performance.now()
-  const r = await post(JSON.stringify({ model: args["model"], messages: [{ role: "user", content: args["prompt"] }], max_tokens: args["max_tokens"] }))
+  const r = await post(
+    JSON.stringify({
+      model: args["model"],
+      messages: [{ role: "user", content: args["prompt"] }],
+      max_tokens: args["max_tokens"]
+    })
+  )
   const choice = r.choices[0]
   const out = {
     content: choice?.message.content ?? "",

@@ -8,37 +8,45 @@ import { Clock, Context, Effect, Layer, Option } from "effect"
 import { AppConfig } from "../src/Config.js"
 import { ModelCatalog } from "../src/lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
-import { modelFromKey } from "../src/simulator/Catalog.js"
-import * as Logging from "../src/observability/Logging.js"
-import { start } from "../src/simulator/Simulator.js"
 import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
+import * as Logging from "../src/observability/Logging.js"
+import { modelFromKey } from "../src/simulator/Catalog.js"
+import { start } from "../src/simulator/Simulator.js"
 
 const services = (baseUrl: string) =>
   Layer.build(
     Layer.mergeAll(ModelLifecycle.Default, ModelCatalog.Default).pipe(
       Layer.provide(
-        Layer.mergeAll(NodeTransport.layer, NodeContext.layer).pipe(Layer.provideMerge(AppConfig.layerFrom({ baseUrl, lifecycle: "jit", lmsCliPath: Option.none() })))
+        Layer.mergeAll(NodeTransport.layer, NodeContext.layer).pipe(
+          Layer.provideMerge(AppConfig.layerFrom({ baseUrl, lifecycle: "jit", lmsCliPath: Option.none() }))
+        )
       )
     )
-  ).pipe(Effect.map((ctx) => ({ catalog: Context.get(ctx, ModelCatalog), lifecycle: Context.get(ctx, ModelLifecycle) })))
+  ).pipe(
+    Effect.map((ctx) => ({ catalog: Context.get(ctx, ModelCatalog), lifecycle: Context.get(ctx, ModelLifecycle) }))
+  )
 
 const nowNs = Effect.map(Clock.currentTimeNanos, (n) => Number(n))
 
 /** Mean µs per call over `n` sequential calls (after a warm-up). */
 const perCall = <A, E>(n: number, effect: Effect.Effect<A, E>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     yield* Effect.repeatN(effect, Math.min(1000, n) - 1)
     const t0 = yield* nowNs
     yield* Effect.repeatN(effect, n - 1)
     return ((yield* nowNs) - t0) / n / 1000
   })
 
-const percentile = (xs: ReadonlyArray<number>, p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
+const percentile = (xs: ReadonlyArray<number>, p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
 
-const program = Effect.gen(function* () {
+const program = Effect.gen(function*() {
   const COLD = 30
   const keys = Array.from({ length: COLD }, (_, i) => `bench/cold-model-${i}`)
-  const sim = yield* start({ loaded: ["qwen/qwen3-4b"], models: [modelFromKey("qwen/qwen3-4b"), ...keys.map(modelFromKey)] })
+  const sim = yield* start({
+    loaded: ["qwen/qwen3-4b"],
+    models: [modelFromKey("qwen/qwen3-4b"), ...keys.map(modelFromKey)]
+  })
   const { catalog, lifecycle } = yield* services(sim.baseUrl)
 
   // 1. Cached validation: name checks + catalog lookup on a warm cache.
@@ -55,7 +63,10 @@ const program = Effect.gen(function* () {
   // costs about one listing request; the raw listing request is measured next to it.
   yield* lifecycle.ensureLoaded({ model: "qwen/qwen3-4b" })
   const warmUs = yield* perCall(5_000, lifecycle.ensureLoaded({ model: "qwen/qwen3-4b" }))
-  const listingUs = yield* perCall(5_000, Effect.promise(() => fetch(`${sim.baseUrl}/api/v1/models`).then((r) => r.text())))
+  const listingUs = yield* perCall(
+    5_000,
+    Effect.promise(() => fetch(`${sim.baseUrl}/api/v1/models`).then((r) => r.text()))
+  )
 
   // 4. Cold ensureLoaded: each model loaded once (JIT), against the raw time of the same load request.
   const coldMs: Array<number> = []
@@ -103,12 +114,20 @@ const program = Effect.gen(function* () {
     "",
     "| measure | result | target |",
     "|---|---|---|",
-    `| cached validation (catalog.find, warm cache) | ${validationUs.toFixed(2)} µs per call (of which the measuring loop ${harnessUs.toFixed(2)} µs) | <= 2 µs |`,
+    `| cached validation (catalog.find, warm cache) | ${
+      validationUs.toFixed(2)
+    } µs per call (of which the measuring loop ${harnessUs.toFixed(2)} µs) | <= 2 µs |`,
     `| the lease around one request (withModel, warm, no I/O) | ${withModelUs.toFixed(2)} µs per call | — |`,
-    `| warm ensureLoaded of a verified model (confirms with one fresh listing) | ${warmUs.toFixed(1)} µs per call; the listing request alone (fetch) ${listingUs.toFixed(1)} µs | <= 1 ms |`,
-    `| cold ensureLoaded (p50 of ${coldMs.length}) | ${cold50.toFixed(2)} ms; the load request alone ${raw50.toFixed(2)} ms; overhead ${(cold50 - raw50).toFixed(2)} ms | overhead <= 50 ms |`,
+    `| warm ensureLoaded of a verified model (confirms with one fresh listing) | ${
+      warmUs.toFixed(1)
+    } µs per call; the listing request alone (fetch) ${listingUs.toFixed(1)} µs | <= 1 ms |`,
+    `| cold ensureLoaded (p50 of ${coldMs.length}) | ${cold50.toFixed(2)} ms; the load request alone ${
+      raw50.toFixed(2)
+    } ms; overhead ${(cold50 - raw50).toFixed(2)} ms | overhead <= 50 ms |`,
     `| 1,000 concurrent ensureLoaded, model loaded | ${concurrentMs.toFixed(1)} ms in all | — |`,
-    `| 1,000 concurrent ensureLoaded, model not loaded | ${stormMs.toFixed(1)} ms in all, ${loads} load request(s) | one load |`
+    `| 1,000 concurrent ensureLoaded, model not loaded | ${
+      stormMs.toFixed(1)
+    } ms in all, ${loads} load request(s) | one load |`
   ]
   yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
 })

@@ -11,8 +11,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Effect } from "effect"
 import { Agent } from "node:http"
-import * as Logging from "../src/observability/Logging.js"
 import { fileURLToPath } from "node:url"
+import * as Logging from "../src/observability/Logging.js"
 import { binPath, cpuMs, nowMs, percentile, rawPost, rssMiB, simulator } from "./support.js"
 
 const floorPath = fileURLToPath(new URL("./floor-server.js", import.meta.url))
@@ -22,32 +22,48 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 120)
 const TOTAL = Number(process.env.BENCH_MCP_REQUESTS ?? 1000)
 const BATCH = 100
 
-const program = Effect.gen(function* () {
+const program = Effect.gen(function*() {
   const sim = yield* simulator()
-  const body = JSON.stringify({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], max_tokens: 16 })
+  const body = JSON.stringify({
+    model: "qwen/qwen3-4b",
+    messages: [{ role: "user", content: "benchmark ping" }],
+    max_tokens: 16
+  })
   const agent = new Agent({ keepAlive: true, maxSockets: 32 })
   yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
   const raw = rawPost(agent, sim.port, "/v1/chat/completions", body)
 
-  const env = { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: sim.baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "error" }
+  const env = {
+    PATH: process.env.PATH ?? "",
+    LMSTUDIO_BASE_URL: sim.baseUrl,
+    LMSTUDIO_LIFECYCLE: "jit",
+    LOG_LEVEL: "error"
+  }
   // Start-up: the median of 7 spawns (a single spawn varies by ±50 ms on this machine).
   const spawns: Array<number> = []
   for (let i = 0; i < 7; i++) {
     const probe = new Client({ name: "bench-startup", version: "1.0.0" })
     const s0 = yield* nowMs
-    yield* Effect.promise(() => probe.connect(new StdioClientTransport({ command: process.execPath, args: [binPath, "serve"], env, stderr: "ignore" })))
+    yield* Effect.promise(() =>
+      probe.connect(
+        new StdioClientTransport({ command: process.execPath, args: [binPath, "serve"], env, stderr: "ignore" })
+      )
+    )
     spawns.push((yield* nowMs) - s0)
     yield* Effect.promise(() => probe.close())
   }
 
   const connect = (args: ReadonlyArray<string>) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const transport = new StdioClientTransport({ command: process.execPath, args: [...args], env, stderr: "ignore" })
       const client = new Client({ name: "bench", version: "1.0.0" })
       yield* Effect.promise(() => client.connect(transport))
       yield* Effect.addFinalizer(() => Effect.promise(() => client.close()))
       const call = Effect.promise(() =>
-        client.callTool({ name: "chat_completion", arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 } })
+        client.callTool({
+          name: "chat_completion",
+          arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 }
+        })
       )
       return { transport, call }
     })
@@ -78,7 +94,7 @@ const program = Effect.gen(function* () {
   let floorCpu = 0
   const floorPid = floor.transport.pid ?? 0
   const batch = (effect: Effect.Effect<unknown, unknown>, into: Array<number>) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const a = yield* nowMs
       for (let i = 0; i < BATCH; i++) {
         const s = yield* nowMs
@@ -102,7 +118,7 @@ const program = Effect.gen(function* () {
   const selfCpu = process.cpuUsage(selfCpu0)
   const selfCpuPerCall = (selfCpu.user + selfCpu.system) / 1000 / (3 * TOTAL)
   const concurrent = (effect: Effect.Effect<unknown, unknown>) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const s = yield* nowMs
       yield* Effect.forEach(Array.from({ length: TOTAL }), () => effect, { concurrency: 32, discard: true })
       return (TOTAL / ((yield* nowMs) - s)) * 1000
@@ -125,7 +141,9 @@ const program = Effect.gen(function* () {
   const settledAfter = idleSamples.findIndex((v) => v === idleRss) + 1
 
   const row = (name: string, ms: ReadonlyArray<number>, wall: number, conc: number) =>
-    `| ${name} | ${percentile(ms, 50).toFixed(3)} | ${percentile(ms, 95).toFixed(3)} | ${percentile(ms, 99).toFixed(3)} | ${((ms.length / wall) * 1000).toFixed(0)} | ${conc.toFixed(0)} |`
+    `| ${name} | ${percentile(ms, 50).toFixed(3)} | ${percentile(ms, 95).toFixed(3)} | ${
+      percentile(ms, 99).toFixed(3)
+    } | ${((ms.length / wall) * 1000).toFixed(0)} | ${conc.toFixed(0)} |`
   const p = (xs: ReadonlyArray<number>, q: number) => percentile(xs, q)
   const over = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, q: number) => (p(a, q) - p(b, q)).toFixed(3)
   const lines = [
@@ -134,14 +152,31 @@ const program = Effect.gen(function* () {
     "| path | p50 ms | p95 ms | p99 ms | sequential req/s | req/s at 32 concurrent |",
     "|---|---|---|---|---|---|",
     row("raw HTTP to the simulator", rawMs, rawWall, rawConc),
-    row("floor: minimal SDK stdio server, one node:http request (bench/floor-server.ts)", floorMs, floorWall, floorConc),
+    row(
+      "floor: minimal SDK stdio server, one node:http request (bench/floor-server.ts)",
+      floorMs,
+      floorWall,
+      floorConc
+    ),
     row("chat_completion via the bridge (stdio)", mcpMs, mcpWall, mcpConc),
     "",
-    `overhead over raw HTTP: bridge p50 ${over(mcpMs, rawMs, 50)} ms (target <= 0.5), p95 ${over(mcpMs, rawMs, 95)}, p99 ${over(mcpMs, rawMs, 99)} ms (target <= 2); ratio ${(p(mcpMs, 50) / p(rawMs, 50)).toFixed(2)}x`,
-    `  of which the SDK and the stdio hop (floor over raw): p50 ${over(floorMs, rawMs, 50)}, p99 ${over(floorMs, rawMs, 99)} ms; the bridge's own (bridge over floor): p50 ${over(mcpMs, floorMs, 50)}, p99 ${over(mcpMs, floorMs, 99)} ms`,
-    `CPU per sequential call: bridge ${bridgeCpuPerCall.toFixed(3)} ms, floor server ${(floorCpu / TOTAL).toFixed(3)} ms; simulator ${simCpuPerCall.toFixed(3)} ms; this process (all paths, averaged) ${selfCpuPerCall.toFixed(3)} ms`,
-    `spawn to initialize answer (median of 7; min ${Math.min(...spawns).toFixed(0)}, max ${Math.max(...spawns).toFixed(0)}): ${initializeMs.toFixed(0)} ms (target <= 300)`,
-    `bridge RSS: idle ${idleRss.toFixed(0)} MiB (target <= 80; idle since the run: it came down after ${settledAfter} s without calls, read ${idleSamples.length} s after); right after the warm-up ${warmRss.toFixed(0)} MiB, right after the run ${busyRss.toFixed(0)} MiB`
+    `overhead over raw HTTP: bridge p50 ${over(mcpMs, rawMs, 50)} ms (target <= 0.5), p95 ${
+      over(mcpMs, rawMs, 95)
+    }, p99 ${over(mcpMs, rawMs, 99)} ms (target <= 2); ratio ${(p(mcpMs, 50) / p(rawMs, 50)).toFixed(2)}x`,
+    `  of which the SDK and the stdio hop (floor over raw): p50 ${over(floorMs, rawMs, 50)}, p99 ${
+      over(floorMs, rawMs, 99)
+    } ms; the bridge's own (bridge over floor): p50 ${over(mcpMs, floorMs, 50)}, p99 ${over(mcpMs, floorMs, 99)} ms`,
+    `CPU per sequential call: bridge ${bridgeCpuPerCall.toFixed(3)} ms, floor server ${
+      (floorCpu / TOTAL).toFixed(3)
+    } ms; simulator ${simCpuPerCall.toFixed(3)} ms; this process (all paths, averaged) ${selfCpuPerCall.toFixed(3)} ms`,
+    `spawn to initialize answer (median of 7; min ${Math.min(...spawns).toFixed(0)}, max ${
+      Math.max(...spawns).toFixed(0)
+    }): ${initializeMs.toFixed(0)} ms (target <= 300)`,
+    `bridge RSS: idle ${
+      idleRss.toFixed(0)
+    } MiB (target <= 80; idle since the run: it came down after ${settledAfter} s without calls, read ${idleSamples.length} s after); right after the warm-up ${
+      warmRss.toFixed(0)
+    } MiB, right after the run ${busyRss.toFixed(0)} MiB`
   ]
   yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
 })

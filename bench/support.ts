@@ -15,7 +15,8 @@ export const percentile = (xs: ReadonlyArray<number>, p: number): number =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
 
 const statusField = (pid: number, field: string): number => {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith(`${field}:`)) ?? `${field}: 0 kB`
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith(`${field}:`)) ??
+    `${field}: 0 kB`
   return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024
 }
 
@@ -32,7 +33,9 @@ export const peakRssMiB = (pid: number): number => statusField(pid, "VmHWM")
 export const simulator = (args: ReadonlyArray<string> = []) =>
   Effect.acquireRelease(
     Effect.async<{ readonly port: number; readonly baseUrl: string; readonly child: ChildProcess }>((resume) => {
-      const child = spawn(process.execPath, [binPath, "simulate", "--port", "0", "--json", ...args], { stdio: ["ignore", "pipe", "ignore"] })
+      const child = spawn(process.execPath, [binPath, "simulate", "--port", "0", "--json", ...args], {
+        stdio: ["ignore", "pipe", "ignore"]
+      })
       let out = ""
       child.stdout.on("data", (d: Buffer) => {
         out += d.toString()
@@ -54,7 +57,14 @@ export const cpuMs = (pid: number): number => {
 export const rawPost = (agent: Agent, port: number, path: string, body: string) =>
   Effect.async<unknown, Error>((resume) => {
     const req = request(
-      { host: "127.0.0.1", port, path, method: "POST", agent, headers: { "content-type": "application/json", accept: "application/json" } },
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", accept: "application/json" }
+      },
       (res) => {
         const chunks: Array<Buffer> = []
         res.on("data", (c: Buffer) => chunks.push(c))

@@ -23,7 +23,10 @@ process.on("exit", stop)
 /** Spawns a command and resolves with the first stdout match of `pattern`. */
 const startAndWait = (args, env, pattern) =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "ignore"] })
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "ignore"]
+    })
     children.push(child)
     let out = ""
     child.stdout.on("data", (d) => {
@@ -37,13 +40,21 @@ const startAndWait = (args, env, pattern) =>
 let failed = 0
 try {
   const sim = await startAndWait([bin, "simulate", "--port", "0", "--json"], {}, /"base_url": "([^"]+)"/)
-  const url = await startAndWait([bin, "serve", "--http", "127.0.0.1:0"], { LMSTUDIO_BASE_URL: sim, LOG_LEVEL: "error" }, /listening on (\S+)/)
+  const url = await startAndWait([bin, "serve", "--http", "127.0.0.1:0"], {
+    LMSTUDIO_BASE_URL: sim,
+    LOG_LEVEL: "error"
+  }, /listening on (\S+)/)
   for (const scenario of SCENARIOS) {
-    const r = spawnSync(node22, [kit, "server", "--url", url, "--scenario", scenario], { encoding: "utf8", timeout: 120_000 })
+    const r = spawnSync(node22, [kit, "server", "--url", url, "--scenario", scenario], {
+      encoding: "utf8",
+      timeout: 120_000
+    })
     const summary = /Passed: (\d+)\/(\d+), (\d+) failed/.exec(r.stdout ?? "")
     const ok = r.status === 0 && summary !== null && summary[3] === "0"
     if (!ok) failed++
-    process.stdout.write(`${ok ? "PASS" : "FAIL"} ${scenario}${summary ? ` (${summary[1]}/${summary[2]} checks)` : ""}\n`)
+    process.stdout.write(
+      `${ok ? "PASS" : "FAIL"} ${scenario}${summary ? ` (${summary[1]}/${summary[2]} checks)` : ""}\n`
+    )
     if (!ok) process.stdout.write(`${r.stdout ?? ""}${r.stderr ?? ""}\n`)
   }
 } catch (e) {

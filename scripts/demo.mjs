@@ -26,10 +26,22 @@ writeFileSync(
   scenario,
   JSON.stringify({
     rules: [
-      { match: { userContains: "launch code", round: 0, hasTools: true }, reply: { reasoning: "I should look at the folder first.", toolCalls: [{ name: "files__list_directory", arguments: { path: work } }] } },
-      { match: { userContains: "launch code", round: 1, hasTools: true }, reply: { toolCalls: [{ name: "files__read_text_file", arguments: { path: notes } }] } },
+      {
+        match: { userContains: "launch code", round: 0, hasTools: true },
+        reply: {
+          reasoning: "I should look at the folder first.",
+          toolCalls: [{ name: "files__list_directory", arguments: { path: work } }]
+        }
+      },
+      {
+        match: { userContains: "launch code", round: 1, hasTools: true },
+        reply: { toolCalls: [{ name: "files__read_text_file", arguments: { path: notes } }] }
+      },
       // Matches only if the file's content really came back from the tool call.
-      { match: { userContains: "launch code", toolResultContains: "AURORA-5519" }, reply: { think: "notes.txt has it.", content: "The launch code in notes.txt is AURORA-5519." } },
+      {
+        match: { userContains: "launch code", toolResultContains: "AURORA-5519" },
+        reply: { think: "notes.txt has it.", content: "The launch code in notes.txt is AURORA-5519." }
+      },
       ...demoScenario.rules
     ]
   })
@@ -37,10 +49,31 @@ writeFileSync(
 const mcpJson = join(work, "mcp.json")
 writeFileSync(
   mcpJson,
-  JSON.stringify({ mcpServers: { files: { command: process.execPath, args: [join(root, "node_modules", "@modelcontextprotocol", "server-filesystem", "dist", "index.js"), work] } } }, null, 2)
+  JSON.stringify(
+    {
+      mcpServers: {
+        files: {
+          command: process.execPath,
+          args: [join(root, "node_modules", "@modelcontextprotocol", "server-filesystem", "dist", "index.js"), work]
+        }
+      }
+    },
+    null,
+    2
+  )
 )
 
-const sim = spawn(process.execPath, [bin, "simulate", "--port", "0", "--json", "--token-delay-ms", "15", "--scenario", scenario], {
+const sim = spawn(process.execPath, [
+  bin,
+  "simulate",
+  "--port",
+  "0",
+  "--json",
+  "--token-delay-ms",
+  "15",
+  "--scenario",
+  scenario
+], {
   stdio: ["ignore", "pipe", "inherit"]
 })
 const stop = () => {
@@ -62,7 +95,12 @@ const started = await new Promise((resolve, reject) => {
   sim.on("exit", (code) => reject(new Error(`the simulator exited early (code ${code})`)))
 })
 
-const env = { ...process.env, LMSTUDIO_BASE_URL: started.base_url, LMS_SIM_URL: started.base_url, MCP_JSON_PATH: mcpJson }
+const env = {
+  ...process.env,
+  LMSTUDIO_BASE_URL: started.base_url,
+  LMS_SIM_URL: started.base_url,
+  MCP_JSON_PATH: mcpJson
+}
 const step = (title, args) => {
   process.stdout.write(`\n\x1b[1m$ lmstudio-bridge ${args.join(" ")}\x1b[0m   # ${title}\n`)
   const r = spawnSync(process.execPath, [bin, ...args], { env, stdio: "inherit" })
@@ -78,11 +116,18 @@ try {
   step("embeddings", ["embed", "local models", "MCP tools"])
   step("the MCP servers an agent may use", ["mcps", "list"])
 
-  process.stdout.write(`\n\x1b[1m# An MCP client spawns the bridge over stdio and hands a task to the local model\x1b[0m\n`)
+  process.stdout.write(
+    `\n\x1b[1m# An MCP client spawns the bridge over stdio and hands a task to the local model\x1b[0m\n`
+  )
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [bin, "serve"],
-    env: { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: started.base_url, MCP_JSON_PATH: mcpJson, LOG_LEVEL: "warn" },
+    env: {
+      PATH: process.env.PATH ?? "",
+      LMSTUDIO_BASE_URL: started.base_url,
+      MCP_JSON_PATH: mcpJson,
+      LOG_LEVEL: "warn"
+    },
     stderr: "inherit"
   })
   const client = new Client({ name: "demo", version: "1.0.0" })
@@ -97,8 +142,12 @@ try {
     )
     if (result.isError) throw new Error(result.content.map((c) => c.text).join("\n"))
     const out = result.structuredContent
-    process.stdout.write(`\nrounds: ${out.rounds}, stop reason: ${out.stop_reason}, api: ${out.api}, model: ${out.model}\n`)
-    for (const c of out.tool_calls) process.stdout.write(`  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)\n`)
+    process.stdout.write(
+      `\nrounds: ${out.rounds}, stop reason: ${out.stop_reason}, api: ${out.api}, model: ${out.model}\n`
+    )
+    for (const c of out.tool_calls) {
+      process.stdout.write(`  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)\n`)
+    }
     process.stdout.write(`answer: ${out.answer}\n`)
     if (!out.answer.includes("AURORA-5519")) throw new Error("the answer does not contain what the file says")
   } finally {

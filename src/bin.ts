@@ -7,21 +7,21 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Layer, Option } from "effect"
 import { createRequire } from "node:module"
-import { AppConfig, type ConfigOverrides } from "./Config.js"
-import { makeCli } from "./cli/Cli.js"
-import { serveMcpHttp, serveMcpStdio } from "./mcp/index.js"
-import { isExplained, renderError } from "./domain/Errors.js"
 import { AgentLoop } from "./agent/AgentLoop.js"
 import { ChildServers } from "./agent/ChildServers.js"
 import { McpConfig } from "./agent/McpConfig.js"
-import { Admission } from "./lmstudio/Admission.js"
+import { makeCli } from "./cli/Cli.js"
+import { AppConfig, type ConfigOverrides } from "./Config.js"
 import { Diagnostics } from "./diagnostics/Diagnostics.js"
-import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
+import { isExplained, renderError } from "./domain/Errors.js"
+import { Admission } from "./lmstudio/Admission.js"
 import { LmsCli } from "./lmstudio/LmsCli.js"
+import { LmStudioClient } from "./lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "./lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "./lmstudio/ModelLifecycle.js"
-import * as Logging from "./observability/Logging.js"
 import * as NodeTransport from "./lmstudio/transport/NodeTransport.js"
+import { serveMcpHttp, serveMcpStdio } from "./mcp/index.js"
+import * as Logging from "./observability/Logging.js"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
@@ -51,11 +51,13 @@ const appLayer = (overrides: ConfigOverrides) =>
 
 /** A typed failure becomes one line on stderr (`<Tag>: message (hint: …)`) and exit code 1; no stack traces. */
 const report = (cause: Cause.Cause<unknown>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const failure = Cause.failureOption(cause)
     if (Option.isSome(failure) && isExplained(failure.value)) {
       yield* Console.error(`lmstudio-bridge: ${renderError(failure.value)} (hint: ${failure.value.hint})`)
-    } else if (Option.isSome(failure) && typeof failure.value === "object" && failure.value !== null && "_tag" in failure.value) {
+    } else if (
+      Option.isSome(failure) && typeof failure.value === "object" && failure.value !== null && "_tag" in failure.value
+    ) {
       // @effect/cli validation errors were already printed by the CLI itself.
     } else if (!Cause.isInterruptedOnly(cause)) {
       yield* Console.error(`lmstudio-bridge: unexpected error: ${Cause.pretty(cause)}`)

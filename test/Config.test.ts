@@ -14,7 +14,7 @@ const invalid = (env: Record<string, string>) =>
 
 describe("AppConfig", () => {
   it.effect("has the documented defaults", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const c = yield* withEnv({})
       assert.strictEqual(c.baseUrl, "http://127.0.0.1:1234")
       assert.strictEqual(c.lifecycle, "auto")
@@ -33,11 +33,10 @@ describe("AppConfig", () => {
       assert.strictEqual(c.llmParallelDefault, 4)
       assert.strictEqual(c.llmQueueLimit, 2048)
       assert.strictEqual(Duration.toSeconds(c.childIdleTtl), 300)
-    })
-  )
+    }))
 
   it.effect("reads the agent and admission settings", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const c = yield* withEnv({
         AGENT_MAX_ROUNDS_CAP: "40",
         AGENT_MAX_ROUNDS: "40",
@@ -56,11 +55,10 @@ describe("AppConfig", () => {
       assert.strictEqual(c.llmParallelDefault, 1)
       assert.strictEqual(c.llmQueueLimit, 10)
       assert.strictEqual(Duration.toSeconds(c.childIdleTtl), 5)
-    })
-  )
+    }))
 
   it.effect("reads every setting, trims a trailing slash, takes LM_API_TOKEN as a fallback", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const c = yield* withEnv({
         LMSTUDIO_BASE_URL: "http://gpu-box:4321/",
         LM_API_TOKEN: "tok",
@@ -85,15 +83,13 @@ describe("AppConfig", () => {
       assert.strictEqual(Duration.toSeconds(c.requestTimeout), 42)
       const both = yield* withEnv({ LMSTUDIO_API_TOKEN: "primary", LM_API_TOKEN: "fallback" })
       assert.strictEqual(Redacted.value(Option.getOrThrow(both.apiToken)), "primary")
-    })
-  )
+    }))
 
   it.effect("CLI flags win over the environment", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const c = yield* withEnv({ LMSTUDIO_BASE_URL: "http://env:1" }, { baseUrl: "http://flag:2" })
       assert.strictEqual(c.baseUrl, "http://flag:2")
-    })
-  )
+    }))
 
   const cases: ReadonlyArray<[Record<string, string>, string, string]> = [
     [{ LMSTUDIO_BASE_URL: "localhost:1234" }, "LMSTUDIO_BASE_URL", "http:// or https:// URL"],
@@ -119,22 +115,20 @@ describe("AppConfig", () => {
   ]
   for (const [env, variable, allowed] of cases) {
     it.effect(`rejects ${JSON.stringify(env)} naming ${variable}`, () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const e = yield* invalid(env)
         assert.strictEqual(e._tag, "ConfigInvalid")
         assert.strictEqual(e.variable, variable)
         assert.include(e.message, variable)
         assert.include(e.message, allowed)
         assert.notInclude(e.message, "\n")
-      })
-    )
+      }))
   }
 
   it.effect("an empty variable counts as unset", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const c = yield* withEnv({ DEFAULT_MODEL: "", METRICS_PORT: " " })
       assert.isTrue(Option.isNone(c.defaultModel))
       assert.isTrue(Option.isNone(c.metricsPort))
-    })
-  )
+    }))
 })

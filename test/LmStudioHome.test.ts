@@ -4,13 +4,13 @@
  * in LM Studio's home. End to end: the built bridge, with no LMSTUDIO_BASE_URL, finds the simulator through the port
  * file, `lms` in `<home>/bin`, and LM Studio's own mcp.json (with an OAuth entry it lists but does not use).
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
-import { baseUrlOf, DEFAULT_BASE_URL } from "../src/Config.js"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { locateMcpJson as locateMcpJsonWith } from "../src/agent/McpConfig.js"
+import { baseUrlOf, DEFAULT_BASE_URL } from "../src/Config.js"
 import { locate } from "../src/lmstudio/LmsCli.js"
 import { discoverHome, findHome, lmsInHome } from "../src/LmStudioHome.js"
 import { start } from "../src/simulator/Simulator.js"
@@ -21,12 +21,12 @@ const portFile = (home: string, body: string) => {
   writeFileSync(join(home, ".internal", "http-server.json"), body)
 }
 
-
-const locateMcpJson = (...args: Parameters<typeof locateMcpJsonWith>) => Effect.provide(locateMcpJsonWith(...args), NodeFileSystem.layer)
+const locateMcpJson = (...args: Parameters<typeof locateMcpJsonWith>) =>
+  Effect.provide(locateMcpJsonWith(...args), NodeFileSystem.layer)
 
 describe("LM Studio's home and port file", () => {
   it.scoped("home: the pointer file, else ~/.cache/lm-studio, else ~/.lmstudio; a pointer to nowhere is said", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const user = yield* tempDir
       assert.strictEqual(findHome(user).home, undefined)
       assert.include(findHome(user).reason, "none of ~/.lmstudio-home-pointer, ~/.cache/lm-studio, ~/.lmstudio exists")
@@ -37,16 +37,18 @@ describe("LM Studio's home and port file", () => {
       const elsewhere = join(user, "LM Studio data")
       mkdirSync(elsewhere)
       writeFileSync(join(user, ".lmstudio-home-pointer"), `${elsewhere}\n`)
-      assert.deepStrictEqual(findHome(user), { home: elsewhere, reason: `named by ${join(user, ".lmstudio-home-pointer")}` })
+      assert.deepStrictEqual(findHome(user), {
+        home: elsewhere,
+        reason: `named by ${join(user, ".lmstudio-home-pointer")}`
+      })
       writeFileSync(join(user, ".lmstudio-home-pointer"), join(user, "gone"))
       const dangling = findHome(user)
       assert.strictEqual(dangling.home, join(user, ".cache", "lm-studio"))
       assert.include(dangling.reason, "which is not a folder")
-    })
-  )
+    }))
 
   it.scoped("port file: read, missing, corrupt, without a port, overridden by LMS_API_SERVER_INFO_PATH", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const user = yield* tempDir
       const home = join(user, ".lmstudio")
       mkdirSync(home)
@@ -58,53 +60,62 @@ describe("LM Studio's home and port file", () => {
       portFile(home, "{ broken")
       assert.include(discoverHome(user, {}).portProblem, "is not valid JSON")
       portFile(home, JSON.stringify({ port: "1234" }))
-      assert.include(discoverHome(user, {}).portProblem, 'has no valid "port"')
+      assert.include(discoverHome(user, {}).portProblem, "has no valid \"port\"")
       const other = join(user, "server.json")
       writeFileSync(other, JSON.stringify({ port: 5555 }))
-      assert.deepStrictEqual([discoverHome(user, { LMS_API_SERVER_INFO_PATH: other }).port, discoverHome(user, { LMS_API_SERVER_INFO_PATH: other }).portFile], [5555, other])
-    })
-  )
+      assert.deepStrictEqual([
+        discoverHome(user, { LMS_API_SERVER_INFO_PATH: other }).port,
+        discoverHome(user, { LMS_API_SERVER_INFO_PATH: other }).portFile
+      ], [5555, other])
+    }))
 
   it.scoped("the base URL: --base-url, then LMSTUDIO_BASE_URL, then the port file, then the default (with why)", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const user = yield* tempDir
       mkdirSync(join(user, ".lmstudio"))
       portFile(join(user, ".lmstudio"), JSON.stringify({ port: 41343 }))
       const found = discoverHome(user, {})
-      assert.deepStrictEqual(baseUrlOf("http://a:1", Option.some("http://b:2"), found), { url: "http://a:1", source: "--base-url" })
-      assert.deepStrictEqual(baseUrlOf(undefined, Option.some("http://b:2"), found), { url: "http://b:2", source: "LMSTUDIO_BASE_URL" })
+      assert.deepStrictEqual(baseUrlOf("http://a:1", Option.some("http://b:2"), found), {
+        url: "http://a:1",
+        source: "--base-url"
+      })
+      assert.deepStrictEqual(baseUrlOf(undefined, Option.some("http://b:2"), found), {
+        url: "http://b:2",
+        source: "LMSTUDIO_BASE_URL"
+      })
       assert.strictEqual(baseUrlOf(undefined, Option.none(), found).url, "http://127.0.0.1:41343")
       const none = baseUrlOf(undefined, Option.none(), discoverHome(yield* tempDir, {}))
       assert.strictEqual(none.url, DEFAULT_BASE_URL)
       assert.include(none.source, "does not exist")
-    })
-  )
+    }))
 
   it.scoped("lms in <home>/bin after PATH; LM Studio's own mcp.json last in the search order", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const user = yield* tempDir
       const home = join(user, ".cache", "lm-studio")
       mkdirSync(join(home, "bin"), { recursive: true })
       writeFileSync(join(home, "bin", "lms"), "")
       const found = discoverHome(user, {})
       assert.strictEqual(lmsInHome(found), join(home, "bin", "lms"))
-      assert.deepStrictEqual(yield* Effect.provide(locate(Option.none(), "", user, lmsInHome(found)), NodeFileSystem.layer), Option.some(join(home, "bin", "lms")))
+      assert.deepStrictEqual(
+        yield* Effect.provide(locate(Option.none(), "", user, lmsInHome(found)), NodeFileSystem.layer),
+        Option.some(join(home, "bin", "lms"))
+      )
       const cwd = yield* tempDir
       assert.strictEqual((yield* locateMcpJson(Option.none(), cwd, user, found.home)).path, null)
       writeFileSync(join(home, "mcp.json"), "{}")
-      assert.deepStrictEqual((yield* locateMcpJson(Option.none(), cwd, user, found.home)), {
+      assert.deepStrictEqual(yield* locateMcpJson(Option.none(), cwd, user, found.home), {
         path: join(home, "mcp.json"),
         reason: `LM Studio's mcp.json in its home ${home}`
       })
       writeFileSync(join(user, ".mcp.json"), "{}")
       assert.strictEqual((yield* locateMcpJson(Option.none(), cwd, user, found.home)).path, join(user, ".mcp.json"))
-    })
-  )
+    }))
 })
 
 describe("the bridge finds LM Studio by itself (built binary, temporary HOME)", () => {
   it.scopedLive("port file, lms in <home>/bin and <home>/mcp.json are found and named by doctor; OAuth servers are listed, not used", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start()
       const user = yield* tempDir
       const home = join(user, ".cache", "lm-studio")
@@ -120,18 +131,31 @@ describe("the bridge finds LM Studio by itself (built binary, temporary HOME)", 
           }
         })
       )
-      const env = { HOME: user, LMSTUDIO_BASE_URL: undefined, LMS_CLI_PATH: undefined, MCP_JSON_PATH: undefined, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` }
+      const env = {
+        HOME: user,
+        LMSTUDIO_BASE_URL: undefined,
+        LMS_CLI_PATH: undefined,
+        MCP_JSON_PATH: undefined,
+        PATH: `${dirname(process.execPath)}:/usr/bin:/bin`
+      }
       const bridge = (...args: Array<string>) => Effect.promise(() => run(process.execPath, [binPath, ...args], env))
       const health = yield* bridge("health", "--json")
       assert.strictEqual(health.code, 0, health.stderr)
       assert.strictEqual(j(JSON.parse(health.stdout)).get("base_url").str, sim.baseUrl)
-      assert.include(j(JSON.parse(health.stdout)).get("base_url_source").str, join(home, ".internal", "http-server.json"))
+      assert.include(
+        j(JSON.parse(health.stdout)).get("base_url_source").str,
+        join(home, ".internal", "http-server.json")
+      )
       assert.strictEqual(j(JSON.parse(health.stdout)).get("lifecycle", "lms_cli").str, join(home, "bin", "lms"))
       const doctor = j(JSON.parse((yield* bridge("doctor", "--json")).stdout))
-      const check = (name: string) => doctor.get("checks").arr.find((c) => c.get("name").str === name)!.get("detail").str
+      const check = (name: string) =>
+        doctor.get("checks").arr.find((c) => c.get("name").str === name)!.get("detail").str
       assert.include(check("LM Studio home"), `${home} (${home} exists)`)
       assert.include(check("LM Studio home"), `port ${new URL(sim.baseUrl).port}`)
-      assert.include(check("Configuration"), `mcp.json: ${join(home, "mcp.json")} (LM Studio's mcp.json in its home ${home})`)
+      assert.include(
+        check("Configuration"),
+        `mcp.json: ${join(home, "mcp.json")} (LM Studio's mcp.json in its home ${home})`
+      )
       const mcps = yield* bridge("mcps", "list", "--json")
       assert.strictEqual(mcps.code, 0, mcps.stderr)
       assert.deepStrictEqual(
@@ -145,7 +169,9 @@ describe("the bridge finds LM Studio by itself (built binary, temporary HOME)", 
       const corrupt = j(JSON.parse((yield* bridge("doctor", "--json")).stdout))
       const server = corrupt.get("checks").arr.find((c) => c.get("name").str === "LM Studio home")!.get("detail").str
       assert.include(server, "is not valid JSON")
-      assert.include(corrupt.get("checks").arr.find((c) => c.get("name").str === "Configuration")!.get("detail").str, `LM Studio at ${DEFAULT_BASE_URL} (from the default`)
-    })
-  )
+      assert.include(
+        corrupt.get("checks").arr.find((c) => c.get("name").str === "Configuration")!.get("detail").str,
+        `LM Studio at ${DEFAULT_BASE_URL} (from the default`
+      )
+    }))
 })

@@ -12,8 +12,8 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { AppConfig, type AppConfigShape } from "../src/Config.js"
 import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
-import { type RunningSimulator, start, type SimulatorOptions } from "../src/simulator/Simulator.js"
 import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
+import { type RunningSimulator, type SimulatorOptions, start } from "../src/simulator/Simulator.js"
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url))
 export const binPath = fileURLToPath(new URL("../dist/src/bin.js", import.meta.url))
@@ -29,7 +29,7 @@ export const makeClient = (
 
 /** A fresh simulator and a client for it, both closed with the test's scope. */
 export const simAndClient = (options: SimulatorOptions = {}, config: Partial<AppConfigShape> = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const sim = yield* start(options)
     const client = yield* makeClient({ ...config, baseUrl: sim.baseUrl })
     return { sim, client }
@@ -43,7 +43,13 @@ export interface HttpReply {
 }
 
 /** Plain fetch, for wire-level assertions that must not go through our client. */
-export const http = (sim: RunningSimulator, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+export const http = (
+  sim: RunningSimulator,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {}
+) =>
   Effect.promise(async (): Promise<HttpReply> => {
     const res = await fetch(`${sim.baseUrl}${path}`, {
       method,
@@ -165,7 +171,13 @@ export const bridgeClient = (baseUrl: string, env: Record<string, string> = {}) 
       const transport = new StdioClientTransport({
         command: process.execPath,
         args: [binPath, "serve"],
-        env: { PATH: process.env.PATH ?? "", LMSTUDIO_BASE_URL: baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "warn", ...env },
+        env: {
+          PATH: process.env.PATH ?? "",
+          LMSTUDIO_BASE_URL: baseUrl,
+          LMSTUDIO_LIFECYCLE: "jit",
+          LOG_LEVEL: "warn",
+          ...env
+        },
         stderr: "pipe"
       })
       const client = new Client({ name: "test", version: "1.0.0" })

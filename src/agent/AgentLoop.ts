@@ -25,14 +25,14 @@ import { AppConfig } from "../Config.js"
 import { type BridgeOverloaded, isExplained, type LmStudioError } from "../domain/Errors.js"
 import { nullable, optionalAsNull, wireKey } from "../domain/JsonShape.js"
 import { type ChatMessage, type ToolDefinition, type Usage, UsageCounts } from "../domain/Messages.js"
-import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
-import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
-import type { LifecycleError } from "../lmstudio/LoadResult.js"
-import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { joinReasoning, splitThink } from "../domain/Think.js"
 import { Admission } from "../lmstudio/Admission.js"
+import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import type { LifecycleError } from "../lmstudio/LoadResult.js"
+import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
+import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { ChildServers, type ChildTool, START_CONCURRENCY } from "./ChildServers.js"
 import type { ChildServerConfig } from "./McpConfig.js"
-import { joinReasoning, splitThink } from "../domain/Think.js"
 import { capResult, namespace, type NamespacedTool, parseTextToolCalls, toFunctionTool } from "./ToolCalls.js"
 
 export type StopReason = "completed" | "max_rounds" | "repeated_call" | "budget" | "cancelled" | "error"
@@ -73,9 +73,17 @@ export interface RunResult extends Omit<LoopOutcome, "error"> {
 /** The ports the loop runs on. */
 export interface LoopPorts<E> {
   /** One LLM turn: the results of the previous round's calls (none on the first), tools on or off. */
-  readonly turn: (input: { readonly results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }>; readonly note: string | undefined; readonly toolsOn: boolean }) => Effect.Effect<Turn, E>
+  readonly turn: (
+    input: {
+      readonly results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }>
+      readonly note: string | undefined
+      readonly toolsOn: boolean
+    }
+  ) => Effect.Effect<Turn, E>
   /** Runs one tool call; never fails (a failure is an outcome the model reads). */
-  readonly execute: (call: RequestedCall) => Effect.Effect<{ readonly ok: boolean; readonly text: string; readonly server: string; readonly tool: string }>
+  readonly execute: (
+    call: RequestedCall
+  ) => Effect.Effect<{ readonly ok: boolean; readonly text: string; readonly server: string; readonly tool: string }>
   readonly known: ReadonlySet<string>
 }
 
@@ -110,7 +118,11 @@ const noProgress: LoopProgress = { round: () => Effect.void, toolCall: () => Eff
 const addUsage = (a: Usage, b: Usage | undefined): Usage =>
   b === undefined
     ? a
-    : { promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, totalTokens: a.totalTokens + b.totalTokens }
+    : {
+      promptTokens: a.promptTokens + b.promptTokens,
+      completionTokens: a.completionTokens + b.completionTokens,
+      totalTokens: a.totalTokens + b.totalTokens
+    }
 
 const FINAL_NOTE = "Stop using tools now. Answer the task with what you have found so far."
 const TOOL_FIRST_NOTE = "Use the available tools to work on the task before you answer."
@@ -121,7 +133,7 @@ export const runLoop = <E>(
   limits: LoopLimits,
   progress: LoopProgress = noProgress
 ): Effect.Effect<LoopOutcome, E> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
     const deadline = start + Duration.toMillis(limits.budget)
     const records: Array<ToolCallRecord> = []
@@ -139,8 +151,10 @@ export const runLoop = <E>(
     /** One LLM turn within the budget: None when the budget ran out first. */
     const turnWithin = (toolsOn: boolean, extraMs = 0) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.timeoutOption(ports.turn({ results, note, toolsOn }), Duration.millis(Math.max(0, deadline + extraMs - now)))
-      )
+        Effect.timeoutOption(
+          ports.turn({ results, note, toolsOn }),
+          Duration.millis(Math.max(0, deadline + extraMs - now))
+        ))
 
     while (stop === undefined) {
       if ((yield* Clock.currentTimeMillis) >= deadline) {
@@ -151,7 +165,9 @@ export const runLoop = <E>(
       yield* progress.round(rounds, limits.maxRounds)
       const attempt = yield* Effect.either(turnWithin(true))
       if (attempt._tag === "Left") {
-        if (rounds === 1) return yield* Effect.fail(attempt.left)
+        if (rounds === 1) {
+          return yield* Effect.fail(attempt.left)
+        }
         stop = "error"
         rounds--
         failure = isExplained(attempt.left) ? `${attempt.left._tag}: ${attempt.left.message}` : String(attempt.left)
@@ -191,7 +207,7 @@ export const runLoop = <E>(
       results = yield* Effect.forEach(
         turn.calls,
         (call) =>
-          Effect.gen(function* () {
+          Effect.gen(function*() {
             const t0 = yield* Clock.currentTimeMillis
             const out = yield* ports.execute(call)
             const record: ToolCallRecord = {
@@ -257,7 +273,10 @@ const normaliseArgs = (args: string): string => {
 export const RunReport = Schema.Struct({
   answer: Schema.String,
   reasoning: nullable(Schema.String),
-  stopReason: wireKey("stop_reason", Schema.Literal("completed", "max_rounds", "repeated_call", "budget", "cancelled", "error")),
+  stopReason: wireKey(
+    "stop_reason",
+    Schema.Literal("completed", "max_rounds", "repeated_call", "budget", "cancelled", "error")
+  ),
   rounds: Schema.Number,
   toolCalls: wireKey(
     "tool_calls",
@@ -302,11 +321,19 @@ const SYSTEM =
   "independent. When you have what you need, answer the task directly and completely, without calling more tools."
 
 /** Sends one LLM request of a run to the model's current instance (see `HeldModel.request`). */
-type Ask = <A>(send: (identifier: string) => Effect.Effect<A, LmStudioError>) => Effect.Effect<A, LifecycleError | BridgeOverloaded>
+type Ask = <A>(
+  send: (identifier: string) => Effect.Effect<A, LmStudioError>
+) => Effect.Effect<A, LifecycleError | BridgeOverloaded>
 
 export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/AgentLoop", {
-  dependencies: [Admission.Default, ChildServers.Default, LmStudioClient.Default, ModelCatalog.Default, ModelLifecycle.Default],
-  effect: Effect.gen(function* () {
+  dependencies: [
+    Admission.Default,
+    ChildServers.Default,
+    LmStudioClient.Default,
+    ModelCatalog.Default,
+    ModelLifecycle.Default
+  ],
+  effect: Effect.gen(function*() {
     const config = yield* AppConfig
     const client = yield* LmStudioClient
     const admission = yield* Admission
@@ -315,14 +342,16 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
     const children = yield* ChildServers
 
     const run = (req: RunRequest, progress: LoopProgress = noProgress) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const t0 = yield* Clock.currentTimeMillis
         // The model first: a bad name fails before any child server starts.
         const found = yield* catalog.resolve(req.model)
         const maxRounds = Math.min(req.maxRounds ?? config.agentMaxRounds, config.agentMaxRoundsCap)
         const warnings: Array<string> = []
         if (req.maxRounds !== undefined && req.maxRounds > config.agentMaxRoundsCap) {
-          warnings.push(`max_rounds ${req.maxRounds} is above the cap; used ${config.agentMaxRoundsCap} (AGENT_MAX_ROUNDS_CAP)`)
+          warnings.push(
+            `max_rounds ${req.maxRounds} is above the cap; used ${config.agentMaxRoundsCap} (AGENT_MAX_ROUNDS_CAP)`
+          )
         }
         // Tools of every server that starts; one that fails gives a warning, not a failed run.
         const toolsets = yield* Effect.forEach(
@@ -335,7 +364,9 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         for (const { cfg, r } of toolsets) {
           configOf.set(cfg.name, cfg)
           if (r._tag === "Right") all.push(...r.right)
-          else warnings.push(`partial toolset: MCP server ${cfg.name} is not available (${r.left._tag}: ${r.left.message})`)
+          else {warnings.push(
+              `partial toolset: MCP server ${cfg.name} is not available (${r.left._tag}: ${r.left.message})`
+            )}
         }
         const named = namespace(all)
         const byName = new Map<string, NamespacedTool>(named.map((t) => [t.name, t]))
@@ -358,14 +389,28 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           try {
             args = call.arguments.trim() === "" ? {} : (JSON.parse(call.arguments) as unknown)
           } catch (e) {
-            return Effect.succeed({ ok: false, server, tool: name, text: `The arguments are not valid JSON (${e instanceof Error ? e.message : String(e)}); call ${call.name} again with a JSON object.` })
+            return Effect.succeed({
+              ok: false,
+              server,
+              tool: name,
+              text: `The arguments are not valid JSON (${
+                e instanceof Error ? e.message : String(e)
+              }); call ${call.name} again with a JSON object.`
+            })
           }
           if (typeof args !== "object" || args === null || Array.isArray(args)) {
-            return Effect.succeed({ ok: false, server, tool: name, text: `The arguments must be a JSON object; call ${call.name} again.` })
+            return Effect.succeed({
+              ok: false,
+              server,
+              tool: name,
+              text: `The arguments must be a JSON object; call ${call.name} again.`
+            })
           }
           return children.callTool(configOf.get(server)!, name, args as Record<string, unknown>).pipe(
             Effect.map((o) => ({ ok: o.ok, server, tool: name, text: o.text })),
-            Effect.catchAll((e) => Effect.succeed({ ok: false, server, tool: name, text: `${e._tag}: ${e.message}. ${e.hint}` }))
+            Effect.catchAll((e) =>
+              Effect.succeed({ ok: false, server, tool: name, text: `${e._tag}: ${e.message}. ${e.hint}` })
+            )
           )
         }
 
@@ -405,7 +450,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           ]
           let textCalls = 0
           return ({ results, note, toolsOn }) =>
-            Effect.gen(function* () {
+            Effect.gen(function*() {
               for (const r of results) messages.push({ role: "tool", content: r.output, tool_call_id: r.call.id })
               if (note !== undefined) messages.push({ role: "user", content: note })
               const sent = [...messages]
@@ -417,16 +462,26 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
                   ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {})
                 })
               )
-              let calls: ReadonlyArray<RequestedCall> = toolsOn ? res.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) : []
+              let calls: ReadonlyArray<RequestedCall> = toolsOn
+                ? res.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }))
+                : []
               if (toolsOn && calls.length === 0) {
                 calls = parseTextToolCalls(res.content, known).map((c) => ({ id: `text_call_${++textCalls}`, ...c }))
               }
               messages.push({
                 role: "assistant",
                 content: res.content,
-                ...(calls.length > 0 ? { tool_calls: calls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) } : {})
+                ...(calls.length > 0
+                  ? { tool_calls: calls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) }
+                  : {})
               })
-              return { text: res.content, reasoning: res.reasoning, calls, model: res.model, usage: res.usage } satisfies Turn
+              return {
+                text: res.content,
+                reasoning: res.reasoning,
+                calls,
+                model: res.model,
+                usage: res.usage
+              } satisfies Turn
             })
         }
 
@@ -436,7 +491,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           let previous: string | undefined
           let textCalls = 0
           return ({ results, note, toolsOn }) =>
-            Effect.gen(function* () {
+            Effect.gen(function*() {
               const items: Array<unknown> = []
               for (const r of results) {
                 items.push(
@@ -457,28 +512,39 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
               const res = yield* ask((model) =>
                 (chained === undefined
                   ? client.respond({ ...settings, model, input: replay })
-                  : client.respond({ ...settings, model, input: items, previousResponseId: chained })
-                ).pipe(
-                  Effect.catchTag("PreviousResponseNotFound", () =>
-                    Effect.logWarning("LM Studio lost the previous response; replaying the transcript").pipe(
-                      Effect.zipRight(client.respond({ ...settings, model, input: replay }))
-                    )
+                  : client.respond({ ...settings, model, input: items, previousResponseId: chained })).pipe(
+                    Effect.catchTag("PreviousResponseNotFound", () =>
+                      Effect.logWarning("LM Studio lost the previous response; replaying the transcript").pipe(
+                        Effect.zipRight(client.respond({ ...settings, model, input: replay }))
+                      ))
                   )
-                )
               )
               previous = res.id
-              let calls: ReadonlyArray<RequestedCall> = toolsOn ? res.functionCalls.map((c) => ({ id: c.callId, name: c.name, arguments: c.arguments })) : []
+              let calls: ReadonlyArray<RequestedCall> = toolsOn
+                ? res.functionCalls.map((c) => ({ id: c.callId, name: c.name, arguments: c.arguments }))
+                : []
               if (toolsOn && calls.length === 0) {
                 calls = parseTextToolCalls(res.outputText, known).map((c) => ({ id: `text_call_${++textCalls}`, ...c }))
               }
               if (res.outputText !== "") transcript.push({ role: "assistant", content: res.outputText })
               for (const c of calls) {
-                if (!c.id.startsWith("text_call_")) transcript.push({ type: "function_call", call_id: c.id, name: c.name, arguments: c.arguments })
+                if (!c.id.startsWith("text_call_")) {
+                  transcript.push({ type: "function_call", call_id: c.id, name: c.name, arguments: c.arguments })
+                }
               }
-              return { text: res.outputText, reasoning: res.reasoning, calls, model: res.model, usage: res.usage } satisfies Turn
+              return {
+                text: res.outputText,
+                reasoning: res.reasoning,
+                calls,
+                model: res.model,
+                usage: res.usage
+              } satisfies Turn
             })
         }
-      }).pipe(Effect.withSpan("AgentLoop.run", { captureStackTrace: false, attributes: { servers: req.servers.map((s) => s.name).join(","), model: req.model ?? "(default)" } }))
+      }).pipe(Effect.withSpan("AgentLoop.run", {
+        captureStackTrace: false,
+        attributes: { servers: req.servers.map((s) => s.name).join(","), model: req.model ?? "(default)" }
+      }))
 
     return { run } as const
   })

@@ -69,11 +69,16 @@ const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : Strin
 /** The text of a tool result: its text parts, and a note for each part that is not text. */
 const resultText = (r: CallToolResult): string =>
   r.content
-    .map((c) => (c.type === "text" ? c.text : c.type === "resource" && "text" in c.resource ? String(c.resource.text) : `[${c.type} content]`))
+    .map((c) => (c.type === "text"
+      ? c.text
+      : c.type === "resource" && "text" in c.resource
+      ? String(c.resource.text)
+      : `[${c.type} content]`)
+    )
     .join("\n") || (r.structuredContent !== undefined ? JSON.stringify(r.structuredContent) : "")
 
 export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridge/ChildServers", {
-  scoped: Effect.gen(function* () {
+  scoped: Effect.gen(function*() {
     const config = yield* AppConfig
     const runtime = yield* Effect.runtime<never>()
     const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
@@ -89,7 +94,10 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
           Effect.suspend(() => {
             const again = breakers.get(name)
             if (again !== undefined) return Effect.succeed(again)
-            return Effect.tap(CircuitBreaker.make(`MCP server ${name}`), (b) => Effect.sync(() => breakers.set(name, b)))
+            return Effect.tap(
+              CircuitBreaker.make(`MCP server ${name}`),
+              (b) => Effect.sync(() => breakers.set(name, b))
+            )
           })
         )
       })
@@ -97,27 +105,28 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
     const startTimeoutMs = Duration.toMillis(config.childStartTimeout)
 
     const connect = (cfg: ChildServerConfig) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const closed = yield* Ref.make(false)
         const stderrTail: Array<string> = []
         const client = new Client({ name: "lmstudio-bridge", version: "1" }, { capabilities: {} })
-        const transport =
-          cfg.transport === "stdio"
-            ? new StdioClientTransport({
-                command: cfg.command,
-                args: [...cfg.args],
-                env: { ...getDefaultEnvironment(), ...cfg.env },
-                ...(cfg.cwd !== undefined ? { cwd: cfg.cwd } : {}),
-                stderr: "pipe"
-              })
-            : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers: { ...cfg.headers } } })
+        const transport = cfg.transport === "stdio"
+          ? new StdioClientTransport({
+            command: cfg.command,
+            args: [...cfg.args],
+            env: { ...getDefaultEnvironment(), ...cfg.env },
+            ...(cfg.cwd !== undefined ? { cwd: cfg.cwd } : {}),
+            stderr: "pipe"
+          })
+          : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers: { ...cfg.headers } } })
         if (transport instanceof StdioClientTransport) {
           transport.stderr?.on("data", (chunk: Buffer) => {
             for (const line of chunk.toString("utf8").split("\n")) {
               if (line.trim() === "") continue
               stderrTail.push(line)
               if (stderrTail.length > 5) stderrTail.shift()
-              Runtime.runFork(runtime)(Effect.logDebug("child server stderr").pipe(Effect.annotateLogs({ server: cfg.name, line })))
+              Runtime.runFork(runtime)(
+                Effect.logDebug("child server stderr").pipe(Effect.annotateLogs({ server: cfg.name, line }))
+              )
             }
           })
         }
@@ -128,8 +137,11 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
             operation,
             reason: reasonOf(e) + (stderrTail.length > 0 ? ` (stderr: ${stderrTail.join(" | ").slice(-400)})` : "")
           })
-        const start = Effect.gen(function* () {
-          yield* Effect.tryPromise({ try: () => client.connect(transport, { timeout: startTimeoutMs + 1000 }), catch: failed("start") })
+        const start = Effect.gen(function*() {
+          yield* Effect.tryPromise({
+            try: () => client.connect(transport, { timeout: startTimeoutMs + 1000 }),
+            catch: failed("start")
+          })
           const tools: Array<ChildTool> = []
           let cursor: string | undefined
           do {
@@ -138,7 +150,12 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
               catch: failed("list its tools")
             })
             for (const t of page.tools) {
-              tools.push({ server: cfg.name, name: t.name, description: t.description ?? "", inputSchema: t.inputSchema })
+              tools.push({
+                server: cfg.name,
+                name: t.name,
+                description: t.description ?? "",
+                inputSchema: t.inputSchema
+              })
             }
             cursor = page.nextCursor
           } while (cursor !== undefined)
@@ -148,12 +165,19 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
         const tools = yield* start.pipe(
           Effect.timeoutFail({
             duration: config.childStartTimeout,
-            onTimeout: () => new McpServerTimeout({ server: cfg.name, operation: "start and list its tools", timeoutMs: startTimeoutMs })
+            onTimeout: () =>
+              new McpServerTimeout({
+                server: cfg.name,
+                operation: "start and list its tools",
+                timeoutMs: startTimeoutMs
+              })
           }),
           Effect.onError(() => close)
         )
         const pid = transport instanceof StdioClientTransport ? transport.pid : null
-        yield* Effect.logInfo("child MCP server started").pipe(Effect.annotateLogs({ server: cfg.name, transport: cfg.transport, tools: tools.length, pid }))
+        yield* Effect.logInfo("child MCP server started").pipe(
+          Effect.annotateLogs({ server: cfg.name, transport: cfg.transport, tools: tools.length, pid })
+        )
         return { connection: { client, tools, pid, closed } satisfies Connection, close }
       })
 
@@ -163,7 +187,14 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
           startPermits.withPermits(1)(connect(key.cfg)),
           ({ close }, exit) =>
             close.pipe(
-              Effect.zipRight(Effect.logInfo("child MCP server stopped").pipe(Effect.annotateLogs({ server: key.cfg.name, why: Exit.isSuccess(exit) ? "idle or bridge stopping" : "failed" })))
+              Effect.zipRight(
+                Effect.logInfo("child MCP server stopped").pipe(
+                  Effect.annotateLogs({
+                    server: key.cfg.name,
+                    why: Exit.isSuccess(exit) ? "idle or bridge stopping" : "failed"
+                  })
+                )
+              )
             )
         ).pipe(Effect.map(({ connection }) => connection)),
       idleTimeToLive: config.childIdleTtl
@@ -176,31 +207,52 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
       Effect.flatMap(breakerOf(cfg.name), (breaker) => breaker.protect(RcMap.get(pool, keyOf(cfg))))
 
     /** Calls one tool; a crashed child is restarted and the call retried once, a hung one is stopped. */
-    const callTool = (cfg: ChildServerConfig, tool: string, args: Record<string, unknown>): Effect.Effect<ToolOutcome, ChildServerError> => {
+    const callTool = (
+      cfg: ChildServerConfig,
+      tool: string,
+      args: Record<string, unknown>
+    ): Effect.Effect<ToolOutcome, ChildServerError> => {
       const timeoutMs = cfg.timeoutMs ?? Duration.toMillis(config.agentToolTimeout)
       const key = keyOf(cfg)
       const once = Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const connection = yield* acquire(cfg)
           const answer = yield* Effect.tryPromise({
-            try: (signal) => connection.client.callTool({ name: tool, arguments: args }, CallToolResultSchema, { signal, timeout: timeoutMs + 60_000 }),
+            try: (signal) =>
+              connection.client.callTool({ name: tool, arguments: args }, CallToolResultSchema, {
+                signal,
+                timeout: timeoutMs + 60_000
+              }),
             catch: (e) => new CallFailed({ reason: reasonOf(e) })
           }).pipe(
-            Effect.timeoutFail({ duration: Duration.millis(timeoutMs), onTimeout: () => new McpServerTimeout({ server: cfg.name, operation: `answer ${tool}`, timeoutMs }) }),
-            Effect.catchTag("CallFailed", (e) =>
-              Effect.flatMap(Ref.get(connection.closed), (dead) =>
-                Effect.fail(dead ? new ChildGone({ reason: e.reason }) : new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: e.reason }))
-              )
+            Effect.timeoutFail({
+              duration: Duration.millis(timeoutMs),
+              onTimeout: () => new McpServerTimeout({ server: cfg.name, operation: `answer ${tool}`, timeoutMs })
+            }),
+            Effect.catchTag(
+              "CallFailed",
+              (e) =>
+                Effect.flatMap(Ref.get(connection.closed), (dead) =>
+                  Effect.fail(
+                    dead
+                      ? new ChildGone({ reason: e.reason })
+                      : new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: e.reason })
+                  ))
             )
           )
           const result = CallToolResultSchema.safeParse(answer)
           if (!result.success) {
-            return yield* new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: "the answer is not a tool result (no content)" })
+            return yield* new McpServerFailed({
+              server: cfg.name,
+              operation: `run ${tool}`,
+              reason: "the answer is not a tool result (no content)"
+            })
           }
           return { ok: result.data.isError !== true, text: resultText(result.data) } satisfies ToolOutcome
         })
       )
-      const gone = (e: ChildGone) => new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: `the server exited: ${e.reason}` })
+      const gone = (e: ChildGone) =>
+        new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: `the server exited: ${e.reason}` })
       return Effect.flatMap(breakerOf(cfg.name), (breaker) =>
         breaker.protect(
           once.pipe(
@@ -211,12 +263,13 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
                 Effect.annotateLogs({ server: cfg.name, reason: e.reason }),
                 Effect.zipRight(RcMap.invalidate(pool, key)),
                 Effect.zipRight(once),
-                Effect.catchTag("ChildGone", (again) => Effect.zipRight(RcMap.invalidate(pool, key), Effect.fail(gone(again))))
-              )
-            )
+                Effect.catchTag(
+                  "ChildGone",
+                  (again) => Effect.zipRight(RcMap.invalidate(pool, key), Effect.fail(gone(again)))
+                )
+              ))
           )
-        )
-      )
+        ))
     }
 
     /** The tools of a running child (started if needed). */

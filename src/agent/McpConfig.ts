@@ -33,7 +33,12 @@ const ServerEntry = Schema.Struct({
   disabled: Schema.optional(Schema.Boolean),
   /** LM Studio's remote servers with OAuth (`{"CLIENT_ID", "CLIENT_SECRET"}`, protocol §12.4): listed, not used. */
   auth: Schema.optional(Schema.Unknown),
-  timeout: Schema.optional(Schema.Number.pipe(Schema.int(), Schema.positive({ message: () => "timeout must be a positive number of milliseconds" })))
+  timeout: Schema.optional(
+    Schema.Number.pipe(
+      Schema.int(),
+      Schema.positive({ message: () => "timeout must be a positive number of milliseconds" })
+    )
+  )
 })
 
 const McpJson = Schema.Struct({
@@ -82,7 +87,7 @@ export const locateMcpJson = (
   home: string,
   lmstudioHome: string | undefined = undefined
 ): Effect.Effect<McpJsonLocation, never, FileSystem.FileSystem> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const exists = (path: string) => Effect.orElseSucceed(fs.exists(path), () => false)
     if (Option.isSome(configured)) {
@@ -97,19 +102,27 @@ export const locateMcpJson = (
       [join(home, ".mcp.json"), "~/.mcp.json"]
     ]
     const own = lmstudioHome === undefined ? undefined : join(lmstudioHome, "mcp.json")
-    if (own !== undefined && own !== dotLmStudio) candidates.push([own, `LM Studio's mcp.json in its home ${lmstudioHome}`])
+    if (own !== undefined && own !== dotLmStudio) {
+      candidates.push([own, `LM Studio's mcp.json in its home ${lmstudioHome}`])
+    }
     for (const [path, reason] of candidates) {
-      if (yield* exists(path)) return { path, reason }
+      if (yield* exists(path)) {
+        return { path, reason }
+      }
     }
     return {
       path: null,
-      reason: `none of $MCP_JSON_PATH, ./.mcp.json, ~/.lmstudio/mcp.json, ~/.mcp.json${own !== undefined && own !== dotLmStudio ? `, ${own}` : ""} exists`
+      reason: `none of $MCP_JSON_PATH, ./.mcp.json, ~/.lmstudio/mcp.json, ~/.mcp.json${
+        own !== undefined && own !== dotLmStudio ? `, ${own}` : ""
+      } exists`
     }
   })
 
 const problemOf = (file: string, error: ParseResult.ParseError): McpConfigInvalid => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  const path = issue === undefined ? "" : issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "")
+  const path = issue === undefined
+    ? ""
+    : issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "")
   return new McpConfigInvalid({ file, path, problem: issue?.message ?? error.message })
 }
 
@@ -123,11 +136,16 @@ export const parseMcpJson = (
   env: Readonly<Record<string, string | undefined>>,
   self?: SelfIdentity
 ): Effect.Effect<ReadonlyArray<ChildServerConfig>, McpConfigInvalid, FileSystem.FileSystem> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const me = self ?? (yield* selfIdentity(process.argv[1]))
     const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
-      catch: (e) => new McpConfigInvalid({ file, path: "", problem: `not valid JSON (${e instanceof Error ? e.message : String(e)})` })
+      catch: (e) =>
+        new McpConfigInvalid({
+          file,
+          path: "",
+          problem: `not valid JSON (${e instanceof Error ? e.message : String(e)})`
+        })
     })
     const decoded = yield* Schema.decodeUnknown(McpJson)(json).pipe(Effect.mapError((e) => problemOf(file, e)))
     const servers: Array<ChildServerConfig> = []
@@ -136,22 +154,39 @@ export const parseMcpJson = (
       const expand = (value: string, where: string): Effect.Effect<string, McpConfigInvalid> => {
         const missing = [...value.matchAll(EXPANSION)].map((m) => m[1]!).find((v) => env[v] === undefined)
         return missing !== undefined
-          ? Effect.fail(new McpConfigInvalid({ file, path: `${at}.${where}`, problem: `environment variable ${missing} is not set` }))
+          ? Effect.fail(
+            new McpConfigInvalid({
+              file,
+              path: `${at}.${where}`,
+              problem: `environment variable ${missing} is not set`
+            })
+          )
           : Effect.succeed(value.replace(EXPANSION, (_, v: string) => env[v] ?? ""))
       }
       const expandMap = (m: Readonly<Record<string, string>> | undefined, where: string) =>
         Effect.map(
-          Effect.forEach(Object.entries(m ?? {}), ([k, v]) => Effect.map(expand(v, `${where}.${k}`), (x) => [k, x] as const)),
+          Effect.forEach(
+            Object.entries(m ?? {}),
+            ([k, v]) => Effect.map(expand(v, `${where}.${k}`), (x) => [k, x] as const)
+          ),
           (pairs) => Object.fromEntries(pairs)
         )
       if (entry.command === undefined && entry.url === undefined) {
-        return yield* new McpConfigInvalid({ file, path: at, problem: 'needs "command" (a local server) or "url" (a remote one)' })
+        return yield* new McpConfigInvalid({
+          file,
+          path: at,
+          problem: "needs \"command\" (a local server) or \"url\" (a remote one)"
+        })
       }
       if (entry.command !== undefined && entry.url !== undefined) {
-        return yield* new McpConfigInvalid({ file, path: at, problem: 'has both "command" and "url"; keep one' })
+        return yield* new McpConfigInvalid({ file, path: at, problem: "has both \"command\" and \"url\"; keep one" })
       }
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
-        return yield* new McpConfigInvalid({ file, path: at, problem: "a server name is 1-64 letters, digits, '_', '-' or '.'" })
+        return yield* new McpConfigInvalid({
+          file,
+          path: at,
+          problem: "a server name is 1-64 letters, digits, '_', '-' or '.'"
+        })
       }
       const command = entry.command === undefined ? "" : yield* expand(entry.command, "command")
       const args = yield* Effect.forEach(entry.args ?? [], (a, i) => expand(a, `args[${i}]`))
@@ -159,7 +194,11 @@ export const parseMcpJson = (
       const oauth = entry.url !== undefined && entry.auth !== undefined
       const url = entry.url === undefined ? "" : oauth ? entry.url : yield* expand(entry.url, "url")
       if (entry.url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) {
-        return yield* new McpConfigInvalid({ file, path: `${at}.url`, problem: `not an http(s) URL: ${JSON.stringify(url)}` })
+        return yield* new McpConfigInvalid({
+          file,
+          path: `${at}.url`,
+          problem: `not an http(s) URL: ${JSON.stringify(url)}`
+        })
       }
       // Relative paths of a child resolve from its cwd (the bridge's own when the entry sets none).
       const cwd = entry.cwd === undefined ? process.cwd() : yield* expand(entry.cwd, "cwd")
@@ -178,33 +217,44 @@ export const parseMcpJson = (
         disabledReason: itself
           ? "this is lmstudio-bridge itself"
           : oauth
-            ? "signs in with OAuth (`auth` in LM Studio's mcp.json), which the bridge cannot do; LM Studio's own chat can use it"
-            : entry.disabled === true
-              ? "disabled in mcp.json"
-              : undefined
+          ? "signs in with OAuth (`auth` in LM Studio's mcp.json), which the bridge cannot do; LM Studio's own chat can use it"
+          : entry.disabled === true
+          ? "disabled in mcp.json"
+          : undefined
       }
-      servers.push({ ...base, hash: Hash.string(JSON.stringify([base.transport, command, args, base.env, base.cwd, url, base.headers])) })
+      servers.push({
+        ...base,
+        hash: Hash.string(JSON.stringify([base.transport, command, args, base.env, base.cwd, url, base.headers]))
+      })
     }
     return servers
   })
 
 export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpConfig", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const config = yield* AppConfig
     const fs = yield* FileSystem.FileSystem
     const self = yield* selfIdentity(process.argv[1])
     // The last file read, with what identified its version: read again only when it changed.
     const cache = yield* Ref.make<
-      Option.Option<{ readonly file: string; readonly mtimeMs: number; readonly size: number; readonly servers: ReadonlyArray<ChildServerConfig> }>
+      Option.Option<
+        {
+          readonly file: string
+          readonly mtimeMs: number
+          readonly size: number
+          readonly servers: ReadonlyArray<ChildServerConfig>
+        }
+      >
     >(Option.none())
-    const unreadable = (file: string) => (e: { readonly message: string }) => new McpConfigInvalid({ file, path: "", problem: `cannot be read (${e.message})` })
+    const unreadable = (file: string) => (e: { readonly message: string }) =>
+      new McpConfigInvalid({ file, path: "", problem: `cannot be read (${e.message})` })
 
     /** Which mcp.json the bridge uses now, and why. */
     const locate = locateMcpJson(config.mcpJsonPath, process.cwd(), homedir(), config.lmstudioHome.home).pipe(
       Effect.provideService(FileSystem.FileSystem, fs)
     )
 
-    const load: Effect.Effect<LoadedMcpConfig, McpConfigNotFound | McpConfigInvalid> = Effect.gen(function* () {
+    const load: Effect.Effect<LoadedMcpConfig, McpConfigNotFound | McpConfigInvalid> = Effect.gen(function*() {
       const found = yield* locate
       if (found.path === null) return yield* new McpConfigNotFound({ reason: found.reason })
       const file = found.path
@@ -212,11 +262,16 @@ export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpC
       const mtimeMs = Option.match(info.mtime, { onNone: () => 0, onSome: (d) => d.getTime() })
       const size = Number(info.size)
       const cached = yield* Ref.get(cache)
-      if (Option.isSome(cached) && cached.value.file === file && cached.value.mtimeMs === mtimeMs && cached.value.size === size) {
+      if (
+        Option.isSome(cached) && cached.value.file === file && cached.value.mtimeMs === mtimeMs &&
+        cached.value.size === size
+      ) {
         return { file, reason: found.reason, servers: cached.value.servers }
       }
       const text = yield* Effect.mapError(fs.readFileString(file), unreadable(file))
-      const servers = yield* parseMcpJson(file, text, process.env, self).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+      const servers = yield* parseMcpJson(file, text, process.env, self).pipe(
+        Effect.provideService(FileSystem.FileSystem, fs)
+      )
       yield* Ref.set(cache, Option.some({ file, mtimeMs, size, servers }))
       yield* Effect.logDebug("mcp.json read").pipe(Effect.annotateLogs({ file, servers: servers.length }))
       return { file, reason: found.reason, servers }

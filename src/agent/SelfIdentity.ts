@@ -24,8 +24,8 @@ const realPath = (fs: FileSystem.FileSystem, p: string) => Effect.option(fs.real
 
 /** The package root above a file: the nearest folder whose package.json is this package's. */
 const packageRootOf = (fs: FileSystem.FileSystem, file: string): Effect.Effect<Option.Option<string>> =>
-  Effect.gen(function* () {
-    for (let dir = dirname(file); ; dir = dirname(dir)) {
+  Effect.gen(function*() {
+    for (let dir = dirname(file);; dir = dirname(dir)) {
       const text = yield* Effect.option(fs.readFileString(join(dir, "package.json")))
       if (Option.isSome(text)) {
         const name = Option.getOrUndefined(parseName(text.value))
@@ -53,7 +53,7 @@ const entriesOf = (fs: FileSystem.FileSystem, root: string) =>
 
 /** The identity of the bridge started by `entry` (process.argv[1]): whatever folder it sits in, whatever it is called. */
 export const selfIdentity = (entry: string | undefined): Effect.Effect<SelfIdentity, never, FileSystem.FileSystem> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const real = entry === undefined ? Option.none() : yield* realPath(fs, entry)
     if (Option.isNone(real)) return { files: new Set<string>() }
@@ -65,8 +65,12 @@ export const selfIdentity = (entry: string | undefined): Effect.Effect<SelfIdent
 /** Is this file how some copy of lmstudio-bridge starts (another checkout or install would recurse the same way)? */
 const isBridgeEntry = (fs: FileSystem.FileSystem, real: string): Effect.Effect<boolean> => {
   if (!/[\\/](bin\.js|bin\.bundle\.cjs|bin\.ts)$/.test(real)) return Effect.succeed(false)
-  return Effect.flatMap(packageRootOf(fs, real), (root) =>
-    Option.isNone(root) ? Effect.succeed(false) : Effect.map(entriesOf(fs, root.value), (entries) => entries.includes(real))
+  return Effect.flatMap(
+    packageRootOf(fs, real),
+    (root) =>
+      Option.isNone(root)
+        ? Effect.succeed(false)
+        : Effect.map(entriesOf(fs, root.value), (entries) => entries.includes(real))
   )
 }
 
@@ -80,7 +84,7 @@ export const isSelf = (
   self: SelfIdentity,
   cwd: string
 ): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     for (const part of [command, ...args]) {
       if (isBinName(part)) return true

@@ -48,7 +48,9 @@ export const toFunctionTool = (t: NamespacedTool): ToolDefinition => {
   const parameters = schema.type === "object" ? schema : { type: "object", properties: {} }
   return {
     name: t.name,
-    description: `${t.tool.description}`.trim() === "" ? `${t.tool.name} (MCP server ${t.tool.server})` : `${t.tool.description} (MCP server ${t.tool.server})`,
+    description: `${t.tool.description}`.trim() === ""
+      ? `${t.tool.name} (MCP server ${t.tool.server})`
+      : `${t.tool.description} (MCP server ${t.tool.server})`,
     parameters
   }
 }
@@ -77,7 +79,11 @@ const tryJson = (text: string): unknown => {
   }
 }
 
-const WRAPPED = [/<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g, /\[TOOL_REQUEST\]\s*([\s\S]*?)\s*\[END_TOOL_REQUEST\]/g, /<tools>\s*([\s\S]*?)\s*<\/tools>/g]
+const WRAPPED = [
+  /<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g,
+  /\[TOOL_REQUEST\]\s*([\s\S]*?)\s*\[END_TOOL_REQUEST\]/g,
+  /<tools>\s*([\s\S]*?)\s*<\/tools>/g
+]
 const FENCED = /```(?:json)?\s*(\{[\s\S]*?\})\s*```/g
 
 /** Tool calls written as text; only names in `known` count. */

@@ -5,8 +5,8 @@ import { doctorCommand } from "./doctor.js"
 import { healthCommand } from "./health.js"
 import { chatCommand, completeCommand, embedCommand, respondCommand } from "./inference.js"
 import { modelsCommand } from "./models.js"
-import type { AppLayerFactory, McpServers } from "./Shared.js"
 import { serveCommand } from "./serve.js"
+import type { AppLayerFactory, McpServers } from "./Shared.js"
 import { simulateCommand } from "./simulate.js"
 
 const rootCommand = (appLayer: AppLayerFactory, version: string, mcp: McpServers) =>

@@ -4,33 +4,48 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Console, Effect, type Layer, Option, Schema } from "effect"
-import type { AppConfig, ConfigOverrides } from "../Config.js"
-import type { ConfigInvalid, InvalidArguments } from "../domain/Errors.js"
-import type { LmStudioClient } from "../lmstudio/LmStudioClient.js"
-import type { LmsCli } from "../lmstudio/LmsCli.js"
-import type { ModelCatalog } from "../lmstudio/ModelCatalog.js"
-import type { Diagnostics } from "../diagnostics/Diagnostics.js"
-import type { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import type { AgentLoop } from "../agent/AgentLoop.js"
 import type { ChildServers } from "../agent/ChildServers.js"
 import type { McpConfig } from "../agent/McpConfig.js"
+import type { AppConfig, ConfigOverrides } from "../Config.js"
+import type { Diagnostics } from "../diagnostics/Diagnostics.js"
+import type { ConfigInvalid, InvalidArguments } from "../domain/Errors.js"
 import type { Admission } from "../lmstudio/Admission.js"
+import type { LmsCli } from "../lmstudio/LmsCli.js"
+import type { LmStudioClient } from "../lmstudio/LmStudioClient.js"
+import type { ModelCatalog } from "../lmstudio/ModelCatalog.js"
+import type { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 
 /** The services a CLI command may use, built by the binary's composition root from the command's flags. */
-export type CliServices = AppConfig | LmStudioClient | LmsCli | Admission | ModelCatalog | ModelLifecycle | Diagnostics | McpConfig | ChildServers | AgentLoop
+export type CliServices =
+  | AppConfig
+  | LmStudioClient
+  | LmsCli
+  | Admission
+  | ModelCatalog
+  | ModelLifecycle
+  | Diagnostics
+  | McpConfig
+  | ChildServers
+  | AgentLoop
 export type AppLayerFactory = (overrides: ConfigOverrides) => Layer.Layer<CliServices, ConfigInvalid>
 
 /** The MCP servers `serve` runs, handed in by the binary (a face never imports another face). */
 export interface McpServers {
   readonly stdio: (version: string) => Effect.Effect<void, never, CliServices>
-  readonly http: (version: string, listen: string, ready: (url: string) => Effect.Effect<void>) => Effect.Effect<never, InvalidArguments, CliServices>
+  readonly http: (
+    version: string,
+    listen: string,
+    ready: (url: string) => Effect.Effect<void>
+  ) => Effect.Effect<never, InvalidArguments, CliServices>
 }
 
 /** Gives a command its services, built from its flags (`--base-url`) by the binary's composition. */
 export const withApp =
   (appLayer: AppLayerFactory) =>
-  <Name extends string, R, E, A extends { readonly baseUrl: Option.Option<string> }>(self: Command.Command<Name, R, E, A>) =>
-    Command.provide(self, (flags: A) => appLayer(overridesOf(flags)))
+  <Name extends string, R, E, A extends { readonly baseUrl: Option.Option<string> }>(
+    self: Command.Command<Name, R, E, A>
+  ) => Command.provide(self, (flags: A) => appLayer(overridesOf(flags)))
 
 export const baseUrl = Options.text("base-url").pipe(
   Options.withDescription("LM Studio server URL (default: $LMSTUDIO_BASE_URL or http://127.0.0.1:1234)"),

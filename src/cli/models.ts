@@ -2,8 +2,8 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option, Schema } from "effect"
 import { InvalidArguments } from "../domain/Errors.js"
-import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { describeLoad, LoadedModel, LoadResult } from "../lmstudio/LoadResult.js"
+import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { type AppLayerFactory, baseUrl, json, printEncoded, printJson, printLine, withApp } from "./Shared.js"
 
@@ -20,10 +20,12 @@ const pad = (rows: ReadonlyArray<ReadonlyArray<string>>): Array<string> => {
 
 const listCommand = (appLayer: AppLayerFactory) =>
   Command.make("list", { baseUrl, json, loadedOnly, type }, (flags) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const all = (yield* (yield* ModelCatalog).snapshot).models
       const models = all.filter(
-        (m) => (!flags.loadedOnly || m.loaded.length > 0) && Option.match(flags.type, { onNone: () => true, onSome: (t) => m.type === t })
+        (m) =>
+          (!flags.loadedOnly || m.loaded.length > 0) &&
+          Option.match(flags.type, { onNone: () => true, onSome: (t) => m.type === t })
       )
       if (flags.json) {
         return yield* printJson({
@@ -49,11 +51,10 @@ const listCommand = (appLayer: AppLayerFactory) =>
         ])
       ]
       for (const line of pad(rows)) yield* printLine(line)
-    })
-  ).pipe(
-    Command.withDescription("List downloaded models, their type, context and loaded instances"),
-    withApp(appLayer)
-  )
+    })).pipe(
+      Command.withDescription("List downloaded models, their type, context and loaded instances"),
+      withApp(appLayer)
+    )
 
 const printLoad = (r: LoadResult, asJson: boolean) =>
   asJson
@@ -66,9 +67,17 @@ const ttl = Options.integer("ttl").pipe(
   Options.optional
 )
 const keep = Options.boolean("keep").pipe(Options.withDescription("Keep it loaded longer (MODEL_TTL_SECONDS, 600 s)"))
-const temp = Options.boolean("temp").pipe(Options.withDescription("Temporary load (TEMP_MODEL_TTL_SECONDS, 300 s; the default)"))
-const contextLength = Options.integer("context-length").pipe(Options.withDescription("Context length to load with"), Options.optional)
-const identifier = Options.text("identifier").pipe(Options.withDescription("Instance identifier to give it"), Options.optional)
+const temp = Options.boolean("temp").pipe(
+  Options.withDescription("Temporary load (TEMP_MODEL_TTL_SECONDS, 300 s; the default)")
+)
+const contextLength = Options.integer("context-length").pipe(
+  Options.withDescription("Context length to load with"),
+  Options.optional
+)
+const identifier = Options.text("identifier").pipe(
+  Options.withDescription("Instance identifier to give it"),
+  Options.optional
+)
 
 const ttlRequest = (flags: { readonly ttl: Option.Option<number>; readonly keep: boolean; readonly temp: boolean }) =>
   flags.keep && flags.temp
@@ -76,17 +85,20 @@ const ttlRequest = (flags: { readonly ttl: Option.Option<number>; readonly keep:
     : Effect.succeed({ ttlSeconds: Option.getOrUndefined(flags.ttl), keepLoaded: flags.keep })
 
 const loadCommand = (appLayer: AppLayerFactory) =>
-  Command.make("load", { model, ttl, keep, temp, contextLength, identifier, baseUrl, json }, (flags) =>
-    Effect.gen(function* () {
-      const lifecycle = yield* ModelLifecycle
-      const r = yield* lifecycle.load({
-        model: flags.model,
-        ...(yield* ttlRequest(flags)),
-        contextLength: Option.getOrUndefined(flags.contextLength),
-        identifier: Option.getOrUndefined(flags.identifier)
+  Command.make(
+    "load",
+    { model, ttl, keep, temp, contextLength, identifier, baseUrl, json },
+    (flags) =>
+      Effect.gen(function*() {
+        const lifecycle = yield* ModelLifecycle
+        const r = yield* lifecycle.load({
+          model: flags.model,
+          ...(yield* ttlRequest(flags)),
+          contextLength: Option.getOrUndefined(flags.contextLength),
+          identifier: Option.getOrUndefined(flags.identifier)
+        })
+        yield* printLoad(r, flags.json)
       })
-      yield* printLoad(r, flags.json)
-    })
   ).pipe(
     Command.withDescription("Load a model with a TTL that LM Studio itself holds, and verify it is loaded"),
     withApp(appLayer)
@@ -94,25 +106,30 @@ const loadCommand = (appLayer: AppLayerFactory) =>
 
 const ensureCommand = (appLayer: AppLayerFactory) =>
   Command.make("ensure", { model, ttl, keep, temp, baseUrl, json }, (flags) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const lifecycle = yield* ModelLifecycle
       const r = yield* lifecycle.ensureLoaded({ model: flags.model, ...(yield* ttlRequest(flags)) })
       yield* printLoad(r, flags.json)
-    })
-  ).pipe(
-    Command.withDescription("Make sure a model is loaded (load it only if needed) and verify it"),
-    withApp(appLayer)
-  )
+    })).pipe(
+      Command.withDescription("Make sure a model is loaded (load it only if needed) and verify it"),
+      withApp(appLayer)
+    )
 
-const target = Args.text({ name: "identifier" }).pipe(Args.withDescription("Instance identifier (see `models loaded`)"), Args.optional)
+const target = Args.text({ name: "identifier" }).pipe(
+  Args.withDescription("Instance identifier (see `models loaded`)"),
+  Args.optional
+)
 const all = Options.boolean("all").pipe(Options.withDescription("Unload every loaded model"))
 
 const unloadCommand = (appLayer: AppLayerFactory) =>
   Command.make("unload", { target, all, baseUrl, json }, (flags) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const lifecycle = yield* ModelLifecycle
       if (flags.all === Option.isSome(flags.target)) {
-        return yield* new InvalidArguments({ command: "models unload", problem: "give exactly one of an identifier and --all" })
+        return yield* new InvalidArguments({
+          command: "models unload",
+          problem: "give exactly one of an identifier and --all"
+        })
       }
       const unloaded = Option.isSome(flags.target)
         ? (yield* lifecycle.unload(flags.target.value))
@@ -120,16 +137,17 @@ const unloadCommand = (appLayer: AppLayerFactory) =>
           : []
         : yield* lifecycle.unloadAll
       if (flags.json) return yield* printJson({ unloaded })
-      yield* printLine(unloaded.length === 0 ? "Nothing was unloaded (no such model loaded)." : `Unloaded: ${unloaded.join(", ")}`)
-    })
-  ).pipe(
-    Command.withDescription("Unload a model instance, or all of them"),
-    withApp(appLayer)
-  )
+      yield* printLine(
+        unloaded.length === 0 ? "Nothing was unloaded (no such model loaded)." : `Unloaded: ${unloaded.join(", ")}`
+      )
+    })).pipe(
+      Command.withDescription("Unload a model instance, or all of them"),
+      withApp(appLayer)
+    )
 
 const loadedCommand = (appLayer: AppLayerFactory) =>
   Command.make("loaded", { baseUrl, json }, (flags) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const lifecycle = yield* ModelLifecycle
       const loaded = yield* lifecycle.listLoaded
       if (flags.json) {
@@ -150,11 +168,10 @@ const loadedCommand = (appLayer: AppLayerFactory) =>
         ])
       ]
       for (const line of pad(rows)) yield* printLine(line)
-    })
-  ).pipe(
-    Command.withDescription("List loaded model instances with their TTL (TTL details need the lms CLI)"),
-    withApp(appLayer)
-  )
+    })).pipe(
+      Command.withDescription("List loaded model instances with their TTL (TTL details need the lms CLI)"),
+      withApp(appLayer)
+    )
 
 export const modelsCommand = (appLayer: AppLayerFactory) =>
   Command.make("models").pipe(

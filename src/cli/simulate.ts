@@ -10,21 +10,34 @@ import { ScenarioJson } from "../simulator/Scenario.js"
 import { start } from "../simulator/Simulator.js"
 import { json, note, printJson, printLine } from "./Shared.js"
 
-const port = Options.integer("port").pipe(Options.withAlias("p"), Options.withDescription("Port (0 = any free port)"), Options.withDefault(1234))
+const port = Options.integer("port").pipe(
+  Options.withAlias("p"),
+  Options.withDescription("Port (0 = any free port)"),
+  Options.withDefault(1234)
+)
 const host = Options.text("host").pipe(Options.withDescription("Address to bind"), Options.withDefault("127.0.0.1"))
 const scenario = Options.file("scenario", { exists: "yes" }).pipe(
   Options.withDescription("Scenario JSON: scripted replies matched on the conversation"),
   Options.optional
 )
-const models = Options.text("models").pipe(Options.withDescription("Comma-separated model keys to offer (default: a built-in catalog)"), Options.optional)
+const models = Options.text("models").pipe(
+  Options.withDescription("Comma-separated model keys to offer (default: a built-in catalog)"),
+  Options.optional
+)
 const loaded = Options.text("loaded").pipe(
   Options.withDescription("Comma-separated keys loaded at start, or 'none' (default: the first LLM)"),
   Options.optional
 )
 const noJit = Options.boolean("no-jit").pipe(Options.withDescription("Turn JIT loading off"))
 const apiToken = Options.text("api-token").pipe(Options.withDescription("Require this Bearer token"), Options.optional)
-const latency = Options.integer("latency-ms").pipe(Options.withDescription("Delay before every answer"), Options.withDefault(0))
-const tokenDelay = Options.integer("token-delay-ms").pipe(Options.withDescription("Delay between streamed tokens"), Options.withDefault(0))
+const latency = Options.integer("latency-ms").pipe(
+  Options.withDescription("Delay before every answer"),
+  Options.withDefault(0)
+)
+const tokenDelay = Options.integer("token-delay-ms").pipe(
+  Options.withDescription("Delay between streamed tokens"),
+  Options.withDefault(0)
+)
 
 const list = (s: string): Array<string> =>
   s
@@ -33,32 +46,45 @@ const list = (s: string): Array<string> =>
     .filter((x) => x !== "")
 
 const readScenario = (path: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
-      Effect.mapError((e) => new ConfigInvalid({ variable: "--scenario", value: path, allowed: `a readable file (${e.message})` }))
+      Effect.mapError((e) =>
+        new ConfigInvalid({ variable: "--scenario", value: path, allowed: `a readable file (${e.message})` })
+      )
     )
     return yield* Schema.decodeUnknown(ScenarioJson)(text).pipe(
       Effect.mapError(
         (e) =>
-          new ConfigInvalid({ variable: "--scenario", value: path, allowed: `scenario JSON {"rules":[{"match":{…},"reply":{…}}]} (${e.message.split("\n").slice(0, 3).join(" ")})` })
+          new ConfigInvalid({
+            variable: "--scenario",
+            value: path,
+            allowed: `scenario JSON {"rules":[{"match":{…},"reply":{…}}]} (${
+              e.message.split("\n").slice(0, 3).join(" ")
+            })`
+          })
       )
     )
   })
 
 /** The shim next to this module (dist/src/cli/) or next to the bundled executable (dist/src/). */
-export const lmsShimPath = [new URL("../simulator/lms.js", import.meta.url), new URL("./simulator/lms.js", import.meta.url)]
-  .map((u) => fileURLToPath(u))
-  .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../simulator/lms.js", import.meta.url))
+export const lmsShimPath =
+  [new URL("../simulator/lms.js", import.meta.url), new URL("./simulator/lms.js", import.meta.url)]
+    .map((u) => fileURLToPath(u))
+    .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../simulator/lms.js", import.meta.url))
 
 export const simulateCommand = Command.make(
   "simulate",
   { port, host, scenario, models, loaded, noJit, apiToken, latency, tokenDelay, json },
   (flags) =>
     Effect.scoped(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         if (flags.port < 0 || flags.port > 65535) {
-          return yield* new ConfigInvalid({ variable: "--port", value: String(flags.port), allowed: "an integer from 0 to 65535" })
+          return yield* new ConfigInvalid({
+            variable: "--port",
+            value: String(flags.port),
+            allowed: "an integer from 0 to 65535"
+          })
         }
         const script = Option.isSome(flags.scenario) ? yield* readScenario(flags.scenario.value) : undefined
         const sim = yield* start({

@@ -27,8 +27,14 @@ const describe = (e: { readonly _tag: string; readonly message: string }) => `${
 const fixOf = (e: unknown, fallback: string) => (isExplained(e) ? e.hint : fallback)
 
 export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/Diagnostics", {
-  dependencies: [LmStudioClient.Default, LmsCli.Default, McpConfig.Default, ModelCatalog.Default, ModelLifecycle.Default],
-  effect: Effect.gen(function* () {
+  dependencies: [
+    LmStudioClient.Default,
+    LmsCli.Default,
+    McpConfig.Default,
+    ModelCatalog.Default,
+    ModelLifecycle.Default
+  ],
+  effect: Effect.gen(function*() {
     const config = yield* AppConfig
     const client = yield* LmStudioClient
     const lms = yield* LmsCli
@@ -36,25 +42,31 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
     const lifecycle = yield* ModelLifecycle
     const mcpConfig = yield* McpConfig
 
-    const run = Effect.gen(function* () {
+    const run = Effect.gen(function*() {
       const checks: Array<Check> = []
       const home = config.lmstudioHome
       const fromPortFile = config.baseUrlSource.startsWith("LM Studio's port file")
-      const homeCheck = (
-        home.home === undefined
-          ? warn("LM Studio home", home.homeReason, "Install LM Studio, or set LMSTUDIO_BASE_URL and LMS_CLI_PATH to where it runs.")
-          : ok(
-              "LM Studio home",
-              `${home.home} (${home.homeReason}); port file ${home.portFile}: ${home.port !== undefined ? `port ${home.port}` : home.portProblem ?? "none"}`
-            )
-      )
+      const homeCheck = home.home === undefined
+        ? warn(
+          "LM Studio home",
+          home.homeReason,
+          "Install LM Studio, or set LMSTUDIO_BASE_URL and LMS_CLI_PATH to where it runs."
+        )
+        : ok(
+          "LM Studio home",
+          `${home.home} (${home.homeReason}); port file ${home.portFile}: ${
+            home.port !== undefined ? `port ${home.port}` : home.portProblem ?? "none"
+          }`
+        )
       const greeting = yield* Effect.either(client.greeting())
       if (greeting._tag === "Left") {
         checks.push(
           problem(
             "LM Studio server",
             `${describe(greeting.left)}; the address came from ${config.baseUrlSource}` +
-              (fromPortFile ? " (the file may be left from an earlier run: LM Studio's server is not answering on that port)" : ""),
+              (fromPortFile
+                ? " (the file may be left from an earlier run: LM Studio's server is not answering on that port)"
+                : ""),
             fixOf(greeting.left, "Start LM Studio's server.")
           )
         )
@@ -68,15 +80,27 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
             !apis.right.openai
               ? problem("APIs", "the OpenAI-compatible API (/v1) is missing", "Update LM Studio.")
               : missing.length > 0
-                ? warn("APIs", `missing: ${missing.join(", ")} (older LM Studio)`, "Update LM Studio to 0.4+ for REST v1 and the Responses API.")
-                : ok("APIs", "openai, v0, v1 and responses")
+              ? warn(
+                "APIs",
+                `missing: ${missing.join(", ")} (older LM Studio)`,
+                "Update LM Studio to 0.4+ for REST v1 and the Responses API."
+              )
+              : ok("APIs", "openai, v0, v1 and responses")
           )
         }
         const listing = yield* Effect.either(client.listOpenAiModels())
         checks.push(
-          listing._tag === "Left" && listing.left._tag === "LmStudioHttpError" && (listing.left.status === 401 || listing.left.status === 403)
-            ? problem("Authentication", describe(listing.left), "Set LMSTUDIO_API_TOKEN (or LM_API_TOKEN) to an API token from LM Studio.")
-            : ok("Authentication", Option.isSome(config.apiToken) ? "a Bearer token is sent and accepted" : "not required by this server")
+          listing._tag === "Left" && listing.left._tag === "LmStudioHttpError" &&
+            (listing.left.status === 401 || listing.left.status === 403)
+            ? problem(
+              "Authentication",
+              describe(listing.left),
+              "Set LMSTUDIO_API_TOKEN (or LM_API_TOKEN) to an API token from LM Studio."
+            )
+            : ok(
+              "Authentication",
+              Option.isSome(config.apiToken) ? "a Bearer token is sent and accepted" : "not required by this server"
+            )
         )
         const snapshot = yield* Effect.either(catalog.snapshot)
         if (snapshot._tag === "Right") {
@@ -85,7 +109,10 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
           checks.push(
             models.length === 0
               ? problem("Models", "no models are downloaded", "Download one in LM Studio, or `lms get qwen/qwen3-4b`.")
-              : ok("Models", `${models.length} downloaded (from ${snapshot.right.source}); loaded: ${loaded.join(", ") || "none"}`)
+              : ok(
+                "Models",
+                `${models.length} downloaded (from ${snapshot.right.source}); loaded: ${loaded.join(", ") || "none"}`
+              )
           )
         }
         const def = yield* Effect.either(catalog.resolve(undefined))
@@ -93,12 +120,12 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
           def._tag === "Left"
             ? warn("Default model", describe(def.left), fixOf(def.left, "Set DEFAULT_MODEL."))
             : def.right.model.toolUse === false
-              ? warn(
-                  "Default model",
-                  `${def.right.model.key} was not trained for tool use`,
-                  "Agents work best with a tool-use model (e.g. qwen/qwen3-4b); set DEFAULT_MODEL or pass `model`."
-                )
-              : ok("Default model", `${def.right.model.key}${def.right.model.toolUse ? " (tool use)" : ""}`)
+            ? warn(
+              "Default model",
+              `${def.right.model.key} was not trained for tool use`,
+              "Agents work best with a tool-use model (e.g. qwen/qwen3-4b); set DEFAULT_MODEL or pass `model`."
+            )
+            : ok("Default model", `${def.right.model.key}${def.right.model.toolUse ? " (tool use)" : ""}`)
         )
       }
       if (!lms.available) {
@@ -114,7 +141,10 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
         checks.push(
           status._tag === "Left"
             ? problem("lms CLI", describe(status.left), fixOf(status.left, "Check LMS_CLI_PATH."))
-            : ok("lms CLI", `${Option.getOrElse(lms.path, () => "lms")}: server ${status.right.running ? "running" : "not running"}`)
+            : ok(
+              "lms CLI",
+              `${Option.getOrElse(lms.path, () => "lms")}: server ${status.right.running ? "running" : "not running"}`
+            )
         )
       }
       const breakers = yield* Effect.all([client.breaker, lms.breaker])
@@ -123,10 +153,10 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
         open.length === 0
           ? ok("Circuit breakers", breakers.map((b) => `${b.dependency} closed`).join(", "))
           : problem(
-              "Circuit breakers",
-              open.map((b) => `${b.dependency} ${b.state} (retry in ${b.retryAfterSeconds} s)`).join(", "),
-              `Fix the failing dependency; calls resume automatically (a breaker ${describePolicy()}).`
-            )
+            "Circuit breakers",
+            open.map((b) => `${b.dependency} ${b.state} (retry in ${b.retryAfterSeconds} s)`).join(", "),
+            `Fix the failing dependency; calls resume automatically (a breaker ${describePolicy()}).`
+          )
       )
       const status = yield* Effect.either(lifecycle.status)
       const mcp = yield* mcpConfig.locate
@@ -135,7 +165,9 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
           "Configuration",
           `LM Studio at ${config.baseUrl} (from ${config.baseUrlSource}); lifecycle ${config.lifecycle}` +
             (status._tag === "Right" ? ` → ${status.right.backend}` : "") +
-            `; TTLs ${config.tempModelTtlSeconds}/${config.modelTtlSeconds}/${config.maxModelTtlSeconds} s; mcp.json: ${mcp.path ?? "none"} (${mcp.reason})`
+            `; TTLs ${config.tempModelTtlSeconds}/${config.modelTtlSeconds}/${config.maxModelTtlSeconds} s; mcp.json: ${
+              mcp.path ?? "none"
+            } (${mcp.reason})`
         )
       )
       return checks

@@ -73,7 +73,9 @@ export class LmStudioTimeout extends Schema.TaggedError<LmStudioTimeout>()("LmSt
   model: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    return `LM Studio did not answer ${this.endpoint} within ${this.timeoutMs} ms${this.model ? ` (model ${this.model})` : ""}`
+    return `LM Studio did not answer ${this.endpoint} within ${this.timeoutMs} ms${
+      this.model ? ` (model ${this.model})` : ""
+    }`
   }
   get hint(): string {
     return "The model may be loading or too slow for this request: retry, lower max_tokens, or raise LMSTUDIO_TIMEOUT_SECONDS."
@@ -101,10 +103,14 @@ export class LmStudioHttpError extends Schema.TaggedError<LmStudioHttpError>()("
   code: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    return `LM Studio answered ${this.endpoint} with HTTP ${this.status}${this.code ? ` (${this.code})` : ""}: ${this.detail}`
+    return `LM Studio answered ${this.endpoint} with HTTP ${this.status}${
+      this.code ? ` (${this.code})` : ""
+    }: ${this.detail}`
   }
   get hint(): string {
-    if (this.status >= 500) return "LM Studio failed internally; check its server log (`lms log stream --source server`) and retry."
+    if (this.status >= 500) {
+      return "LM Studio failed internally; check its server log (`lms log stream --source server`) and retry."
+    }
     if (this.status === 401 || this.status === 403) {
       return "LM Studio requires authentication: set LMSTUDIO_API_TOKEN (or LM_API_TOKEN) to a valid API token."
     }
@@ -167,7 +173,9 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNot
     return `Model ${JSON.stringify(this.model)} was not found. Available models: ${list}`
   }
   get hint(): string {
-    if (this.suggestions.length > 0) return `Did you mean ${this.suggestions.map((s) => JSON.stringify(s)).join(" or ")}?`
+    if (this.suggestions.length > 0) {
+      return `Did you mean ${this.suggestions.map((s) => JSON.stringify(s)).join(" or ")}?`
+    }
     return "Download the model in LM Studio (or `lms get <model>`), or pick one from the available list."
   }
 }
@@ -178,7 +186,9 @@ export class NoModelLoaded extends Schema.TaggedError<NoModelLoaded>()("NoModelL
   detail: Schema.String
 }) {
   override get message(): string {
-    return `No model is loaded in LM Studio${this.model ? ` to serve ${JSON.stringify(this.model)}` : ""}: ${this.detail}`
+    return `No model is loaded in LM Studio${
+      this.model ? ` to serve ${JSON.stringify(this.model)}` : ""
+    }: ${this.detail}`
   }
   get hint(): string {
     return "Load one with lms_load_model / `lms load <model> --ttl 600`, or enable JIT loading in LM Studio's server settings."
@@ -191,7 +201,9 @@ export class ModelMismatch extends Schema.TaggedError<ModelMismatch>()("ModelMis
   endpoint: Schema.String
 }) {
   override get message(): string {
-    return `Asked for model ${JSON.stringify(this.requested)} but LM Studio served ${JSON.stringify(this.served)} (${this.endpoint})`
+    return `Asked for model ${JSON.stringify(this.requested)} but LM Studio served ${
+      JSON.stringify(this.served)
+    } (${this.endpoint})`
   }
   get hint(): string {
     return "LM Studio silently answers with the only loaded model when the name is unknown: check the name, or load the model first."
@@ -207,7 +219,9 @@ export class WrongModelKind extends Schema.TaggedError<WrongModelKind>()("WrongM
   override get message(): string {
     return (
       `LM Studio refused ${this.endpoint} for ${JSON.stringify(this.requested)} (${this.detail}): either it is not ` +
-      `${this.expected === "llm" ? "an LLM" : "an embedding model"}, or it is not loaded and the request fell to another loaded model`
+      `${
+        this.expected === "llm" ? "an LLM" : "an embedding model"
+      }, or it is not loaded and the request fell to another loaded model`
     )
   }
   get hint(): string {
@@ -249,7 +263,9 @@ export class ModelVerificationFailed extends Schema.TaggedError<ModelVerificatio
 }) {
   override get message(): string {
     const list = this.loaded.length > 0 ? this.loaded.join(", ") : "none"
-    return `Model ${JSON.stringify(this.model)} was reported loaded but never appeared in the loaded list after ${this.attempts} checks (loaded: ${list})`
+    return `Model ${
+      JSON.stringify(this.model)
+    } was reported loaded but never appeared in the loaded list after ${this.attempts} checks (loaded: ${list})`
   }
   get hint(): string {
     return "LM Studio may have run out of memory or evicted the model; see `lms ps` and LM Studio's log."
@@ -302,7 +318,9 @@ export class LmsCliFailed extends Schema.TaggedError<LmsCliFailed>()("LmsCliFail
   stderr: Schema.String
 }) {
   override get message(): string {
-    return `\`lms ${this.args.join(" ")}\` failed with exit code ${this.exitCode}: ${this.stderr.trim() || "(no output)"}`
+    return `\`lms ${this.args.join(" ")}\` failed with exit code ${this.exitCode}: ${
+      this.stderr.trim() || "(no output)"
+    }`
   }
   get hint(): string {
     return "Run the same lms command in a terminal to see the full message."
@@ -360,7 +378,7 @@ export class McpConfigNotFound extends Schema.TaggedError<McpConfigNotFound>()("
     return `No mcp.json found: ${this.reason}`
   }
   get hint(): string {
-    return 'Create ./.mcp.json or ~/.lmstudio/mcp.json with {"mcpServers": {"name": {"command": "...", "args": []}}}, or set MCP_JSON_PATH.'
+    return "Create ./.mcp.json or ~/.lmstudio/mcp.json with {\"mcpServers\": {\"name\": {\"command\": \"...\", \"args\": []}}}, or set MCP_JSON_PATH."
   }
 }
 
@@ -373,7 +391,7 @@ export class McpConfigInvalid extends Schema.TaggedError<McpConfigInvalid>()("Mc
     return `${this.file}${this.path === "" ? "" : ` at ${this.path}`}: ${this.problem}`
   }
   get hint(): string {
-    return 'Fix that entry: each server is {"command": "...", "args": [...], "env": {...}} or {"url": "https://...", "headers": {...}}.'
+    return "Fix that entry: each server is {\"command\": \"...\", \"args\": [...], \"env\": {...}} or {\"url\": \"https://...\", \"headers\": {...}}."
   }
 }
 
@@ -436,7 +454,6 @@ export const LmStudioError = Schema.Union(
   CircuitOpen
 )
 export type LmStudioError = typeof LmStudioError.Type
-
 
 /**
  * Answers that mean "the model the bridge believes loaded is not there" (DESIGN §6 "Truth about LM Studio"): no model

@@ -14,7 +14,8 @@ export const nullable = <A, I>(schema: Schema.Schema<A, I>) =>
   })
 
 /** A property named `key` in JSON. */
-export const wireKey = <Key extends string, A, I>(key: Key, schema: Schema.Schema<A, I>) => Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+export const wireKey = <Key extends string, A, I>(key: Key, schema: Schema.Schema<A, I>) =>
+  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
 
 /** An optional property of the bridge (`?: A`) that JSON always has, `null` when absent, named `key`. */
 export const optionalAsNull = <Key extends string, A, I>(key: Key, schema: Schema.Schema<A, I>) =>

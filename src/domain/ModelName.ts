@@ -13,7 +13,7 @@ export const checkModelName = (name: string): string | undefined => {
   if (name.trim().length === 0) return "it is only whitespace"
   if (name !== name.trim()) return "it has leading or trailing whitespace"
   if (name.length > MAX_MODEL_NAME_LENGTH) return `it is longer than ${MAX_MODEL_NAME_LENGTH} characters`
-  // eslint-disable-next-line no-control-regex
+
   if (/[\u0000-\u001f\u007f]/.test(name)) return "it contains control characters"
   if (name.startsWith("-")) return "it starts with '-', which the lms CLI would read as a flag"
   if (name.split(/[\\/]/).some((segment) => segment === ".." || segment === ".")) return "it contains a path traversal"

@@ -87,7 +87,7 @@ interface Waiter {
 }
 
 export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admission", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const config = yield* AppConfig
     // One step at a time touches this state (JavaScript runs one fiber step at a time; no step yields mid-update).
     const slots = new Map<string, Permits>()
@@ -138,12 +138,18 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
      * Runs `effect` (one LLM request for `model`) under the model's permits. `parallel`: what LM Studio reports for
      * the loaded instance, when known.
      */
-    const run = <A, E, R>(model: string, parallel: number | undefined, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BridgeOverloaded, R> =>
+    const run = <A, E, R>(
+      model: string,
+      parallel: number | undefined,
+      effect: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | BridgeOverloaded, R> =>
       Effect.clockWith((clock) =>
         // Uninterruptible between taking a permit and installing its release; the request and the wait are not.
         Effect.uninterruptibleMask((restore) =>
           Effect.suspend((): Effect.Effect<A, E | BridgeOverloaded, R> => {
-            const permits = parallel !== undefined && Number.isInteger(parallel) && parallel >= 1 ? parallel : config.llmParallelDefault
+            const permits = parallel !== undefined && Number.isInteger(parallel) && parallel >= 1
+              ? parallel
+              : config.llmParallelDefault
             const slot = slotOf(model, permits)
             const held = Effect.suspend(() => {
               const t0 = clock.unsafeCurrentTimeMillis()

@@ -12,7 +12,7 @@ import * as Sse from "@effect/experimental/Sse"
 import { Cause, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import { LmStudioConnectionLost, type LmStudioError, LmStudioHttpError, LmStudioTimeout } from "../domain/Errors.js"
-import { ThinkSplitter, joinReasoning, splitThink } from "../domain/Think.js"
+import { joinReasoning, splitThink, ThinkSplitter } from "../domain/Think.js"
 import { spanIf, tracingEnabled } from "../observability/Tracing.js"
 import { httpTransientRetry, isTransientLmStudioError, retryLazily } from "../resilience/Policies.js"
 import {
@@ -31,15 +31,15 @@ import {
   chatResultOf,
   completionBody,
   embeddingsBody,
-  loadBody,
   fragmentsOf,
+  loadBody,
   modelInfoFromV0,
   modelInfoFromV1,
   pushThinkPieces,
   responseBody,
+  ToolCallAssembler,
   toResponseResult,
-  toUsage,
-  ToolCallAssembler
+  toUsage
 } from "./client/Mapping.js"
 import type {
   Apis,
@@ -64,10 +64,10 @@ import {
   OpenAiModelsWire,
   ResponseEventWire,
   ResponseWire,
+  type UnloadRequestWire,
   V0ModelsWire,
   V1LoadWire,
   V1ModelsWire,
-  type UnloadRequestWire,
   V1UnloadWire
 } from "./client/Wire.js"
 import { LmStudioBreaker } from "./LmStudioBreaker.js"
@@ -84,7 +84,7 @@ const countsAgainstServer = (e: LmStudioError) =>
 
 export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-bridge/LmStudioClient", {
   dependencies: [LmStudioBreaker.Default],
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const config = yield* AppConfig
     const baseUrl = config.baseUrl
     const tracing = tracingEnabled(config)
@@ -139,7 +139,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
      */
     const sse = (ctx: CallSite, request: Outgoing): Stream.Stream<Sse.Event, LmStudioError> =>
       Stream.unwrapScoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const res = yield* breaker.protect(
             Effect.mapError(transport.open(request, requestTimeoutMs), (e) => transportError(ctx, e)),
             countsAgainstServer
@@ -149,7 +149,9 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
             const json = yield* judgeBody(ctx, res.status, text)
             return yield* malformed(
               ctx,
-              `expected an event stream, got ${res.contentType || "no content type"}: ${JSON.stringify(json).slice(0, 120)}`
+              `expected an event stream, got ${res.contentType || "no content type"}: ${
+                JSON.stringify(json).slice(0, 120)
+              }`
             )
           }
           return res.body.pipe(
@@ -180,7 +182,14 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
         onFailure: (e) => Effect.fail(transportError(ctx, e)),
         onSuccess: ({ status, text }) =>
           status >= 500
-            ? Effect.fail(new LmStudioHttpError({ baseUrl, endpoint: ctx.endpoint, status, detail: text.slice(0, 300) || `HTTP ${status}` }))
+            ? Effect.fail(
+              new LmStudioHttpError({
+                baseUrl,
+                endpoint: ctx.endpoint,
+                status,
+                detail: text.slice(0, 300) || `HTTP ${status}`
+              })
+            )
             : Effect.succeed(recognise(Option.getOrUndefined(parseJson(text))))
       })
     }
@@ -200,7 +209,9 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
         { concurrency: 4 }
       ).pipe(
         // Probes that fail together fail once, with the first of their errors.
-        Effect.catchAllCause((cause) => Option.match(Cause.failureOption(cause), { onNone: () => Effect.failCause(cause), onSome: Effect.fail }))
+        Effect.catchAllCause((cause) =>
+          Option.match(Cause.failureOption(cause), { onNone: () => Effect.failCause(cause), onSome: Effect.fail })
+        )
       ),
       countsAgainstServer
     )
@@ -208,11 +219,11 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       Option.isSome(cached)
         ? Effect.succeed(cached.value)
         : detectLock.withPermits(1)(
-            Effect.flatMap(Ref.get(apisRef), (again) =>
-              Option.isSome(again) ? Effect.succeed(again.value) : Effect.tap(detect, (found) => Ref.set(apisRef, Option.some(found)))
-            )
-          )
-    )
+          Effect.flatMap(Ref.get(apisRef), (again) =>
+            Option.isSome(again)
+              ? Effect.succeed(again.value)
+              : Effect.tap(detect, (found) => Ref.set(apisRef, Option.some(found))))
+        ))
 
     /** The decoders of every endpoint's body, made once. */
     const decode = {
@@ -234,24 +245,24 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     // Endpoints
     // -------------------------------------------------------------------------------------------------------------
 
-    const greeting = endpoint("LmStudioClient.greeting")(function* () {
+    const greeting = endpoint("LmStudioClient.greeting")(function*() {
       const ctx = site("GET /lmstudio-greeting")
       const g = yield* exchange(ctx, get("/lmstudio-greeting"), decode.greeting, metadataTimeoutMs)
       if (!g.lmstudio) return yield* malformed(ctx, "lmstudio is not true: not an LM Studio server")
       return g
     })
 
-    const listOpenAiModels = endpoint("LmStudioClient.listOpenAiModels")(function* () {
+    const listOpenAiModels = endpoint("LmStudioClient.listOpenAiModels")(function*() {
       const r = yield* exchange(site("GET /v1/models"), get("/v1/models"), decode.openAiModels, metadataTimeoutMs)
       return r.data.map((m) => m.id)
     })
 
-    const listV0Models = endpoint("LmStudioClient.listV0Models")(function* () {
+    const listV0Models = endpoint("LmStudioClient.listV0Models")(function*() {
       const r = yield* exchange(site("GET /api/v0/models"), get("/api/v0/models"), decode.v0Models, metadataTimeoutMs)
       return r.data.map(modelInfoFromV0)
     })
 
-    const listV1Models = endpoint("LmStudioClient.listV1Models")(function* () {
+    const listV1Models = endpoint("LmStudioClient.listV1Models")(function*() {
       const r = yield* exchange(site("GET /api/v1/models"), get("/api/v1/models"), decode.v1Models, metadataTimeoutMs)
       return r.models.map(modelInfoFromV1)
     })
@@ -265,7 +276,9 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           const mismatch = mismatchOf(ctx, r.model)
           if (mismatch !== undefined) return Effect.fail(mismatch)
           const choice = r.choices[0]
-          return choice ? Effect.succeed(chatResultOf(r, choice, req.model)) : Effect.fail(malformed(ctx, "no choices in the response"))
+          return choice
+            ? Effect.succeed(chatResultOf(r, choice, req.model))
+            : Effect.fail(malformed(ctx, "no choices in the response"))
         }
       )
       return run.pipe(spanIf(tracing, "LmStudioClient.chat", { model: req.model ?? "(server default)" }))
@@ -289,7 +302,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           Stream.filter((e) => e.data.trim() !== ""),
           Stream.mapEffect((e) => decode.chatChunk(ctx, e.data)),
           Stream.mapConcatEffect((chunk) =>
-            Effect.gen(function* () {
+            Effect.gen(function*() {
               const out: Array<ChatDelta> = []
               if (!checked && chunk.model) {
                 checked = true
@@ -314,7 +327,9 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
           ),
           Stream.concat(
             Stream.suspend((): Stream.Stream<ChatDelta, LmStudioError> => {
-              if (!done && finish === undefined) return Stream.fail(lost(ctx, "the stream ended without a finish reason or [DONE]"))
+              if (!done && finish === undefined) {
+                return Stream.fail(lost(ctx, "the stream ended without a finish reason or [DONE]"))
+              }
               const tail: Array<ChatDelta> = []
               pushThinkPieces(tail, think.end())
               if (assembler.size > 0) tail.push({ _tag: "ToolCalls", calls: assembler.finish() })
@@ -322,12 +337,15 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
               return Stream.fromIterable(tail)
             })
           ),
-          Stream.withSpan("LmStudioClient.chatStream", { captureStackTrace: false, attributes: { model: req.model ?? "(server default)" } })
+          Stream.withSpan("LmStudioClient.chatStream", {
+            captureStackTrace: false,
+            attributes: { model: req.model ?? "(server default)" }
+          })
         )
       })
     }
 
-    const complete = endpoint("LmStudioClient.complete")(function* (req: CompletionRequest) {
+    const complete = endpoint("LmStudioClient.complete")(function*(req: CompletionRequest) {
       const ctx = site("POST /v1/completions", req.model)
       const r = yield* exchange(
         ctx,
@@ -347,7 +365,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       } satisfies CompletionResult
     })
 
-    const embed = endpoint("LmStudioClient.embed")(function* (req: EmbeddingRequest) {
+    const embed = endpoint("LmStudioClient.embed")(function*(req: EmbeddingRequest) {
       const ctx = site("POST /v1/embeddings", req.model)
       const r = yield* exchange(
         ctx,
@@ -361,11 +379,13 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
         model: r.model ?? req.model ?? "",
         vectors,
         dimensions: vectors[0]?.length ?? 0,
-        usage: r.usage ? { promptTokens: r.usage.prompt_tokens ?? 0, totalTokens: r.usage.total_tokens ?? 0 } : undefined
+        usage: r.usage
+          ? { promptTokens: r.usage.prompt_tokens ?? 0, totalTokens: r.usage.total_tokens ?? 0 }
+          : undefined
       } satisfies EmbeddingResult
     })
 
-    const respond = endpoint("LmStudioClient.respond")(function* (req: ResponseRequest) {
+    const respond = endpoint("LmStudioClient.respond")(function*(req: ResponseRequest) {
       const ctx = site("POST /v1/responses", req.model)
       const r = yield* exchange(ctx, post("/v1/responses", responseBody(req, false)), decode.response, requestTimeoutMs)
       yield* checkModel(ctx, r.model)
@@ -418,13 +438,17 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
                 return Effect.succeed([])
             }
           }),
-          Stream.concat(Stream.suspend(() => (completed ? Stream.empty : Stream.fail(lost(ctx, "the stream ended before response.completed"))))),
+          Stream.concat(
+            Stream.suspend(
+              () => (completed ? Stream.empty : Stream.fail(lost(ctx, "the stream ended before response.completed")))
+            )
+          ),
           Stream.withSpan("LmStudioClient.respondStream", { captureStackTrace: false })
         )
       })
     }
 
-    const loadModel = endpoint("LmStudioClient.loadModel")(function* (req: RestLoadRequest) {
+    const loadModel = endpoint("LmStudioClient.loadModel")(function*(req: RestLoadRequest) {
       const r = yield* exchange(
         site("POST /api/v1/models/load", req.model),
         post("/api/v1/models/load", loadBody(req)),
@@ -439,7 +463,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       } satisfies RestLoadResult
     })
 
-    const unloadModel = endpoint("LmStudioClient.unloadModel")(function* (instanceId: string) {
+    const unloadModel = endpoint("LmStudioClient.unloadModel")(function*(instanceId: string) {
       const r = yield* exchange(
         site("POST /api/v1/models/unload", instanceId),
         post("/api/v1/models/unload", { instance_id: instanceId } satisfies UnloadRequestWire),

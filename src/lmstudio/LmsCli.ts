@@ -20,9 +20,9 @@ import { Chunk, Duration, Effect, Option, Schema, Stream } from "effect"
 import { homedir } from "node:os"
 import { delimiter, join } from "node:path"
 import { AppConfig } from "../Config.js"
-import { lmsInHome } from "../LmStudioHome.js"
-import { LmsCliFailed, type LmsError, LmsCliOutputInvalid, LmsCliTimeout, LmsCliUnavailable } from "../domain/Errors.js"
+import { LmsCliFailed, LmsCliOutputInvalid, LmsCliTimeout, LmsCliUnavailable, type LmsError } from "../domain/Errors.js"
 import { validateModelName } from "../domain/ModelName.js"
+import { lmsInHome } from "../LmStudioHome.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
 import { LmStudioBreaker } from "./LmStudioBreaker.js"
 
@@ -99,7 +99,7 @@ export const locate = (
   home: string,
   inLmStudioHome: string | undefined = undefined
 ): Effect.Effect<Option.Option<string>, never, FileSystem.FileSystem> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     if (Option.isSome(configured)) return configured
     const fs = yield* FileSystem.FileSystem
     const exists = (path: string) => Effect.orElseSucceed(fs.exists(path), () => false)
@@ -120,11 +120,14 @@ const collect = (stream: Stream.Stream<Uint8Array, unknown>) =>
   )
 
 /** `lms` refused the request itself (a bad key, an identifier in use, a bad flag): LM Studio is fine. */
-const refusedByLms = (stderr: string) => /model not found|no model found|cannot find a model|already in use|unknown option|is invalid|invalid usage/i.test(stderr)
+const refusedByLms = (stderr: string) =>
+  /model not found|no model found|cannot find a model|already in use|unknown option|is invalid|invalid usage/i.test(
+    stderr
+  )
 
 export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
   dependencies: [LmStudioBreaker.Default],
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const config = yield* AppConfig
     const executor = yield* CommandExecutor.CommandExecutor
     const breaker = yield* CircuitBreaker.make("lms CLI")
@@ -138,11 +141,15 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
       Option.match(path, {
         onNone: () =>
           Effect.fail(
-            new LmsCliUnavailable({ path: "lms", reason: "not on PATH, not in LM Studio's home (<home>/bin/lms), not at ~/.lmstudio/bin/lms; LMS_CLI_PATH is not set" })
+            new LmsCliUnavailable({
+              path: "lms",
+              reason:
+                "not on PATH, not in LM Studio's home (<home>/bin/lms), not at ~/.lmstudio/bin/lms; LMS_CLI_PATH is not set"
+            })
           ),
         onSome: (bin) =>
           Effect.scoped(
-            Effect.gen(function* () {
+            Effect.gen(function*() {
               const proc = yield* Command.make(bin, ...args, ...extraArgs).pipe(
                 Command.stdin("pipe"),
                 Command.start,
@@ -175,36 +182,42 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
         Effect.withSpan("LmsCli.run", { captureStackTrace: false, attributes: { args: args.join(" ") } })
       )
 
-    const failed = (args: ReadonlyArray<string>, r: LmsRun) => new LmsCliFailed({ args, exitCode: r.exitCode, stderr: r.stderr })
+    const failed = (args: ReadonlyArray<string>, r: LmsRun) =>
+      new LmsCliFailed({ args, exitCode: r.exitCode, stderr: r.stderr })
 
     /**
      * A command that talks to LM Studio's server, behind the LM Studio breaker as well: a failed command or a
      * timeout counts against LM Studio, unless `lms` refused the request itself.
      */
     const onServer = <A>(effect: Effect.Effect<A, LmsError>): Effect.Effect<A, LmsError> =>
-      server.protect(effect, (e) => e._tag === "LmsCliTimeout" || (e._tag === "LmsCliFailed" && !refusedByLms(e.stderr)))
+      server.protect(
+        effect,
+        (e) => e._tag === "LmsCliTimeout" || (e._tag === "LmsCliFailed" && !refusedByLms(e.stderr))
+      )
 
     const json = <A, I>(args: ReadonlyArray<string>, schema: Schema.Schema<A, I>) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const r = yield* run(args)
         if (r.exitCode !== 0) return yield* failed(args, r)
         return yield* Schema.decodeUnknown(Schema.parseJson(schema))(r.stdout.trim()).pipe(
-          Effect.mapError((e) => new LmsCliOutputInvalid({ args, detail: `${e.message.split("\n")[0]} (output: ${r.stdout.slice(0, 120)})` }))
+          Effect.mapError((e) =>
+            new LmsCliOutputInvalid({ args, detail: `${e.message.split("\n")[0]} (output: ${r.stdout.slice(0, 120)})` })
+          )
         )
       })
 
     /** `lms ls --json`: downloaded models. */
-    const ls = Effect.fn("LmsCli.ls")(function* () {
+    const ls = Effect.fn("LmsCli.ls")(function*() {
       return yield* onServer(json(["ls", "--json"], Schema.Array(LmsModel)))
     })
 
     /** `lms ps --json`: loaded instances. */
-    const ps = Effect.fn("LmsCli.ps")(function* () {
+    const ps = Effect.fn("LmsCli.ps")(function*() {
       return yield* onServer(json(["ps", "--json"], Schema.Array(LmsInstance)))
     })
 
     /** `lms load <key> -y --ttl N [--context-length C] [--identifier I]`: LM Studio itself holds the TTL. */
-    const load = Effect.fn("LmsCli.load")(function* (model: string, options: LmsLoadOptions) {
+    const load = Effect.fn("LmsCli.load")(function*(model: string, options: LmsLoadOptions) {
       yield* validateModelName(model)
       if (options.identifier !== undefined) yield* validateModelName(options.identifier)
       const args = [
@@ -222,7 +235,7 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
     })
 
     /** `lms unload <identifier>`; false when `lms` says there is no such model (it exits 0 then). */
-    const unload = Effect.fn("LmsCli.unload")(function* (identifier: string) {
+    const unload = Effect.fn("LmsCli.unload")(function*(identifier: string) {
       yield* validateModelName(identifier)
       const args = ["unload", identifier]
       const r = yield* onServer(Effect.filterOrFail(run(args), (r) => r.exitCode === 0, (r) => failed(args, r)))
@@ -230,14 +243,14 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
     })
 
     /** `lms unload --all`. */
-    const unloadAll = Effect.fn("LmsCli.unloadAll")(function* () {
+    const unloadAll = Effect.fn("LmsCli.unloadAll")(function*() {
       const args = ["unload", "--all"]
       const r = yield* onServer(Effect.filterOrFail(run(args), (r) => r.exitCode === 0, (r) => failed(args, r)))
       return [...r.stderr.matchAll(/Unloading "([^"]+)"/g)].map((m) => m[1]!)
     })
 
     /** `lms server status --json`. */
-    const serverStatus = Effect.fn("LmsCli.serverStatus")(function* () {
+    const serverStatus = Effect.fn("LmsCli.serverStatus")(function*() {
       return yield* json(["server", "status", "--json"], ServerStatus)
     })
 

@@ -25,13 +25,22 @@ export const ttlFor = (
 ): Effect.Effect<TtlChoice, InvalidTtl> => {
   const t = request.ttlSeconds
   if (t === undefined) {
-    return Effect.succeed({ ttlSeconds: request.keepLoaded === true ? config.modelTtlSeconds : config.tempModelTtlSeconds, note: undefined })
+    return Effect.succeed({
+      ttlSeconds: request.keepLoaded === true ? config.modelTtlSeconds : config.tempModelTtlSeconds,
+      note: undefined
+    })
   }
   const value = String(t)
-  if (!Number.isFinite(t)) return Effect.fail(new InvalidTtl({ value, reason: "it is not a finite number; infinite TTLs are not allowed" }))
+  if (!Number.isFinite(t)) {
+    return Effect.fail(new InvalidTtl({ value, reason: "it is not a finite number; infinite TTLs are not allowed" }))
+  }
   if (!Number.isInteger(t)) return Effect.fail(new InvalidTtl({ value, reason: "it is not a whole number of seconds" }))
-  if (t <= 0) return Effect.fail(new InvalidTtl({ value, reason: "it must be at least 1 second (0 would mean 'never unload')" }))
-  if (t > ABSURD_TTL_SECONDS) return Effect.fail(new InvalidTtl({ value, reason: `it is more than a year; was it meant in milliseconds?` }))
+  if (t <= 0) {
+    return Effect.fail(new InvalidTtl({ value, reason: "it must be at least 1 second (0 would mean 'never unload')" }))
+  }
+  if (t > ABSURD_TTL_SECONDS) {
+    return Effect.fail(new InvalidTtl({ value, reason: `it is more than a year; was it meant in milliseconds?` }))
+  }
   if (t > config.maxModelTtlSeconds) {
     return Effect.succeed({
       ttlSeconds: config.maxModelTtlSeconds,
@@ -53,7 +62,11 @@ export interface BackendChoice {
 }
 
 /** Which way models are loaded: forced by LMSTUDIO_LIFECYCLE, else the first of cli, jit, rest that can work. */
-export const chooseBackend = (mode: LifecycleMode, lmsAvailable: boolean, v1: boolean): ReadonlyArray<BackendChoice> => {
+export const chooseBackend = (
+  mode: LifecycleMode,
+  lmsAvailable: boolean,
+  v1: boolean
+): ReadonlyArray<BackendChoice> => {
   const cli: BackendChoice = { via: "cli", reason: "`lms load --ttl`: LM Studio holds the TTL" }
   const jit: BackendChoice = {
     via: "jit",
@@ -61,7 +74,8 @@ export const chooseBackend = (mode: LifecycleMode, lmsAvailable: boolean, v1: bo
   }
   const rest: BackendChoice = {
     via: "rest",
-    reason: "REST v1 load: LM Studio holds no idle TTL for it (unless `lms ps` shows one), so the bridge enforces the TTL while it runs"
+    reason:
+      "REST v1 load: LM Studio holds no idle TTL for it (unless `lms ps` shows one), so the bridge enforces the TTL while it runs"
   }
   switch (mode) {
     case "cli":
@@ -73,7 +87,10 @@ export const chooseBackend = (mode: LifecycleMode, lmsAvailable: boolean, v1: bo
     case "auto":
       return [
         ...(lmsAvailable ? [{ ...cli, reason: `the lms CLI is installed; ${cli.reason}` }] : []),
-        { ...jit, reason: `${lmsAvailable ? "after the lms CLI failed" : "the lms CLI is not installed"}; ${jit.reason}` },
+        {
+          ...jit,
+          reason: `${lmsAvailable ? "after the lms CLI failed" : "the lms CLI is not installed"}; ${jit.reason}`
+        },
         ...(v1 ? [{ ...rest, reason: `JIT loading failed; ${rest.reason}` }] : [])
       ]
   }

@@ -4,11 +4,17 @@
  * by the CLI and the MCP tools.
  */
 import { Schema } from "effect"
-import { nullable, wireKey } from "../domain/JsonShape.js"
 import type { InvalidTtl, LmsError, LmStudioError, ModelLoadFailed, ModelVerificationFailed } from "../domain/Errors.js"
+import { nullable, wireKey } from "../domain/JsonShape.js"
 import type { CatalogError } from "./ModelCatalog.js"
 
-export type LifecycleError = CatalogError | LmStudioError | LmsError | InvalidTtl | ModelLoadFailed | ModelVerificationFailed
+export type LifecycleError =
+  | CatalogError
+  | LmStudioError
+  | LmsError
+  | InvalidTtl
+  | ModelLoadFailed
+  | ModelVerificationFailed
 
 // ---------------------------------------------------------------------------------------------------------------
 // Results
@@ -50,7 +56,9 @@ export const LoadResult = Schema.Struct({
   /** The context and parallel slots of the loaded instance, as LM Studio reports them (not what was asked). */
   contextLength: wireKey(
     "context_length",
-    nullable(Schema.Number).annotations({ description: "The context the instance really has (LM Studio may load less than asked)" })
+    nullable(Schema.Number).annotations({
+      description: "The context the instance really has (LM Studio may load less than asked)"
+    })
   ),
   parallel: nullable(Schema.Number),
   /** The LM Link device the instance runs on, when it is not this machine. */
@@ -72,8 +80,10 @@ export const describeLoad = (o: LoadResult): ReadonlyArray<string> => [
     ? `${o.identifier} is already loaded (seen in LM Studio's listing just now).`
     : `Loaded ${o.identifier} via ${o.via} in ${o.loadTimeMs} ms (verified in LM Studio's listing).`,
   `TTL ${o.ttlSeconds === undefined ? "unknown" : `${o.ttlSeconds} s`}, ${holderText[o.ttlEnforcedBy]}.` +
-    (o.contextLength !== undefined ? ` Context ${o.contextLength} tokens${o.parallel !== undefined ? `, ${o.parallel} parallel slots` : ""}.` : "") +
-    (o.device !== undefined ? ` Runs on LM Link device ${o.device}.` : ""),
+  (o.contextLength !== undefined
+    ? ` Context ${o.contextLength} tokens${o.parallel !== undefined ? `, ${o.parallel} parallel slots` : ""}.`
+    : "") +
+  (o.device !== undefined ? ` Runs on LM Link device ${o.device}.` : ""),
   ...o.notes.map((n) => `Note: ${n}`)
 ]
 

@@ -10,19 +10,13 @@
  */
 import { Clock, Effect, Option, Ref } from "effect"
 import { AppConfig } from "../Config.js"
-import {
-  InvalidModelName,
-  type LmsError,
-  type LmStudioError,
-  ModelNotFound,
-  NoModelLoaded
-} from "../domain/Errors.js"
+import { InvalidModelName, type LmsError, type LmStudioError, ModelNotFound, NoModelLoaded } from "../domain/Errors.js"
 import { checkModelName, closestMatches, sameModel } from "../domain/ModelName.js"
-import { LmsCli } from "./LmsCli.js"
+import { spanIf, tracingEnabled } from "../observability/Tracing.js"
 import { modelInfoFromId, modelInfoFromLms } from "./client/Mapping.js"
 import type { LoadedInstance, ModelInfo } from "./client/Shapes.js"
+import { LmsCli } from "./LmsCli.js"
 import { LmStudioClient } from "./LmStudioClient.js"
-import { spanIf, tracingEnabled } from "../observability/Tracing.js"
 
 export type CatalogSource = "v1" | "v0" | "lms" | "openai"
 
@@ -41,7 +35,9 @@ const indexOf = (snapshot: CatalogSnapshot): ReadonlyMap<string, Found> => {
     index.set(model.key.toLowerCase(), { model, instance: only, seenAt })
     index.set(model.key, { model, instance: only, seenAt })
   }
-  for (const model of snapshot.models) for (const instance of model.loaded) index.set(instance.id, { model, instance, seenAt })
+  for (const model of snapshot.models) {
+    for (const instance of model.loaded) index.set(instance.id, { model, instance, seenAt })
+  }
   return index
 }
 
@@ -76,7 +72,7 @@ export const match = (snapshot: CatalogSnapshot, name: string): Found | undefine
 
 export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridge/ModelCatalog", {
   dependencies: [LmStudioClient.Default, LmsCli.Default],
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const config = yield* AppConfig
     const tracing = tracingEnabled(config)
     const client = yield* LmStudioClient
@@ -86,7 +82,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
     const refreshLock = yield* Effect.makeSemaphore(1)
 
     /** Reads the models from the best source available now. */
-    const fetch: Effect.Effect<CatalogSnapshot, LmStudioError | LmsError> = Effect.gen(function* () {
+    const fetch: Effect.Effect<CatalogSnapshot, LmStudioError | LmsError> = Effect.gen(function*() {
       const apis = yield* client.apis
       const now = yield* Clock.currentTimeMillis
       if (apis.v1) return { models: yield* client.listV1Models(), source: "v1" as const, fetchedAt: now }
@@ -109,13 +105,11 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
           Option.isSome(current) && current.value.generation > seen
             ? Effect.succeed(current.value.snapshot)
             : Effect.tap(fetch, (snapshot) =>
-                Ref.set(cache, Option.some({ snapshot, generation: generation(current) + 1, index: indexOf(snapshot) }))
-              )
-        )
+              Ref.set(cache, Option.some({ snapshot, generation: generation(current) + 1, index: indexOf(snapshot) }))))
       )
 
     /** The catalog, from the cache while it is fresh. */
-    const snapshot: Effect.Effect<CatalogSnapshot, LmStudioError | LmsError> = Effect.gen(function* () {
+    const snapshot: Effect.Effect<CatalogSnapshot, LmStudioError | LmsError> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const cached = yield* Ref.get(cache)
       if (Option.isSome(cached) && now - cached.value.snapshot.fetchedAt < ttlMs) return cached.value.snapshot
@@ -130,7 +124,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
 
     /** The slow path of `find`: a stale cache, or a name the index does not know. */
     const findSlow = (name: string): Effect.Effect<Found, CatalogError> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const seen = generation(yield* Ref.get(cache))
         const first = yield* snapshot
         const hit = match(first, name)
@@ -169,21 +163,22 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
         ? find(name).pipe(spanIf(tracing, "ModelCatalog.resolve", { model: name }))
         : resolveDefault
 
-    const resolveDefault: Effect.Effect<Found, CatalogError> = Effect.gen(function* () {
-        if (Option.isSome(config.defaultModel)) return yield* find(config.defaultModel.value)
-        const current = yield* snapshot
-        const loaded = current.models.find((m) => m.type !== "embedding" && m.loaded.length > 0)
-        if (loaded) return { model: loaded, instance: loaded.loaded[0], seenAt: current.fetchedAt }
-        return yield* new NoModelLoaded({
-          baseUrl: config.baseUrl,
-          detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded"
-        })
-      }).pipe(spanIf(tracing, "ModelCatalog.resolve", { model: "default" }))
+    const resolveDefault: Effect.Effect<Found, CatalogError> = Effect.gen(function*() {
+      if (Option.isSome(config.defaultModel)) return yield* find(config.defaultModel.value)
+      const current = yield* snapshot
+      const loaded = current.models.find((m) => m.type !== "embedding" && m.loaded.length > 0)
+      if (loaded) return { model: loaded, instance: loaded.loaded[0], seenAt: current.fetchedAt }
+      return yield* new NoModelLoaded({
+        baseUrl: config.baseUrl,
+        detail: "no model was named, DEFAULT_MODEL is not set and no LLM is loaded"
+      })
+    }).pipe(spanIf(tracing, "ModelCatalog.resolve", { model: "default" }))
 
-    const instancesOf = (s: CatalogSnapshot) => s.models.flatMap((m) => m.loaded.map((instance) => ({ model: m, instance })))
+    const instancesOf = (s: CatalogSnapshot) =>
+      s.models.flatMap((m) => m.loaded.map((instance) => ({ model: m, instance })))
 
     /** Loaded instances right now: only a listing fetched after this call began counts (what verification polls). */
-    const loadedNow = Effect.gen(function* () {
+    const loadedNow = Effect.gen(function*() {
       return instancesOf(yield* refreshAfter(generation(yield* Ref.get(cache))))
     })
 
@@ -194,7 +189,8 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
      * Loaded instances from a listing newer than generation `seen`: fetched now unless one arrived since. Callers that
      * read the generation when they began and then waited (for a lock, a load) share the listing that came meanwhile.
      */
-    const loadedSince = (seen: number) => Effect.map(refreshAfter(seen), (s) => ({ instances: instancesOf(s), seenAt: s.fetchedAt }))
+    const loadedSince = (seen: number) =>
+      Effect.map(refreshAfter(seen), (s) => ({ instances: instancesOf(s), seenAt: s.fetchedAt }))
 
     return { snapshot, find, resolve, invalidate, loadedNow, currentGeneration, loadedSince } as const
   })

@@ -32,7 +32,6 @@ import type { LifecycleError, LoadedModel, LoadRequest, LoadResult, TtlHolder } 
 import { type Found, ModelCatalog } from "./ModelCatalog.js"
 import { contextNote, type Listed, makeModelLoader } from "./ModelLoader.js"
 
-
 /** A model held by running work (`withModel`). */
 export interface HeldModel {
   /** The instance the work runs on now (it changes when the model had to be loaded again). */
@@ -42,9 +41,10 @@ export interface HeldModel {
    * loaded, another model served, unknown instance), the model is ensured again — one load shared by every request
    * that met the same unload — and the request is sent once more, to the instance that now serves the model.
    */
-  readonly request: <A, E, R>(send: (model: LoadResult) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | LifecycleError, R>
+  readonly request: <A, E, R>(
+    send: (model: LoadResult) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | LifecycleError, R>
 }
-
 
 interface LeaseKey {
   /** A model key, or an instance identifier when the caller named one. */
@@ -72,14 +72,13 @@ interface Owned {
   readonly device: string | undefined
 }
 
-
 /** The instance of `model` a listing shows: the one named exactly, else the model's first loaded instance. */
 const instanceIn = (all: ReadonlyArray<Listed>, name: string, model: string): Listed | undefined =>
   all.find((l) => l.instance.id === name) ?? all.find((l) => l.model.key === model)
 
 export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-bridge/ModelLifecycle", {
   dependencies: [ModelCatalog.Default, LmStudioClient.Default, LmsCli.Default],
-  scoped: Effect.gen(function* () {
+  scoped: Effect.gen(function*() {
     const config = yield* AppConfig
     const client = yield* LmStudioClient
     const lms = yield* LmsCli
@@ -104,8 +103,9 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
 
     /** A load through the backends, registered as the bridge's own (a new load id). */
     const performLoad = (req: LoadRequest, ttl: TtlChoice, found: Found) =>
-      Effect.flatMap(loader.load(req, ttl, found), (result) =>
-        Effect.map(Ref.updateAndGet(loadIds, (n) => n + 1), (loadId) => ({ result, loadId }))
+      Effect.flatMap(
+        loader.load(req, ttl, found),
+        (result) => Effect.map(Ref.updateAndGet(loadIds, (n) => n + 1), (loadId) => ({ result, loadId }))
       ).pipe(
         Effect.tap(({ result, loadId }) =>
           Ref.update(owned, (m) =>
@@ -115,37 +115,48 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
               enforcedBy: result.ttlEnforcedBy,
               loadId,
               device: result.device
-            })
-          )
+            }))
         )
       )
 
     /** What a listing shows loaded, as a result: ownership and TTL from the bridge's own loads, else from `lms ps`. */
     const existing = (hit: Listed, req: LoadRequest, ttl: TtlChoice) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const mine = (yield* Ref.get(owned)).get(hit.instance.id)
         // The bridge knows its own loads; only someone else's need `lms ps` (TTL holder, device).
         const ps = mine === undefined ? yield* psOf(hit.instance.id) : Option.none()
-        const psTtl = Option.map(ps, (i) => (i.ttlMs === null || i.ttlMs === undefined ? undefined : Math.round(i.ttlMs / 1000)))
-        const holder: TtlHolder = mine !== undefined ? mine.enforcedBy : Option.match(psTtl, { onNone: () => "unknown", onSome: (t) => (t === undefined ? "nobody" : "lmstudio") })
+        const psTtl = Option.map(
+          ps,
+          (i) => (i.ttlMs === null || i.ttlMs === undefined ? undefined : Math.round(i.ttlMs / 1000))
+        )
+        const holder: TtlHolder = mine !== undefined
+          ? mine.enforcedBy
+          : Option.match(psTtl, { onNone: () => "unknown", onSome: (t) => (t === undefined ? "nobody" : "lmstudio") })
         const result: LoadResult = {
           identifier: hit.instance.id,
           model: hit.model.key,
           ttlSeconds: mine?.ttlSeconds ?? Option.getOrUndefined(psTtl),
           ttlEnforcedBy: holder,
           via: "existing",
-          viaReason: mine ? "already loaded by this bridge (seen in LM Studio's listing just now)" : "already loaded by someone else (seen in LM Studio's listing just now)",
+          viaReason: mine
+            ? "already loaded by this bridge (seen in LM Studio's listing just now)"
+            : "already loaded by someone else (seen in LM Studio's listing just now)",
           verified: true,
           alreadyLoaded: true,
           loadTimeMs: 0,
           contextLength: hit.instance.contextLength,
           parallel: hit.instance.parallel,
-          device: mine?.device ?? Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ?? hit.instance.device,
+          device: mine?.device ?? Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ??
+            hit.instance.device,
           notes: [
             ...(ttl.note ? [ttl.note] : []),
             ...(mine ? [] : ["loaded by someone else: the bridge will not unload it"]),
-            ...(holder === "nobody" ? ["it has no idle TTL in LM Studio: it stays loaded until someone unloads it"] : []),
-            ...(holder === "unknown" ? ["without the lms CLI the bridge cannot see whether LM Studio holds a TTL for it"] : []),
+            ...(holder === "nobody"
+              ? ["it has no idle TTL in LM Studio: it stays loaded until someone unloads it"]
+              : []),
+            ...(holder === "unknown"
+              ? ["without the lms CLI the bridge cannot see whether LM Studio holds a TTL for it"]
+              : []),
             ...contextNote(req.contextLength, hit.instance.contextLength)
           ]
         }
@@ -158,9 +169,11 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
      */
     const findOrLoad = (req: LoadRequest, ttl: TtlChoice, found: Found, seen: number) =>
       lockOf(found.model.key).withPermits(1)(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const { instances } = yield* catalog.loadedSince(seen)
-          const hit = req.identifier !== undefined ? instances.find((l) => l.instance.id === req.identifier) : instanceIn(instances, req.model, found.model.key)
+          const hit = req.identifier !== undefined
+            ? instances.find((l) => l.instance.id === req.identifier)
+            : instanceIn(instances, req.model, found.model.key)
           if (hit !== undefined) return yield* existing(hit, req, ttl)
           return yield* performLoad(req, ttl, found)
         })
@@ -168,14 +181,14 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
 
     /** Unloads one instance: REST v1 when present, else lms. Missing instances are not an error. */
     const unloadInstance = (identifier: string) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* validateModelName(identifier)
         const apis = yield* client.apis
         const done = apis.v1 && config.lifecycle !== "cli"
           ? yield* client.unloadModel(identifier).pipe(
-              Effect.as(true),
-              Effect.catchTag("ModelNotFound", () => Effect.succeed(false))
-            )
+            Effect.as(true),
+            Effect.catchTag("ModelNotFound", () => Effect.succeed(false))
+          )
           : yield* lms.unload(identifier)
         yield* Ref.update(owned, (m) => {
           const next = new Map(m)
@@ -195,32 +208,46 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
       loadId === undefined
         ? Effect.succeed(1)
         : Ref.modify(leaseCount, (m): [number, Map<number, number>] => {
-            const n = (m.get(loadId) ?? 0) + delta
-            const next = new Map(m)
-            if (n <= 0) next.delete(loadId)
-            else next.set(loadId, n)
-            return [n, next]
-          })
+          const n = (m.get(loadId) ?? 0) + delta
+          const next = new Map(m)
+          if (n <= 0) next.delete(loadId)
+          else next.set(loadId, n)
+          return [n, next]
+        })
     const leases = yield* Leases.make({
       id: (key: LeaseKey) => `${key.ttlSeconds}:${key.model}`,
       acquire: (key: LeaseKey): Effect.Effect<Lease, LifecycleError> =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const seen = yield* catalog.currentGeneration
           const found = yield* catalog.find(key.model)
           const ttl = { ttlSeconds: key.ttlSeconds, note: undefined }
-          const { result, loadId } = yield* findOrLoad({ model: key.model, ttlSeconds: key.ttlSeconds }, ttl, found, seen)
+          const { result, loadId } = yield* findOrLoad(
+            { model: key.model, ttlSeconds: key.ttlSeconds },
+            ttl,
+            found,
+            seen
+          )
           yield* countLease(loadId, 1)
-          return { result, loadId, confirmedAt: yield* Clock.currentTimeMillis, generation: yield* catalog.currentGeneration }
+          return {
+            result,
+            loadId,
+            confirmedAt: yield* Clock.currentTimeMillis,
+            generation: yield* catalog.currentGeneration
+          }
         }),
       release: (key: LeaseKey, lease: Lease) =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const left = yield* countLease(lease.loadId, -1)
           const mine = (yield* Ref.get(owned)).get(lease.result.identifier)
           if (left > 0 || mine === undefined || mine.loadId !== lease.loadId) return
           const closing = yield* Ref.get(shuttingDown)
           if (closing && mine.enforcedBy === "lmstudio") return
           yield* Effect.logInfo("unloading a model the bridge loaded").pipe(
-            Effect.annotateLogs({ identifier: lease.result.identifier, ttlSeconds: key.ttlSeconds, reason: closing ? "shutdown" : "idle" })
+            Effect.annotateLogs({
+              identifier: lease.result.identifier,
+              ttlSeconds: key.ttlSeconds,
+              reason: closing ? "shutdown" : "idle"
+            })
           )
           yield* unloadInstance(lease.result.identifier).pipe(Effect.ignoreLogged)
         }),
@@ -247,7 +274,8 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
 
     /** Is a lease contradicted by a listing read after it was confirmed (the instance is gone)? */
     const contradicted = (lease: Lease, found: Found) =>
-      found.model.source !== "openai" && found.seenAt > lease.confirmedAt && !found.model.loaded.some((i) => i.id === lease.result.identifier)
+      found.model.source !== "openai" && found.seenAt > lease.confirmedAt &&
+      !found.model.loaded.some((i) => i.id === lease.result.identifier)
 
     const keyOf = (req: LoadRequest, ttl: TtlChoice, found: Found): LeaseKey => ({
       // A named instance (`key:2`) is held as that instance; otherwise the model.
@@ -260,7 +288,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
      * confirms it against a fresh listing first, and loads again when LM Studio dropped the model meanwhile.
      */
     const ensureLoaded = (req: LoadRequest) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* validateModelName(req.model)
         const ttl = yield* ttlFor(req, config)
         const seen = yield* catalog.currentGeneration
@@ -278,7 +306,9 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         }
         yield* forgetStale(key, lease, "not in LM Studio's listing at an explicit ensure")
         return withNote((yield* leases.get(key)).result)
-      }).pipe(Effect.withSpan("ModelLifecycle.ensureLoaded", { captureStackTrace: false, attributes: { model: req.model } }))
+      }).pipe(
+        Effect.withSpan("ModelLifecycle.ensureLoaded", { captureStackTrace: false, attributes: { model: req.model } })
+      )
 
     /**
      * Loads a model. A model the listing shows loaded is not loaded again (LM Studio would make a second instance,
@@ -286,7 +316,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
      * that is not loaded to get a second instance on purpose.
      */
     const load = (req: LoadRequest) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* validateModelName(req.model)
         if (req.identifier !== undefined) yield* validateModelName(req.identifier)
         const ttl = yield* ttlFor(req, config)
@@ -296,7 +326,10 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
         if (result.alreadyLoaded) {
           return {
             ...result,
-            notes: [...result.notes, "not loaded again: LM Studio would have made a second instance; give a new `identifier` to load one on purpose"]
+            notes: [
+              ...result.notes,
+              "not loaded again: LM Studio would have made a second instance; give a new `identifier` to load one on purpose"
+            ]
           } satisfies LoadResult
         }
         if (result.ttlEnforcedBy === "bridge") {
@@ -310,12 +343,19 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
      * Runs `use` with the model held: loaded (with an explicit TTL), never evicted by the bridge while `use` runs, and
      * re-ensured when LM Studio turns out not to have it (see `HeldModel.request`).
      */
-    const withModel = <A, E, R>(req: LoadRequest, use: (held: HeldModel) => Effect.Effect<A, E, R>): Effect.Effect<A, E | LifecycleError, R> =>
+    const withModel = <A, E, R>(
+      req: LoadRequest,
+      use: (held: HeldModel) => Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | LifecycleError, R> =>
       Effect.flatMap(ttlFor(req, config), (ttl) =>
         Effect.flatMap(catalog.find(req.model), (found) => {
           const key = keyOf(req, ttl, found)
           // "Model is not llm" for an LLM (or "not embedding" for an embedding model): served by another model.
-          const kind = found.model.type === "embedding" ? "embedding" : found.model.type === "unknown" ? undefined : "llm"
+          const kind = found.model.type === "embedding"
+            ? "embedding"
+            : found.model.type === "unknown"
+            ? undefined
+            : "llm"
           const stale = (e: unknown) => isStaleModelBelief(e) || (e instanceof WrongModelKind && e.expected === kind)
           return Effect.uninterruptibleMask((restore) => {
             let hold: Leases.Hold<Lease> | undefined
@@ -353,17 +393,18 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
               Effect.flatMap((first) => {
                 hold = first
                 // A listing newer than the lease no longer shows its instance: LM Studio dropped it.
-                return contradicted(first.resource, found) ? renew(first.resource, "not in LM Studio's latest listing") : Effect.void
+                return contradicted(first.resource, found)
+                  ? renew(first.resource, "not in LM Studio's latest listing")
+                  : Effect.void
               }),
               Effect.zipRight(Effect.suspend(() => restore(use(held)))),
               Effect.ensuring(Effect.suspend(() => (hold === undefined ? Effect.void : hold.release)))
             )
           })
-        })
-      )
+        }))
 
     /** Loaded instances with TTL, ownership and device (TTL details and devices from `lms ps` when the CLI is there). */
-    const listLoaded = Effect.gen(function* () {
+    const listLoaded = Effect.gen(function*() {
       const all = yield* catalog.loadedNow
       const mine = yield* Ref.get(owned)
       const ps = lms.available ? yield* lms.ps().pipe(Effect.option) : Option.none()
@@ -380,7 +421,9 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
           contextLength: instance.contextLength,
           parallel: instance.parallel,
           ttlSeconds: ttlMs !== undefined ? Math.round(ttlMs / 1000) : own?.ttlSeconds,
-          ttlLeftSeconds: ttlMs !== undefined ? Math.max(0, Math.round((ttlMs - (lastUsed === undefined ? 0 : now - lastUsed)) / 1000)) : undefined,
+          ttlLeftSeconds: ttlMs !== undefined
+            ? Math.max(0, Math.round((ttlMs - (lastUsed === undefined ? 0 : now - lastUsed)) / 1000))
+            : undefined,
           status: Option.getOrUndefined(Option.flatMapNullable(info, (i) => i.status)),
           ownedByBridge: own !== undefined,
           device: Option.getOrUndefined(Option.flatMapNullable(info, (i) => i.deviceIdentifier)) ?? instance.device
@@ -389,20 +432,24 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
     })
 
     /** Unloads everything loaded (only on explicit request). */
-    const unloadAll = Effect.gen(function* () {
+    const unloadAll = Effect.gen(function*() {
       const all = yield* catalog.loadedNow
-      return yield* Effect.forEach(all, (l) => Effect.as(unloadInstance(l.instance.id), l.instance.id), { concurrency: 4 })
+      return yield* Effect.forEach(all, (l) => Effect.as(unloadInstance(l.instance.id), l.instance.id), {
+        concurrency: 4
+      })
     })
 
     /** How models are loaded here and who enforces TTLs (for lms_server_status / health). */
-    const status = Effect.gen(function* () {
+    const status = Effect.gen(function*() {
       const apis = yield* client.apis
       const [first] = chooseBackend(config.lifecycle, lms.available, apis.v1)
       return {
         mode: config.lifecycle,
         backend: first?.via ?? "jit",
         reason: first?.reason ?? "",
-        ttlEnforcedBy: first?.via === "rest" ? "the bridge while it runs (REST loads hold no idle TTL in LM Studio)" : "lmstudio",
+        ttlEnforcedBy: first?.via === "rest"
+          ? "the bridge while it runs (REST loads hold no idle TTL in LM Studio)"
+          : "lmstudio",
         lmsCli: Option.getOrElse(lms.path, () => "not installed"),
         lmsBreaker: yield* lms.breaker
       }

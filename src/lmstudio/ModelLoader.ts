@@ -8,8 +8,8 @@ import { Clock, Data, Effect, Option } from "effect"
 import { AppConfig } from "../Config.js"
 import { ModelLoadFailed, ModelVerificationFailed } from "../domain/Errors.js"
 import { isRetryableLoadError, modelLoadRetry, verificationPoll } from "../resilience/Policies.js"
-import { LmsCli } from "./LmsCli.js"
 import type { LoadedInstance, ModelInfo } from "./client/Shapes.js"
+import { LmsCli } from "./LmsCli.js"
 import { LmStudioClient } from "./LmStudioClient.js"
 import { type BackendChoice, chooseBackend, type TtlChoice } from "./LoadPolicy.js"
 import type { LifecycleError, LoadRequest, LoadResult } from "./LoadResult.js"
@@ -28,11 +28,15 @@ export type Listed = { readonly model: ModelInfo; readonly instance: LoadedInsta
 
 export const contextNote = (asked: number | undefined, loaded: number | undefined): ReadonlyArray<string> =>
   asked !== undefined && loaded !== undefined && loaded !== asked
-    ? [`LM Studio loaded it with a context of ${loaded} tokens (${asked} were asked)${loaded < asked ? "; it may be short of memory" : ""}`]
+    ? [
+      `LM Studio loaded it with a context of ${loaded} tokens (${asked} were asked)${
+        loaded < asked ? "; it may be short of memory" : ""
+      }`
+    ]
     : []
 
 /** The loader over the client, the lms CLI and the catalog (built inside ModelLifecycle). */
-export const makeModelLoader = Effect.gen(function* () {
+export const makeModelLoader = Effect.gen(function*() {
   const config = yield* AppConfig
   const client = yield* LmStudioClient
   const lms = yield* LmsCli
@@ -40,19 +44,30 @@ export const makeModelLoader = Effect.gen(function* () {
 
   /** Polls the loaded list until the instance appears; `ModelVerificationFailed` if it never does. */
   const verify = (identifier: string, model: string) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       let attempts = 0
       const found = yield* Effect.suspend(() => {
         attempts++
-        return Effect.map(catalog.loadedNow, (all) => all.find((l) => l.instance.id === identifier) ?? (identifier === model ? all.find((l) => l.model.key === model) : undefined))
+        return Effect.map(catalog.loadedNow, (all) =>
+          all.find((l) =>
+            l.instance.id === identifier
+          ) ?? (identifier === model ? all.find((l) => l.model.key === model) : undefined))
       }).pipe(
         Effect.flatMap((f) => (f === undefined ? Effect.fail(new NotYetLoaded()) : Effect.succeed(f))),
-        Effect.retry({ schedule: verificationPoll(config.verifyInterval, config.verifyAttempts), while: (e) => e._tag === "NotYetLoaded" }),
+        Effect.retry({
+          schedule: verificationPoll(config.verifyInterval, config.verifyAttempts),
+          while: (e) =>
+            e._tag === "NotYetLoaded"
+        }),
         Effect.catchTag("NotYetLoaded", () => Effect.succeed(undefined))
       )
       if (found === undefined) {
         const all = yield* catalog.loadedNow
-        return yield* new ModelVerificationFailed({ model: identifier, attempts, loaded: all.map((l) => l.instance.id) })
+        return yield* new ModelVerificationFailed({
+          model: identifier,
+          attempts,
+          loaded: all.map((l) => l.instance.id)
+        })
       }
       if (config.verifyProbe && found.model.type !== "embedding") {
         yield* client.chat({ model: found.instance.id, messages: [{ role: "user", content: "." }], maxTokens: 1 })
@@ -63,7 +78,8 @@ export const makeModelLoader = Effect.gen(function* () {
   /** What `lms ps` says of an instance (TTL, device), when the CLI is there. */
   const psOf = (identifier: string) =>
     lms.available
-      ? Effect.map(Effect.option(lms.ps()), (ps) => Option.flatMap(ps, (list) => Option.fromNullable(list.find((i) => i.identifier === identifier))))
+      ? Effect.map(Effect.option(lms.ps()), (ps) =>
+        Option.flatMap(ps, (list) => Option.fromNullable(list.find((i) => i.identifier === identifier))))
       : Effect.succeed(Option.none())
 
   interface Loaded {
@@ -73,26 +89,39 @@ export const makeModelLoader = Effect.gen(function* () {
   }
 
   /** One load through one backend; returns the identifier LM Studio gave and who holds the TTL. */
-  const loadVia = (choice: BackendChoice, model: string, modelType: string, ttl: number, req: LoadRequest): Effect.Effect<Loaded, LifecycleError> => {
+  const loadVia = (
+    choice: BackendChoice,
+    model: string,
+    modelType: string,
+    ttl: number,
+    req: LoadRequest
+  ): Effect.Effect<Loaded, LifecycleError> => {
     switch (choice.via) {
       case "cli":
-        return Effect.map(lms.load(model, { ttlSeconds: ttl, contextLength: req.contextLength, identifier: req.identifier }), (r) => ({
-          identifier: r.identifier ?? req.identifier ?? model,
-          enforcedBy: "lmstudio",
-          notes: []
-        }))
+        return Effect.map(
+          lms.load(model, { ttlSeconds: ttl, contextLength: req.contextLength, identifier: req.identifier }),
+          (r) => ({
+            identifier: r.identifier ?? req.identifier ?? model,
+            enforcedBy: "lmstudio",
+            notes: []
+          })
+        )
       case "jit": {
-        const served =
-          modelType === "embedding"
-            ? Effect.map(client.embed({ model, input: ".", ttlSeconds: ttl }), (r) => r.model)
-            : Effect.map(client.chat({ model, messages: [{ role: "user", content: "." }], maxTokens: 1, ttlSeconds: ttl }), (r) => r.model)
+        const served = modelType === "embedding"
+          ? Effect.map(client.embed({ model, input: ".", ttlSeconds: ttl }), (r) => r.model)
+          : Effect.map(
+            client.chat({ model, messages: [{ role: "user", content: "." }], maxTokens: 1, ttlSeconds: ttl }),
+            (r) => r.model
+          )
         return Effect.map(served, (identifier) => ({
           identifier: identifier.replace(/@[^/@]*$/, "") || model,
           enforcedBy: "lmstudio",
           notes: [
             "JIT-loaded: LM Studio's auto-evict may have unloaded other JIT-loaded models",
             ...(req.identifier !== undefined ? ["a JIT load cannot set an identifier; it was ignored"] : []),
-            ...(req.contextLength !== undefined ? ["a JIT load cannot set a context length; LM Studio used its own"] : [])
+            ...(req.contextLength !== undefined
+              ? ["a JIT load cannot set a context length; LM Studio used its own"]
+              : [])
           ]
         }))
       }
@@ -100,12 +129,26 @@ export const makeModelLoader = Effect.gen(function* () {
         // LM Studio documents no `ttl` on REST loads: it is sent (a server that honours it holds the TTL), and who
         // really holds it is decided after the load from what `lms ps` shows.
         const attempt = (withTtl: boolean) =>
-          client.loadModel({ model, contextLength: req.contextLength, identifier: req.identifier, ttlSeconds: withTtl ? ttl : undefined })
+          client.loadModel({
+            model,
+            contextLength: req.contextLength,
+            identifier: req.identifier,
+            ttlSeconds: withTtl ? ttl : undefined
+          })
         return attempt(true).pipe(
           Effect.map((r): Loaded => ({ identifier: r.instanceId, enforcedBy: "bridge", notes: [] })),
           Effect.catchIf(
-            (e) => e._tag === "LmStudioHttpError" && e.status >= 400 && e.status < 500 && /ttl|unrecognized/i.test(e.detail),
-            () => Effect.map(attempt(false), (r): Loaded => ({ identifier: r.instanceId, enforcedBy: "bridge", notes: ["LM Studio refused a `ttl` field on the REST load"] }))
+            (e) =>
+              e._tag === "LmStudioHttpError" && e.status >= 400 && e.status < 500 && /ttl|unrecognized/i.test(e.detail),
+            () =>
+              Effect.map(
+                attempt(false),
+                (r): Loaded => ({
+                  identifier: r.instanceId,
+                  enforcedBy: "bridge",
+                  notes: ["LM Studio refused a `ttl` field on the REST load"]
+                })
+              )
           )
         )
       }
@@ -113,8 +156,12 @@ export const makeModelLoader = Effect.gen(function* () {
   }
 
   /** Load through the configured backends in order, verify, retry what can succeed on retry. */
-  const load = (req: LoadRequest, ttl: TtlChoice, found: Found): Effect.Effect<LoadResult & LoaderOwned, LifecycleError> =>
-    Effect.gen(function* () {
+  const load = (
+    req: LoadRequest,
+    ttl: TtlChoice,
+    found: Found
+  ): Effect.Effect<LoadResult & LoaderOwned, LifecycleError> =>
+    Effect.gen(function*() {
       const model = found.model.key
       const apis = yield* client.apis
       const choices = chooseBackend(config.lifecycle, lms.available, apis.v1)
@@ -147,16 +194,17 @@ export const makeModelLoader = Effect.gen(function* () {
             loadTimeMs: (yield* Clock.currentTimeMillis) - started,
             contextLength: listed.instance.contextLength,
             parallel: listed.instance.parallel,
-            device: Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ?? listed.instance.device,
+            device: Option.getOrUndefined(Option.flatMapNullable(ps, (i) => i.deviceIdentifier)) ??
+              listed.instance.device,
             notes: [
               ...(ttl.note ? [ttl.note] : []),
               ...warnings,
               ...r.notes,
               ...(choice.via === "rest" && enforcedBy === "bridge"
                 ? [
-                    "REST loads hold no idle TTL in LM Studio: the bridge unloads the model after the TTL while it runs, and when it " +
-                      "stops (so a one-shot command unloads it as it exits); use the lms CLI or JIT for a TTL that LM Studio holds"
-                  ]
+                  "REST loads hold no idle TTL in LM Studio: the bridge unloads the model after the TTL while it runs, and when it " +
+                  "stops (so a one-shot command unloads it as it exits); use the lms CLI or JIT for a TTL that LM Studio holds"
+                ]
                 : []),
               ...contextNote(req.contextLength, listed.instance.contextLength)
             ]
@@ -165,8 +213,10 @@ export const makeModelLoader = Effect.gen(function* () {
         lastError = outcome.left
         // The next backend may work: the CLI is missing or failed, or a JIT request was not JIT-loaded (JIT off: no
         // model loaded, or the request fell to another loaded model).
-        const fallThrough =
-          config.lifecycle === "auto" && ["LmsCliUnavailable", "LmsCliFailed", "NoModelLoaded", "ModelMismatch", "WrongModelKind"].includes(outcome.left._tag)
+        const fallThrough = config.lifecycle === "auto" &&
+          ["LmsCliUnavailable", "LmsCliFailed", "NoModelLoaded", "ModelMismatch", "WrongModelKind"].includes(
+            outcome.left._tag
+          )
         if (!fallThrough) return yield* Effect.fail(outcome.left)
         warnings.push(`${choice.via} load failed (${outcome.left._tag}: ${outcome.left.message}); fell back`)
         yield* Effect.logWarning("model load backend failed; falling back").pipe(

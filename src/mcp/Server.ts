@@ -13,8 +13,8 @@
  */
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import {
-  type CallToolResult,
   CallToolRequestSchema,
+  type CallToolResult,
   ListToolsRequestSchema,
   type ServerNotification,
   type Tool as SdkTool
@@ -58,18 +58,23 @@ const objectJsonSchema = <A, I>(schema: Schema.Schema<A, I>): { type: "object"; 
 export const NoInput = Schema.Struct({}).pipe(
   Schema.filter((o) => {
     const extra = Object.keys(o)
-    return extra.length === 0 || `unexpected argument(s) ${extra.map((k) => JSON.stringify(k)).join(", ")}: this tool takes none; call it with {}`
+    return extra.length === 0 ||
+      `unexpected argument(s) ${extra.map((k) => JSON.stringify(k)).join(", ")}: this tool takes none; call it with {}`
   })
 )
 
 const text = (t: string): CallToolResult["content"][number] => ({ type: "text", text: t })
 
 /** `<Tag>: <message>` + `Hint:` + the error's fields as JSON; no structuredContent. */
-const errorResult = (error: { readonly _tag: string; readonly message: string; readonly hint: string }): CallToolResult => {
+const errorResult = (
+  error: { readonly _tag: string; readonly message: string; readonly hint: string }
+): CallToolResult => {
   const fields = Object.fromEntries(Object.entries(error).filter(([k]) => k !== "_tag"))
   return {
     isError: true,
-    content: [text(`${error._tag}: ${error.message}\nHint: ${error.hint}\n${JSON.stringify({ _tag: error._tag, ...fields })}`)]
+    content: [
+      text(`${error._tag}: ${error.message}\nHint: ${error.hint}\n${JSON.stringify({ _tag: error._tag, ...fields })}`)
+    ]
   }
 }
 
@@ -77,13 +82,22 @@ const invalidArguments = (tool: string, detail: string): CallToolResult => ({
   isError: true,
   content: [
     text(
-      `InvalidArguments: ${tool}: ${detail}\nHint: Check the tool's input schema (tools/list); unknown fields are not accepted.\n${JSON.stringify({ _tag: "InvalidArguments", tool })}`
+      `InvalidArguments: ${tool}: ${detail}\nHint: Check the tool's input schema (tools/list); unknown fields are not accepted.\n${
+        JSON.stringify({ _tag: "InvalidArguments", tool })
+      }`
     )
   ]
 })
 
 /** Declares a tool. The handler's typed errors must be the domain's explained errors. */
-export const tool = <I, II, O, OI extends { readonly [key: string]: unknown }, E extends { readonly _tag: string; readonly message: string }, R>(def: {
+export const tool = <
+  I,
+  II,
+  O,
+  OI extends { readonly [key: string]: unknown },
+  E extends { readonly _tag: string; readonly message: string },
+  R
+>(def: {
   readonly name: string
   readonly title: string
   readonly description: string
@@ -126,22 +140,32 @@ export const tool = <I, II, O, OI extends { readonly [key: string]: unknown }, E
           return Effect.succeed(
             isExplained(e)
               ? errorResult(e)
-              : errorResult({ _tag: e._tag, message: e.message, hint: "This is unexpected; the bridge's log on stderr has details." })
+              : errorResult({
+                _tag: e._tag,
+                message: e.message,
+                hint: "This is unexpected; the bridge's log on stderr has details."
+              })
           )
         }),
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause)
-            ? Effect.succeed(errorResult({ _tag: "Cancelled", message: `${def.name} was cancelled`, hint: "Call it again if you still need it." }))
+            ? Effect.succeed(
+              errorResult({
+                _tag: "Cancelled",
+                message: `${def.name} was cancelled`,
+                hint: "Call it again if you still need it."
+              })
+            )
             : Effect.logError("tool call failed unexpectedly", cause).pipe(
-                Effect.annotateLogs({ tool: def.name }),
-                Effect.as(
-                  errorResult({
-                    _tag: "InternalError",
-                    message: `${def.name} failed unexpectedly: ${Cause.pretty(cause).split("\n")[0]}`,
-                    hint: "The bridge stays up; its log on stderr has the details. Please report it."
-                  })
-                )
+              Effect.annotateLogs({ tool: def.name }),
+              Effect.as(
+                errorResult({
+                  _tag: "InternalError",
+                  message: `${def.name} failed unexpectedly: ${Cause.pretty(cause).split("\n")[0]}`,
+                  hint: "The bridge stays up; its log on stderr has the details. Please report it."
+                })
               )
+            )
         )
       )
   }
@@ -194,17 +218,26 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
         token === undefined
           ? Effect.void
           : Effect.promise(() =>
-              extra.sendNotification({
+            extra.sendNotification(
+              {
                 method: "notifications/progress",
                 params: { progressToken: token, progress, message }
-              } satisfies ServerNotification)
-            ).pipe(Effect.ignore)
+              } satisfies ServerNotification
+            )
+          ).pipe(Effect.ignore)
     }
     try {
-      return await run(t.call(request.params.arguments ?? {}, ctx).pipe(spanIf(info.tracing === true, `mcp.tool.${t.name}`)), { signal: extra.signal })
+      return await run(
+        t.call(request.params.arguments ?? {}, ctx).pipe(spanIf(info.tracing === true, `mcp.tool.${t.name}`)),
+        { signal: extra.signal }
+      )
     } catch {
       // Only an interruption (the client cancelled) gets here: the SDK drops answers to cancelled requests anyway.
-      return errorResult({ _tag: "Cancelled", message: `${t.name} was cancelled`, hint: "Call it again if you still need it." })
+      return errorResult({
+        _tag: "Cancelled",
+        message: `${t.name} was cancelled`,
+        hint: "Call it again if you still need it."
+      })
     }
   })
   return server

@@ -8,7 +8,7 @@ import { makeServer, type ServerInfo, type Tool } from "./Server.js"
 
 export const serveStdio = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, runtime: Runtime.Runtime<R>) =>
   Effect.scoped(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const server = makeServer(info, tools, runtime)
       // The SDK's stdio transport waits for 'drain' once per answer written while the pipe is full: with many calls
       // answering at once that is legitimately more than Node's default of 10 listeners (a warning on stderr).
@@ -18,7 +18,9 @@ export const serveStdio = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
         Effect.promise(() => server.connect(transport)),
         () => Effect.promise(() => server.close())
       )
-      yield* Effect.logInfo("MCP server ready on stdio").pipe(Effect.annotateLogs({ tools: tools.length, version: info.version }))
+      yield* Effect.logInfo("MCP server ready on stdio").pipe(
+        Effect.annotateLogs({ tools: tools.length, version: info.version })
+      )
       yield* Effect.async<void>((resume) => {
         const done = () => resume(Effect.void)
         process.stdin.once("end", done)

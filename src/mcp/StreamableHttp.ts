@@ -31,7 +31,12 @@ export const parseListen = (value: string): Effect.Effect<{ host: string; port: 
   const m = /^(?:(\[[^\]]+\]|[^:]+):)?(\d{1,5})$/.exec(value.trim())
   const port = m ? Number(m[2]) : Number.NaN
   if (!m || port > 65535) {
-    return Effect.fail(new InvalidArguments({ command: "serve --http", problem: `${JSON.stringify(value)} is not [host:]port (e.g. 8765 or 127.0.0.1:8765)` }))
+    return Effect.fail(
+      new InvalidArguments({
+        command: "serve --http",
+        problem: `${JSON.stringify(value)} is not [host:]port (e.g. 8765 or 127.0.0.1:8765)`
+      })
+    )
   }
   return Effect.succeed({ host: (m[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""), port })
 }
@@ -76,8 +81,10 @@ const readBody = (req: IncomingMessage, limit = 4 * 1024 * 1024): Promise<unknow
   })
 
 /** Serves MCP over Streamable HTTP in the current scope; returns the endpoint URL. */
-export const serveHttp = (options: HttpOptions): Effect.Effect<{ readonly url: string }, InvalidArguments, Scope.Scope> =>
-  Effect.gen(function* () {
+export const serveHttp = (
+  options: HttpOptions
+): Effect.Effect<{ readonly url: string }, InvalidArguments, Scope.Scope> =>
+  Effect.gen(function*() {
     const sessions = new Map<string, StreamableHTTPServerTransport>()
     const loopbackBind = LOOPBACK_NAMES.has(options.host)
     const token = options.token ? `Bearer ${Redacted.value(options.token)}` : undefined
@@ -89,8 +96,12 @@ export const serveHttp = (options: HttpOptions): Effect.Effect<{ readonly url: s
         return refuse(res, 403, "Forbidden: Host is not a loopback address (DNS-rebinding protection)")
       }
       const origin = req.headers.origin
-      if (origin !== undefined && !isLoopbackOrigin(origin)) return refuse(res, 403, `Forbidden: Origin ${origin} is not allowed`)
-      if (token !== undefined && req.headers.authorization !== token) return refuse(res, 401, "Unauthorized: a valid bearer token is required")
+      if (origin !== undefined && !isLoopbackOrigin(origin)) {
+        return refuse(res, 403, `Forbidden: Origin ${origin} is not allowed`)
+      }
+      if (token !== undefined && req.headers.authorization !== token) {
+        return refuse(res, 401, "Unauthorized: a valid bearer token is required")
+      }
 
       const sessionId = req.headers["mcp-session-id"]
       const existing = typeof sessionId === "string" ? sessions.get(sessionId) : undefined
@@ -102,8 +113,12 @@ export const serveHttp = (options: HttpOptions): Effect.Effect<{ readonly url: s
           return refuse(res, 400, `Bad request: ${e instanceof Error ? e.message : "unreadable body"}`)
         }
       }
-      if (existing) return existing.handleRequest(req, res, body)
-      if (sessionId !== undefined) return refuse(res, 404, "Session not found: start a new session with initialize")
+      if (existing) {
+        return existing.handleRequest(req, res, body)
+      }
+      if (sessionId !== undefined) {
+        return refuse(res, 404, "Session not found: start a new session with initialize")
+      }
       if (req.method !== "POST" || !isInitializeRequest(body)) {
         return refuse(res, 400, "Bad request: no valid session; send initialize first")
       }
@@ -127,7 +142,15 @@ export const serveHttp = (options: HttpOptions): Effect.Effect<{ readonly url: s
             if (!res.headersSent) refuse(res, 500, `Internal error: ${e instanceof Error ? e.message : String(e)}`)
           })
         })
-        s.once("error", (e) => resume(Effect.fail(new InvalidArguments({ command: "serve --http", problem: `cannot listen on ${options.host}:${options.port}: ${e.message}` }))))
+        s.once("error", (e) =>
+          resume(
+            Effect.fail(
+              new InvalidArguments({
+                command: "serve --http",
+                problem: `cannot listen on ${options.host}:${options.port}: ${e.message}`
+              })
+            )
+          ))
         s.listen(options.port, options.host, () => resume(Effect.succeed(s)))
       }),
       (s) =>

@@ -25,7 +25,11 @@ const fields = (schema: JsonSchemaNode): Array<string> => {
   return [
     "| field | type | required | description |",
     "|---|---|---|---|",
-    ...props.map(([name, s]) => `| \`${name}\` | ${typeOf(s)} | ${required.has(name) ? "yes" : "no"} | ${typeof s.description === "string" ? s.description : ""} |`)
+    ...props.map(([name, s]) =>
+      `| \`${name}\` | ${typeOf(s)} | ${required.has(name) ? "yes" : "no"} | ${
+        typeof s.description === "string" ? s.description : ""
+      } |`
+    )
   ]
 }
 
@@ -39,7 +43,11 @@ export const renderToolDocs = (tools: ReadonlyArray<Tool<unknown>>): string =>
     "",
     ...tools.flatMap((t) => {
       const a = t.annotations
-      const hints = [a.readOnlyHint ? "read-only" : "changes state", a.destructiveHint ? "destructive" : null, a.idempotentHint ? "idempotent" : null]
+      const hints = [
+        a.readOnlyHint ? "read-only" : "changes state",
+        a.destructiveHint ? "destructive" : null,
+        a.idempotentHint ? "idempotent" : null
+      ]
         .filter((x) => x !== null)
         .join(", ")
       return [

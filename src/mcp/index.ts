@@ -19,11 +19,19 @@ const INSTRUCTIONS =
   "(list_available_mcps, autonomous_*). Call health_check first if a tool reports LM Studio unreachable."
 
 const infoOf = (version: string) =>
-  Effect.map(AppConfig, (config): ServerInfo => ({ name: "lmstudio-bridge", version, instructions: INSTRUCTIONS, tracing: tracingEnabled(config) }))
+  Effect.map(
+    AppConfig,
+    (config): ServerInfo => ({
+      name: "lmstudio-bridge",
+      version,
+      instructions: INSTRUCTIONS,
+      tracing: tracingEnabled(config)
+    })
+  )
 
 /** Serves MCP over stdio until the host disconnects. */
 export const serveMcpStdio = (version: string): Effect.Effect<void, never, ToolServices> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     yield* serveStdio(yield* infoOf(version), tools, yield* Effect.runtime<ToolServices>())
   })
 
@@ -37,7 +45,7 @@ export const serveMcpHttp = (
   ready: (url: string) => Effect.Effect<void>
 ): Effect.Effect<never, InvalidArguments, ToolServices> =>
   Effect.scoped(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const config = yield* AppConfig
       const info = yield* infoOf(version)
       const runtime = yield* Effect.runtime<ToolServices>()
@@ -46,7 +54,9 @@ export const serveMcpHttp = (
         token: Option.getOrUndefined(config.bridgeHttpToken),
         newServer: () => makeServer(info, tools, runtime)
       })
-      yield* Effect.logInfo("MCP server ready on Streamable HTTP").pipe(Effect.annotateLogs({ url, auth: Option.isSome(config.bridgeHttpToken) }))
+      yield* Effect.logInfo("MCP server ready on Streamable HTTP").pipe(
+        Effect.annotateLogs({ url, auth: Option.isSome(config.bridgeHttpToken) })
+      )
       yield* ready(url)
       return yield* Effect.never
     })

@@ -26,7 +26,9 @@ const prettyStderr = Logger.prettyLogger({ stderr: true, colors: "auto", mode: "
 const jsonStderr = Logger.withConsoleError(Logger.jsonLogger)
 
 /** The stderr logger for a format (one instance each, so installing twice never logs twice). */
-const stderrLogger = (format: LogFormat): Logger.Logger<unknown, void> => (format === "pretty" ? prettyStderr : jsonStderr)
+const stderrLogger = (
+  format: LogFormat
+): Logger.Logger<unknown, void> => (format === "pretty" ? prettyStderr : jsonStderr)
 
 /**
  * Installs the configured stderr logger in place of the default one (and of any stderr logger installed before,
@@ -37,8 +39,10 @@ export const make = (format: LogFormat, level: LogLevelName): Layer.Layer<never>
     // One atomic update of the logger set: no moment without a logger, no moment with two.
     Layer.scopedDiscard(
       Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
-        HashSet.add(HashSet.remove(HashSet.remove(HashSet.remove(loggers, Logger.defaultLogger), prettyStderr), jsonStderr), stderrLogger(format))
-      )
+        HashSet.add(
+          HashSet.remove(HashSet.remove(HashSet.remove(loggers, Logger.defaultLogger), prettyStderr), jsonStderr),
+          stderrLogger(format)
+        ))
     ),
     Logger.minimumLogLevel(toLogLevel(level))
   )

@@ -9,10 +9,13 @@ import { Effect, Option } from "effect"
 import type { AppConfigShape } from "../Config.js"
 
 /** Are traces exported (so spans are worth making)? */
-export const tracingEnabled = (config: Pick<AppConfigShape, "otlpEndpoint">): boolean => Option.isSome(config.otlpEndpoint)
+export const tracingEnabled = (config: Pick<AppConfigShape, "otlpEndpoint">): boolean =>
+  Option.isSome(config.otlpEndpoint)
 
 /** `Effect.withSpan` (no stack capture) when `enabled`, else the effect unchanged. */
 export const spanIf =
   (enabled: boolean, name: string, attributes?: Record<string, unknown>) =>
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    enabled ? Effect.withSpan(self, name, { captureStackTrace: false, ...(attributes !== undefined ? { attributes } : {}) }) : self
+    enabled
+      ? Effect.withSpan(self, name, { captureStackTrace: false, ...(attributes !== undefined ? { attributes } : {}) })
+      : self

@@ -51,7 +51,13 @@ const admit = (s: BreakerState, now: number): [Admission, BreakerState] => {
 export type Outcome = "success" | "failure" | "interrupted"
 
 /** The state after a call that was admitted ended with the given outcome. */
-export const settle = (s: BreakerState, probe: boolean, outcome: Outcome, now: number, p: BreakerPolicy): BreakerState => {
+export const settle = (
+  s: BreakerState,
+  probe: boolean,
+  outcome: Outcome,
+  now: number,
+  p: BreakerPolicy
+): BreakerState => {
   if (probe) {
     if (outcome === "success") return { _tag: "Closed", failures: 0 }
     const openMs = s._tag === "Closed" ? p.openMs : s.openMs
@@ -62,7 +68,9 @@ export const settle = (s: BreakerState, probe: boolean, outcome: Outcome, now: n
   if (s._tag !== "Closed" || outcome === "interrupted") return s
   if (outcome === "success") return { _tag: "Closed", failures: 0 }
   const failures = s.failures + 1
-  return failures >= p.failureThreshold ? { _tag: "Open", openedAt: now, openMs: Math.min(p.maxOpenMs, p.openMs) } : { _tag: "Closed", failures }
+  return failures >= p.failureThreshold
+    ? { _tag: "Open", openedAt: now, openMs: Math.min(p.maxOpenMs, p.openMs) }
+    : { _tag: "Closed", failures }
 }
 
 export interface BreakerSnapshot {
@@ -98,11 +106,15 @@ const toSnapshot = (dependency: string, s: BreakerState, now: number, p: Breaker
 
 /** The policy in words (README, diagnose). */
 export const describePolicy = (p: BreakerPolicy = defaultPolicy): string =>
-  `opens after ${p.failureThreshold} consecutive failed calls (a call's retries count once), stays open ${p.openMs / 1000} s, ` +
-  `then lets one probe through; each failed probe doubles the open time up to ${p.maxOpenMs / 1000} s; a successful probe closes it`
+  `opens after ${p.failureThreshold} consecutive failed calls (a call's retries count once), stays open ${
+    p.openMs / 1000
+  } s, ` +
+  `then lets one probe through; each failed probe doubles the open time up to ${
+    p.maxOpenMs / 1000
+  } s; a successful probe closes it`
 
 export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): Effect.Effect<CircuitBreaker> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const p: BreakerPolicy = { ...defaultPolicy, ...policy }
     const ref = yield* Ref.make<BreakerState>({ _tag: "Closed", failures: 0 })
 
@@ -113,17 +125,22 @@ export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): E
             Ref.modify(ref, (s) => admit(s, clock.unsafeCurrentTimeMillis())),
             (admission): Effect.Effect<A, E | CircuitOpen, R> => {
               if (admission._tag === "Rejected") {
-                return Effect.fail(new CircuitOpen({ dependency, retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000)) }))
+                return Effect.fail(
+                  new CircuitOpen({
+                    dependency,
+                    retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000))
+                  })
+                )
               }
               return Effect.onExit(restore(effect), (exit) => {
                 const outcome: Outcome = Exit.isSuccess(exit)
                   ? "success"
                   : Cause.isInterruptedOnly(exit.cause)
-                    ? "interrupted"
-                    : Option.match(Cause.failureOption(exit.cause), {
-                        onNone: (): Outcome => "failure",
-                        onSome: (e): Outcome => (isFailure(e) ? "failure" : "success")
-                      })
+                  ? "interrupted"
+                  : Option.match(Cause.failureOption(exit.cause), {
+                    onNone: (): Outcome => "failure",
+                    onSome: (e): Outcome => (isFailure(e) ? "failure" : "success")
+                  })
                 return Ref.update(ref, (s) => settle(s, admission.probe, outcome, clock.unsafeCurrentTimeMillis(), p))
               })
             }
@@ -131,8 +148,9 @@ export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): E
         )
       )
 
-    const snapshot = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.get(ref).pipe(Effect.map((s) => toSnapshot(dependency, s, now, p)))
+    const snapshot = Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) => Ref.get(ref).pipe(Effect.map((s) => toSnapshot(dependency, s, now, p)))
     )
 
     return { dependency, protect, snapshot } satisfies CircuitBreaker

@@ -28,7 +28,11 @@ export interface Deadlines {
    * `onTimeout()` (whatever error the work ended with because of the abort is replaced). Interrupting the caller
    * interrupts the work as usual (its own finalizers abort it); the abort callback is for deadlines only.
    */
-  readonly within: <A, E, R, E2>(ms: number, onTimeout: () => E2, work: (onAbort: OnAbort) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | E2, R>
+  readonly within: <A, E, R, E2>(
+    ms: number,
+    onTimeout: () => E2,
+    work: (onAbort: OnAbort) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | E2, R>
 }
 
 interface Watched {
@@ -48,7 +52,7 @@ const fire = (w: Watched) => {
 }
 
 export const make = (tickMs = 100): Effect.Effect<Deadlines, never, Scope.Scope> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const owner = yield* Effect.scope
     // Plain mutable state is safe here: JavaScript runs one fiber step at a time and no step below yields mid-update.
     const watched = new Set<Watched>()
@@ -64,7 +68,7 @@ export const make = (tickMs = 100): Effect.Effect<Deadlines, never, Scope.Scope>
         }
       })
 
-    const watcher = Effect.gen(function* () {
+    const watcher = Effect.gen(function*() {
       let idle = 0
       while (idle < idleTicksBeforeStop) {
         yield* Effect.sleep(tickMs)

@@ -36,7 +36,10 @@ export interface Leases<K, A, E> {
    * Holds the resource of `key` until the hold is released. Call it inside `Effect.uninterruptibleMask` and pass its
    * `restore`: the wait for the resource stays interruptible, and the hold cannot be lost between acquiring and storing.
    */
-  readonly acquire: (key: K, restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>) => Effect.Effect<Hold<A>, E>
+  readonly acquire: (
+    key: K,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+  ) => Effect.Effect<Hold<A>, E>
   /** The resource of `key`, acquired if needed and given back at once (its idle clock starts). */
   readonly get: (key: K) => Effect.Effect<A, E>
   /**
@@ -73,7 +76,7 @@ interface Entry<K, A, E> {
 }
 
 export const make = <K, A, E>(options: LeasesOptions<K, A, E>): Effect.Effect<Leases<K, A, E>, never, Scope.Scope> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const scope = yield* Effect.scope
     // Plain mutable state is safe: JavaScript runs one fiber step at a time, and no update below yields half-way.
     const entries = new Map<string, Entry<K, A, E>>()
@@ -172,7 +175,10 @@ export const make = <K, A, E>(options: LeasesOptions<K, A, E>): Effect.Effect<Le
       )
 
     /** Joins the entry of `key` (starting its acquisition if needed) and waits until it is ready. */
-    const enter = (key: K, restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>): Effect.Effect<Entry<K, A, E>, E> =>
+    const enter = (
+      key: K,
+      restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+    ): Effect.Effect<Entry<K, A, E>, E> =>
       Effect.suspend(() => {
         if (closed) return Effect.interrupt
         const id = options.id(key)
@@ -228,7 +234,9 @@ export const make = <K, A, E>(options: LeasesOptions<K, A, E>): Effect.Effect<Le
         return Effect.forEach(
           all,
           (entry) =>
-            Effect.forEach([entry.acquiring, entry.idle], (f) => (f ? Fiber.interrupt(f) : Effect.void), { discard: true }).pipe(
+            Effect.forEach([entry.acquiring, entry.idle], (f) => (f ? Fiber.interrupt(f) : Effect.void), {
+              discard: true
+            }).pipe(
               // An acquisition interrupted before it began never completes its waiters itself.
               Effect.zipRight(Deferred.interrupt(entry.done)),
               Effect.zipRight(releaseResource(entry))

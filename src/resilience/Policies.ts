@@ -48,5 +48,4 @@ export const retryLazily = <A, E, R, X, R2>(
           onSuccess: () => Effect.catchIf(effect, retryable, again)
         })
       return again(first)
-    })
-  )
+    }))

@@ -195,7 +195,9 @@ export const lmsModelInfo = (m: SimModel) => ({
   format: m.format === "mlx" ? "safetensors" : "gguf",
   displayName: m.displayName,
   publisher: m.publisher,
-  path: `${m.publisher}/${m.key.slice(m.key.indexOf("/") + 1)}-GGUF/${m.key.slice(m.key.indexOf("/") + 1)}-${m.quantization.name}.gguf`,
+  path: `${m.publisher}/${m.key.slice(m.key.indexOf("/") + 1)}-GGUF/${
+    m.key.slice(m.key.indexOf("/") + 1)
+  }-${m.quantization.name}.gguf`,
   sizeBytes: m.sizeBytes,
   indexedModelIdentifier: `${m.publisher}/${m.key.slice(m.key.indexOf("/") + 1)}`,
   deviceIdentifier: null as string | null,

@@ -5,8 +5,8 @@
 import { Predicate } from "effect"
 import type { SimInstance, SimModel } from "./Catalog.js"
 import type { Turn } from "./Scenario.js"
-import { sseEvent, type Completed, pieces } from "./Wire.js"
 import { tokenize } from "./Scenario.js"
+import { type Completed, pieces, sseEvent } from "./Wire.js"
 
 export interface ResponseIds {
   readonly response: string
@@ -27,15 +27,25 @@ const textOf = (content: unknown): string => {
 }
 
 const roleOf = (role: unknown): Turn["role"] =>
-  role === "assistant" ? "assistant" : role === "system" || role === "developer" ? "system" : role === "tool" ? "tool" : "user"
+  role === "assistant"
+    ? "assistant"
+    : role === "system" || role === "developer"
+    ? "system"
+    : role === "tool"
+    ? "tool"
+    : "user"
 
 /** Turns Responses input items (or chat messages) into the conversation the scenario matches on. */
 export const itemsToTurns = (items: ReadonlyArray<unknown>): Array<Turn> =>
   items.flatMap((item): Array<Turn> => {
     if (!Predicate.isRecord(item)) return []
     const it = item
-    if (it.type === "function_call_output") return [{ role: "tool", text: typeof it.output === "string" ? it.output : JSON.stringify(it.output) }]
-    if (it.type === "function_call") return [{ role: "assistant", text: `${String(it.name)}(${String(it.arguments)})` }]
+    if (it.type === "function_call_output") {
+      return [{ role: "tool", text: typeof it.output === "string" ? it.output : JSON.stringify(it.output) }]
+    }
+    if (it.type === "function_call") {
+      return [{ role: "assistant", text: `${String(it.name)}(${String(it.arguments)})` }]
+    }
     if (it.type === "reasoning") return []
     if (it.role === "tool") return [{ role: "tool", text: textOf(it.content) }]
     if ("role" in it || it.type === "message") return [{ role: roleOf(it.role), text: textOf(it.content) }]
@@ -48,7 +58,12 @@ export const normaliseInput = (input: unknown): Array<unknown> =>
 const responseOutput = (c: Completed, ids: ResponseIds): Array<Record<string, unknown>> => {
   const out: Array<Record<string, unknown>> = []
   if (c.reasoning !== "") {
-    out.push({ id: ids.reasoning, type: "reasoning", summary: [], content: [{ type: "reasoning_text", text: c.reasoning }] })
+    out.push({
+      id: ids.reasoning,
+      type: "reasoning",
+      summary: [],
+      content: [{ type: "reasoning_text", text: c.reasoning }]
+    })
   }
   c.toolCalls.forEach((call, i) => {
     const id = ids.calls[i] ?? { id: `fc_${i}`, callId: String(i) }
@@ -88,15 +103,14 @@ export const responseObject = (
   model: instance.identifier,
   output: status === "completed" ? responseOutput(c, ids) : [],
   previous_response_id: previousResponseId,
-  usage:
-    status === "completed"
-      ? {
-          input_tokens: promptTokens,
-          output_tokens: c.completionTokens,
-          total_tokens: promptTokens + c.completionTokens,
-          output_tokens_details: { reasoning_tokens: c.reasoningTokens }
-        }
-      : null
+  usage: status === "completed"
+    ? {
+      input_tokens: promptTokens,
+      output_tokens: c.completionTokens,
+      total_tokens: promptTokens + c.completionTokens,
+      output_tokens_details: { reasoning_tokens: c.reasoningTokens }
+    }
+    : null
 })
 
 /** The SSE events of a streamed response, in OpenAI's order, each with `type` and `sequence_number`. */
@@ -110,16 +124,26 @@ export const responseFrames = (
 ): Array<string> => {
   let seq = 0
   const frames: Array<string> = []
-  const emit = (type: string, payload: Record<string, unknown>) => frames.push(sseEvent(type, { type, sequence_number: seq++, ...payload }))
-  emit("response.created", { response: responseObject(instance, c, ids, promptTokens, previousResponseId, "in_progress") })
-  emit("response.in_progress", { response: responseObject(instance, c, ids, promptTokens, previousResponseId, "in_progress") })
+  const emit = (type: string, payload: Record<string, unknown>) =>
+    frames.push(sseEvent(type, { type, sequence_number: seq++, ...payload }))
+  emit("response.created", {
+    response: responseObject(instance, c, ids, promptTokens, previousResponseId, "in_progress")
+  })
+  emit("response.in_progress", {
+    response: responseObject(instance, c, ids, promptTokens, previousResponseId, "in_progress")
+  })
   responseOutput(c, ids).forEach((item, outputIndex) => {
     emit("response.output_item.added", { output_index: outputIndex, item: { ...item, status: "in_progress" } })
     if (item.type === "reasoning") {
       for (const delta of tokenize(c.reasoning)) {
         emit("response.reasoning_text.delta", { item_id: item.id, output_index: outputIndex, content_index: 0, delta })
       }
-      emit("response.reasoning_text.done", { item_id: item.id, output_index: outputIndex, content_index: 0, text: c.reasoning })
+      emit("response.reasoning_text.done", {
+        item_id: item.id,
+        output_index: outputIndex,
+        content_index: 0,
+        text: c.reasoning
+      })
     } else if (item.type === "function_call") {
       const args = String(item.arguments)
       for (const delta of pieces(args, argsChunkSize)) {
@@ -132,7 +156,12 @@ export const responseFrames = (
       for (const delta of tokenize(c.content)) {
         emit("response.output_text.delta", { item_id: item.id, output_index: outputIndex, content_index: 0, delta })
       }
-      emit("response.output_text.done", { item_id: item.id, output_index: outputIndex, content_index: 0, text: c.content })
+      emit("response.output_text.done", {
+        item_id: item.id,
+        output_index: outputIndex,
+        content_index: 0,
+        text: c.content
+      })
       emit("response.content_part.done", {
         item_id: item.id,
         output_index: outputIndex,
@@ -187,7 +216,8 @@ export const v1ChatFrames = (
 ): Array<string> => {
   const id = { model_instance_id: instance.identifier }
   const frames: Array<string> = []
-  const emit = (type: string, payload: Record<string, unknown> = {}) => frames.push(sseEvent(type, { type, ...payload }))
+  const emit = (type: string, payload: Record<string, unknown> = {}) =>
+    frames.push(sseEvent(type, { type, ...payload }))
   emit("chat.start", id)
   if (loadTimeSeconds !== null) {
     emit("model_load.start", id)

@@ -2,23 +2,23 @@
  * The simulator's HTTP face: LM Studio's endpoints (protocol §10 checklist) with their quirks, faults on demand,
  * and the control API under `/__sim/` used by tests and the `lms` shim.
  */
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Clock, Duration, Effect, Option, Predicate, Random, Schema, Stream } from "effect"
 import { lmsInstanceInfo, lmsModelInfo, type SimInstance, type SimModel, v0Model, v1Model } from "./Catalog.js"
 import {
   itemsToTurns,
   normaliseInput,
   responseFrames,
-  responseObject,
   type ResponseIds,
+  responseObject,
   storedItems,
   v1ChatFrames,
   v1ChatResult
 } from "./ResponsesWire.js"
-import { type Conversation, countTokens, embed, reply, type Reply, Scenario, type Turn } from "./Scenario.js"
-import { FaultsInput, type SimData, SimState, SettingsInput } from "./SimState.js"
+import { type Conversation, countTokens, embed, type Reply, reply, Scenario, type Turn } from "./Scenario.js"
+import { FaultsInput, SettingsInput, type SimData, SimState } from "./SimState.js"
 import {
   chatCompletion,
   chatCompletionFrames,
@@ -46,7 +46,10 @@ const json = (body: unknown, status = 200): HttpServerResponse.HttpServerRespons
 
 /** LM Studio pretty-prints error bodies with a 4-space indent (protocol §1.2); clients must not depend on it. */
 const errorResponse = (e: WireError): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.text(JSON.stringify(e.body, null, 4), { status: e.status, contentType: "application/json; charset=utf-8" })
+  HttpServerResponse.text(JSON.stringify(e.body, null, 4), {
+    status: e.status,
+    contentType: "application/json; charset=utf-8"
+  })
 
 class Refused {
   readonly _tag = "Refused"
@@ -78,10 +81,10 @@ const makeResponseIds = (toolCalls: number): Effect.Effect<ResponseIds> =>
     message: Effect.map(randomString(21, BASE36), (s) => `msg_${s}`),
     calls: Effect.all(
       Array.from({ length: toolCalls }, () =>
-        Effect.all({ id: Effect.map(randomString(21, BASE36), (s) => `fc_${s}`), callId: numericId })
-      )
+        Effect.all({ id: Effect.map(randomString(21, BASE36), (s) => `fc_${s}`), callId: numericId }))
     ),
-    created: Effect.map(Clock.currentTimeMillis, (ms) => Math.floor(ms / 1000))
+    created: Effect.map(Clock.currentTimeMillis, (ms) =>
+      Math.floor(ms / 1000))
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -169,7 +172,9 @@ const decodeBody = <A, I>(schema: Schema.Schema<A, I>, body: unknown, v1 = false
   Schema.decodeUnknown(schema)(body).pipe(
     Effect.mapError((e) => {
       const message = `Invalid request body: ${e.message.split("\n").slice(0, 3).join(" ")}`
-      return new Refused(v1 ? v1Error(400, "invalid_request", message, "invalid_body") : openAiError(400, message, null, null))
+      return new Refused(
+        v1 ? v1Error(400, "invalid_request", message, "invalid_body") : openAiError(400, message, null, null)
+      )
     })
   )
 
@@ -181,8 +186,8 @@ const contentText = (content: unknown): string =>
   typeof content === "string"
     ? content
     : Array.isArray(content)
-      ? content.map((p) => (typeof p === "object" && p !== null && "text" in p ? String(p.text) : "")).join("")
-      : ""
+    ? content.map((p) => (typeof p === "object" && p !== null && "text" in p ? String(p.text) : "")).join("")
+    : ""
 
 const messagesToTurns = (messages: ReadonlyArray<unknown>): Array<Turn> =>
   messages.flatMap((m): Array<Turn> => {
@@ -255,8 +260,7 @@ const resolveOrRefuse = (sim: Sim, name: string | undefined, ttl: number | undef
             v1
               ? v1Error(404, "model_not_found", `Model ${JSON.stringify(r.name)} not found.`)
               : modelNotFound(r.name, d.models.map((m) => m.key))
-          )
-        )
+          ))
     }
   })
 
@@ -272,8 +276,13 @@ const requireKind = (served: Served, kind: "llm" | "embedding") => {
  * chunks. A stream the client closes early is counted as aborted — the tests use that to prove interruption
  * reaches the server.
  */
-const sse = (sim: Sim, req: HttpServerRequest.HttpServerRequest, frames: ReadonlyArray<string>, instance: string | null) =>
-  Effect.gen(function* () {
+const sse = (
+  sim: Sim,
+  req: HttpServerRequest.HttpServerRequest,
+  frames: ReadonlyArray<string>,
+  instance: string | null
+) =>
+  Effect.gen(function*() {
     const faults = yield* sim.takeStreamFaults
     const { tokenDelayMs } = (yield* sim.get).faults
     let outcome: "running" | "completed" | "reset" = "running"
@@ -285,7 +294,9 @@ const sse = (sim: Sim, req: HttpServerRequest.HttpServerRequest, frames: Readonl
     )
     const body: Stream.Stream<string> = Stream.fromIterable(frames.slice(0, limit)).pipe(
       Stream.zipWithIndex,
-      Stream.mapEffect(([frame, i]) => (i > 0 && tokenDelayMs > 0 ? Effect.as(Effect.sleep(tokenDelayMs), frame) : Effect.succeed(frame))),
+      Stream.mapEffect((
+        [frame, i]
+      ) => (i > 0 && tokenDelayMs > 0 ? Effect.as(Effect.sleep(tokenDelayMs), frame) : Effect.succeed(frame))),
       Stream.concat(
         Stream.suspend((): Stream.Stream<string> => {
           if (faults.resetAfter !== null && faults.resetAfter <= limit && faults.resetAfter < frames.length) {
@@ -303,7 +314,9 @@ const sse = (sim: Sim, req: HttpServerRequest.HttpServerRequest, frames: Readonl
           }
           if (faults.errorAfter !== null && faults.errorAfter.afterChunks < frames.length) {
             outcome = "completed"
-            return Stream.make(sseData({ error: { message: faults.errorAfter.message, type: "server_error", param: null, code: null } }))
+            return Stream.make(
+              sseData({ error: { message: faults.errorAfter.message, type: "server_error", param: null, code: null } })
+            )
           }
           outcome = "completed"
           return Stream.empty
@@ -334,7 +347,7 @@ const busy = <A, E, R>(sim: Sim, instance: string, effect: Effect.Effect<A, E, R
   Effect.acquireUseRelease(sim.acquireInstance(instance), () => effect, () => sim.releaseInstance(instance))
 
 const chatCompletions = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unknown, v0: boolean) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const b = yield* decodeBody(ChatBody, body)
     const structured = yield* structuredReply(b.response_format)
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
@@ -354,42 +367,68 @@ const chatCompletions = (sim: Sim, req: HttpServerRequest.HttpServerRequest, bod
       return yield* sse(sim, req, frames, served.instance.identifier)
     }
     const payload = chatCompletion(served.model, served.instance, c, promptTokens, ids)
-    return yield* busy(sim, served.instance.identifier, Effect.succeed(json(v0 ? { ...payload, ...v0Extras(served.model, served.instance, c) } : payload)))
+    return yield* busy(
+      sim,
+      served.instance.identifier,
+      Effect.succeed(json(v0 ? { ...payload, ...v0Extras(served.model, served.instance, c) } : payload))
+    )
   })
 
 const completions = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unknown, v0: boolean) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const b = yield* decodeBody(CompletionBody, body)
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
     yield* requireKind(served, "llm")
     const prompt = typeof b.prompt === "string" ? b.prompt : b.prompt.join("")
     const turns: Array<Turn> = [{ role: "user", text: prompt }]
     const data = yield* sim.get
-    const matched = data.scenario.rules.length > 0 ? reply(data.scenario, { turns, hasTools: false }, served.instance.identifier) : undefined
-    const r: Reply = matched ?? { content: ` and so the story of "${prompt.trim().split(/\s+/).slice(-3).join(" ")}" continues.` }
+    const matched = data.scenario.rules.length > 0
+      ? reply(data.scenario, { turns, hasTools: false }, served.instance.identifier)
+      : undefined
+    const r: Reply = matched ??
+      { content: ` and so the story of "${prompt.trim().split(/\s+/).slice(-3).join(" ")}" continues.` }
     const c = complete({ ...r, toolCalls: [] }, b.max_tokens ?? undefined)
     const ids = yield* makeIds(0)
     const promptTokens = countTokens(prompt)
-    if (b.stream === true) return yield* sse(sim, req, textCompletionFrames(served.instance, c, ids), served.instance.identifier)
+    if (b.stream === true) {
+      return yield* sse(sim, req, textCompletionFrames(served.instance, c, ids), served.instance.identifier)
+    }
     const payload = textCompletion(served.instance, c, promptTokens, ids)
-    return yield* busy(sim, served.instance.identifier, Effect.succeed(json(v0 ? { ...payload, ...v0Extras(served.model, served.instance, c) } : payload)))
+    return yield* busy(
+      sim,
+      served.instance.identifier,
+      Effect.succeed(json(v0 ? { ...payload, ...v0Extras(served.model, served.instance, c) } : payload))
+    )
   })
 
 const embeddingsRoute = (sim: Sim, body: unknown) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const b = yield* decodeBody(EmbeddingBody, body)
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
     yield* requireKind(served, "embedding")
     const inputs = typeof b.input === "string" ? [b.input] : b.input
     const dims = served.model.embeddingDimensions || 768
-    return yield* busy(sim, served.instance.identifier, Effect.succeed(json(embeddings(served.model, served.instance, inputs.map((t) => embed(t, dims))))))
+    return yield* busy(
+      sim,
+      served.instance.identifier,
+      Effect.succeed(json(embeddings(
+        served.model,
+        served.instance,
+        inputs.map((t) => embed(t, dims))
+      )))
+    )
   })
 
 const previousResponseNotFound = (id: string): WireError =>
-  openAiError(400, `Previous response with id '${id}' not found.`, "previous_response_id", "previous_response_not_found")
+  openAiError(
+    400,
+    `Previous response with id '${id}' not found.`,
+    "previous_response_id",
+    "previous_response_not_found"
+  )
 
 const responses = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unknown) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const b = yield* decodeBody(ResponsesBody, body)
     const data = yield* sim.get
     const previousId = b.previous_response_id ?? null
@@ -407,54 +446,100 @@ const responses = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unk
     const promptTokens = promptTokensOf(turns)
     if (b.store !== false) yield* sim.storeResponse({ id: ids.response, items: [...items, ...storedItems(c, ids)] })
     if (b.stream === true) {
-      return yield* sse(sim, req, responseFrames(served.instance, c, ids, promptTokens, previousId, r.argsChunkSize ?? 8), served.instance.identifier)
+      return yield* sse(
+        sim,
+        req,
+        responseFrames(served.instance, c, ids, promptTokens, previousId, r.argsChunkSize ?? 8),
+        served.instance.identifier
+      )
     }
-    return yield* busy(sim, served.instance.identifier, Effect.succeed(json(responseObject(served.instance, c, ids, promptTokens, previousId))))
+    return yield* busy(
+      sim,
+      served.instance.identifier,
+      Effect.succeed(json(responseObject(served.instance, c, ids, promptTokens, previousId)))
+    )
   })
 
 const v1Chat = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unknown) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const b = yield* decodeBody(V1ChatBody, body, true)
     const data = yield* sim.get
     const previousId = b.previous_response_id ?? null
     if (previousId !== null && !previousId.startsWith("resp_")) {
-      return yield* refuse(v1Error(400, "invalid_request", "previous_response_id must start with 'resp_'", "invalid_value", "previous_response_id"))
+      return yield* refuse(
+        v1Error(
+          400,
+          "invalid_request",
+          "previous_response_id must start with 'resp_'",
+          "invalid_value",
+          "previous_response_id"
+        )
+      )
     }
     const previous = previousId === null ? [] : data.responses.get(previousId)?.items
-    if (previous === undefined) return yield* refuse(v1Error(404, "invalid_request", `Response '${previousId}' not found.`))
-    const input = typeof b.input === "string" ? [{ role: "user", content: b.input }] : normaliseInput(b.input).map((i) => ({ role: "user", content: i }))
+    if (previous === undefined) {
+      return yield* refuse(v1Error(404, "invalid_request", `Response '${previousId}' not found.`))
+    }
+    const input = typeof b.input === "string"
+      ? [{ role: "user", content: b.input }]
+      : normaliseInput(b.input).map((i) => ({ role: "user", content: i }))
     const system = b.system_prompt ? [{ role: "system", content: b.system_prompt }] : []
     const served = yield* resolveOrRefuse(sim, b.model, undefined, true)
     yield* requireKind(served, "llm")
     const items = [...previous, ...input]
     const turns = itemsToTurns([...system, ...items])
-    const c = complete({ ...reply(data.scenario, { turns, hasTools: false }, served.instance.identifier), toolCalls: [] }, b.max_output_tokens ?? undefined)
+    const c = complete({
+      ...reply(data.scenario, { turns, hasTools: false }, served.instance.identifier),
+      toolCalls: []
+    }, b.max_output_tokens ?? undefined)
     const ids = yield* makeResponseIds(0)
     const responseId = b.store === false ? null : ids.response
-    if (responseId !== null) yield* sim.storeResponse({ id: responseId, items: [...items, { role: "assistant", content: c.content }] })
+    if (responseId !== null) {
+      yield* sim.storeResponse({ id: responseId, items: [...items, { role: "assistant", content: c.content }] })
+    }
     const loadTime = served.jitLoaded ? 0.5 : null
     if (b.stream === true) {
-      return yield* sse(sim, req, v1ChatFrames(served.model, served.instance, c, promptTokensOf(turns), responseId, loadTime), served.instance.identifier)
+      return yield* sse(
+        sim,
+        req,
+        v1ChatFrames(served.model, served.instance, c, promptTokensOf(turns), responseId, loadTime),
+        served.instance.identifier
+      )
     }
-    return yield* busy(sim, served.instance.identifier, Effect.succeed(json(v1ChatResult(served.instance, c, promptTokensOf(turns), responseId, loadTime))))
+    return yield* busy(
+      sim,
+      served.instance.identifier,
+      Effect.succeed(json(v1ChatResult(served.instance, c, promptTokensOf(turns), responseId, loadTime)))
+    )
   })
 
 const loadSeconds = (m: SimModel) => Math.round((0.2 + m.sizeBytes / 4e9) * 1000) / 1000
 
 const v1Load = (sim: Sim, body: unknown) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const b = yield* decodeBody(V1LoadBody, body, true)
     const data = yield* sim.get
     if (b.ttl !== undefined && data.settings.restLoadTtl === "reject") {
-      return yield* refuse(v1Error(400, "invalid_request", "Unrecognized key(s) in object: 'ttl'", "unrecognized_keys", "ttl"))
+      return yield* refuse(
+        v1Error(400, "invalid_request", "Unrecognized key(s) in object: 'ttl'", "unrecognized_keys", "ttl")
+      )
     }
     const ttlMs = b.ttl !== undefined && data.settings.restLoadTtl === "accept" ? b.ttl * 1000 : null
-    const outcome = yield* sim.load({ model: b.model, identifier: b.identifier, ttlMs, contextLength: b.context_length })
+    const outcome = yield* sim.load({
+      model: b.model,
+      identifier: b.identifier,
+      ttlMs,
+      contextLength: b.context_length
+    })
     switch (outcome._tag) {
       case "NotFound":
-        return yield* refuse(v1Error(404, "model_not_found", `Model ${JSON.stringify(b.model)} not found.`, "model_not_found", "model"))
+        return yield* refuse(
+          v1Error(404, "model_not_found", `Model ${JSON.stringify(b.model)} not found.`, "model_not_found", "model")
+        )
       case "IdentifierTaken":
-        return yield* refuse(v1Error(400, "invalid_request", `Identifier ${JSON.stringify(outcome.identifier)} is already in use.`))
+        return yield* refuse(
+          v1Error(400, "invalid_request", `Identifier ${JSON.stringify(outcome.identifier)} is already in use.`)
+        )
       case "Loaded":
         return json({
           type: outcome.model.type === "embedding" ? "embedding" : "llm",
@@ -467,17 +552,31 @@ const v1Load = (sim: Sim, body: unknown) =>
   })
 
 const v1Unload = (sim: Sim, body: unknown) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const b = yield* decodeBody(Schema.Struct({ instance_id: Schema.String }), body, true)
     const found = yield* sim.unload(b.instance_id)
-    if (!found) return yield* refuse(v1Error(404, "model_not_found", `No loaded model with instance_id ${JSON.stringify(b.instance_id)}.`))
+    if (!found) {
+      return yield* refuse(
+        v1Error(404, "model_not_found", `No loaded model with instance_id ${JSON.stringify(b.instance_id)}.`)
+      )
+    }
     return json({ instance_id: b.instance_id })
   })
 
 /** What a broken LM Studio answers to everything (fault `failAll`). */
 const brokenResponse = (f: { readonly status: number; readonly body: unknown }) =>
   HttpServerResponse.text(
-    JSON.stringify(f.body ?? { error: { message: `Simulated HTTP ${f.status}: LM Studio is failing`, type: "server_error", param: null, code: null } }),
+    JSON.stringify(
+      f.body ??
+        {
+          error: {
+            message: `Simulated HTTP ${f.status}: LM Studio is failing`,
+            type: "server_error",
+            param: null,
+            code: null
+          }
+        }
+    ),
     { status: f.status, contentType: "application/json; charset=utf-8" }
   )
 
@@ -496,7 +595,7 @@ const stateView = (d: SimData) => ({
 })
 
 const control = (sim: Sim, method: string, path: string, body: Effect.Effect<unknown, Refused>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const route = `${method} ${path}`
     switch (route) {
       case "GET /__sim/state":
@@ -541,7 +640,9 @@ const control = (sim: Sim, method: string, path: string, body: Effect.Effect<unk
           device: b.device
         })
         if (outcome._tag === "NotFound") return json({ error: "not_found" }, 404)
-        if (outcome._tag === "IdentifierTaken") return json({ error: "identifier_taken", identifier: outcome.identifier }, 409)
+        if (outcome._tag === "IdentifierTaken") {
+          return json({ error: "identifier_taken", identifier: outcome.identifier }, 409)
+        }
         return json({
           identifier: outcome.instance.identifier,
           modelKey: outcome.model.key,
@@ -565,7 +666,7 @@ const control = (sim: Sim, method: string, path: string, body: Effect.Effect<unk
 const modelIdOf = (body: unknown): string | null =>
   typeof body === "object" && body !== null && "model" in body && typeof body.model === "string" ? body.model : null
 
-export const app = Effect.gen(function* () {
+export const app = Effect.gen(function*() {
   const req = yield* HttpServerRequest.HttpServerRequest
   const sim = yield* SimState
   const url = new URL(req.url, "http://simulator")
@@ -594,7 +695,7 @@ const serve = (
   path: string,
   bodyOnce: Effect.Effect<unknown, Refused>
 ) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const data = yield* sim.get
     const body = method === "POST" ? yield* bodyOnce : {}
     yield* sim.countRequest({
@@ -609,18 +710,38 @@ const serve = (
 
     if (data.settings.apiToken !== null && path !== "/lmstudio-greeting") {
       if (req.headers["authorization"] !== `Bearer ${data.settings.apiToken}`) {
-        return yield* refuse(openAiError(401, "Invalid or missing API token. Pass it as 'Authorization: Bearer <token>'.", null, "invalid_api_key"))
+        return yield* refuse(
+          openAiError(
+            401,
+            "Invalid or missing API token. Pass it as 'Authorization: Bearer <token>'.",
+            null,
+            "invalid_api_key"
+          )
+        )
       }
     }
     const injected = yield* sim.takeFailNext(path)
     if (Option.isSome(injected)) {
       return HttpServerResponse.text(
-        JSON.stringify(injected.value.body ?? { error: { message: `Simulated HTTP ${injected.value.status}`, type: "server_error", param: null, code: null } }),
+        JSON.stringify(
+          injected.value.body ??
+            {
+              error: {
+                message: `Simulated HTTP ${injected.value.status}`,
+                type: "server_error",
+                param: null,
+                code: null
+              }
+            }
+        ),
         { status: injected.value.status, contentType: "application/json; charset=utf-8" }
       )
     }
     if (yield* sim.takeMalformed(path)) {
-      return HttpServerResponse.text('{"id":"chatcmpl-broken","object":"chat.compl', { status: 200, contentType: "application/json; charset=utf-8" })
+      return HttpServerResponse.text("{\"id\":\"chatcmpl-broken\",\"object\":\"chat.compl", {
+        status: 200,
+        contentType: "application/json; charset=utf-8"
+      })
     }
 
     const v1Enabled = data.settings.v1
@@ -632,7 +753,10 @@ const serve = (
       case "GET /v1/models": {
         const loaded = data.instances.map((i) => i.identifier)
         const ids = data.settings.jit ? [...new Set([...data.models.map((m) => m.key), ...loaded])] : loaded
-        return json({ data: ids.map((id) => ({ id, object: "model", owned_by: "organization_owner" })), object: "list" })
+        return json({
+          data: ids.map((id) => ({ id, object: "model", owned_by: "organization_owner" })),
+          object: "list"
+        })
       }
       case "GET /api/v0/models":
         return json({ object: "list", data: data.models.map((m) => v0Model(m, data.instances)) })
@@ -666,7 +790,9 @@ const serve = (
     if (data.settings.v0 && method === "GET" && path.startsWith("/api/v0/models/")) {
       const id = decodeURIComponent(path.slice("/api/v0/models/".length))
       const m = data.models.find((x) => x.key === id)
-      return m ? json(v0Model(m, data.instances)) : errorResponse({ status: 404, body: { error: `Model "${id}" not found` } })
+      return m
+        ? json(v0Model(m, data.instances))
+        : errorResponse({ status: 404, body: { error: `Model "${id}" not found` } })
     }
     // Pre-0.4 servers answer /api/v1/* like any unknown route outside it: HTTP 200 with an error body.
     const unknown = unexpectedEndpoint(method, path)

@@ -23,7 +23,12 @@ export const FaultsInput = Schema.Struct({
   tokenDelayMs: Schema.optional(Schema.NonNegativeInt),
   /** The next `count` requests (whose path starts with `path`) get this status and body. */
   failNext: Schema.optional(
-    Schema.Struct({ status: Schema.Int, body: Schema.optional(Schema.Unknown), path: Schema.optional(Schema.String), count: Count })
+    Schema.Struct({
+      status: Schema.Int,
+      body: Schema.optional(Schema.Unknown),
+      path: Schema.optional(Schema.String),
+      count: Count
+    })
   ),
   /**
    * LM Studio is broken: every route (the greeting too) and every `lms` command answer this status until it is
@@ -54,7 +59,9 @@ export type FaultsInput = typeof FaultsInput.Type
 export interface Faults {
   readonly latencyMs: number
   readonly tokenDelayMs: number
-  readonly failNext: ReadonlyArray<{ readonly status: number; readonly body: unknown; readonly path: string; readonly remaining: number }>
+  readonly failNext: ReadonlyArray<
+    { readonly status: number; readonly body: unknown; readonly path: string; readonly remaining: number }
+  >
   readonly failAll: { readonly status: number; readonly body: unknown } | null
   readonly resetMidStream: { readonly afterChunks: number; readonly remaining: number } | null
   readonly streamError: { readonly afterChunks: number; readonly message: string; readonly remaining: number } | null
@@ -93,7 +100,11 @@ export const SettingsInput = Schema.Struct({
   restLoadTtl: Schema.optional(Schema.Literal("reject", "accept", "ignore")),
   /** Which optional APIs exist: an old server has no v1 REST API and no Responses API. */
   apis: Schema.optional(
-    Schema.Struct({ v0: Schema.optional(Schema.Boolean), v1: Schema.optional(Schema.Boolean), responses: Schema.optional(Schema.Boolean) })
+    Schema.Struct({
+      v0: Schema.optional(Schema.Boolean),
+      v1: Schema.optional(Schema.Boolean),
+      responses: Schema.optional(Schema.Boolean)
+    })
   )
 })
 
@@ -153,7 +164,7 @@ export const nextIdentifier = (instances: ReadonlyArray<SimInstance>, key: strin
   const taken = new Set(instances.map((i) => i.identifier))
   if (wanted !== undefined) return taken.has(wanted) ? null : wanted
   if (!taken.has(key)) return key
-  for (let n = 2; ; n++) if (!taken.has(`${key}:${n}`)) return `${key}:${n}`
+  for (let n = 2;; n++) if (!taken.has(`${key}:${n}`)) return `${key}:${n}`
 }
 
 const stripVariant = (s: string): string => s.replace(/@[^/@]*$/, "")
@@ -163,7 +174,7 @@ const findModel = (models: ReadonlyArray<SimModel>, name: string): SimModel | un
   const n = stripVariant(name).toLowerCase()
   return (
     models.find((m) => m.key.toLowerCase() === n) ??
-    models.find((m) => m.key.toLowerCase().endsWith(`/${n}`))
+      models.find((m) => m.key.toLowerCase().endsWith(`/${n}`))
   )
 }
 
@@ -179,7 +190,12 @@ export interface LoadRequest {
 }
 
 export type LoadOutcome =
-  | { readonly _tag: "Loaded"; readonly instance: SimInstance; readonly model: SimModel; readonly evicted: ReadonlyArray<string> }
+  | {
+    readonly _tag: "Loaded"
+    readonly instance: SimInstance
+    readonly model: SimModel
+    readonly evicted: ReadonlyArray<string>
+  }
   | { readonly _tag: "NotFound" }
   | { readonly _tag: "IdentifierTaken"; readonly identifier: string }
 
@@ -194,7 +210,11 @@ export const load = (data: SimData, req: LoadRequest, now: number): [LoadOutcome
   const instance: SimInstance = {
     identifier,
     modelKey: model.key,
-    contextLength: Math.min(req.contextLength ?? Math.min(4096, model.maxContextLength), model.maxContextLength, data.faults.contextCap ?? Number.POSITIVE_INFINITY),
+    contextLength: Math.min(
+      req.contextLength ?? Math.min(4096, model.maxContextLength),
+      model.maxContextLength,
+      data.faults.contextCap ?? Number.POSITIVE_INFINITY
+    ),
     ttlMs: req.ttlMs === undefined ? (jit ? data.settings.jitDefaultTtlMs : null) : req.ttlMs,
     loadedAt: now,
     lastUsedTime: null,
@@ -245,7 +265,11 @@ export const resolve = (
       if (ofKey) return served(ofKey, data, false)
       if (data.settings.jit) {
         if (data.faults.jitFailure) return [{ _tag: "NoModelsLoaded" }, data]
-        const [outcome, next] = load(data, { model: model.key, ttlMs: ttlSeconds !== undefined ? ttlSeconds * 1000 : undefined, jit: true }, now)
+        const [outcome, next] = load(data, {
+          model: model.key,
+          ttlMs: ttlSeconds !== undefined ? ttlSeconds * 1000 : undefined,
+          jit: true
+        }, now)
         if (outcome._tag === "Loaded" && next.instances.some((i) => i.identifier === outcome.instance.identifier)) {
           return served(outcome.instance, next, true)
         }
@@ -292,16 +316,29 @@ const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
   latencyMs: input.latencyMs ?? f.latencyMs,
   tokenDelayMs: input.tokenDelayMs ?? f.tokenDelayMs,
   failNext: input.failNext
-    ? [...f.failNext, { status: input.failNext.status, body: input.failNext.body, path: input.failNext.path ?? "", remaining: input.failNext.count ?? 1 }]
+    ? [...f.failNext, {
+      status: input.failNext.status,
+      body: input.failNext.body,
+      path: input.failNext.path ?? "",
+      remaining: input.failNext.count ?? 1
+    }]
     : f.failNext,
-  failAll: input.failAll !== undefined ? (input.failAll === null ? null : { status: input.failAll.status, body: input.failAll.body }) : f.failAll,
+  failAll: input.failAll !== undefined
+    ? (input.failAll === null ? null : { status: input.failAll.status, body: input.failAll.body })
+    : f.failAll,
   resetMidStream: input.resetMidStream
     ? { afterChunks: input.resetMidStream.afterChunks, remaining: input.resetMidStream.count ?? 1 }
     : f.resetMidStream,
   streamError: input.streamError
-    ? { afterChunks: input.streamError.afterChunks, message: input.streamError.message, remaining: input.streamError.count ?? 1 }
+    ? {
+      afterChunks: input.streamError.afterChunks,
+      message: input.streamError.message,
+      remaining: input.streamError.count ?? 1
+    }
     : f.streamError,
-  malformedJson: input.malformedJson ? { path: input.malformedJson.path ?? "", remaining: input.malformedJson.count ?? 1 } : f.malformedJson,
+  malformedJson: input.malformedJson
+    ? { path: input.malformedJson.path ?? "", remaining: input.malformedJson.count ?? 1 }
+    : f.malformedJson,
   loadNeverLoads: input.loadNeverLoads ?? f.loadNeverLoads,
   contextCap: input.contextCap !== undefined ? input.contextCap : f.contextCap,
   unloadAfterRequests: input.unloadAfterRequests !== undefined ? input.unloadAfterRequests : f.unloadAfterRequests,
@@ -329,7 +366,14 @@ export const initialData = (options: SimOptions, now: number): SimData => {
     faults: options.faults ? applyFaults(noFaults, options.faults) : noFaults,
     scenario: options.scenario ?? { rules: [] },
     settings: { ...defaultSettings, ...options.settings },
-    counters: { requests: 0, streamsStarted: 0, streamsCompleted: 0, streamsAborted: 0, requestsAborted: 0, byPath: {} },
+    counters: {
+      requests: 0,
+      streamsStarted: 0,
+      streamsCompleted: 0,
+      streamsAborted: 0,
+      requestsAborted: 0,
+      byPath: {}
+    },
     recent: []
   }
   const preload = options.loaded ?? models.filter((m) => m.type !== "embedding").slice(0, 1).map((m) => m.key)
@@ -339,7 +383,7 @@ export const initialData = (options: SimOptions, now: number): SimData => {
 const RECENT_LIMIT = 500
 
 const make = (options: SimOptions) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const ref = yield* Ref.make(initialData(options, yield* Clock.currentTimeMillis))
 
     /** Runs a pure transition with the current time. */
@@ -348,7 +392,10 @@ const make = (options: SimOptions) =>
 
     const sweep = modify((d, now) => {
       const gone = expired(d, now)
-      return [gone, gone.length === 0 ? d : { ...d, instances: d.instances.filter((i) => !gone.includes(i.identifier)) }]
+      return [
+        gone,
+        gone.length === 0 ? d : { ...d, instances: d.instances.filter((i) => !gone.includes(i.identifier)) }
+      ]
     })
     yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced("1 second")))
 
@@ -368,7 +415,10 @@ const make = (options: SimOptions) =>
       Ref.modify(ref, (d): [boolean, SimData] => {
         const m = d.faults.malformedJson
         if (m === null || !path.startsWith(m.path)) return [false, d]
-        return [true, { ...d, faults: { ...d.faults, malformedJson: m.remaining > 1 ? { ...m, remaining: m.remaining - 1 } : null } }]
+        return [true, {
+          ...d,
+          faults: { ...d.faults, malformedJson: m.remaining > 1 ? { ...m, remaining: m.remaining - 1 } : null }
+        }]
       })
 
     const takeStreamFaults = Ref.modify(
@@ -377,7 +427,10 @@ const make = (options: SimOptions) =>
         const r = d.faults.resetMidStream
         const e = d.faults.streamError
         return [
-          { resetAfter: r ? r.afterChunks : null, errorAfter: e ? { afterChunks: e.afterChunks, message: e.message } : null },
+          {
+            resetAfter: r ? r.afterChunks : null,
+            errorAfter: e ? { afterChunks: e.afterChunks, message: e.message } : null
+          },
           {
             ...d,
             faults: {
@@ -419,7 +472,10 @@ const make = (options: SimOptions) =>
         }))
         const limit = d.faults.unloadAfterRequests
         const inst = touched.instances.find((i) => i.identifier === identifier)
-        return [undefined, limit !== null && inst && inst.requestsServed >= limit ? unload(touched, identifier)[1] : touched]
+        return [
+          undefined,
+          limit !== null && inst && inst.requestsServed >= limit ? unload(touched, identifier)[1] : touched
+        ]
       })
 
     return {
@@ -436,7 +492,11 @@ const make = (options: SimOptions) =>
         Effect.zipRight(
           Ref.update(ref, (d) => ({
             ...d,
-            instances: d.instances.map((i) => ({ ...i, loadedAt: i.loadedAt - ms, lastUsedTime: i.lastUsedTime === null ? null : i.lastUsedTime - ms }))
+            instances: d.instances.map((i) => ({
+              ...i,
+              loadedAt: i.loadedAt - ms,
+              lastUsedTime: i.lastUsedTime === null ? null : i.lastUsedTime - ms
+            }))
           })),
           sweep
         ),

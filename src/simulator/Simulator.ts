@@ -22,7 +22,7 @@ export interface RunningSimulator {
 
 /** Starts a simulator in the current scope. */
 export const start = (options: SimulatorOptions = {}): Effect.Effect<RunningSimulator, never, Scope.Scope> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
     const state = yield* Layer.build(SimState.layer(options)).pipe(Effect.map(Context.get(SimState)))
     const server = yield* NodeHttpServer.make(() => createServer({ keepAliveTimeout: 65_000 }), {
@@ -39,5 +39,6 @@ export const start = (options: SimulatorOptions = {}): Effect.Effect<RunningSimu
   })
 
 export class Simulator extends Context.Tag("lmstudio-bridge/simulator/Simulator")<Simulator, RunningSimulator>() {
-  static readonly layer = (options: SimulatorOptions = {}): Layer.Layer<Simulator> => Layer.scoped(Simulator, start(options))
+  static readonly layer = (options: SimulatorOptions = {}): Layer.Layer<Simulator> =>
+    Layer.scoped(Simulator, start(options))
 }

@@ -147,7 +147,8 @@ export const pieces = (s: string, size: number): Array<string> => {
 }
 
 export const sseData = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`
-export const sseEvent = (event: string, payload: unknown): string => `event: ${event}\ndata: ${JSON.stringify(payload)}\n\n`
+export const sseEvent = (event: string, payload: unknown): string =>
+  `event: ${event}\ndata: ${JSON.stringify(payload)}\n\n`
 const sseDone = "data: [DONE]\n\n"
 
 /** The SSE frames of a streamed chat completion (protocol §2.2 "Streaming"). */
@@ -177,7 +178,10 @@ export const chatCompletionFrames = (
   c.toolCalls.forEach((call, index) => {
     const id = ids.toolCalls[index] ?? String(index)
     frames.push(
-      chunk({ role: "assistant", tool_calls: [{ index, id, type: "function", function: { name: call.name, arguments: "" } }] })
+      chunk({
+        role: "assistant",
+        tool_calls: [{ index, id, type: "function", function: { name: call.name, arguments: "" } }]
+      })
     )
     for (const piece of pieces(JSON.stringify(call.arguments), options.argsChunkSize)) {
       frames.push(chunk({ role: "assistant", tool_calls: [{ index, function: { arguments: piece } }] }))
@@ -199,7 +203,11 @@ export const textCompletion = (instance: SimInstance, c: Completed, promptTokens
   created: ids.created,
   model: instance.identifier,
   choices: [{ index: 0, text: c.content, logprobs: null, finish_reason: c.finishReason }],
-  usage: { prompt_tokens: promptTokens, completion_tokens: c.completionTokens, total_tokens: promptTokens + c.completionTokens }
+  usage: {
+    prompt_tokens: promptTokens,
+    completion_tokens: c.completionTokens,
+    total_tokens: promptTokens + c.completionTokens
+  }
 })
 
 export const textCompletionFrames = (instance: SimInstance, c: Completed, ids: Ids): Array<string> => {
@@ -220,9 +228,18 @@ export const v0Extras = (model: SimModel, instance: SimInstance, c: Completed) =
     tokens_per_second: 42.5,
     time_to_first_token: 0.05,
     generation_time: Math.max(0.001, c.completionTokens / 42.5),
-    stop_reason: c.finishReason === "length" ? "maxPredictedTokensReached" : c.finishReason === "tool_calls" ? "toolCalls" : "eosFound"
+    stop_reason: c.finishReason === "length"
+      ? "maxPredictedTokensReached"
+      : c.finishReason === "tool_calls"
+      ? "toolCalls"
+      : "eosFound"
   },
-  model_info: { arch: model.architecture, quant: model.quantization.name, format: model.format, context_length: instance.contextLength },
+  model_info: {
+    arch: model.architecture,
+    quant: model.quantization.name,
+    format: model.format,
+    context_length: instance.contextLength
+  },
   runtime: { name: "llama.cpp-linux-x86_64-simulated", version: "1.0.0", supported_formats: ["gguf"] }
 })
 

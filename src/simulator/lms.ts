@@ -94,7 +94,9 @@ const parse = (argv: ReadonlyArray<string>, specs: ReadonlyArray<OptionSpec>): P
       positionals.push(a)
       continue
     }
-    const [flag, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined]
+    const [flag, inline] = a.startsWith("--") && a.includes("=")
+      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+      : [a, undefined]
     const spec = all.find((s) => `--${s.long}` === flag || (s.short !== undefined && `-${s.short}` === flag))
     if (!spec) fail(`error: unknown option '${flag}'`)
     const known = spec!
@@ -107,7 +109,9 @@ const parse = (argv: ReadonlyArray<string>, specs: ReadonlyArray<OptionSpec>): P
     try {
       options.set(known.long, known.parse ? known.parse(value!) : value!)
     } catch (e) {
-      if (e instanceof InvalidArgument) fail(`error: option '--${known.long} <${known.arg}>' argument '${value}' is invalid. ${e.reason}`)
+      if (e instanceof InvalidArgument) {
+        fail(`error: option '--${known.long} <${known.arg}>' argument '${value}' is invalid. ${e.reason}`)
+      }
       throw e
     }
   }
@@ -127,9 +131,13 @@ const serverUrl = (p: Parsed): { url: string; explicit: boolean; shown: string }
     const prt = typeof port === "number" ? port : 1234
     return { url: `http://${host}:${prt}`, explicit: true, shown: `${host}:${prt}` }
   }
-  const fromEnv = [process.env.LMS_SIM_URL, process.env.LMSTUDIO_BASE_URL].find((v) => v !== undefined && v.trim() !== "")
+  const fromEnv = [process.env.LMS_SIM_URL, process.env.LMSTUDIO_BASE_URL].find((v) =>
+    v !== undefined && v.trim() !== ""
+  )
   const base = (fromEnv ?? "http://127.0.0.1:1234").trim().replace(/\/+$/, "")
-  if (!URL.canParse(base)) fail(`Error: ${JSON.stringify(base)} is not a server URL (from LMS_SIM_URL / LMSTUDIO_BASE_URL).`)
+  if (!URL.canParse(base)) {
+    fail(`Error: ${JSON.stringify(base)} is not a server URL (from LMS_SIM_URL / LMSTUDIO_BASE_URL).`)
+  }
   if (typeof port === "number") {
     const u = new URL(base)
     u.port = String(port)
@@ -139,7 +147,9 @@ const serverUrl = (p: Parsed): { url: string; explicit: boolean; shown: string }
 }
 
 const Json = Schema.parseJson(Schema.Unknown)
-const ModelList = Schema.Array(Schema.Struct({ modelKey: Schema.String, type: Schema.String, sizeBytes: Schema.Number }))
+const ModelList = Schema.Array(
+  Schema.Struct({ modelKey: Schema.String, type: Schema.String, sizeBytes: Schema.Number })
+)
 const InstanceList = Schema.Array(
   Schema.Struct({
     identifier: Schema.String,
@@ -168,10 +178,17 @@ interface Reply {
 
 const connectionFailure = (server: ReturnType<typeof serverUrl>): never =>
   server.explicit
-    ? fail(`The server does not appear to be running at ${server.shown}. Please make sure the server is running and accessible.`)
+    ? fail(
+      `The server does not appear to be running at ${server.shown}. Please make sure the server is running and accessible.`
+    )
     : fail("Failed to start or connect to local LM Studio API server.")
 
-const call = async (server: ReturnType<typeof serverUrl>, method: "GET" | "POST", path: string, body?: unknown): Promise<Reply> => {
+const call = async (
+  server: ReturnType<typeof serverUrl>,
+  method: "GET" | "POST",
+  path: string,
+  body?: unknown
+): Promise<Reply> => {
   let res: Response
   try {
     res = await fetch(`${server.url}${path}`, {
@@ -183,7 +200,9 @@ const call = async (server: ReturnType<typeof serverUrl>, method: "GET" | "POST"
   }
   const text = await res.text()
   // LM Studio itself failing (5xx): the command fails, as the real CLI does when the server cannot serve it.
-  if (res.status >= 500) return fail(`Error: LM Studio failed to handle the request (HTTP ${res.status}). Check LM Studio's server log.`)
+  if (res.status >= 500) {
+    return fail(`Error: LM Studio failed to handle the request (HTTP ${res.status}). Check LM Studio's server log.`)
+  }
   const decoded = Schema.decodeUnknownEither(Json)(text)
   if (decoded._tag === "Left") return fail(`Error: unexpected answer from the server at ${server.shown}.`)
   return { status: res.status, body: decoded.right }
@@ -191,14 +210,17 @@ const call = async (server: ReturnType<typeof serverUrl>, method: "GET" | "POST"
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, value: unknown): A => {
   const r = Schema.decodeUnknownEither(schema)(value)
-  return r._tag === "Right" ? r.right : fail(`Error: unexpected answer from the server: ${r.left.message.split("\n")[0]}`)
+  return r._tag === "Right"
+    ? r.right
+    : fail(`Error: unexpected answer from the server: ${r.left.message.split("\n")[0]}`)
 }
 
 const checkServer = async (server: ReturnType<typeof serverUrl>): Promise<boolean> => {
   try {
     const res = await fetch(`${server.url}/lmstudio-greeting`)
     const body: unknown = await res.json()
-    return res.status === 200 && typeof body === "object" && body !== null && "lmstudio" in body && body.lmstudio === true
+    return res.status === 200 && typeof body === "object" && body !== null && "lmstudio" in body &&
+      body.lmstudio === true
   } catch {
     return false
   }
@@ -264,7 +286,9 @@ Serve:
   server, log`
 
 const ls = async (argv: ReadonlyArray<string>) => {
-  const p = parse(argv, [{ long: "llm" }, { long: "embedding" }, { long: "json" }, { long: "variants" }, { long: "detailed" }])
+  const p = parse(argv, [{ long: "llm" }, { long: "embedding" }, { long: "json" }, { long: "variants" }, {
+    long: "detailed"
+  }])
   const server = serverUrl(p)
   const models = (await call(server, "GET", "/__sim/lms/ls")).body
   const list = Array.isArray(models) ? models : []
@@ -274,8 +298,14 @@ const ls = async (argv: ReadonlyArray<string>) => {
     (!p.options.has("llm") && !p.options.has("embedding"))
   const filtered = list.filter((_, i) => keep(typed[i]!.type))
   if (p.options.has("json")) return out(JSON.stringify(filtered))
-  const rows = typed.filter((m) => keep(m.type)).map((m) => [m.modelKey, formatSize(m.sizeBytes, 1000), m.type.toUpperCase()])
-  out(`You have ${rows.length} models, taking up ${formatSize(typed.reduce((n, m) => n + m.sizeBytes, 0), 1000)} of disk space.\n`)
+  const rows = typed.filter((m) => keep(m.type)).map((
+    m
+  ) => [m.modelKey, formatSize(m.sizeBytes, 1000), m.type.toUpperCase()])
+  out(
+    `You have ${rows.length} models, taking up ${
+      formatSize(typed.reduce((n, m) => n + m.sizeBytes, 0), 1000)
+    } of disk space.\n`
+  )
   out(table(["MODEL", "SIZE", "TYPE"], rows))
 }
 
@@ -299,7 +329,18 @@ const ps = async (argv: ReadonlyArray<string>) => {
   out(
     table(
       ["IDENTIFIER", "MODEL", "STATUS", "SIZE", "CONTEXT", "PARALLEL", "DEVICE", "TTL"],
-      typed.map((i) => [i.identifier, i.modelKey, i.status.toUpperCase(), formatSize(i.sizeBytes, 1000), String(i.contextLength), i.parallel === null ? "" : String(i.parallel), i.deviceIdentifier ?? "Local", ttl(i)])
+      typed.map((
+        i
+      ) => [
+        i.identifier,
+        i.modelKey,
+        i.status.toUpperCase(),
+        formatSize(i.sizeBytes, 1000),
+        String(i.contextLength),
+        i.parallel === null ? "" : String(i.parallel),
+        i.deviceIdentifier ?? "Local",
+        ttl(i)
+      ])
     )
   )
 }
@@ -328,8 +369,8 @@ const load = async (argv: ReadonlyArray<string>) => {
   const matches = p.options.has("exact")
     ? models.filter((m) => m.modelKey === query)
     : exact
-      ? [exact]
-      : models.filter((m) => fuzzy(query!, m.modelKey))
+    ? [exact]
+    : models.filter((m) => fuzzy(query!, m.modelKey))
   if (matches.length === 0) {
     if (p.options.has("exact")) fail(`No model found with path being exactly "${query}".`)
     if (yes) fail(box("Model not found", `No model found that matches model key "${query}".`))
@@ -357,7 +398,9 @@ const load = async (argv: ReadonlyArray<string>) => {
     ...(typeof contextLength === "number" ? { contextLength } : {}),
     ...(typeof parallel === "number" ? { parallel } : {})
   })
-  if (res.status === 409) fail(`Error: Identifier "${String(identifier)}" is already in use. Please choose a different identifier.`)
+  if (res.status === 409) {
+    fail(`Error: Identifier "${String(identifier)}" is already in use. Please choose a different identifier.`)
+  }
   if (res.status !== 200) fail(box("Model not found", `No model found that matches model key "${query}".`))
   const loaded = decode(LoadResult, res.body)
   err(`Model loaded successfully in ${formatElapsed(loaded.loadTimeMs)}.`)
@@ -387,7 +430,9 @@ const unload = async (argv: ReadonlyArray<string>) => {
   }
   if (id === undefined) {
     if (instances.length === 0) fail(`You don't have any models loaded. Use "lms load" to load a model.`)
-    if (instances.length > 1) fail("! Multiple models are loaded. Please select one (an interactive picker would open here).")
+    if (instances.length > 1) {
+      fail("! Multiple models are loaded. Please select one (an interactive picker would open here).")
+    }
     await unloadOne(instances[0]!.identifier)
     return err(`Model "${instances[0]!.identifier}" unloaded.`)
   }
@@ -411,7 +456,10 @@ const serverCmd = async (argv: ReadonlyArray<string>) => {
     return err(running ? `The server is running on port ${port}.` : "The server is not running.")
   }
   if (sub === "start") {
-    const p = parse(rest, [{ long: "port", short: "p", arg: "port", parse: intAtLeast1 }, { long: "bind", arg: "address" }, { long: "cors" }])
+    const p = parse(rest, [{ long: "port", short: "p", arg: "port", parse: intAtLeast1 }, {
+      long: "bind",
+      arg: "address"
+    }, { long: "cors" }])
     const server = serverUrl(p)
     if (await checkServer(server)) return err(`Success! Server is now running on port ${new URL(server.url).port}`)
     fail("Failed to verify the server is running. Please try to use another port.")

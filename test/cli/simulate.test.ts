@@ -21,9 +21,13 @@ const simulate = (args: ReadonlyArray<string>) =>
     Effect.promise(
       () =>
         new Promise<Started>((resolve, reject) => {
-          const child = spawn(process.execPath, [binPath, "simulate", "--port", "0", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] })
+          const child = spawn(process.execPath, [binPath, "simulate", "--port", "0", "--json", ...args], {
+            stdio: ["ignore", "pipe", "pipe"]
+          })
           let out = ""
-          const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(code ?? (signal ? -1 : null))))
+          const exited = new Promise<number | null>((done) =>
+            child.on("exit", (code, signal) => done(code ?? (signal ? -1 : null)))
+          )
           child.stdout.on("data", (d: Buffer) => {
             out += d.toString()
             try {
@@ -41,53 +45,73 @@ const simulate = (args: ReadonlyArray<string>) =>
 
 describe("simulate command", () => {
   it.scopedLive("serves LM Studio's API with the given scenario and models, and stops on SIGINT", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), "lmsb-sim-"))
       yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
       const scenario = join(dir, "scenario.json")
-      writeFileSync(scenario, JSON.stringify({ rules: [{ match: { userContains: "ping" }, reply: { content: "pong" } }] }))
-      const sim = yield* simulate(["--scenario", scenario, "--models", "acme/tiny-1b,acme/embed-small", "--loaded", "acme/tiny-1b"])
-      const greeting = yield* Effect.promise(() => fetch(`${sim.info.base_url}/lmstudio-greeting`).then((r) => r.json() as Promise<unknown>))
+      writeFileSync(
+        scenario,
+        JSON.stringify({ rules: [{ match: { userContains: "ping" }, reply: { content: "pong" } }] })
+      )
+      const sim = yield* simulate([
+        "--scenario",
+        scenario,
+        "--models",
+        "acme/tiny-1b,acme/embed-small",
+        "--loaded",
+        "acme/tiny-1b"
+      ])
+      const greeting = yield* Effect.promise(() =>
+        fetch(`${sim.info.base_url}/lmstudio-greeting`).then((r) => r.json() as Promise<unknown>)
+      )
       assert.deepStrictEqual(greeting, { lmstudio: true })
-      const models = yield* Effect.promise(() => fetch(`${sim.info.base_url}/api/v1/models`).then((r) => r.json() as Promise<unknown>))
+      const models = yield* Effect.promise(() =>
+        fetch(`${sim.info.base_url}/api/v1/models`).then((r) => r.json() as Promise<unknown>)
+      )
       assert.deepStrictEqual(j(models).get("models").arr.map((m) => [m.get("key").str, m.get("type").str]), [
         ["acme/tiny-1b", "llm"],
         ["acme/embed-small", "embedding"]
       ])
-      const chat = yield* Effect.promise(() => run(process.execPath, [binPath, "chat", "ping"], { LMSTUDIO_BASE_URL: sim.info.base_url }))
+      const chat = yield* Effect.promise(() =>
+        run(process.execPath, [binPath, "chat", "ping"], { LMSTUDIO_BASE_URL: sim.info.base_url })
+      )
       assert.strictEqual(chat.stdout, "pong\n")
       const lms = yield* Effect.promise(() => run(sim.info.lms, ["ps", "--json"], { LMS_SIM_URL: sim.info.base_url }))
       assert.strictEqual(j(JSON.parse(lms.stdout)).get(0, "identifier").str, "acme/tiny-1b")
       const code = yield* Effect.promise(() => sim.stop())
       assert.isTrue(code === 0 || code === 130, `exit code ${code}`)
-      const after = yield* Effect.promise(() => fetch(`${sim.info.base_url}/lmstudio-greeting`).then(() => "up", () => "down"))
+      const after = yield* Effect.promise(() =>
+        fetch(`${sim.info.base_url}/lmstudio-greeting`).then(() => "up", () => "down")
+      )
       assert.strictEqual(after, "down")
-    })
-  )
+    }))
 
   it.live("a bad scenario file is a one-line ConfigInvalid naming the file", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), "lmsb-sim-"))
       const scenario = join(dir, "bad.json")
       writeFileSync(scenario, JSON.stringify({ rules: [{ reply: { toolCalls: "not a list" } }] }))
-      const r = yield* Effect.promise(() => run(process.execPath, [binPath, "simulate", "--port", "0", "--scenario", scenario]))
+      const r = yield* Effect.promise(() =>
+        run(process.execPath, [binPath, "simulate", "--port", "0", "--scenario", scenario])
+      )
       rmSync(dir, { recursive: true, force: true })
       assert.strictEqual(r.code, 1)
       assert.strictEqual(r.stdout, "")
-      assert.match(r.stderr.trim(), /^lmstudio-bridge: ConfigInvalid: Invalid --scenario=".*bad\.json": expected scenario JSON/)
-    })
-  )
+      assert.match(
+        r.stderr.trim(),
+        /^lmstudio-bridge: ConfigInvalid: Invalid --scenario=".*bad\.json": expected scenario JSON/
+      )
+    }))
 })
 
 describe("npm run demo", () => {
   it.live("runs the CLI against the embedded simulator end to end and stops it", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const r = yield* Effect.promise(() => run(process.execPath, [join(repoRoot, "scripts", "demo.mjs")]))
       assert.strictEqual(r.code, 0, r.stderr)
       assert.include(r.stdout, "LM Studio is reachable at http://127.0.0.1:")
       assert.include(r.stdout, "qwen/qwen3-4b")
       assert.include(r.stdout, "lmstudio-bridge lets an MCP client")
       assert.include(r.stdout, "Demo finished")
-    })
-  )
+    }))
 })

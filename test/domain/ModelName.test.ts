@@ -4,8 +4,12 @@ import { Effect, Exit, FastCheck as fc } from "effect"
 import { checkModelName, closestMatches, sameModel, validateModelName } from "../../src/domain/ModelName.js"
 
 const keyChar = fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789.-_".split(""))
-const segment = fc.array(keyChar, { minLength: 1, maxLength: 20 }).map((cs) => cs.join("")).filter((s) => s !== "." && s !== ".." && !s.startsWith("-"))
-const modelKey = fc.tuple(segment, fc.option(segment, { nil: undefined })).map(([a, b]) => (b === undefined ? a : `${a}/${b}`))
+const segment = fc.array(keyChar, { minLength: 1, maxLength: 20 }).map((cs) => cs.join("")).filter((s) =>
+  s !== "." && s !== ".." && !s.startsWith("-")
+)
+const modelKey = fc.tuple(segment, fc.option(segment, { nil: undefined })).map((
+  [a, b]
+) => (b === undefined ? a : `${a}/${b}`))
 
 describe("model names", () => {
   it.prop("every plausible model key is accepted", [modelKey], ([key]) => checkModelName(key) === undefined)
@@ -19,11 +23,23 @@ describe("model names", () => {
     }
   )
 
-  it.prop("a leading '-' is rejected (it would become an lms flag)", [modelKey], ([key]) => checkModelName(`-${key}`) !== undefined)
+  it.prop(
+    "a leading '-' is rejected (it would become an lms flag)",
+    [modelKey],
+    ([key]) => checkModelName(`-${key}`) !== undefined
+  )
 
-  it.prop("a '..' path segment is rejected", [modelKey], ([key]) => checkModelName(`${key}/../x`) !== undefined && checkModelName(`../${key}`) !== undefined)
+  it.prop(
+    "a '..' path segment is rejected",
+    [modelKey],
+    ([key]) => checkModelName(`${key}/../x`) !== undefined && checkModelName(`../${key}`) !== undefined
+  )
 
-  it.prop("names longer than 256 characters are rejected", [fc.integer({ min: 257, max: 2000 })], ([n]) => checkModelName("a".repeat(n)) !== undefined)
+  it.prop(
+    "names longer than 256 characters are rejected",
+    [fc.integer({ min: 257, max: 2000 })],
+    ([n]) => checkModelName("a".repeat(n)) !== undefined
+  )
 
   it("rejects empty and whitespace names with a reason", () => {
     assert.strictEqual(checkModelName(""), "it is empty")
@@ -33,7 +49,7 @@ describe("model names", () => {
   })
 
   it.effect("validateModelName fails with InvalidModelName carrying the name and reason", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const exit = yield* Effect.exit(validateModelName("--keep-loaded"))
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
@@ -41,15 +57,15 @@ describe("model names", () => {
         assert.include(exit.cause.error.message, "flag")
       }
       assert.strictEqual(yield* validateModelName("qwen/qwen3-4b"), "qwen/qwen3-4b")
-    })
-  )
+    }))
 
   it.prop(
     "an instance suffix, a variant suffix or a dropped publisher is still the same model",
     [modelKey, fc.integer({ min: 2, max: 9 })],
     ([key, n]) => {
       const bare = key.replace(/@[^/@]*$/, "")
-      return sameModel(bare, `${bare}:${n}`) && sameModel(bare, `${bare}@q4_k_m`) && sameModel(`pub/${bare.split("/").pop()}`, bare.split("/").pop()!)
+      return sameModel(bare, `${bare}:${n}`) && sameModel(bare, `${bare}@q4_k_m`) &&
+        sameModel(`pub/${bare.split("/").pop()}`, bare.split("/").pop()!)
     }
   )
 

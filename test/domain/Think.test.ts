@@ -25,12 +25,24 @@ const streamed = (text: string, cuts: ReadonlyArray<number>) => {
 
 describe("think blocks", () => {
   it("closed, unterminated, leading, in the middle, several", () => {
-    assert.deepStrictEqual(splitThink("<think>plan it</think>\n\nThe answer."), { answer: "The answer.", reasoning: "plan it" })
-    assert.deepStrictEqual(splitThink("<think>still thinking when the tokens ran out"), { answer: "", reasoning: "still thinking when the tokens ran out" })
+    assert.deepStrictEqual(splitThink("<think>plan it</think>\n\nThe answer."), {
+      answer: "The answer.",
+      reasoning: "plan it"
+    })
+    assert.deepStrictEqual(splitThink("<think>still thinking when the tokens ran out"), {
+      answer: "",
+      reasoning: "still thinking when the tokens ran out"
+    })
     assert.deepStrictEqual(splitThink("Done.\n<think>unfinished"), { answer: "Done.", reasoning: "unfinished" })
-    assert.deepStrictEqual(splitThink("Hello <think>aside</think> world"), { answer: "Hello world", reasoning: "aside" })
+    assert.deepStrictEqual(splitThink("Hello <think>aside</think> world"), {
+      answer: "Hello world",
+      reasoning: "aside"
+    })
     assert.deepStrictEqual(splitThink("<think>a</think>A <think>b</think> B"), { answer: "A B", reasoning: "ab" })
-    assert.strictEqual(joinReasoning("from the server", splitThink("<think> inline </think>x").reasoning), "from the server\ninline")
+    assert.strictEqual(
+      joinReasoning("from the server", splitThink("<think> inline </think>x").reasoning),
+      "from the server\ninline"
+    )
     assert.strictEqual(joinReasoning("", "  "), undefined)
   })
 
@@ -44,7 +56,10 @@ describe("think blocks", () => {
   it.prop(
     "a stream cut anywhere (also inside a tag) splits as the whole text does",
     {
-      parts: fc.array(fc.oneof(fc.constantFrom("<think>", "</think>", " ", "\n", "<", "think", ">"), fc.string({ maxLength: 8 })), { maxLength: 20 }),
+      parts: fc.array(
+        fc.oneof(fc.constantFrom("<think>", "</think>", " ", "\n", "<", "think", ">"), fc.string({ maxLength: 8 })),
+        { maxLength: 20 }
+      ),
       cuts: fc.array(fc.nat(), { maxLength: 12 })
     },
     ({ parts, cuts }) => {

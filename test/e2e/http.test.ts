@@ -2,9 +2,9 @@
  * `serve --http`: the same tools over Streamable HTTP (SDK client), DNS-rebinding protection (foreign Host or Origin
  * refused), and the bearer token of BRIDGE_HTTP_TOKEN.
  */
+import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import { request } from "node:http"
@@ -76,26 +76,29 @@ const rawInitialize = (url: string, headers: Record<string, string>) =>
 
 describe("MCP server over Streamable HTTP", () => {
   it.scopedLive("serves the same tools: list, a chat, an error result", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start()
       const server = yield* serveHttp(sim.baseUrl)
       assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
       const client = yield* connect(server.url)
       const { tools } = yield* Effect.promise(() => client.listTools())
       assert.include(tools.map((t) => t.name), "chat_completion")
-      const chat = yield* Effect.promise(() => client.callTool({ name: "chat_completion", arguments: { prompt: "over http" } }))
+      const chat = yield* Effect.promise(() =>
+        client.callTool({ name: "chat_completion", arguments: { prompt: "over http" } })
+      )
       assert.strictEqual(j(chat.structuredContent).get("content").str, "You said: over http")
-      const bad = yield* Effect.promise(() => client.callTool({ name: "lms_load_model", arguments: { model: "--help" } }))
+      const bad = yield* Effect.promise(() =>
+        client.callTool({ name: "lms_load_model", arguments: { model: "--help" } })
+      )
       assert.isTrue(bad.isError)
       // Two sessions side by side.
       const other = yield* connect(server.url)
       const health = yield* Effect.promise(() => other.callTool({ name: "health_check", arguments: {} }))
       assert.strictEqual(j(health.structuredContent).get("reachable").raw, true)
-    })
-  )
+    }))
 
   it.scopedLive("refuses a foreign Origin or Host (DNS rebinding) and a missing session", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start()
       const server = yield* serveHttp(sim.baseUrl)
       assert.strictEqual(yield* rawInitialize(server.url, { origin: "http://evil.example" }), 403)
@@ -109,11 +112,10 @@ describe("MCP server over Streamable HTTP", () => {
         }).then((r) => r.status)
       )
       assert.strictEqual(noSession, 400)
-    })
-  )
+    }))
 
   it.scopedLive("with BRIDGE_HTTP_TOKEN set, a request without the token is refused and one with it works", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start()
       const server = yield* serveHttp(sim.baseUrl, { BRIDGE_HTTP_TOKEN: "s3cret" })
       assert.strictEqual(yield* rawInitialize(server.url, {}), 401)
@@ -121,6 +123,5 @@ describe("MCP server over Streamable HTTP", () => {
       const client = yield* connect(server.url, { Authorization: "Bearer s3cret" })
       const { tools } = yield* Effect.promise(() => client.listTools())
       assert.isAbove(tools.length, 10)
-    })
-  )
+    }))
 })

@@ -2,11 +2,11 @@
  * End to end: the built bridge spawned as `lmstudio-bridge serve`, driven by the MCP SDK Client over stdio, against
  * the simulator over real HTTP.
  */
-import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { assert, describe, it } from "@effect/vitest"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { spawn } from "node:child_process"
-import { start, type SimulatorOptions } from "../../src/simulator/Simulator.js"
+import { type SimulatorOptions, start } from "../../src/simulator/Simulator.js"
 import { binPath, bridgeClient, j, TOOL_CONTRACT } from "../helpers.js"
 
 const CONTRACT = TOOL_CONTRACT
@@ -19,7 +19,7 @@ const call = (client: Client, name: string, args: Record<string, unknown> = {}) 
 const textOf = (r: unknown) => j(r).get("content", 0, "text").str
 
 const withSim = (options: SimulatorOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const sim = yield* start(options)
     const client = yield* bridge(sim.baseUrl)
     return { sim, client }
@@ -27,7 +27,7 @@ const withSim = (options: SimulatorOptions = {}) =>
 
 describe("MCP server over stdio (SDK client, real child process)", () => {
   it.scopedLive("tools/list matches the contract: names, object schemas, required fields, annotations", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* withSim()
       const { tools } = yield* Effect.promise(() => client.listTools())
       assert.deepStrictEqual(tools.map((t) => t.name).sort(), [...CONTRACT].sort())
@@ -41,17 +41,20 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       assert.deepStrictEqual(load.inputSchema.required, ["model"])
       assert.isTrue(tools.find((t) => t.name === "lms_unload_model")!.annotations?.destructiveHint)
       assert.isTrue(tools.find((t) => t.name === "health_check")!.annotations?.readOnlyHint)
-    })
-  )
+    }))
 
   it.scopedLive("every tool answers a valid call with structured content that fits its output schema", () =>
-    Effect.gen(function* () {
-      const { client, sim } = yield* withSim({ scenario: { rules: [{ match: { round: 1 }, reply: { content: "second" } }] } })
+    Effect.gen(function*() {
+      const { client, sim } = yield* withSim({
+        scenario: { rules: [{ match: { round: 1 }, reply: { content: "second" } }] }
+      })
       yield* Effect.promise(() => client.listTools())
       const health = yield* call(client, "health_check")
       assert.strictEqual(j(health.structuredContent).get("reachable").raw, true)
       const models = yield* call(client, "list_models", { type: "embedding" })
-      assert.deepStrictEqual(j(models.structuredContent).get("models").arr.map((m) => m.get("key").str), ["text-embedding-nomic-embed-text-v1.5"])
+      assert.deepStrictEqual(j(models.structuredContent).get("models").arr.map((m) => m.get("key").str), [
+        "text-embedding-nomic-embed-text-v1.5"
+      ])
       const info = yield* call(client, "get_model_info", { model: "qwen/qwen3-4b" })
       assert.strictEqual(j(info.structuredContent).get("tool_use").raw, true)
       const chat = yield* call(client, "chat_completion", { prompt: "hello there", max_tokens: 50 })
@@ -68,27 +71,53 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       const status = yield* call(client, "lms_server_status")
       assert.strictEqual(j(status.structuredContent).get("running").raw, true)
       assert.strictEqual(j(status.structuredContent).get("lifecycle", "backend").str, "jit")
-      assert.deepStrictEqual(j(status.structuredContent).get("llm_queue").raw, { queued: 0, limit: 2048, in_flight: {} })
+      assert.deepStrictEqual(j(status.structuredContent).get("llm_queue").raw, {
+        queued: 0,
+        limit: 2048,
+        in_flight: {}
+      })
       const load = yield* call(client, "lms_load_model", { model: "google/gemma-3-1b", ttl_seconds: 999999 })
       assert.strictEqual(j(load.structuredContent).get("ttl_seconds").num, 3600)
-      assert.strictEqual((yield* sim.state.get).instances.find((i) => i.identifier === "google/gemma-3-1b")?.ttlMs, 3_600_000)
+      assert.strictEqual(
+        (yield* sim.state.get).instances.find((i) => i.identifier === "google/gemma-3-1b")?.ttlMs,
+        3_600_000
+      )
       const ensure = yield* call(client, "lms_ensure_model_loaded", { model: "google/gemma-3-1b" })
       assert.strictEqual(j(ensure.structuredContent).get("already_loaded").raw, true)
       const loaded = yield* call(client, "lms_list_loaded_models")
-      assert.include(j(loaded.structuredContent).get("instances").arr.map((i) => i.get("identifier").str), "google/gemma-3-1b")
+      assert.include(
+        j(loaded.structuredContent).get("instances").arr.map((i) => i.get("identifier").str),
+        "google/gemma-3-1b"
+      )
       const unload = yield* call(client, "lms_unload_model", { identifier: "google/gemma-3-1b" })
       assert.deepStrictEqual(j(unload.structuredContent).get("unloaded").raw, ["google/gemma-3-1b"])
       const diag = yield* call(client, "diagnose")
       assert.strictEqual(j(diag.structuredContent).get("healthy").raw, true)
       assert.include(j(diag.structuredContent).get("checks").arr.map((c) => c.get("name").str), "Default model")
-      for (const r of [health, models, info, chat, completion, first, second, emb, status, load, ensure, loaded, unload, diag]) {
+      for (
+        const r of [
+          health,
+          models,
+          info,
+          chat,
+          completion,
+          first,
+          second,
+          emb,
+          status,
+          load,
+          ensure,
+          loaded,
+          unload,
+          diag
+        ]
+      ) {
         assert.notStrictEqual(r.isError, true)
       }
-    })
-  )
+    }))
 
   it.scopedLive("invalid calls (missing, extra, wrong-typed fields) are error results naming the problem", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* withSim()
       yield* Effect.promise(() => client.listTools())
       const cases: ReadonlyArray<[string, Record<string, unknown>, string]> = [
@@ -106,11 +135,10 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
         assert.match(textOf(r), /^InvalidArguments: /)
         assert.include(textOf(r), field)
       }
-    })
-  )
+    }))
 
   it.scopedLive("typed failures are isError results: <Tag>: message, a Hint line, the fields as JSON; no structuredContent", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* withSim()
       yield* Effect.promise(() => client.listTools())
       const r = yield* call(client, "chat_completion", { prompt: "x", model: "qwen/qwen3-4" })
@@ -125,11 +153,10 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       const unknown = yield* Effect.promise(() => client.callTool({ name: "no_such_tool", arguments: {} }))
       assert.isTrue(unknown.isError)
       assert.match(textOf(unknown), /^UnknownTool: /)
-    })
-  )
+    }))
 
   it.scopedLive("LM Studio stopped: health_check reports it with a hint and the server stays up; restarted: it recovers", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const first = yield* Effect.scoped(Effect.map(start(), (s) => s.port))
       const client = yield* bridge(`http://127.0.0.1:${first}`)
       yield* Effect.promise(() => client.listTools())
@@ -144,13 +171,15 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       const up = yield* call(client, "health_check")
       assert.strictEqual(j(up.structuredContent).get("reachable").raw, true)
       assert.strictEqual(sim.port, first)
-    })
-  )
+    }))
 
   it.scopedLive("a slow streamed chat sends progress with the text so far; cancelling it aborts the request to LM Studio", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const words = Array.from({ length: 120 }, (_, i) => `w${i}`).join(" ")
-      const { client, sim } = yield* withSim({ scenario: { rules: [{ match: {}, reply: { content: words } }] }, faults: { tokenDelayMs: 15 } })
+      const { client, sim } = yield* withSim({
+        scenario: { rules: [{ match: {}, reply: { content: words } }] },
+        faults: { tokenDelayMs: 15 }
+      })
       yield* Effect.promise(() => client.listTools())
       const progress: Array<{ progress: number; message?: string | undefined }> = []
       const done = yield* Effect.promise(() =>
@@ -186,55 +215,80 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
       assert.strictEqual(state.counters.streamsAborted, 1)
       const next = yield* call(client, "chat_completion", { prompt: "still alive?" })
       assert.isTrue(j(next.structuredContent).get("content").str.startsWith("w0"))
-    })
-  )
+    }))
 
-  it.scopedLive("admission: LM Studio's `parallel` 1 → one request at a time; past the queue, BridgeOverloaded with a hint", () =>
-    Effect.gen(function* () {
-      const sim = yield* start({ loaded: [], faults: { latencyMs: 800 } })
-      // The model is loaded with parallel 1, which LM Studio reports for the instance (GET /api/v1/models).
-      yield* sim.state.load({ model: "qwen/qwen3-4b", ttlMs: null, parallel: 1 })
-      const client = yield* bridge(sim.baseUrl, { LLM_QUEUE_LIMIT: "1" })
-      // Warm up (API detection, model listing), so the three calls below only send their chats.
-      yield* call(client, "list_models")
-      const before = (yield* sim.state.get).counters.byPath["/v1/chat/completions"] ?? 0
-      const calls = yield* Effect.fork(
-        Effect.all(
-          [call(client, "chat_completion", { prompt: "one" }), call(client, "chat_completion", { prompt: "two" }), call(client, "chat_completion", { prompt: "three" })],
+  it.scopedLive(
+    "admission: LM Studio's `parallel` 1 → one request at a time; past the queue, BridgeOverloaded with a hint",
+    () =>
+      Effect.gen(function*() {
+        const sim = yield* start({ loaded: [], faults: { latencyMs: 800 } })
+        // The model is loaded with parallel 1, which LM Studio reports for the instance (GET /api/v1/models).
+        yield* sim.state.load({ model: "qwen/qwen3-4b", ttlMs: null, parallel: 1 })
+        const client = yield* bridge(sim.baseUrl, { LLM_QUEUE_LIMIT: "1" })
+        // Warm up (API detection, model listing), so the three calls below only send their chats.
+        yield* call(client, "list_models")
+        const before = (yield* sim.state.get).counters.byPath["/v1/chat/completions"] ?? 0
+        const calls = yield* Effect.fork(
+          Effect.all(
+            [
+              call(client, "chat_completion", { prompt: "one" }),
+              call(client, "chat_completion", { prompt: "two" }),
+              call(client, "chat_completion", { prompt: "three" })
+            ],
+            { concurrency: "unbounded" }
+          )
+        )
+        // While they run, lms_server_status shows one in flight and one waiting: sampled every 100 ms (each status
+        // call takes its queue snapshot on arrival, then waits for LM Studio's greeting).
+        const samples = yield* Effect.forEach(
+          Array.from({ length: 20 }, (_, i) => i),
+          (i) =>
+            call(client, "lms_server_status").pipe(
+              Effect.delay(Duration.millis(i * 100)),
+              Effect.map((r) => j(r.structuredContent).get("llm_queue").raw)
+            ),
           { concurrency: "unbounded" }
         )
-      )
-      // While they run, lms_server_status shows one in flight and one waiting: sampled every 100 ms (each status
-      // call takes its queue snapshot on arrival, then waits for LM Studio's greeting).
-      const samples = yield* Effect.forEach(
-        Array.from({ length: 20 }, (_, i) => i),
-        (i) => call(client, "lms_server_status").pipe(Effect.delay(Duration.millis(i * 100)), Effect.map((r) => j(r.structuredContent).get("llm_queue").raw)),
-        { concurrency: "unbounded" }
-      )
-      assert.deepInclude(samples, { queued: 1, limit: 1, in_flight: { "qwen/qwen3-4b": 1 } }, JSON.stringify(samples))
-      const [a, b, c] = yield* Fiber.join(calls)
-      const results = [a, b, c]
-      const refused = results.filter((r) => r.isError === true)
-      const served = results.filter((r) => r.isError !== true)
-      // One runs, one waits its turn, the third finds the queue full.
-      assert.strictEqual(served.length, 2, JSON.stringify(results))
-      assert.strictEqual(refused.length, 1)
-      assert.match(textOf(refused[0]), /^BridgeOverloaded: The bridge is busy: 1 requests are queued \(limit 1\)/)
-      assert.include(textOf(refused[0]), "Hint: Retry in about")
-      assert.strictEqual((yield* sim.state.get).counters.byPath["/v1/chat/completions"], before + 2)
-    }), 60_000
+        assert.deepInclude(samples, { queued: 1, limit: 1, in_flight: { "qwen/qwen3-4b": 1 } }, JSON.stringify(samples))
+        const [a, b, c] = yield* Fiber.join(calls)
+        const results = [a, b, c]
+        const refused = results.filter((r) => r.isError === true)
+        const served = results.filter((r) => r.isError !== true)
+        // One runs, one waits its turn, the third finds the queue full.
+        assert.strictEqual(served.length, 2, JSON.stringify(results))
+        assert.strictEqual(refused.length, 1)
+        assert.match(textOf(refused[0]), /^BridgeOverloaded: The bridge is busy: 1 requests are queued \(limit 1\)/)
+        assert.include(textOf(refused[0]), "Hint: Retry in about")
+        assert.strictEqual((yield* sim.state.get).counters.byPath["/v1/chat/completions"], before + 2)
+      }),
+    60_000
   )
 
   it.live("stdout carries only JSON-RPC frames for a whole session", () =>
     Effect.scoped(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const sim = yield* start()
         const frames = [
-          { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } },
+          {
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+          },
           { jsonrpc: "2.0", method: "notifications/initialized" },
           { jsonrpc: "2.0", id: 2, method: "tools/list" },
-          { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "chat_completion", arguments: { prompt: "hi" } } },
-          { jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "lms_load_model", arguments: { model: "--help" } } },
+          {
+            jsonrpc: "2.0",
+            id: 3,
+            method: "tools/call",
+            params: { name: "chat_completion", arguments: { prompt: "hi" } }
+          },
+          {
+            jsonrpc: "2.0",
+            id: 4,
+            method: "tools/call",
+            params: { name: "lms_load_model", arguments: { model: "--help" } }
+          },
           { jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "health_check", arguments: {} } }
         ]
         const out = yield* Effect.promise(
@@ -265,6 +319,5 @@ describe("MCP server over stdio (SDK client, real child process)", () => {
         assert.include(out.stderr, "MCP server ready on stdio")
         assert.isTrue(Option.isSome(Option.fromNullable(lines.find((l) => l.includes("InvalidModelName")))))
       })
-    )
-  )
+    ))
 })

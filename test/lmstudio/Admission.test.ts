@@ -9,17 +9,22 @@ import { AppConfig } from "../../src/Config.js"
 import { Admission } from "../../src/lmstudio/Admission.js"
 
 const admissionWith = (llmParallelDefault: number, llmQueueLimit: number) =>
-  Effect.provide(Admission, Admission.Default.pipe(Layer.provide(AppConfig.layerFrom({ baseUrl: "http://127.0.0.1:1", llmParallelDefault, llmQueueLimit }))))
+  Effect.provide(
+    Admission,
+    Admission.Default.pipe(
+      Layer.provide(AppConfig.layerFrom({ baseUrl: "http://127.0.0.1:1", llmParallelDefault, llmQueueLimit }))
+    )
+  )
 
 /** Work that records how many run at once and finishes when its gate opens. */
 const gatedWork = () =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     let running = 0
     let peak = 0
     const order: Array<number> = []
     const gates = new Map<number, Deferred.Deferred<void>>()
     const work = (id: number) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const gate = yield* Deferred.make<void>()
         gates.set(id, gate)
         running++
@@ -28,7 +33,10 @@ const gatedWork = () =>
         yield* Deferred.await(gate).pipe(Effect.ensuring(Effect.sync(() => running--)))
         return id
       })
-    const open = (id: number) => Effect.suspend(() => (gates.has(id) ? Deferred.succeed(gates.get(id)!, undefined) : Effect.fail("not started" as const)))
+    const open = (id: number) =>
+      Effect.suspend(
+        () => (gates.has(id) ? Deferred.succeed(gates.get(id)!, undefined) : Effect.fail("not started" as const))
+      )
     return { work, open, started: () => [...order], peak: () => peak, running: () => running }
   })
 
@@ -37,7 +45,7 @@ const settle = Effect.repeatN(Effect.yieldNow(), 50)
 
 describe("Admission (per-model permits, bounded queue)", () => {
   it.effect("runs at most `parallel` requests of a model at once, the rest in arrival order; other models are independent", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const admission = yield* admissionWith(4, 100)
       const g = yield* gatedWork()
       const fibers = yield* Effect.forEach([1, 2, 3, 4, 5], (id) => Effect.fork(admission.run("m", 2, g.work(id))))
@@ -56,11 +64,10 @@ describe("Admission (per-model permits, bounded queue)", () => {
       assert.deepStrictEqual(g.started(), [1, 2, 9, 3, 4, 5])
       assert.strictEqual(g.peak(), 3)
       assert.deepStrictEqual(yield* admission.stats, { queued: 0, inFlight: {}, queueLimit: 100 })
-    })
-  )
+    }))
 
   it.effect("without a known `parallel` the configured default applies", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const admission = yield* admissionWith(3, 100)
       const g = yield* gatedWork()
       const fibers = yield* Effect.forEach([1, 2, 3, 4], (id) => Effect.fork(admission.run("m", undefined, g.work(id))))
@@ -68,11 +75,10 @@ describe("Admission (per-model permits, bounded queue)", () => {
       assert.deepStrictEqual(g.started(), [1, 2, 3])
       for (const id of [1, 2, 3, 4]) yield* Effect.zipRight(g.open(id), settle)
       assert.deepStrictEqual(yield* Fiber.join(Fiber.all(fibers)), [1, 2, 3, 4])
-    })
-  )
+    }))
 
   it.effect("past the queue limit a request fails at once with BridgeOverloaded, naming the queue and a retry hint", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const admission = yield* admissionWith(1, 2)
       const g = yield* gatedWork()
       const fibers = yield* Effect.forEach([1, 2, 3], (id) => Effect.fork(admission.run("m", undefined, g.work(id))))
@@ -91,11 +97,10 @@ describe("Admission (per-model permits, bounded queue)", () => {
       assert.notInclude(g.started(), 4)
       for (const id of [1, 2, 3]) yield* Effect.zipRight(g.open(id), settle)
       assert.deepStrictEqual(yield* Fiber.join(Fiber.all(fibers)), [1, 2, 3])
-    })
-  )
+    }))
 
   it.effect("a waiter interrupted in the queue leaves it and takes no permit; a holder interrupted frees its permit", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const admission = yield* admissionWith(1, 10)
       const g = yield* gatedWork()
       const first = yield* Effect.fork(admission.run("m", undefined, g.work(1)))
@@ -114,14 +119,16 @@ describe("Admission (per-model permits, bounded queue)", () => {
       assert.deepStrictEqual(yield* admission.stats, { queued: 0, inFlight: {}, queueLimit: 10 })
       // Nothing leaked: the single permit is free again.
       assert.strictEqual(yield* admission.run("m", undefined, Effect.succeed("free")), "free")
-    })
-  )
+    }))
 
   it.effect.prop(
     "any mix of arrivals, completions and interruptions: never more than the permits at once, nothing leaked",
-    [fc.integer({ min: 1, max: 3 }), fc.array(fc.tuple(fc.constantFrom("arrive", "finish", "interrupt"), fc.nat(20)), { minLength: 1, maxLength: 40 })],
+    [
+      fc.integer({ min: 1, max: 3 }),
+      fc.array(fc.tuple(fc.constantFrom("arrive", "finish", "interrupt"), fc.nat(20)), { minLength: 1, maxLength: 40 })
+    ],
     ([permits, steps]) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const admission = yield* admissionWith(permits, 1000)
         const g = yield* gatedWork()
         const fibers: Array<Fiber.RuntimeFiber<number, unknown>> = []

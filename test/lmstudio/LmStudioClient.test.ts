@@ -27,16 +27,15 @@ const eventually = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean) =>
 
 describe("LmStudioClient (real HTTP to the simulator)", () => {
   it.scopedLive("greets and detects the server's APIs", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient()
       const g = yield* client.greeting()
       assert.isTrue(g.lmstudio)
       assert.deepStrictEqual(yield* client.apis, { openai: true, v0: true, v1: true, responses: true })
-    })
-  )
+    }))
 
   it.scopedLive("detects an old server without v1 REST or Responses and lists models from v0", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({ settings: { v1: false, responses: false } })
       assert.deepStrictEqual(yield* client.apis, { openai: true, v0: true, v1: false, responses: false })
       const models = yield* client.listV0Models()
@@ -46,11 +45,10 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       assert.strictEqual(models.find((m) => m.key.includes("nomic"))?.type, "embedding")
       const err = yield* Effect.exit(client.respond({ model: "qwen/qwen3-4b", input: "x" }))
       assert.strictEqual(failureOf(err)._tag, "LmStudioApiUnsupported")
-    })
-  )
+    }))
 
   it.scopedLive("lists models from v1 with loaded instances, context, capabilities", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient()
       const models = yield* client.listV1Models()
       const qwen = models.find((m) => m.key === "qwen/qwen3-4b")!
@@ -61,11 +59,10 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       assert.strictEqual(models.find((m) => m.key.includes("nomic"))?.type, "embedding")
       const ids = yield* client.listOpenAiModels()
       assert.include(ids, "openai/gpt-oss-20b")
-    })
-  )
+    }))
 
   it.scopedLive("chats, reporting the served model, finish reason and usage", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient()
       const r = yield* client.chat({ model: "qwen/qwen3-4b", messages: hi })
       assert.strictEqual(r.content, "You said: hi there")
@@ -76,11 +73,10 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       const cut = yield* client.chat({ model: "qwen/qwen3-4b", messages: hi, maxTokens: 1 })
       assert.strictEqual(cut.finishReason, "length")
       assert.strictEqual(cut.content, "You")
-    })
-  )
+    }))
 
   it.scopedLive("returns native tool calls with numeric ids and JSON-string arguments, and reasoning", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({
         scenario: {
           rules: [
@@ -98,11 +94,10 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       assert.strictEqual(r.toolCalls[0]!.name, "get_weather")
       assert.deepStrictEqual(JSON.parse(r.toolCalls[0]!.arguments), { city: "Paris" })
       assert.strictEqual(r.reasoning, "need the tool")
-    })
-  )
+    }))
 
   it.scopedLive("streams deltas that collect to the non-streamed answer, with usage and reasoning", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({
         scenario: { rules: [{ match: {}, reply: { reasoning: "think hard", content: "The answer is 42." } }] }
       })
@@ -117,12 +112,11 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       assert.strictEqual(collected.reasoning, "think hard")
       assert.strictEqual(plain.reasoning, "think hard")
       assert.strictEqual(collected.model, "openai/gpt-oss-20b")
-    })
-  )
+    }))
 
   it.scopedLive("assembles streamed tool-call arguments for every chunk size, including whole", () =>
-    Effect.gen(function* () {
-      const args = { path: "/tmp/a b.txt", content: 'line "1"\nline 2', n: 3, nested: { ok: true, list: [1, 2] } }
+    Effect.gen(function*() {
+      const args = { path: "/tmp/a b.txt", content: "line \"1\"\nline 2", n: 3, nested: { ok: true, list: [1, 2] } }
       const json = JSON.stringify(args)
       const sim = yield* start({})
       const client = yield* makeClient({ baseUrl: sim.baseUrl })
@@ -152,11 +146,10 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
           `chunk size ${size}`
         )
       }
-    })
-  )
+    }))
 
   it.scopedLive("completes text, embeds deterministically, and checks embedding models", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient()
       const c = yield* client.complete({ model: "qwen/qwen3-4b", prompt: "Once upon a time", maxTokens: 3 })
       assert.strictEqual(c.finishReason, "length")
@@ -171,11 +164,10 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       const kind = failureOf(wrong)
       assert.strictEqual(kind._tag, "WrongModelKind")
       if (kind._tag === "WrongModelKind") assert.strictEqual(kind.expected, "embedding")
-    })
-  )
+    }))
 
   it.scopedLive("chains Responses with previous_response_id, plain and streamed", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({
         scenario: { rules: [{ match: { round: 1 }, reply: { content: "second turn" } }] }
       })
@@ -185,32 +177,38 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       const second = yield* client.respond({ model: "qwen/qwen3-4b", input: "what?", previousResponseId: first.id })
       assert.strictEqual(second.outputText, "second turn")
       const deltas = Array.from(
-        yield* Stream.runCollect(client.respondStream({ model: "qwen/qwen3-4b", input: "again", previousResponseId: second.id }))
+        yield* Stream.runCollect(
+          client.respondStream({ model: "qwen/qwen3-4b", input: "again", previousResponseId: second.id })
+        )
       )
       const text = deltas.flatMap((d) => (d._tag === "Text" ? [d.text] : [])).join("")
       const completed = deltas.find((d) => d._tag === "Completed")
       assert.strictEqual(completed?._tag === "Completed" ? completed.response.outputText : undefined, text)
-      const missing = yield* Effect.exit(client.respond({ model: "qwen/qwen3-4b", input: "x", previousResponseId: "resp_nope" }))
+      const missing = yield* Effect.exit(
+        client.respond({ model: "qwen/qwen3-4b", input: "x", previousResponseId: "resp_nope" })
+      )
       const err = failureOf(missing)
       assert.strictEqual(err._tag, "PreviousResponseNotFound")
       assert.strictEqual(err._tag === "PreviousResponseNotFound" ? err.previousResponseId : "", "resp_nope")
-    })
-  )
+    }))
 
   it.scopedLive("returns Responses function calls", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({
         scenario: { rules: [{ match: {}, reply: { toolCalls: [{ name: "add", arguments: { a: 1, b: 2 } }] } }] }
       })
-      const r = yield* client.respond({ model: "qwen/qwen3-4b", input: "add", tools: [{ name: "add", parameters: { type: "object" } }] })
+      const r = yield* client.respond({
+        model: "qwen/qwen3-4b",
+        input: "add",
+        tools: [{ name: "add", parameters: { type: "object" } }]
+      })
       assert.strictEqual(r.functionCalls.length, 1)
       assert.strictEqual(r.functionCalls[0]!.name, "add")
       assert.deepStrictEqual(JSON.parse(r.functionCalls[0]!.arguments), { a: 1, b: 2 })
-    })
-  )
+    }))
 
   it.scopedLive("loads and unloads through REST v1, with :N identifiers", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client, sim } = yield* simAndClient({ settings: { restLoadTtl: "reject" } })
       const a = yield* client.loadModel({ model: "google/gemma-3-1b" })
       const b = yield* client.loadModel({ model: "google/gemma-3-1b" })
@@ -227,69 +225,74 @@ describe("LmStudioClient (real HTTP to the simulator)", () => {
       assert.strictEqual(failureOf(gone)._tag, "ModelNotFound")
       const state = yield* sim.state.get
       assert.deepStrictEqual(state.instances.map((i) => i.identifier), ["qwen/qwen3-4b", "google/gemma-3-1b"])
-    })
-  )
+    }))
 })
 
 describe("LmStudioClient errors", () => {
   it.scopedLive("an error body on HTTP 200 is an error", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({
-        faults: { failNext: { status: 200, body: { error: { message: "The model has crashed without additional information. (Exit code: 6)" } }, count: 1 } }
+        faults: {
+          failNext: {
+            status: 200,
+            body: { error: { message: "The model has crashed without additional information. (Exit code: 6)" } },
+            count: 1
+          }
+        }
       })
       const err = failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))
       assert.strictEqual(err._tag, "LmStudioHttpError")
       assert.include(err.message, "crashed")
-    })
-  )
+    }))
 
   it.scopedLive("an unknown model with several loaded is ModelNotFound listing the models and close matches", () =>
-    Effect.gen(function* () {
-      const { client } = yield* simAndClient({ loaded: ["qwen/qwen3-4b", "google/gemma-3-1b"], settings: { jit: false } })
+    Effect.gen(function*() {
+      const { client } = yield* simAndClient({
+        loaded: ["qwen/qwen3-4b", "google/gemma-3-1b"],
+        settings: { jit: false }
+      })
       const err = failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4", messages: hi })))
       assert.strictEqual(err._tag, "ModelNotFound")
       if (err._tag !== "ModelNotFound") return
       assert.include(err.available, "google/gemma-3-1b")
       assert.include(err.suggestions, "qwen/qwen3-4b")
       assert.include(err.hint, "qwen/qwen3-4b")
-    })
-  )
+    }))
 
   it.scopedLive("no model loaded (JIT off, or JIT failing) is NoModelLoaded", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({ loaded: [], settings: { jit: false } })
       const err = failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))
       assert.strictEqual(err._tag, "NoModelLoaded")
       const jit = yield* simAndClient({ loaded: [], faults: { jitFailure: true } })
       const err2 = failureOf(yield* Effect.exit(jit.client.chat({ model: "qwen/qwen3-4b", messages: hi })))
       assert.strictEqual(err2._tag, "NoModelLoaded")
-    })
-  )
+    }))
 
   it.scopedLive("a request served by another model is ModelMismatch, plain and streamed", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({ loaded: ["qwen/qwen3-4b"] })
       const err = failureOf(yield* Effect.exit(client.chat({ model: "mistral/not-there", messages: hi })))
       assert.strictEqual(err._tag, "ModelMismatch")
       if (err._tag === "ModelMismatch") assert.strictEqual(err.served, "qwen/qwen3-4b")
-      const streamed = failureOf(yield* Effect.exit(Stream.runDrain(client.chatStream({ model: "mistral/not-there", messages: hi }))))
+      const streamed = failureOf(
+        yield* Effect.exit(Stream.runDrain(client.chatStream({ model: "mistral/not-there", messages: hi })))
+      )
       assert.strictEqual(streamed._tag, "ModelMismatch")
       // Instance suffixes and variants are the same model, not a mismatch.
       const ok = yield* client.chat({ model: "qwen3-4b@q4_k_m", messages: hi })
       assert.strictEqual(ok.model, "qwen/qwen3-4b")
-    })
-  )
+    }))
 
   it.scopedLive("malformed JSON is LmStudioMalformedResponse", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({ faults: { malformedJson: { count: 1 } } })
       const err = failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))
       assert.strictEqual(err._tag, "LmStudioMalformedResponse")
-    })
-  )
+    }))
 
   it.scopedLive("a 5xx is retried with the transient schedule; a 4xx is not", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client, sim } = yield* simAndClient({ faults: { failNext: { status: 503, count: 1 } } })
       const ok = yield* client.chat({ model: "qwen/qwen3-4b", messages: hi })
       assert.strictEqual(ok.content, "You said: hi there")
@@ -302,16 +305,23 @@ describe("LmStudioClient errors", () => {
       yield* sim.state.setFaults({ failNext: { status: 400, count: 10 } })
       yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi }))
       assert.strictEqual((yield* sim.state.get).counters.byPath["/v1/chat/completions"], 6)
-    })
-  )
+    }))
 
   it.scopedLive("after 5 failed calls (each with its retries) the breaker opens for 5 s: calls fail fast with CircuitOpen", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client, sim } = yield* simAndClient({ faults: { failNext: { status: 500, count: 100 } } })
       // A call's retries count once: four failed calls (12 attempts) leave the breaker closed.
-      for (let i = 0; i < 4; i++) assert.strictEqual(failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))._tag, "LmStudioHttpError")
+      for (let i = 0; i < 4; i++) {
+        assert.strictEqual(
+          failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))._tag,
+          "LmStudioHttpError"
+        )
+      }
       assert.strictEqual((yield* sim.state.get).counters.byPath["/v1/chat/completions"], 12)
-      assert.deepStrictEqual([(yield* client.breaker).state, (yield* client.breaker).consecutiveFailures], ["closed", 4])
+      assert.deepStrictEqual([(yield* client.breaker).state, (yield* client.breaker).consecutiveFailures], [
+        "closed",
+        4
+      ])
       yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi }))
       const before = (yield* sim.state.get).counters.requests
       const err = failureOf(yield* Effect.exit(client.chat({ model: "qwen/qwen3-4b", messages: hi })))
@@ -322,11 +332,10 @@ describe("LmStudioClient errors", () => {
       }
       assert.strictEqual((yield* sim.state.get).counters.requests, before)
       assert.strictEqual((yield* client.breaker).state, "open")
-    })
-  )
+    }))
 
   it.scopedLive("a server answering 5xx everywhere is never taken for one without the APIs; detection counts once per call", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client, sim } = yield* simAndClient({ faults: { failAll: { status: 500 } } })
       // Before: every probe's 500 read as "this API is missing", cached for good (the catalog then fell to `lms`).
       assert.strictEqual(failureOf(yield* Effect.exit(client.apis))._tag, "LmStudioHttpError")
@@ -334,65 +343,69 @@ describe("LmStudioClient errors", () => {
       yield* sim.state.setFaults({ failAll: null })
       assert.deepStrictEqual(yield* client.apis, { openai: true, v0: true, v1: true, responses: true })
       assert.strictEqual((yield* client.breaker).state, "closed")
-    })
-  )
+    }))
 
   it.scopedLive("refused requests (4xx) never open the breaker", () =>
-    Effect.gen(function* () {
-      const { client } = yield* simAndClient({ loaded: ["qwen/qwen3-4b", "google/gemma-3-1b"], settings: { jit: false } })
+    Effect.gen(function*() {
+      const { client } = yield* simAndClient({
+        loaded: ["qwen/qwen3-4b", "google/gemma-3-1b"],
+        settings: { jit: false }
+      })
       for (let i = 0; i < 8; i++) yield* Effect.exit(client.chat({ model: "no/such", messages: hi }))
       assert.strictEqual((yield* client.breaker).state, "closed")
-    })
-  )
+    }))
 
   it.scopedLive("a closed port is LmStudioUnreachable", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const port = yield* Effect.scoped(Effect.map(start({}), (s) => s.port))
       const client = yield* makeClient({ baseUrl: `http://127.0.0.1:${port}` })
       const err = failureOf(yield* Effect.exit(client.greeting()))
       assert.strictEqual(err._tag, "LmStudioUnreachable")
       assert.include(err.hint, "LMSTUDIO_BASE_URL")
-    })
-  )
+    }))
 
   it.scopedLive("a connection reset mid-stream is LmStudioConnectionLost after the deltas already sent", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client } = yield* simAndClient({
         scenario: { rules: [{ match: {}, reply: { content: "one two three four five six" } }] },
         faults: { resetMidStream: { afterChunks: 3 } }
       })
       const seen: Array<string> = []
       const exit = yield* Effect.exit(
-        Stream.runForEach(client.chatStream({ model: "qwen/qwen3-4b", messages: hi }), (d) =>
-          Effect.sync(() => d._tag === "Content" && seen.push(d.text))
+        Stream.runForEach(
+          client.chatStream({ model: "qwen/qwen3-4b", messages: hi }),
+          (d) => Effect.sync(() => d._tag === "Content" && seen.push(d.text))
         )
       )
       assert.strictEqual(failureOf(exit)._tag, "LmStudioConnectionLost")
       assert.deepStrictEqual(seen, ["one", " two", " three"])
-    })
-  )
+    }))
 
   it.scopedLive("an SSE error frame mid-stream is a typed error", () =>
-    Effect.gen(function* () {
-      const { client } = yield* simAndClient({ faults: { streamError: { afterChunks: 1, message: "Model unloaded." } } })
-      const err = failureOf(yield* Effect.exit(Stream.runDrain(client.chatStream({ model: "qwen/qwen3-4b", messages: hi }))))
+    Effect.gen(function*() {
+      const { client } = yield* simAndClient({
+        faults: { streamError: { afterChunks: 1, message: "Model unloaded." } }
+      })
+      const err = failureOf(
+        yield* Effect.exit(Stream.runDrain(client.chatStream({ model: "qwen/qwen3-4b", messages: hi })))
+      )
       assert.strictEqual(err._tag, "LmStudioHttpError")
       assert.include(err.message, "Model unloaded.")
-    })
-  )
+    }))
 
   it.scopedLive("a slow server is LmStudioTimeout, and the timed-out request is closed (the server sees it go)", () =>
-    Effect.gen(function* () {
-      const { client, sim } = yield* simAndClient({ faults: { latencyMs: 3000 } }, { metadataTimeout: Duration.millis(100) })
+    Effect.gen(function*() {
+      const { client, sim } = yield* simAndClient({ faults: { latencyMs: 3000 } }, {
+        metadataTimeout: Duration.millis(100)
+      })
       const err = failureOf(yield* Effect.exit(client.greeting()))
       assert.strictEqual(err._tag, "LmStudioTimeout")
       const state = yield* eventually(sim.state.get, (d) => d.counters.requestsAborted >= 1)
       assert.strictEqual(state.counters.requestsAborted, 1)
-    })
-  )
+    }))
 
   it.scopedLive("sends the Bearer token when configured; without it the server refuses", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start({ settings: { apiToken: "s3cret" } })
       const withToken = yield* makeClient({ baseUrl: sim.baseUrl, apiToken: Option.some(Redacted.make("s3cret")) })
       const without = yield* makeClient({ baseUrl: sim.baseUrl })
@@ -406,13 +419,14 @@ describe("LmStudioClient errors", () => {
       }
       const recent = (yield* sim.state.get).recent
       assert.strictEqual(recent.find((r) => r.path === "/v1/chat/completions")?.authorization, "Bearer s3cret")
-    })
-  )
+    }))
 
   it.scopedLive("interrupting a stream closes the connection: the simulator sees the abort", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client, sim } = yield* simAndClient({
-        scenario: { rules: [{ match: {}, reply: { content: Array.from({ length: 200 }, (_, i) => `w${i}`).join(" ") } }] },
+        scenario: {
+          rules: [{ match: {}, reply: { content: Array.from({ length: 200 }, (_, i) => `w${i}`).join(" ") } }]
+        },
         faults: { tokenDelayMs: 20 }
       })
       const fiber = yield* Effect.fork(Stream.runDrain(client.chatStream({ model: "qwen/qwen3-4b", messages: hi })))
@@ -422,21 +436,23 @@ describe("LmStudioClient errors", () => {
       assert.strictEqual(after.counters.streamsAborted, 1)
       assert.strictEqual(after.counters.streamsCompleted, 0)
       // Taking a prefix of a stream also releases the request.
-      const firstTwo = yield* Stream.runCollect(Stream.take(client.chatStream({ model: "qwen/qwen3-4b", messages: hi }), 2))
+      const firstTwo = yield* Stream.runCollect(
+        Stream.take(client.chatStream({ model: "qwen/qwen3-4b", messages: hi }), 2)
+      )
       assert.strictEqual(firstTwo.length, 2)
       const done = yield* eventually(sim.state.get, (d) => d.counters.streamsAborted === 2)
       assert.strictEqual(done.counters.streamsAborted, 2)
-    })
-  )
+    }))
 
   it.scopedLive("interrupting a plain request aborts it: the simulator sees the client go away", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { client, sim } = yield* simAndClient({ faults: { latencyMs: 2000 } })
-      const exit = yield* Effect.either(Effect.timeout(client.chat({ model: "qwen/qwen3-4b", messages: hi }), Duration.millis(100)))
+      const exit = yield* Effect.either(
+        Effect.timeout(client.chat({ model: "qwen/qwen3-4b", messages: hi }), Duration.millis(100))
+      )
       assert.isTrue(Either.isLeft(exit))
       const state = yield* eventually(sim.state.get, (d) => d.counters.requestsAborted === 1)
       assert.strictEqual(state.counters.requestsAborted, 1)
       assert.isTrue(state.instances.every((i) => i.active === 0))
-    })
-  )
+    }))
 })

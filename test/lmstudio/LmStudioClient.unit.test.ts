@@ -4,10 +4,18 @@
  */
 import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, Fiber, FastCheck as fc, Layer, Schema, Stream, TestClock } from "effect"
+import { Context, Duration, Effect, Exit, FastCheck as fc, Fiber, Layer, Schema, Stream, TestClock } from "effect"
 import { AppConfig } from "../../src/Config.js"
 import { classifyError } from "../../src/lmstudio/client/ErrorRules.js"
-import { chatBody, collectChat, completionBody, embeddingsBody, loadBody, responseBody, ToolCallAssembler } from "../../src/lmstudio/client/Mapping.js"
+import {
+  chatBody,
+  collectChat,
+  completionBody,
+  embeddingsBody,
+  loadBody,
+  responseBody,
+  ToolCallAssembler
+} from "../../src/lmstudio/client/Mapping.js"
 import { ChatRequestWire, ResponsesRequestWire } from "../../src/lmstudio/client/Wire.js"
 import { LmStudioClient } from "../../src/lmstudio/LmStudioClient.js"
 import * as HttpClientTransport from "../../src/lmstudio/transport/HttpClientTransport.js"
@@ -19,7 +27,12 @@ const clientWith = (http: HttpClient.HttpClient, timeout = Duration.seconds(30))
     LmStudioClient.Default.pipe(
       Layer.provide(
         HttpClientTransport.layer.pipe(
-          Layer.provideMerge(Layer.mergeAll(AppConfig.layerFrom({ baseUrl, requestTimeout: timeout, metadataTimeout: timeout }), Layer.succeed(HttpClient.HttpClient, http)))
+          Layer.provideMerge(
+            Layer.mergeAll(
+              AppConfig.layerFrom({ baseUrl, requestTimeout: timeout, metadataTimeout: timeout }),
+              Layer.succeed(HttpClient.HttpClient, http)
+            )
+          )
         )
       )
     )
@@ -31,7 +44,11 @@ const clientWith = (http: HttpClient.HttpClient, timeout = Duration.seconds(30))
  */
 const silent = HttpClient.make((request, _url, signal) =>
   Effect.async<never, HttpClientError.RequestError>((resume) => {
-    signal.addEventListener("abort", () => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: signal.reason }))))
+    signal.addEventListener(
+      "abort",
+      () =>
+        resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause: signal.reason })))
+    )
   })
 )
 
@@ -61,9 +78,16 @@ const chunk = (delta: unknown, finish: string | null = null) =>
 const toolCallSse = (argPieces: ReadonlyArray<string>, second: string) =>
   [
     chunk({ role: "assistant", content: "Let me check." }),
-    chunk({ role: "assistant", tool_calls: [{ index: 0, id: "814890118", type: "function", function: { name: "get_weather", arguments: "" } }] }),
-    ...argPieces.map((a) => chunk({ role: "assistant", tool_calls: [{ index: 0, function: { name: "", arguments: a } }] })),
-    chunk({ tool_calls: [{ index: 1, id: "22", type: "function", function: { name: "get_time", arguments: second } }] }),
+    chunk({
+      role: "assistant",
+      tool_calls: [{ index: 0, id: "814890118", type: "function", function: { name: "get_weather", arguments: "" } }]
+    }),
+    ...argPieces.map((a) =>
+      chunk({ role: "assistant", tool_calls: [{ index: 0, function: { name: "", arguments: a } }] })
+    ),
+    chunk({
+      tool_calls: [{ index: 1, id: "22", type: "function", function: { name: "get_time", arguments: second } }]
+    }),
     chunk({}, "tool_calls"),
     "data: [DONE]\n\n"
   ].join("")
@@ -90,13 +114,15 @@ const piecesOf = (s: string, cuts: ReadonlyArray<number>): Array<string> => {
   return out
 }
 
-const args = JSON.stringify({ location: "San Francisco, CA", unit: "celsius", note: 'say "hi"\n' })
+const args = JSON.stringify({ location: "San Francisco, CA", unit: "celsius", note: "say \"hi\"\n" })
 
 describe("LmStudioClient timeouts (TestClock)", () => {
   it.scoped("a request that never answers fails with LmStudioTimeout once the timeout passes", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const client = yield* clientWith(silent, Duration.seconds(5))
-      const fiber = yield* Effect.fork(Effect.exit(client.chat({ model: "m", messages: [{ role: "user", content: "x" }] })))
+      const fiber = yield* Effect.fork(
+        Effect.exit(client.chat({ model: "m", messages: [{ role: "user", content: "x" }] }))
+      )
       yield* TestClock.adjust(Duration.seconds(4))
       assert.isNull(yield* Fiber.poll(fiber).pipe(Effect.map((o) => (o._tag === "Some" ? o.value : null))))
       yield* TestClock.adjust(Duration.seconds(2))
@@ -110,19 +136,19 @@ describe("LmStudioClient timeouts (TestClock)", () => {
           assert.strictEqual(e.model, "m")
         }
       } else assert.fail("expected a typed failure")
-    })
-  )
+    }))
 
   it.scoped("a stream that goes silent fails with LmStudioTimeout after the idle timeout", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const stalled = sseServer([new TextEncoder().encode(chunk({ content: "partial" }))], "stall")
       const client = yield* clientWith(stalled, Duration.seconds(10))
-      const fiber = yield* Effect.fork(Effect.exit(Stream.runCollect(client.chatStream({ messages: [{ role: "user", content: "x" }] }))))
+      const fiber = yield* Effect.fork(
+        Effect.exit(Stream.runCollect(client.chatStream({ messages: [{ role: "user", content: "x" }] })))
+      )
       yield* TestClock.adjust(Duration.seconds(11))
       const exit = yield* Fiber.join(fiber)
       assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "LmStudioTimeout")
-    })
-  )
+    }))
 })
 
 describe("streamed tool calls (property-based)", () => {
@@ -147,27 +173,30 @@ describe("streamed tool calls (property-based)", () => {
       byteCuts: fc.array(fc.nat({ max: 4000 }), { maxLength: 20 })
     },
     ({ argCuts, byteCuts }) =>
-      Effect.gen(function* () {
-        const bytes = new TextEncoder().encode(toolCallSse(piecesOf(args, argCuts), '{"tz":"UTC"}'))
+      Effect.gen(function*() {
+        const bytes = new TextEncoder().encode(toolCallSse(piecesOf(args, argCuts), "{\"tz\":\"UTC\"}"))
         const client = yield* clientWith(sseServer(splitAt(bytes, byteCuts)))
         const r = yield* collectChat(client.chatStream({ messages: [{ role: "user", content: "weather?" }] }))
         assert.strictEqual(r.content, "Let me check.")
         assert.strictEqual(r.finishReason, "tool_calls")
         assert.deepStrictEqual(r.toolCalls, [
           { id: "814890118", name: "get_weather", arguments: args },
-          { id: "22", name: "get_time", arguments: '{"tz":"UTC"}' }
+          { id: "22", name: "get_time", arguments: "{\"tz\":\"UTC\"}" }
         ])
       }),
     { fastCheck: { numRuns: 60 } }
   )
 
   it.scoped("a stream that ends without finish reason or [DONE] is LmStudioConnectionLost", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const client = yield* clientWith(sseServer([new TextEncoder().encode(chunk({ content: "par" }))]))
-      const exit = yield* Effect.exit(Stream.runDrain(client.chatStream({ messages: [{ role: "user", content: "x" }] })))
-      assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "LmStudioConnectionLost")
-    })
-  )
+      const exit = yield* Effect.exit(
+        Stream.runDrain(client.chatStream({ messages: [{ role: "user", content: "x" }] }))
+      )
+      assert.isTrue(
+        Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "LmStudioConnectionLost"
+      )
+    }))
 })
 
 describe("classifyError", () => {
@@ -179,7 +208,8 @@ describe("classifyError", () => {
       404,
       {
         error: {
-          message: 'Model "qwen3-32" not found. Please specify a valid model.\n\nYour models:\n\ngemma-3-27b-it-qat\nqwen3-32b\n',
+          message:
+            "Model \"qwen3-32\" not found. Please specify a valid model.\n\nYour models:\n\ngemma-3-27b-it-qat\nqwen3-32b\n",
           type: "invalid_request_error",
           param: "model",
           code: "model_not_found"
@@ -195,10 +225,12 @@ describe("classifyError", () => {
   })
 
   it("recognises 'No models loaded' in both historic spellings and statuses", () => {
-    for (const [status, message] of [
-      [404, "No models loaded. Please load a model in the developer page or use the `lms load` command"],
-      [400, "No models loaded. Please load a model in the developer page or use the 'lms load' command."]
-    ] as const) {
+    for (
+      const [status, message] of [
+        [404, "No models loaded. Please load a model in the developer page or use the `lms load` command"],
+        [400, "No models loaded. Please load a model in the developer page or use the 'lms load' command."]
+      ] as const
+    ) {
       assert.strictEqual(classifyError(ctx, status, { error: { message } }, "")._tag, "NoModelLoaded")
     }
   })
@@ -209,7 +241,9 @@ describe("classifyError", () => {
   })
 
   it("keeps status, code and message of anything else", () => {
-    const e = classifyError(ctx, 400, { error: { message: "'response_format.type' must be 'json_schema' or 'text'", code: "bad" } }, "")
+    const e = classifyError(ctx, 400, {
+      error: { message: "'response_format.type' must be 'json_schema' or 'text'", code: "bad" }
+    }, "")
     assert.strictEqual(e._tag, "LmStudioHttpError")
     if (e._tag === "LmStudioHttpError") {
       assert.strictEqual(e.status, 400)
@@ -239,7 +273,11 @@ describe("request bodies", () => {
     assert.deepStrictEqual(sent(chat), {
       model: "m",
       messages: [
-        { role: "assistant", content: null, tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: "{}" } }] },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: "{}" } }]
+        },
         { role: "tool", content: "x", tool_call_id: "1" },
         { role: "user", content: "hi" }
       ],

@@ -18,7 +18,9 @@ const lmsFor = (config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl"
   )
 
 const failure = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error(`expected a typed failure, got ${String(exit)}`)
+  if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") {
+    throw new Error(`expected a typed failure, got ${String(exit)}`)
+  }
   return exit.cause.error
 }
 
@@ -31,7 +33,7 @@ const waitUntil = (check: () => boolean) =>
 
 describe("LmsCli with the lms shim (subprocess)", () => {
   it.scopedLive("ls, ps, load with a TTL held by LM Studio, unload, unload --all, server status", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start({ loaded: [] })
       const lms = yield* lmsFor({ baseUrl: sim.baseUrl, lmsCliPath: Option.some(lmsShimPath) })
       assert.isTrue(lms.available)
@@ -52,30 +54,32 @@ describe("LmsCli with the lms shim (subprocess)", () => {
       assert.deepStrictEqual(yield* lms.unloadAll(), ["google/gemma-3-1b"])
       assert.deepStrictEqual(yield* lms.serverStatus(), { running: true, port: sim.port })
       assert.strictEqual((yield* lms.breaker).state, "closed")
-    })
-  )
+    }))
 
   it.scopedLive("a refused load is LmsCliFailed carrying stderr and the exit code", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sim = yield* start({ loaded: [] })
       const lms = yield* lmsFor({ baseUrl: sim.baseUrl, lmsCliPath: Option.some(lmsShimPath) })
       const e = failure(yield* Effect.exit(lms.load("no-such-model-anywhere", { ttlSeconds: 60 })))
       assert.strictEqual(e._tag, "LmsCliFailed")
       if (e._tag === "LmsCliFailed") {
         assert.strictEqual(e.exitCode, 1)
-        assert.include(e.stderr, 'No model found that matches model key "no-such-model-anywhere"')
+        assert.include(e.stderr, "No model found that matches model key \"no-such-model-anywhere\"")
         assert.deepStrictEqual(e.args.slice(0, 5), ["load", "no-such-model-anywhere", "-y", "--ttl", "60"])
       }
-    })
-  )
+    }))
 })
 
 describe("LmsCli failure modes", () => {
   it.scopedLive("bad names are rejected before any process starts", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dir = yield* tempDir
       const marker = join(dir, "ran")
-      const bin = fakeExecutable(dir, "lms", `require("fs").writeFileSync(${JSON.stringify(marker)}, process.argv.slice(2).join(" "))`)
+      const bin = fakeExecutable(
+        dir,
+        "lms",
+        `require("fs").writeFileSync(${JSON.stringify(marker)}, process.argv.slice(2).join(" "))`
+      )
       const lms = yield* lmsFor({ baseUrl: "http://127.0.0.1:1234", lmsCliPath: Option.some(bin) })
       for (const name of ["../../etc/passwd", "--help", "", "x".repeat(10_000), "a\u0000b"]) {
         const e = failure(yield* Effect.exit(lms.load(name, { ttlSeconds: 60 })))
@@ -86,35 +90,43 @@ describe("LmsCli failure modes", () => {
       // A valid name does start the process (the stand-in just records its arguments).
       yield* Effect.exit(lms.load("qwen/qwen3-4b", { ttlSeconds: 60 }))
       assert.strictEqual(readFileSync(marker, "utf8"), "load qwen/qwen3-4b -y --ttl 60")
-    })
-  )
+    }))
 
   it.scopedLive("a missing lms is LmsCliUnavailable", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const lms = yield* lmsFor({ baseUrl: "http://127.0.0.1:1234", lmsCliPath: Option.some("/nonexistent/dir/lms") })
       const e = failure(yield* Effect.exit(lms.ps()))
       assert.strictEqual(e._tag, "LmsCliUnavailable")
       assert.include(e.hint, "LMS_CLI_PATH")
-    })
-  )
+    }))
 
   it.scopedLive("a hanging lms is killed at the timeout; interrupting a call kills it too", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dir = yield* tempDir
       const pidFile = join(dir, "pid")
       const bin = fakeExecutable(
         dir,
         "lms",
-        `require("fs").writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); process.on("SIGTERM", () => {}); setInterval(() => {}, 1000)`
+        `require("fs").writeFileSync(${
+          JSON.stringify(pidFile)
+        }, String(process.pid)); process.on("SIGTERM", () => {}); setInterval(() => {}, 1000)`
       )
-      const lms = yield* lmsFor({ baseUrl: "http://127.0.0.1:1234", lmsCliPath: Option.some(bin), lmsTimeout: Duration.millis(800) })
+      const lms = yield* lmsFor({
+        baseUrl: "http://127.0.0.1:1234",
+        lmsCliPath: Option.some(bin),
+        lmsTimeout: Duration.millis(800)
+      })
       const e = failure(yield* Effect.exit(lms.ps()))
       assert.strictEqual(e._tag, "LmsCliTimeout")
       const pid = Number(readFileSync(pidFile, "utf8"))
       yield* waitUntil(() => !isAlive(pid))
       assert.isFalse(isAlive(pid))
 
-      const patient = yield* lmsFor({ baseUrl: "http://127.0.0.1:1234", lmsCliPath: Option.some(bin), lmsTimeout: Duration.seconds(60) })
+      const patient = yield* lmsFor({
+        baseUrl: "http://127.0.0.1:1234",
+        lmsCliPath: Option.some(bin),
+        lmsTimeout: Duration.seconds(60)
+      })
       const fiber = yield* Effect.fork(patient.ps())
       yield* waitUntil(() => existsSync(pidFile) && Number(readFileSync(pidFile, "utf8")) !== pid)
       const second = Number(readFileSync(pidFile, "utf8"))
@@ -122,23 +134,25 @@ describe("LmsCli failure modes", () => {
       yield* Fiber.interrupt(fiber)
       yield* waitUntil(() => !isAlive(second))
       assert.isFalse(isAlive(second))
-    })
-  )
+    }))
 
   it.scopedLive("unreadable JSON is LmsCliOutputInvalid; a non-zero exit is LmsCliFailed", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dir = yield* tempDir
       const garbage = fakeExecutable(dir, "lms-garbage", `process.stdout.write("LOADED MODELS\\n  qwen (idle)\\n")`)
       const lms = yield* lmsFor({ baseUrl: "http://127.0.0.1:1234", lmsCliPath: Option.some(garbage) })
       const e = failure(yield* Effect.exit(lms.ps()))
       assert.strictEqual(e._tag, "LmsCliOutputInvalid")
-      const crashing = fakeExecutable(dir, "lms-crash", `process.stderr.write("Failed to start or connect to local LM Studio API server.\\n"); process.exit(1)`)
+      const crashing = fakeExecutable(
+        dir,
+        "lms-crash",
+        `process.stderr.write("Failed to start or connect to local LM Studio API server.\\n"); process.exit(1)`
+      )
       const lms2 = yield* lmsFor({ baseUrl: "http://127.0.0.1:1234", lmsCliPath: Option.some(crashing) })
       const e2 = failure(yield* Effect.exit(lms2.ls()))
       assert.strictEqual(e2._tag, "LmsCliFailed")
       assert.include(e2.message, "Failed to start or connect")
-    })
-  )
+    }))
 
   it("points lms at a non-default server with --host/--port, and leaves the local default alone", () => {
     assert.deepStrictEqual(hostArgs("http://127.0.0.1:1234"), [])

@@ -5,15 +5,15 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, FastCheck as fc, Fiber, Layer, Option } from "effect"
+import { TestClock } from "effect"
 import { AppConfig } from "../../src/Config.js"
 import { ModelNotFound } from "../../src/domain/Errors.js"
-import { LmsCli } from "../../src/lmstudio/LmsCli.js"
 import { modelInfoFromId } from "../../src/lmstudio/client/Mapping.js"
 import type { LoadedInstance, ModelInfo } from "../../src/lmstudio/client/Shapes.js"
+import { LmsCli } from "../../src/lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../src/lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../../src/lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../../src/lmstudio/ModelLifecycle.js"
-import { TestClock } from "effect"
 
 /**
  * A stand-in service from the methods a test needs; any other member dies loudly when used (the partial-test-double
@@ -21,7 +21,10 @@ import { TestClock } from "effect"
  */
 const partial = <S extends object>(impl: Partial<S>): S =>
   new Proxy(impl, {
-    get: (target, prop) => (prop in target ? target[prop as keyof typeof target] : Effect.die(`stub: ${String(prop)} is not implemented`))
+    get: (
+      target,
+      prop
+    ) => (prop in target ? target[prop as keyof typeof target] : Effect.die(`stub: ${String(prop)} is not implemented`))
   }) as S
 
 const info = (key: string, loaded: ReadonlyArray<LoadedInstance>): ModelInfo => ({
@@ -35,13 +38,20 @@ const info = (key: string, loaded: ReadonlyArray<LoadedInstance>): ModelInfo => 
 })
 
 /** A tiny LM Studio in memory: downloaded keys and loaded identifiers; loads go through REST v1 (`stuck` never finish). */
-const world = (downloaded: ReadonlyArray<string>, preloaded: ReadonlyArray<string>, stuck: ReadonlyArray<string> = []) => {
+const world = (
+  downloaded: ReadonlyArray<string>,
+  preloaded: ReadonlyArray<string>,
+  stuck: ReadonlyArray<string> = []
+) => {
   const loaded = new Set(preloaded)
   const unloads: Array<string> = []
-  const models = () => downloaded.map((k) => info(k, loaded.has(k) ? [{ id: k, contextLength: 4096, parallel: 1 }] : []))
+  const models = () =>
+    downloaded.map((k) => info(k, loaded.has(k) ? [{ id: k, contextLength: 4096, parallel: 1 }] : []))
   const find = (name: string) => {
     const model = models().find((m) => m.key === name)
-    return model ? Effect.succeed({ model, instance: model.loaded[0], seenAt: 0 }) : Effect.fail(new ModelNotFound({ model: name, available: downloaded, suggestions: [] }))
+    return model
+      ? Effect.succeed({ model, instance: model.loaded[0], seenAt: 0 })
+      : Effect.fail(new ModelNotFound({ model: name, available: downloaded, suggestions: [] }))
   }
   let generation = 0
   const listed = () => models().flatMap((model) => model.loaded.map((instance) => ({ model, instance })))
@@ -70,9 +80,9 @@ const world = (downloaded: ReadonlyArray<string>, preloaded: ReadonlyArray<strin
         stuck.includes(req.model)
           ? Effect.never
           : Effect.sync(() => {
-              loaded.add(req.model)
-              return { instanceId: req.model, type: "llm", loadTimeSeconds: 0, status: "loaded" }
-            }),
+            loaded.add(req.model)
+            return { instanceId: req.model, type: "llm", loadTimeSeconds: 0, status: "loaded" }
+          }),
       unloadModel: (id) =>
         Effect.sync(() => {
           unloads.push(id)
@@ -92,8 +102,16 @@ const lifecycleWith = (w: ReturnType<typeof world>) =>
         Layer.mergeAll(
           Layer.succeed(ModelCatalog, w.catalog),
           Layer.succeed(LmStudioClient, w.client),
-          Layer.succeed(LmsCli, LmsCli.make(partial<Parameters<typeof LmsCli.make>[0]>({ available: false, path: Option.none() }))),
-          AppConfig.layerFrom({ baseUrl: "http://memory", lifecycle: "rest", verifyInterval: Duration.millis(1), verifyAttempts: 2 })
+          Layer.succeed(
+            LmsCli,
+            LmsCli.make(partial<Parameters<typeof LmsCli.make>[0]>({ available: false, path: Option.none() }))
+          ),
+          AppConfig.layerFrom({
+            baseUrl: "http://memory",
+            lifecycle: "rest",
+            verifyInterval: Duration.millis(1),
+            verifyAttempts: 2
+          })
         )
       )
     )
@@ -104,7 +122,7 @@ describe("ModelLifecycle leases (TestClock)", () => {
     "an idle lease unloads an owned model after exactly its TTL, and never a foreign one",
     { ttl: fc.integer({ min: 1, max: 3600 }) },
     ({ ttl }) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const w = world(["mine/model", "their/model"], ["their/model"])
         const lifecycle = yield* lifecycleWith(w)
         const mine = yield* lifecycle.ensureLoaded({ model: "mine/model", ttlSeconds: ttl })
@@ -121,10 +139,12 @@ describe("ModelLifecycle leases (TestClock)", () => {
   )
 
   it.scoped("a lease in use is never released, however long the work runs", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const w = world(["mine/model"], [])
       const lifecycle = yield* lifecycleWith(w)
-      const fiber = yield* Effect.fork(lifecycle.withModel({ model: "mine/model", ttlSeconds: 10 }, () => Effect.sleep(Duration.hours(3))))
+      const fiber = yield* Effect.fork(
+        lifecycle.withModel({ model: "mine/model", ttlSeconds: 10 }, () => Effect.sleep(Duration.hours(3)))
+      )
       yield* TestClock.adjust(Duration.hours(2))
       assert.deepStrictEqual(w.unloads, [])
       yield* TestClock.adjust(Duration.hours(1))
@@ -132,11 +152,10 @@ describe("ModelLifecycle leases (TestClock)", () => {
       assert.isTrue(Exit.isSuccess(exit))
       yield* TestClock.adjust(Duration.seconds(10))
       assert.deepStrictEqual(w.unloads, ["mine/model"])
-    })
-  )
+    }))
 
   it.scoped("a load that hangs for one model does not block another model, and can be cancelled", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const w = world(["slow/model", "fast/model"], [], ["slow/model"])
       const lifecycle = yield* lifecycleWith(w)
       const slow = yield* Effect.fork(lifecycle.ensureLoaded({ model: "slow/model" }))
@@ -146,6 +165,5 @@ describe("ModelLifecycle leases (TestClock)", () => {
       // And the stuck one can be cancelled: interruption reaches the load.
       const exit = yield* Fiber.interrupt(slow)
       assert.isTrue(Exit.isInterrupted(exit))
-    })
-  )
+    }))
 })

@@ -6,7 +6,22 @@
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Context, Deferred, Duration, Effect, Exit, Fiber, FiberId, Layer, Option, Redacted, Scope, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  Layer,
+  Option,
+  Redacted,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { AppConfig } from "../../src/Config.js"
@@ -44,7 +59,13 @@ const server = (handle: (req: IncomingMessage, res: ServerResponse, body: string
         req.on("data", (c: Buffer) => chunks.push(c))
         req.on("end", () => {
           const body = Buffer.concat(chunks).toString("utf8")
-          seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body, socketPort: req.socket.remotePort ?? 0 })
+          seen.push({
+            method: req.method ?? "",
+            url: req.url ?? "",
+            headers: req.headers,
+            body,
+            socketPort: req.socket.remotePort ?? 0
+          })
           res.on("close", () => {
             if (!res.writableFinished) Deferred.unsafeDone(closed, Exit.succeed(req.url ?? ""))
           })
@@ -71,7 +92,7 @@ const never = () => {
 /** Answers a 100-byte body with 11 bytes, then drops the connection. */
 const cutShort = (_req: IncomingMessage, res: ServerResponse) => {
   res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
-  res.write('{"partial":')
+  res.write("{\"partial\":")
   setImmediate(() => res.socket?.destroy())
 }
 
@@ -82,13 +103,15 @@ const kinds = {
 
 for (const [kind, layer] of Object.entries(kinds)) {
   const transportFor = (baseUrl: string) =>
-    Layer.build(layer.pipe(Layer.provide(AppConfig.layerFrom({ baseUrl, apiToken: Option.some(Redacted.make("t0ken")) })))).pipe(
+    Layer.build(
+      layer.pipe(Layer.provide(AppConfig.layerFrom({ baseUrl, apiToken: Option.some(Redacted.make("t0ken")) })))
+    ).pipe(
       Effect.map(Context.get(LmStudioTransport))
     )
 
   describe(`${kind} (real HTTP)`, () => {
     it.scopedLive("sends method, path, headers, token and body; answers status and the whole body", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const s = yield* server((_req, res, body) => {
           res.writeHead(404, { "content-type": "application/json" })
           res.end(JSON.stringify({ got: body }))
@@ -112,25 +135,38 @@ for (const [kind, layer] of Object.entries(kinds)) {
         assert.strictEqual(s.seen[0]!.headers["content-type"], "application/json")
         assert.strictEqual(s.seen[0]!.headers["content-length"], String(Buffer.byteLength(body)))
         assert.isUndefined(s.seen[1]!.headers["content-type"])
-        if (kind === "NodeTransport") assert.strictEqual(s.seen[0]!.socketPort, s.seen[1]!.socketPort, "keep-alive: one socket")
-      })
-    )
+        if (kind === "NodeTransport") {
+          assert.strictEqual(s.seen[0]!.socketPort, s.seen[1]!.socketPort, "keep-alive: one socket")
+        }
+      }))
 
     it.scopedLive("a refused connection fails in the request phase, a body cut short in the response phase", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const s = yield* server(cutShort)
         const cut = yield* Effect.flip((yield* transportFor(s.base)).exchange({ method: "GET", path: "/cut" }, 30_000))
-        assert.deepStrictEqual([cut._tag, cut._tag === "TransportFailure" ? cut.phase : ""], ["TransportFailure", "response"])
-        const refused = yield* Effect.flip((yield* transportFor("http://127.0.0.1:1")).exchange({ method: "GET", path: "/x" }, 30_000))
-        assert.deepStrictEqual([refused._tag, refused._tag === "TransportFailure" ? refused.phase : ""], ["TransportFailure", "request"])
+        assert.deepStrictEqual([cut._tag, cut._tag === "TransportFailure" ? cut.phase : ""], [
+          "TransportFailure",
+          "response"
+        ])
+        const refused = yield* Effect.flip(
+          (yield* transportFor("http://127.0.0.1:1")).exchange({ method: "GET", path: "/x" }, 30_000)
+        )
+        assert.deepStrictEqual([refused._tag, refused._tag === "TransportFailure" ? refused.phase : ""], [
+          "TransportFailure",
+          "request"
+        ])
         assert.match(refused._tag === "TransportFailure" ? refused.reason : "", /ECONNREFUSED|fetch failed|connect/i)
-        const bad = yield* Effect.flip((yield* transportFor("not a url")).exchange({ method: "GET", path: "/x" }, 30_000))
-        assert.deepStrictEqual([bad._tag, bad._tag === "TransportFailure" ? bad.phase : ""], ["TransportFailure", "request"])
-      })
-    )
+        const bad = yield* Effect.flip(
+          (yield* transportFor("not a url")).exchange({ method: "GET", path: "/x" }, 30_000)
+        )
+        assert.deepStrictEqual([bad._tag, bad._tag === "TransportFailure" ? bad.phase : ""], [
+          "TransportFailure",
+          "request"
+        ])
+      }))
 
     it.scoped("past its deadline (TestClock) an exchange fails with TransportTimeout and the request is destroyed", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const s = yield* server(never)
         const t = yield* transportFor(s.base)
         const fiber = yield* Effect.fork(Effect.flip(t.exchange({ method: "GET", path: "/slow" }, 5000)))
@@ -141,22 +177,20 @@ for (const [kind, layer] of Object.entries(kinds)) {
         const e = yield* Fiber.join(fiber)
         assert.deepStrictEqual([e._tag, e._tag === "TransportTimeout" ? e.timeoutMs : 0], ["TransportTimeout", 5000])
         assert.strictEqual(yield* Deferred.await(s.closed), "/slow")
-      })
-    )
+      }))
 
     it.scopedLive("interrupting an exchange destroys the request: the server sees it close", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const s = yield* server(never)
         const t = yield* transportFor(s.base)
         const fiber = yield* Effect.fork(t.exchange({ method: "GET", path: "/hang" }, 30_000))
         yield* Deferred.await(s.arrived)
         yield* Fiber.interrupt(fiber)
         assert.strictEqual(yield* Deferred.await(s.closed), "/hang")
-      })
-    )
+      }))
 
     it.scopedLive("an opened event stream is read as it arrives; closing its scope destroys the request", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const s = yield* server((_req, res) => {
           res.writeHead(200, { "content-type": "text/event-stream" })
           res.write("data: one\n\n")
@@ -170,18 +204,20 @@ for (const [kind, layer] of Object.entries(kinds)) {
         assert.strictEqual(Chunk.join(first, ""), "data: one\n\n")
         yield* Scope.close(scope, Exit.void)
         assert.strictEqual(yield* Deferred.await(s.closed), "/events")
-      })
-    )
+      }))
 
     it.scopedLive("an opened response that is not a stream is read whole", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const s = yield* server((_req, res) => {
           res.writeHead(500, { "content-type": "application/json" })
-          res.end('{"error":"boom"}')
+          res.end("{\"error\":\"boom\"}")
         })
         const opened = yield* (yield* transportFor(s.base)).open({ method: "GET", path: "/x" }, 30_000)
-        assert.deepStrictEqual([opened.status, opened.contentType, yield* opened.text], [500, "application/json", '{"error":"boom"}'])
-      })
-    )
+        assert.deepStrictEqual([opened.status, opened.contentType, yield* opened.text], [
+          500,
+          "application/json",
+          "{\"error\":\"boom\"}"
+        ])
+      }))
   })
 }

@@ -2,8 +2,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { tools } from "../../src/mcp/tools/index.js"
 import { renderToolDocs } from "../../src/mcp/ToolDocs.js"
+import { tools } from "../../src/mcp/tools/index.js"
 import { repoRoot } from "../helpers.js"
 
 describe("docs/tools.md", () => {

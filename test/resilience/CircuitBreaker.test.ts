@@ -13,7 +13,11 @@ class Reference {
   private halfOpen = false
   /** How long the breaker stays open the next (or current) time. */
   private openFor: number
-  constructor(private readonly threshold: number, private readonly firstOpenMs: number, private readonly maxOpenMs: number) {
+  constructor(
+    private readonly threshold: number,
+    private readonly firstOpenMs: number,
+    private readonly maxOpenMs: number
+  ) {
     this.openFor = firstOpenMs
   }
   /** Returns whether the call was let through, and applies its outcome. */
@@ -56,7 +60,10 @@ class Benign {
 const failWith = (e: Boom | Benign): Effect.Effect<never, Boom | Benign> => Effect.fail(e)
 
 const Step = fc.oneof(
-  fc.record({ kind: fc.constant("call" as const), outcome: fc.constantFrom("success" as const, "failure" as const, "ignored" as const) }),
+  fc.record({
+    kind: fc.constant("call" as const),
+    outcome: fc.constantFrom("success" as const, "failure" as const, "ignored" as const)
+  }),
   fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 90_000 }) }),
   fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 6_000 }) })
 )
@@ -66,7 +73,7 @@ describe("CircuitBreaker", () => {
     "matches the reference model for any sequence of outcomes and clock moves",
     { steps: fc.array(Step, { maxLength: 60 }) },
     ({ steps }) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make("dep", { failureThreshold: 5, openMs: 5_000, maxOpenMs: 60_000 })
         const reference = new Reference(5, 5_000, 60_000)
         let now = 0
@@ -79,7 +86,9 @@ describe("CircuitBreaker", () => {
           let ran = false
           const effect = Effect.suspend(() => {
             ran = true
-            return step.outcome === "success" ? Effect.void : Effect.fail(step.outcome === "failure" ? new Boom() : new Benign())
+            return step.outcome === "success"
+              ? Effect.void
+              : Effect.fail(step.outcome === "failure" ? new Boom() : new Benign())
           })
           const exit = yield* Effect.exit(breaker.protect(effect, (e) => e._tag === "Boom"))
           const expected = reference.call(now, step.outcome)
@@ -93,7 +102,7 @@ describe("CircuitBreaker", () => {
   )
 
   it.effect("opens after 5 consecutive failures for 5 s, then doubles the open time on every failed probe up to 60 s", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make("LM Studio")
       for (let i = 0; i < 5; i++) yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
       const open = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
@@ -125,15 +134,16 @@ describe("CircuitBreaker", () => {
       // Closed again: the next trip starts from 5 s, not from where it was.
       for (let i = 0; i < 5; i++) yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
       assert.strictEqual((yield* breaker.snapshot).retryAfterSeconds, 5)
-    })
-  )
+    }))
 
   it.effect("lets exactly one probe through while half-open; a failed probe opens it again", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make("lms CLI", { failureThreshold: 1, openMs: 1000 })
       yield* Effect.exit(breaker.protect(Effect.fail(new Boom())))
       yield* TestClock.adjust(Duration.seconds(1))
-      const probe = yield* Effect.fork(breaker.protect(Effect.flatMap(Effect.sleep(Duration.seconds(5)), () => Effect.fail(new Boom()))))
+      const probe = yield* Effect.fork(
+        breaker.protect(Effect.flatMap(Effect.sleep(Duration.seconds(5)), () => Effect.fail(new Boom())))
+      )
       yield* TestClock.adjust(Duration.millis(10))
       assert.strictEqual((yield* breaker.snapshot).state, "half_open")
       const second = yield* Effect.flip(breaker.protect(Effect.succeed(1)))
@@ -141,11 +151,10 @@ describe("CircuitBreaker", () => {
       yield* TestClock.adjust(Duration.seconds(5))
       yield* Fiber.await(probe)
       assert.strictEqual((yield* breaker.snapshot).state, "open")
-    })
-  )
+    }))
 
   it.effect("an interrupted probe frees the half-open slot; errors that prove the dependency alive do not count", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make("dep", { failureThreshold: 2, openMs: 1000 })
       for (let i = 0; i < 10; i++) yield* Effect.exit(breaker.protect(failWith(new Benign()), (e) => e._tag === "Boom"))
       assert.strictEqual((yield* breaker.snapshot).state, "closed")
@@ -157,6 +166,5 @@ describe("CircuitBreaker", () => {
       yield* Fiber.interrupt(probe)
       assert.strictEqual(yield* breaker.protect(Effect.succeed("next probe")), "next probe")
       assert.strictEqual((yield* breaker.snapshot).state, "closed")
-    })
-  )
+    }))
 })

@@ -14,7 +14,7 @@ interface Log {
 
 /** A table of named resources that records what it acquires and releases; `acquire` can be replaced per test. */
 const table = (ttlMs: number, acquire?: (key: string) => Effect.Effect<string, string>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const log: Log = { acquired: [], released: [], interrupted: [] }
     let n = 0
     const leases = yield* Leases.make<string, string, string>({
@@ -34,12 +34,19 @@ const table = (ttlMs: number, acquire?: (key: string) => Effect.Effect<string, s
 describe("Leases", () => {
   it.scoped.prop(
     "an idle resource is released exactly its TTL after its last user left, however many uses came before",
-    { ttl: fc.integer({ min: 1, max: 100_000 }), uses: fc.array(fc.integer({ min: 0, max: 5_000 }), { minLength: 1, maxLength: 8 }) },
+    {
+      ttl: fc.integer({ min: 1, max: 100_000 }),
+      uses: fc.array(fc.integer({ min: 0, max: 5_000 }), { minLength: 1, maxLength: 8 })
+    },
     ({ ttl, uses }) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const { leases, log } = yield* table(ttl)
         for (const work of uses) {
-          yield* leases.withLease("m", () => Effect.sleep(Duration.millis(work))).pipe(Effect.fork, Effect.tap(() => TestClock.adjust(Duration.millis(work))), Effect.flatMap(Fiber.join))
+          yield* leases.withLease("m", () => Effect.sleep(Duration.millis(work))).pipe(
+            Effect.fork,
+            Effect.tap(() => TestClock.adjust(Duration.millis(work))),
+            Effect.flatMap(Fiber.join)
+          )
           // Each use leaves before the TTL of the previous one ran out: still the one resource.
           assert.deepStrictEqual(log.released, [])
           yield* TestClock.adjust(Duration.millis(ttl - 1))
@@ -58,13 +65,20 @@ describe("Leases", () => {
     "random overlapping uses: nothing is released while held, and after the last TTL every acquisition is released once",
     {
       ttl: fc.integer({ min: 1, max: 50 }),
-      uses: fc.array(fc.record({ at: fc.integer({ min: 0, max: 200 }), work: fc.integer({ min: 0, max: 60 }), key: fc.constantFrom("a", "b") }), {
-        minLength: 1,
-        maxLength: 20
-      })
+      uses: fc.array(
+        fc.record({
+          at: fc.integer({ min: 0, max: 200 }),
+          work: fc.integer({ min: 0, max: 60 }),
+          key: fc.constantFrom("a", "b")
+        }),
+        {
+          minLength: 1,
+          maxLength: 20
+        }
+      )
     },
     ({ ttl, uses }) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const { leases, log } = yield* table(ttl)
         const held = new Map<string, number>()
         const violations: Array<string> = []
@@ -81,12 +95,10 @@ describe("Leases", () => {
                         if (log.released.includes(resource)) violations.push(`${resource} released while held`)
                         held.set(resource, held.get(resource)! - 1)
                       })
-                  )
-                )
+                  ))
               )
             )
-          )
-        )
+          ))
         yield* TestClock.adjust(Duration.millis(200 + 60 + ttl + 1))
         yield* Effect.forEach(fibers, Fiber.join)
         assert.deepStrictEqual(violations, [])
@@ -97,7 +109,7 @@ describe("Leases", () => {
   )
 
   it.scoped("concurrent users of one key share one acquisition; another key is acquired on its own", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
       const { leases, log } = yield* table(1000, (k) => Effect.as(Deferred.await(gate), k))
       const users = yield* Effect.forEach(Array.from({ length: 50 }, () => leases.get("m")), Effect.fork)
@@ -108,23 +120,26 @@ describe("Leases", () => {
       assert.isTrue(got.every((r) => r === got[0]))
       yield* Fiber.join(other)
       assert.strictEqual(log.acquired.length, 2)
-    })
-  )
+    }))
 
   it.scoped("a failed acquisition reaches every waiter and is not kept: the next use tries again", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       let attempts = 0
-      const { leases, log } = yield* table(1000, (k) => (++attempts === 1 ? Effect.fail(`load of ${k} failed`) : Effect.succeed(k)))
-      const first = yield* Effect.all([Effect.exit(leases.get("m")), Effect.exit(leases.get("m"))], { concurrency: "unbounded" })
+      const { leases, log } = yield* table(
+        1000,
+        (k) => (++attempts === 1 ? Effect.fail(`load of ${k} failed`) : Effect.succeed(k))
+      )
+      const first = yield* Effect.all([Effect.exit(leases.get("m")), Effect.exit(leases.get("m"))], {
+        concurrency: "unbounded"
+      })
       assert.deepStrictEqual(first, [Exit.fail("load of m failed"), Exit.fail("load of m failed")])
       assert.strictEqual(yield* leases.size, 0)
       assert.strictEqual(yield* leases.get("m"), "m#1")
       assert.deepStrictEqual(log.released, [])
-    })
-  )
+    }))
 
   it.scoped("when the last waiter gives up, the acquisition is stopped; while one still waits it goes on", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
       const { leases, log } = yield* table(1000, (k) => Effect.as(Deferred.await(gate), k))
       const a = yield* Effect.fork(leases.get("m"))
@@ -138,11 +153,10 @@ describe("Leases", () => {
       // A stuck acquisition abandoned by everyone does not block the next user.
       yield* Deferred.succeed(gate, undefined)
       assert.strictEqual(yield* leases.get("m"), "m#1")
-    })
-  )
+    }))
 
   it.scoped("a use longer than the TTL keeps its resource; the idle clock starts when it leaves", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { leases, log } = yield* table(10_000)
       const long = yield* Effect.fork(leases.withLease("m", () => Effect.sleep(Duration.hours(3))))
       yield* TestClock.adjust(Duration.hours(3))
@@ -152,11 +166,10 @@ describe("Leases", () => {
       assert.deepStrictEqual(log.released, [])
       yield* TestClock.adjust(Duration.millis(1))
       assert.deepStrictEqual(log.released, ["m#1"])
-    })
-  )
+    }))
 
   it.scoped("invalidate releases an idle resource at once and a held one when its user leaves", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { leases, log } = yield* table(60_000)
       yield* leases.get("m")
       yield* leases.invalidate("m")
@@ -174,15 +187,19 @@ describe("Leases", () => {
       // The idle one is released after its TTL, not earlier, and only once.
       yield* TestClock.adjust(Duration.minutes(2))
       assert.deepStrictEqual(log.released, ["m#1", "m#2", "m#3"])
-    })
-  )
+    }))
 
   it.effect("closing the table releases what it holds, stops acquisitions and refuses new users", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const scope = yield* Scope.make()
       const started = yield* Deferred.make<void>()
       const { leases, log } = yield* Scope.extend(
-        table(60_000, (k) => (k === "stuck" ? Effect.zipRight(Deferred.succeed(started, undefined), Effect.never) : Effect.succeed(k))),
+        table(
+          60_000,
+          (
+            k
+          ) => (k === "stuck" ? Effect.zipRight(Deferred.succeed(started, undefined), Effect.never) : Effect.succeed(k))
+        ),
         scope
       )
       yield* leases.get("a")
@@ -194,6 +211,5 @@ describe("Leases", () => {
       assert.deepStrictEqual(log.interrupted, ["stuck"])
       assert.isTrue(Exit.isInterrupted(yield* Fiber.await(stuck)))
       assert.isTrue(Exit.isInterrupted(yield* Effect.exit(leases.get("a"))))
-    })
-  )
+    }))
 })

@@ -27,8 +27,28 @@ const below = (...areas: Array<string>) => new Set(areas)
 
 /** What each area may import, besides itself. */
 const allowed: Record<string, ReadonlySet<string>> = {
-  bin: below("cli", "mcp", "diagnostics", "agent", "lmstudio", "resilience", "domain", "observability", "simulator", ...configuration),
-  cli: below("diagnostics", "agent", "lmstudio", "resilience", "domain", "observability", "simulator", ...configuration),
+  bin: below(
+    "cli",
+    "mcp",
+    "diagnostics",
+    "agent",
+    "lmstudio",
+    "resilience",
+    "domain",
+    "observability",
+    "simulator",
+    ...configuration
+  ),
+  cli: below(
+    "diagnostics",
+    "agent",
+    "lmstudio",
+    "resilience",
+    "domain",
+    "observability",
+    "simulator",
+    ...configuration
+  ),
   mcp: below("diagnostics", "agent", "lmstudio", "resilience", "domain", "observability", ...configuration),
   diagnostics: below("agent", "lmstudio", "resilience", "domain", "observability", ...configuration),
   agent: below("lmstudio", "resilience", "domain", "observability", ...configuration),
@@ -44,7 +64,9 @@ const allowed: Record<string, ReadonlySet<string>> = {
 /** Every relative import of a file (static, dynamic and `export … from`), resolved to the file it names. */
 const importsOf = (file: string): Array<{ readonly spec: string; readonly target: string }> => {
   const text = readFileSync(file, "utf8")
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^"']*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)].map(
+  const specs = [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^"']*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)
+  ].map(
     (m) => m[1] ?? m[2] ?? ""
   )
   return specs
@@ -75,6 +97,9 @@ describe("layering (DESIGN §3)", () => {
     assert.isFalse(allowed.domain!.has("lmstudio"))
     assert.isFalse(allowed.cli!.has("mcp"), "a face never imports another face")
     assert.isFalse(allowed.mcp!.has("cli"), "a face never imports another face")
-    assert.isTrue(importsOf(join(src, "bin.ts")).some((i) => areaOf(i.target) === "mcp"), "the import reader sees bin.ts's imports")
+    assert.isTrue(
+      importsOf(join(src, "bin.ts")).some((i) => areaOf(i.target) === "mcp"),
+      "the import reader sees bin.ts's imports"
+    )
   })
 })

@@ -2,11 +2,11 @@
 // with its pid. With the argument "garbage" it prints a line that is not JSON-RPC on stdout first.
 // In the folder given as first argument, `hang` writes hang-started.log when it starts and cancelled.log when the
 // client cancels it (notifications/cancelled aborts the handler's signal), so tests can see cancellation arrive.
-import { appendFileSync } from "node:fs"
-import { join } from "node:path"
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import { appendFileSync } from "node:fs"
+import { join } from "node:path"
 
 const server = new Server({ name: "flaky", version: "1.0.0" }, { capabilities: { tools: {} } })
 const tool = (name) => ({ name, description: `${name} for tests`, inputSchema: { type: "object", properties: {} } })

@@ -44,10 +44,17 @@ const modelsListedIn = (message: string): Array<string> => {
  * Turns an LM Studio error body (or a failed status) into a typed error. The same function serves HTTP errors,
  * errors on HTTP 200 and SSE error frames.
  */
-export const classifyError = (ctx: CallSite, status: number, body: ErrorBody | undefined, rawText: string): LmStudioError => {
+export const classifyError = (
+  ctx: CallSite,
+  status: number,
+  body: ErrorBody | undefined,
+  rawText: string
+): LmStudioError => {
   const e = body?.error
   const message = typeof e === "string" ? e : (e?.message ?? rawText.slice(0, 500))
-  const code = typeof e === "object" && e !== null && e.code !== null && e.code !== undefined ? String(e.code) : undefined
+  const code = typeof e === "object" && e !== null && e.code !== null && e.code !== undefined
+    ? String(e.code)
+    : undefined
   const type = typeof e === "object" && e !== null ? (e.type ?? undefined) : undefined
   if (message.startsWith("Unexpected endpoint or method")) {
     return new LmStudioApiUnsupported({ baseUrl: ctx.baseUrl, api: ctx.endpoint, detail: message })
@@ -83,8 +90,8 @@ export const transportError = (ctx: CallSite, e: TransportFailure | TransportTim
   e._tag === "TransportTimeout"
     ? new LmStudioTimeout({ baseUrl: ctx.baseUrl, endpoint: ctx.endpoint, timeoutMs: e.timeoutMs, model: ctx.model })
     : e.phase === "request"
-      ? new LmStudioUnreachable({ baseUrl: ctx.baseUrl, endpoint: ctx.endpoint, reason: e.reason })
-      : new LmStudioConnectionLost({ baseUrl: ctx.baseUrl, endpoint: ctx.endpoint, reason: e.reason })
+    ? new LmStudioUnreachable({ baseUrl: ctx.baseUrl, endpoint: ctx.endpoint, reason: e.reason })
+    : new LmStudioConnectionLost({ baseUrl: ctx.baseUrl, endpoint: ctx.endpoint, reason: e.reason })
 
 const decodeErrorBodyOption = Schema.decodeUnknownOption(ErrorBody)
 
@@ -111,7 +118,8 @@ export const isUnknownRoute = (json: unknown): boolean =>
 export const malformed = (ctx: CallSite, detail: string) =>
   new LmStudioMalformedResponse({ baseUrl: ctx.baseUrl, endpoint: ctx.endpoint, detail })
 
-const parseFailure = (ctx: CallSite, e: ParseResult.ParseError) => malformed(ctx, e.message.split("\n").slice(0, 4).join(" "))
+const parseFailure = (ctx: CallSite, e: ParseResult.ParseError) =>
+  malformed(ctx, e.message.split("\n").slice(0, 4).join(" "))
 
 /** The error rules for a whole body, synchronously: gives the parsed JSON or the typed error. */
 export const judgeBody = (ctx: CallSite, status: number, text: string): Either.Either<unknown, LmStudioError> => {
@@ -128,7 +136,10 @@ export const judgeBody = (ctx: CallSite, status: number, text: string): Either.E
 export const decoderOf = <A, I>(schema: Schema.Schema<A, I>) => {
   const decodeSync = Schema.decodeUnknownEither(schema)
   return (ctx: CallSite, status: number, text: string): Either.Either<A, LmStudioError> =>
-    Either.flatMap(judgeBody(ctx, status, text), (json) => Either.mapLeft(decodeSync(json), (e) => parseFailure(ctx, e)))
+    Either.flatMap(
+      judgeBody(ctx, status, text),
+      (json) => Either.mapLeft(decodeSync(json), (e) => parseFailure(ctx, e))
+    )
 }
 
 /** One SSE frame: invalid JSON, an error frame (classified like any error body) or the endpoint's event. */

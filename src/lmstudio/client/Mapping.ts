@@ -46,7 +46,9 @@ export const toUsage = (u: UsageWire | null | undefined): Usage | undefined => {
   }
 }
 
-const argumentsText = (a: unknown): string => (typeof a === "string" ? a : a === null || a === undefined ? "" : JSON.stringify(a))
+const argumentsText = (
+  a: unknown
+): string => (typeof a === "string" ? a : a === null || a === undefined ? "" : JSON.stringify(a))
 
 /**
  * Assembles streamed tool-call fragments (protocol §2.2): the first fragment of an index carries id and name, the
@@ -56,7 +58,14 @@ const argumentsText = (a: unknown): string => (typeof a === "string" ? a : a ===
 export class ToolCallAssembler {
   private readonly calls = new Map<number, { id: string | undefined; name: string; args: string }>()
 
-  push(f: { readonly index: number; readonly id: string | undefined; readonly name: string | undefined; readonly arguments: string }): void {
+  push(
+    f: {
+      readonly index: number
+      readonly id: string | undefined
+      readonly name: string | undefined
+      readonly arguments: string
+    }
+  ): void {
     const current = this.calls.get(f.index) ?? { id: undefined, name: "", args: "" }
     this.calls.set(f.index, {
       id: current.id ?? (f.id !== undefined && f.id !== "" ? f.id : undefined),
@@ -85,7 +94,10 @@ export const fragmentsOf = (calls: ReadonlyArray<ToolCallWire> | null | undefine
   }))
 
 /** The answer and reasoning a think splitter released, as stream deltas. */
-export const pushThinkPieces = (out: Array<ChatDelta>, pieces: { readonly answer: string; readonly reasoning: string }): void => {
+export const pushThinkPieces = (
+  out: Array<ChatDelta>,
+  pieces: { readonly answer: string; readonly reasoning: string }
+): void => {
   if (pieces.reasoning !== "") out.push({ _tag: "Reasoning", text: pieces.reasoning })
   if (pieces.answer !== "") out.push({ _tag: "Content", text: pieces.answer })
 }
@@ -94,7 +106,14 @@ export const pushThinkPieces = (out: Array<ChatDelta>, pieces: { readonly answer
 export const collectChat = <E, R>(stream: Stream.Stream<ChatDelta, E, R>): Effect.Effect<ChatResult, E, R> =>
   Stream.runFold(
     stream,
-    { content: "", reasoning: "", toolCalls: [] as ReadonlyArray<ToolCall>, finish: "stop", model: "", usage: undefined as Usage | undefined },
+    {
+      content: "",
+      reasoning: "",
+      toolCalls: [] as ReadonlyArray<ToolCall>,
+      finish: "stop",
+      model: "",
+      usage: undefined as Usage | undefined
+    },
     (acc, d) => {
       switch (d._tag) {
         case "Content":
@@ -142,14 +161,20 @@ export const toResponseResult = (r: ResponseWire): ResponseResult => {
     reasoning: joinReasoning(reasoning, inline.reasoning),
     functionCalls: r.output
       .filter((i) => i.type === "function_call")
-      .map((i) => ({ callId: String(i.call_id ?? i.id ?? ""), name: i.name ?? "", arguments: argumentsText(i.arguments) })),
+      .map((i) => ({
+        callId: String(i.call_id ?? i.id ?? ""),
+        name: i.name ?? "",
+        arguments: argumentsText(i.arguments)
+      })),
     usage: u
       ? {
-          promptTokens: u.input_tokens ?? 0,
-          completionTokens: u.output_tokens ?? 0,
-          totalTokens: u.total_tokens ?? (u.input_tokens ?? 0) + (u.output_tokens ?? 0),
-          ...(u.output_tokens_details?.reasoning_tokens != null ? { reasoningTokens: u.output_tokens_details.reasoning_tokens } : {})
-        }
+        promptTokens: u.input_tokens ?? 0,
+        completionTokens: u.output_tokens ?? 0,
+        totalTokens: u.total_tokens ?? (u.input_tokens ?? 0) + (u.output_tokens ?? 0),
+        ...(u.output_tokens_details?.reasoning_tokens != null
+          ? { reasoningTokens: u.output_tokens_details.reasoning_tokens }
+          : {})
+      }
       : undefined
   }
 }
@@ -159,12 +184,14 @@ const kindOf = (type: string | null | undefined, vision: boolean | null | undefi
   type === "embedding" || type === "embeddings"
     ? "embedding"
     : type === "vlm" || (type === "llm" && vision === true)
-      ? "vlm"
-      : type === "llm"
-        ? "llm"
-        : "unknown"
+    ? "vlm"
+    : type === "llm"
+    ? "llm"
+    : "unknown"
 
-type Known = { readonly [K in keyof Omit<ModelInfo, "key" | "source" | "type" | "loaded">]?: ModelInfo[K] | null | undefined }
+type Known = {
+  readonly [K in keyof Omit<ModelInfo, "key" | "source" | "type" | "loaded">]?: ModelInfo[K] | null | undefined
+}
 
 /** A ModelInfo from what one source knows; what it does not know is undefined (never null). */
 const modelInfo = (
@@ -190,14 +217,17 @@ const modelInfo = (
 })
 
 /** What an id from `/v1/models` tells about a model: only its name (the poorest source, protocol §2.1). */
-export const modelInfoFromId = (id: string): ModelInfo => modelInfo(id, "openai", /embed/i.test(id) ? "embedding" : "unknown", [], {})
+export const modelInfoFromId = (id: string): ModelInfo =>
+  modelInfo(id, "openai", /embed/i.test(id) ? "embedding" : "unknown", [], {})
 
 export const modelInfoFromV0 = (m: V0ModelWire): ModelInfo =>
   modelInfo(
     m.id,
     "v0",
     kindOf(m.type, undefined),
-    m.state === "loaded" ? [{ id: m.id, contextLength: m.loaded_context_length ?? undefined, parallel: undefined }] : [],
+    m.state === "loaded"
+      ? [{ id: m.id, contextLength: m.loaded_context_length ?? undefined, parallel: undefined }]
+      : [],
     {
       publisher: m.publisher,
       architecture: m.arch,
@@ -232,7 +262,10 @@ export const modelInfoFromV1 = (m: V1ModelWire): ModelInfo =>
   )
 
 /** `lms ls --json` and `lms ps --json` together: the models, with their loaded instances (and LM Link devices). */
-export const modelInfoFromLms = (models: ReadonlyArray<LmsModel>, instances: ReadonlyArray<LmsInstance>): Array<ModelInfo> =>
+export const modelInfoFromLms = (
+  models: ReadonlyArray<LmsModel>,
+  instances: ReadonlyArray<LmsInstance>
+): Array<ModelInfo> =>
   models.map((m) =>
     modelInfo(
       m.modelKey,
@@ -273,14 +306,19 @@ export const chatResultOf = (
     id: r.id ?? "",
     model: r.model ?? requested ?? "",
     content: inline.answer,
-    reasoning: joinReasoning(choice.message.reasoning_content ?? choice.message.reasoning ?? undefined, inline.reasoning),
+    reasoning: joinReasoning(
+      choice.message.reasoning_content ?? choice.message.reasoning ?? undefined,
+      inline.reasoning
+    ),
     toolCalls: assembler.finish(),
     finishReason: choice.finish_reason ?? "stop",
     usage: toUsage(r.usage)
   }
 }
 
-const nonEmpty = <A>(xs: ReadonlyArray<A> | undefined): ReadonlyArray<A> | undefined => (xs !== undefined && xs.length > 0 ? xs : undefined)
+const nonEmpty = <A>(
+  xs: ReadonlyArray<A> | undefined
+): ReadonlyArray<A> | undefined => (xs !== undefined && xs.length > 0 ? xs : undefined)
 
 /** The body of `POST /v1/chat/completions`. */
 export const chatBody = (req: ChatRequest, stream: boolean): ChatRequestWire => ({
@@ -288,7 +326,11 @@ export const chatBody = (req: ChatRequest, stream: boolean): ChatRequestWire => 
   messages: req.messages.map((m) => ({
     role: m.role,
     content: m.content,
-    tool_calls: nonEmpty(m.tool_calls)?.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: c.arguments } })),
+    tool_calls: nonEmpty(m.tool_calls)?.map((c) => ({
+      id: c.id,
+      type: "function" as const,
+      function: { name: c.name, arguments: c.arguments }
+    })),
     tool_call_id: m.tool_call_id,
     name: m.name
   })),
@@ -312,7 +354,12 @@ export const responseBody = (req: ResponseRequest, stream: boolean): ResponsesRe
   input: req.input,
   previous_response_id: req.previousResponseId,
   instructions: req.instructions,
-  tools: nonEmpty(req.tools)?.map((t) => ({ type: "function" as const, name: t.name, description: t.description, parameters: t.parameters })),
+  tools: nonEmpty(req.tools)?.map((t) => ({
+    type: "function" as const,
+    name: t.name,
+    description: t.description,
+    parameters: t.parameters
+  })),
   tool_choice: req.toolChoice,
   reasoning: req.reasoningEffort !== undefined ? { effort: req.reasoningEffort } : undefined,
   max_output_tokens: req.maxOutputTokens,
@@ -332,7 +379,11 @@ export const completionBody = (req: CompletionRequest): CompletionRequestWire =>
 })
 
 /** The body of `POST /v1/embeddings`. */
-export const embeddingsBody = (req: EmbeddingRequest): EmbeddingsRequestWire => ({ model: req.model, input: req.input, ttl: req.ttlSeconds })
+export const embeddingsBody = (req: EmbeddingRequest): EmbeddingsRequestWire => ({
+  model: req.model,
+  input: req.input,
+  ttl: req.ttlSeconds
+})
 
 /** The body of `POST /api/v1/models/load`. */
 export const loadBody = (req: RestLoadRequest): LoadRequestWire => ({

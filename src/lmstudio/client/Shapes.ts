@@ -36,12 +36,12 @@ export type ChatDelta =
   | { readonly _tag: "Content"; readonly text: string }
   | { readonly _tag: "Reasoning"; readonly text: string }
   | {
-      readonly _tag: "ToolCallFragment"
-      readonly index: number
-      readonly id: string | undefined
-      readonly name: string | undefined
-      readonly arguments: string
-    }
+    readonly _tag: "ToolCallFragment"
+    readonly index: number
+    readonly id: string | undefined
+    readonly name: string | undefined
+    readonly arguments: string
+  }
   | { readonly _tag: "ToolCalls"; readonly calls: ReadonlyArray<ToolCall> }
   | { readonly _tag: "Usage"; readonly usage: Usage }
   | { readonly _tag: "Finish"; readonly reason: string; readonly model: string }
@@ -146,7 +146,17 @@ export const ModelInfo = Schema.Struct({
 export type ModelInfo = typeof ModelInfo.Type
 
 /** The part of a ModelInfo the tools show (list_models, get_model_info). */
-export const ModelSummary = ModelInfo.pick("key", "type", "displayName", "loaded", "maxContextLength", "toolUse", "vision", "quantization", "sizeBytes")
+export const ModelSummary = ModelInfo.pick(
+  "key",
+  "type",
+  "displayName",
+  "loaded",
+  "maxContextLength",
+  "toolUse",
+  "vision",
+  "quantization",
+  "sizeBytes"
+)
 
 export interface Apis {
   readonly openai: boolean

@@ -131,7 +131,11 @@ export const V1ModelWire = Schema.Struct({
     )
   ),
   capabilities: Opt(
-    Schema.Struct({ vision: Opt(Schema.Boolean), trained_for_tool_use: Opt(Schema.Boolean), reasoning: Opt(Schema.Unknown) })
+    Schema.Struct({
+      vision: Opt(Schema.Boolean),
+      trained_for_tool_use: Opt(Schema.Boolean),
+      reasoning: Opt(Schema.Unknown)
+    })
   )
 })
 export type V1ModelWire = typeof V1ModelWire.Type
@@ -267,7 +271,12 @@ export const ResponsesRequestWire = Schema.Struct({
   instructions: Maybe(Schema.String),
   tools: Maybe(
     Schema.Array(
-      Schema.Struct({ type: Schema.Literal("function"), name: Schema.String, description: Maybe(Schema.String), parameters: Parameters })
+      Schema.Struct({
+        type: Schema.Literal("function"),
+        name: Schema.String,
+        description: Maybe(Schema.String),
+        parameters: Parameters
+      })
     )
   ),
   tool_choice: Maybe(ToolChoiceWire),

@@ -10,7 +10,14 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Effect, identity, Layer, Stream } from "effect"
 import { AppConfig } from "../../Config.js"
 import { tracingEnabled } from "../../observability/Tracing.js"
-import { headersOf, LmStudioTransport, type Outgoing, reasonOf, TransportFailure, TransportTimeout } from "./LmStudioTransport.js"
+import {
+  headersOf,
+  LmStudioTransport,
+  type Outgoing,
+  reasonOf,
+  TransportFailure,
+  TransportTimeout
+} from "./LmStudioTransport.js"
 
 const failureOf = (e: HttpClientError.HttpClientError) =>
   new TransportFailure({ phase: e._tag === "RequestError" ? "request" : "response", reason: reasonOf(e) })
@@ -50,7 +57,7 @@ export const make = (
 /** The transport over the HttpClient in context, with the config's base URL and token. */
 export const layer: Layer.Layer<LmStudioTransport, never, AppConfig | HttpClient.HttpClient> = Layer.effect(
   LmStudioTransport,
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const config = yield* AppConfig
     const tracing = tracingEnabled(config)
     const client = (yield* HttpClient.HttpClient).pipe(

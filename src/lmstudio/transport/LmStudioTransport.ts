@@ -41,7 +41,10 @@ export class LmStudioTransport extends Context.Tag("lmstudio-bridge/LmStudioTran
   LmStudioTransport,
   {
     /** Sends the request and reads the whole answer; past `timeoutMs` (or on interruption) the request is destroyed. */
-    readonly exchange: (request: Outgoing, timeoutMs: number) => Effect.Effect<Answer, TransportFailure | TransportTimeout>
+    readonly exchange: (
+      request: Outgoing,
+      timeoutMs: number
+    ) => Effect.Effect<Answer, TransportFailure | TransportTimeout>
     /**
      * Sends the request and answers once the headers arrived (within `timeoutMs`). Closing the scope destroys the
      * request, whether its body was read or not.
@@ -67,5 +70,8 @@ export const reasonOf = (e: unknown): string => {
 /** The headers of every request to LM Studio: `Accept: application/json`, and the Bearer token when configured. */
 export const headersOf = (apiToken: Option.Option<Redacted.Redacted<string>>): Readonly<Record<string, string>> => ({
   accept: "application/json",
-  ...Option.match(apiToken, { onNone: () => ({}), onSome: (token) => ({ authorization: `Bearer ${Redacted.value(token)}` }) })
+  ...Option.match(apiToken, {
+    onNone: () => ({}),
+    onSome: (token) => ({ authorization: `Bearer ${Redacted.value(token)}` })
+  })
 })

@@ -133,7 +133,9 @@ export const make = (
     if (target instanceof TransportFailure) return target
     try {
       const options = { ...target.options, method: o.method, headers: o.body === undefined ? getHeaders : postHeaders }
-      return target.https ? Https.request({ ...options, agent: agents.https }) : Http.request({ ...options, agent: agents.http })
+      return target.https
+        ? Https.request({ ...options, agent: agents.https })
+        : Http.request({ ...options, agent: agents.http })
     } catch (cause) {
       return new TransportFailure({ phase: "request", reason: reasonOf(cause) })
     }
@@ -153,8 +155,7 @@ export const make = (
               Buffer.isBuffer(whole)
                 ? Effect.succeed({ status: res.statusCode ?? 0, text: whole.toString("utf8") })
                 : Effect.fail(responseFailure(whole.failure))
-            )
-          ),
+            )),
         (cause) => resume(Effect.fail(new TransportFailure({ phase: "request", reason: reasonOf(cause) })))
       )
     })
@@ -168,8 +169,14 @@ export const make = (
     body: NodeStream.fromReadable<TransportFailure, Uint8Array>(() => res, responseFailure),
     text: Effect.async<string, TransportFailure>((resume) => {
       if (res.readableEnded) return resume(Effect.fail(responseFailure(new Error("the body was already read"))))
-      readWhole(res, (whole) =>
-        resume(Buffer.isBuffer(whole) ? Effect.succeed(whole.toString("utf8")) : Effect.fail(responseFailure(whole.failure)))
+      readWhole(
+        res,
+        (whole) =>
+          resume(
+            Buffer.isBuffer(whole)
+              ? Effect.succeed(whole.toString("utf8"))
+              : Effect.fail(responseFailure(whole.failure))
+          )
       )
     })
   })
@@ -200,10 +207,13 @@ export const make = (
 /** The production transport: keep-alive agents destroyed with the layer, the base URL and token of the config. */
 export const layer: Layer.Layer<LmStudioTransport, never, AppConfig> = Layer.scoped(
   LmStudioTransport,
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const config = yield* AppConfig
     const agents = yield* Effect.acquireRelease(
-      Effect.sync((): Agents => ({ http: new Http.Agent({ keepAlive: true }), https: new Https.Agent({ keepAlive: true }) })),
+      Effect.sync((): Agents => ({
+        http: new Http.Agent({ keepAlive: true }),
+        https: new Https.Agent({ keepAlive: true })
+      })),
       (a) =>
         Effect.sync(() => {
           a.http.destroy()

@@ -11,19 +11,39 @@ import { NoInput, tool, type ToolContext } from "../Server.js"
 const runAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true }
 
 const RunOptions = {
-  task: Schema.String.pipe(Schema.minLength(1)).annotations({ description: "What the local model should do, in plain words" }),
-  model: Schema.optional(Schema.String.annotations({ description: 'Model key or instance identifier; omit or "default" for the configured default' })),
-  max_rounds: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)).annotations({ description: "Most LLM rounds (default 25, capped by AGENT_MAX_ROUNDS_CAP)" })),
-  max_tokens: Schema.optional(Schema.Int.pipe(Schema.positive()).annotations({ description: "Most tokens per LLM answer" })),
-  timeout_seconds: Schema.optional(Schema.Int.pipe(Schema.between(1, 86_400)).annotations({ description: "Wall-clock budget of the run (default 600)" })),
-  require_tool_first: Schema.optional(Schema.Boolean.annotations({ description: "Remind the model once to use a tool if it answers without any" }))
+  task: Schema.String.pipe(Schema.minLength(1)).annotations({
+    description: "What the local model should do, in plain words"
+  }),
+  model: Schema.optional(
+    Schema.String.annotations({
+      description: "Model key or instance identifier; omit or \"default\" for the configured default"
+    })
+  ),
+  max_rounds: Schema.optional(
+    Schema.Int.pipe(Schema.between(1, 1000)).annotations({
+      description: "Most LLM rounds (default 25, capped by AGENT_MAX_ROUNDS_CAP)"
+    })
+  ),
+  max_tokens: Schema.optional(
+    Schema.Int.pipe(Schema.positive()).annotations({ description: "Most tokens per LLM answer" })
+  ),
+  timeout_seconds: Schema.optional(
+    Schema.Int.pipe(Schema.between(1, 86_400)).annotations({
+      description: "Wall-clock budget of the run (default 600)"
+    })
+  ),
+  require_tool_first: Schema.optional(
+    Schema.Boolean.annotations({ description: "Remind the model once to use a tool if it answers without any" })
+  )
 }
 
 const render = (o: RunReport): string =>
   [
     o.answer,
     "",
-    `— ${o.stopReason} after ${o.rounds} round(s), ${o.toolCalls.length} tool call(s) on ${o.servers.join(", ") || "no servers"}; model ${o.model}; ${o.durationMs} ms`,
+    `— ${o.stopReason} after ${o.rounds} round(s), ${o.toolCalls.length} tool call(s) on ${
+      o.servers.join(", ") || "no servers"
+    }; model ${o.model}; ${o.durationMs} ms`,
     ...o.toolCalls.map((c) => `  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`),
     ...o.warnings.map((w) => `warning: ${w}`)
   ].join("\n")
@@ -32,7 +52,7 @@ const RunInput = Schema.Struct(RunOptions)
 
 /** Runs the loop on the named servers (all enabled ones when `names` is undefined). */
 const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.Type, ctx: ToolContext) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const loaded = yield* Effect.flatMap(McpConfig, (c) => c.load)
     const servers = yield* selectServers(loaded, names)
     const agent = yield* AgentLoop
@@ -50,7 +70,8 @@ const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.
       },
       {
         round: (round, max) => ctx.progress(++events, `round ${round} of at most ${max}`),
-        toolCall: (round, c) => ctx.progress(++events, `round ${round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`)
+        toolCall: (round, c) =>
+          ctx.progress(++events, `round ${round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`)
       }
     )
     return runReport(result, servers.map((s) => s.name))
@@ -68,7 +89,13 @@ const listAvailableMcps = tool({
     config_file: Schema.String,
     reason: Schema.String,
     servers: Schema.Array(
-      Schema.Struct({ name: Schema.String, transport: Schema.Literal("stdio", "http"), enabled: Schema.Boolean, note: Schema.NullOr(Schema.String), target: Schema.String })
+      Schema.Struct({
+        name: Schema.String,
+        transport: Schema.Literal("stdio", "http"),
+        enabled: Schema.Boolean,
+        note: Schema.NullOr(Schema.String),
+        target: Schema.String
+      })
     )
   }),
   handler: () =>
@@ -87,7 +114,12 @@ const listAvailableMcps = tool({
       })
     ),
   render: (o) =>
-    [`${o.config_file} (${o.reason})`, ...o.servers.map((s) => `${s.enabled ? "  " : "x "}${s.name} [${s.transport}] ${s.target}${s.note ? ` — ${s.note}` : ""}`)].join("\n")
+    [
+      `${o.config_file} (${o.reason})`,
+      ...o.servers.map((s) =>
+        `${s.enabled ? "  " : "x "}${s.name} [${s.transport}] ${s.target}${s.note ? ` — ${s.note}` : ""}`
+      )
+    ].join("\n")
 })
 
 const autonomousWithMcp = tool({
@@ -98,7 +130,10 @@ const autonomousWithMcp = tool({
     "(see list_available_mcps) and returns its answer. Use it to delegate tool-heavy work (reading files, searching, fetching) to a " +
     "local model. Returns the answer, why it stopped, the rounds, every tool call (server, tool, ok, ms), the model, usage and warnings.",
   annotations: runAnnotations,
-  input: Schema.Struct({ mcp_name: Schema.String.annotations({ description: "The server's name in mcp.json" }), ...RunOptions }),
+  input: Schema.Struct({
+    mcp_name: Schema.String.annotations({ description: "The server's name in mcp.json" }),
+    ...RunOptions
+  }),
   output: RunReport,
   handler: (input, ctx) => runOn([input.mcp_name], input, ctx),
   render
@@ -112,7 +147,9 @@ const autonomousWithMultipleMcps = tool({
     "start leaves a warning and the others are still used.",
   annotations: runAnnotations,
   input: Schema.Struct({
-    mcp_names: Schema.Array(Schema.String).pipe(Schema.minItems(1)).annotations({ description: "Server names from mcp.json" }),
+    mcp_names: Schema.Array(Schema.String).pipe(Schema.minItems(1)).annotations({
+      description: "Server names from mcp.json"
+    }),
     ...RunOptions
   }),
   output: RunReport,
@@ -133,4 +170,9 @@ const autonomousDiscoverAndExecute = tool({
   render
 })
 
-export const autonomousTools = [listAvailableMcps, autonomousWithMcp, autonomousWithMultipleMcps, autonomousDiscoverAndExecute] as const
+export const autonomousTools = [
+  listAvailableMcps,
+  autonomousWithMcp,
+  autonomousWithMultipleMcps,
+  autonomousDiscoverAndExecute
+] as const

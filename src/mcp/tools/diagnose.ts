@@ -14,7 +14,12 @@ export const diagnose = tool({
   output: Schema.Struct({
     healthy: Schema.Boolean,
     checks: Schema.Array(
-      Schema.Struct({ name: Schema.String, status: Schema.Literal("ok", "warn", "problem"), detail: Schema.String, fix: Schema.NullOr(Schema.String) })
+      Schema.Struct({
+        name: Schema.String,
+        status: Schema.Literal("ok", "warn", "problem"),
+        detail: Schema.String,
+        fix: Schema.NullOr(Schema.String)
+      })
     )
   }),
   handler: () =>
@@ -23,5 +28,9 @@ export const diagnose = tool({
       checks
     })),
   render: (o) =>
-    o.checks.map((c) => `${c.status === "ok" ? "ok     " : c.status === "warn" ? "warn   " : "PROBLEM"} ${c.name}: ${c.detail}${c.fix ? `\n        fix: ${c.fix}` : ""}`).join("\n")
+    o.checks.map((c) =>
+      `${c.status === "ok" ? "ok     " : c.status === "warn" ? "warn   " : "PROBLEM"} ${c.name}: ${c.detail}${
+        c.fix ? `\n        fix: ${c.fix}` : ""
+      }`
+    ).join("\n")
 })

@@ -15,6 +15,20 @@ import { lifecycleTools } from "./lifecycle.js"
 import { lmstudioTools } from "./lmstudio.js"
 
 /** What the tools need to run. */
-export type ToolServices = AppConfig | LmStudioClient | LmsCli | Admission | ModelCatalog | ModelLifecycle | Diagnostics | McpConfig | AgentLoop
+export type ToolServices =
+  | AppConfig
+  | LmStudioClient
+  | LmsCli
+  | Admission
+  | ModelCatalog
+  | ModelLifecycle
+  | Diagnostics
+  | McpConfig
+  | AgentLoop
 
-export const tools: ReadonlyArray<Tool<ToolServices>> = [...lmstudioTools, ...lifecycleTools, ...autonomousTools, diagnose]
+export const tools: ReadonlyArray<Tool<ToolServices>> = [
+  ...lmstudioTools,
+  ...lifecycleTools,
+  ...autonomousTools,
+  diagnose
+]

@@ -16,7 +16,9 @@ import { NoInput, tool } from "../Server.js"
 const renderLoad = (r: LoadResult) => describeLoad(r).join("\n")
 
 const Ttl = Schema.optional(
-  Schema.Number.annotations({ description: "Idle time-to-live in seconds (whole, >= 1); values above the maximum are capped" })
+  Schema.Number.annotations({
+    description: "Idle time-to-live in seconds (whole, >= 1); values above the maximum are capped"
+  })
 )
 
 const loadModel = tool({
@@ -43,8 +45,7 @@ const loadModel = tool({
         keepLoaded: input.keep_loaded,
         contextLength: input.context_length,
         identifier: input.identifier
-      })
-    ),
+      })),
   render: renderLoad
 })
 
@@ -66,20 +67,28 @@ const ensureModelLoaded = tool({
 const unloadModel = tool({
   name: "lms_unload_model",
   title: "Unload a model",
-  description: "Unload one model instance (by the identifier from lms_list_loaded_models) or, with `all: true`, every loaded model.",
+  description:
+    "Unload one model instance (by the identifier from lms_list_loaded_models) or, with `all: true`, every loaded model.",
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   input: Schema.Struct({ identifier: Schema.optional(Schema.String), all: Schema.optional(Schema.Boolean) }),
   output: Schema.Struct({ unloaded: Schema.Array(Schema.String) }),
   handler: (input) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const lifecycle = yield* ModelLifecycle
       if ((input.all === true) === (input.identifier !== undefined)) {
-        return yield* new InvalidArguments({ command: "lms_unload_model", problem: "give exactly one of `identifier` and `all: true`" })
+        return yield* new InvalidArguments({
+          command: "lms_unload_model",
+          problem: "give exactly one of `identifier` and `all: true`"
+        })
       }
-      if (input.identifier !== undefined) return { unloaded: (yield* lifecycle.unload(input.identifier)) ? [input.identifier] : [] }
+      if (input.identifier !== undefined) {
+        return { unloaded: (yield* lifecycle.unload(input.identifier)) ? [input.identifier] : [] }
+      }
       return { unloaded: yield* lifecycle.unloadAll }
     }),
-  render: (o) => (o.unloaded.length === 0 ? "Nothing was unloaded (no such model loaded)." : `Unloaded: ${o.unloaded.join(", ")}`)
+  render: (
+    o
+  ) => (o.unloaded.length === 0 ? "Nothing was unloaded (no such model loaded)." : `Unloaded: ${o.unloaded.join(", ")}`)
 })
 
 const listLoadedModels = tool({
@@ -96,12 +105,14 @@ const listLoadedModels = tool({
     o.instances.length === 0
       ? "No models are loaded."
       : o.instances
-          .map(
-            (i) =>
-              `${i.identifier} (${i.type}) TTL ${i.ttlSeconds ?? "?"} s${i.ownedByBridge ? ", loaded by this bridge" : ""}` +
-              (i.device !== undefined ? `, on LM Link device ${i.device}` : "")
-          )
-          .join("\n")
+        .map(
+          (i) =>
+            `${i.identifier} (${i.type}) TTL ${i.ttlSeconds ?? "?"} s${
+              i.ownedByBridge ? ", loaded by this bridge" : ""
+            }` +
+            (i.device !== undefined ? `, on LM Link device ${i.device}` : "")
+        )
+        .join("\n")
 })
 
 const serverStatus = tool({
@@ -117,7 +128,12 @@ const serverStatus = tool({
     port: Schema.NullOr(Schema.Number),
     base_url: Schema.String,
     via: Schema.String,
-    lifecycle: Schema.Struct({ mode: Schema.String, backend: Schema.String, reason: Schema.String, ttl_enforced_by: Schema.String }),
+    lifecycle: Schema.Struct({
+      mode: Schema.String,
+      backend: Schema.String,
+      reason: Schema.String,
+      ttl_enforced_by: Schema.String
+    }),
     lms_cli: Schema.String,
     llm_queue: Schema.Struct({
       queued: Schema.Number,
@@ -126,7 +142,7 @@ const serverStatus = tool({
     })
   }),
   handler: () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const config = yield* AppConfig
       const client = yield* LmStudioClient
       const lms = yield* LmsCli
@@ -135,7 +151,12 @@ const serverStatus = tool({
       const url = new URL(config.baseUrl)
       const status = running ? yield* Effect.option((yield* ModelLifecycle).status) : Option.none()
       const lifecycle = Option.match(status, {
-        onNone: () => ({ mode: config.lifecycle, backend: "unknown", reason: "LM Studio is not reachable", ttl_enforced_by: "unknown" }),
+        onNone: () => ({
+          mode: config.lifecycle,
+          backend: "unknown",
+          reason: "LM Studio is not reachable",
+          ttl_enforced_by: "unknown"
+        }),
         onSome: (s) => ({ mode: s.mode, backend: s.backend, reason: s.reason, ttl_enforced_by: s.ttlEnforcedBy })
       })
       return {
@@ -149,9 +170,13 @@ const serverStatus = tool({
       }
     }),
   render: (o) =>
-    `${o.running ? `LM Studio's server is running on port ${o.port}` : "LM Studio's server is not reachable"} (${o.base_url}). ` +
+    `${
+      o.running ? `LM Studio's server is running on port ${o.port}` : "LM Studio's server is not reachable"
+    } (${o.base_url}). ` +
     `Models are loaded via ${o.lifecycle.backend}: ${o.lifecycle.reason}. TTLs enforced by ${o.lifecycle.ttl_enforced_by}. ` +
-    `LLM requests in flight: ${Object.values(o.llm_queue.in_flight).reduce((a, b) => a + b, 0)}, waiting: ${o.llm_queue.queued} (limit ${o.llm_queue.limit}).`
+    `LLM requests in flight: ${
+      Object.values(o.llm_queue.in_flight).reduce((a, b) => a + b, 0)
+    }, waiting: ${o.llm_queue.queued} (limit ${o.llm_queue.limit}).`
 })
 
 export const lifecycleTools = [serverStatus, listLoadedModels, loadModel, unloadModel, ensureModelLoaded] as const

@@ -9,20 +9,22 @@ import { AppConfig } from "../../Config.js"
 import { isExplained } from "../../domain/Errors.js"
 import { nullable, wireKey } from "../../domain/JsonShape.js"
 import { type ChatMessage, UsageCounts } from "../../domain/Messages.js"
-import { LmsCli } from "../../lmstudio/LmsCli.js"
+import { Admission } from "../../lmstudio/Admission.js"
 import { collectChat } from "../../lmstudio/client/Mapping.js"
 import { type ModelInfo, ModelSummary } from "../../lmstudio/client/Shapes.js"
+import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../../lmstudio/ModelLifecycle.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
-import { Admission } from "../../lmstudio/Admission.js"
 
 const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false }
 const generating = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false }
 
 const ModelParam = Schema.optional(
-  Schema.String.annotations({ description: 'Model key or instance identifier; omit or "default" for the configured default model' })
+  Schema.String.annotations({
+    description: "Model key or instance identifier; omit or \"default\" for the configured default model"
+  })
 )
 
 const UsageOut = nullable(UsageCounts)
@@ -32,19 +34,20 @@ const UsageOut = nullable(UsageCounts)
  * LM Studio turns out not to have it (unloaded under the bridge), it is ensured again once and `use` runs again.
  */
 const onModel = <A, E, R>(model: string | undefined, use: (identifier: string) => Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const catalog = yield* ModelCatalog
     const lifecycle = yield* ModelLifecycle
     const admission = yield* Admission
     const found = yield* catalog.resolve(model)
     // The request waits for one of the instance's permits (DESIGN §6 "Concurrency"); past the queue, BridgeOverloaded.
-    return yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (held) =>
-      held.request((m) => admission.run(m.identifier, m.parallel, use(m.identifier)))
+    return yield* lifecycle.withModel(
+      { model: found.instance?.id ?? found.model.key },
+      (held) => held.request((m) => admission.run(m.identifier, m.parallel, use(m.identifier)))
     )
   })
 
 const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const t0 = yield* Clock.currentTimeMillis
     const a = yield* effect
     return [a, (yield* Clock.currentTimeMillis) - t0] as const
@@ -76,7 +79,7 @@ class NothingToSend extends Schema.TaggedError<NothingToSend>()("NothingToSend",
     return `${this.tool} needs something to send: give \`messages\` with a user message, or \`prompt\``
   }
   get hint(): string {
-    return 'For example: {"prompt": "Summarise this text: ..."}'
+    return "For example: {\"prompt\": \"Summarise this text: ...\"}"
   }
 }
 
@@ -92,7 +95,9 @@ const chatCompletion = tool({
   annotations: generating,
   input: Schema.Struct({
     messages: Schema.optional(
-      Schema.Array(Schema.Struct({ role: Role, content: Schema.String })).annotations({ description: "The conversation so far" })
+      Schema.Array(Schema.Struct({ role: Role, content: Schema.String })).annotations({
+        description: "The conversation so far"
+      })
     ),
     prompt: Schema.optional(Schema.String.annotations({ description: "A single user message (instead of messages)" })),
     system_prompt: Schema.optional(Schema.String),
@@ -100,7 +105,9 @@ const chatCompletion = tool({
     temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
     max_tokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
     response_format: Schema.optional(
-      Schema.Unknown.annotations({ description: 'OpenAI response_format, e.g. {"type":"json_schema","json_schema":{...}}' })
+      Schema.Unknown.annotations({
+        description: "OpenAI response_format, e.g. {\"type\":\"json_schema\",\"json_schema\":{...}}"
+      })
     )
   }),
   output: Schema.Struct({
@@ -112,7 +119,7 @@ const chatCompletion = tool({
     duration_ms: Schema.Number
   }),
   handler: (input, ctx) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const client = yield* LmStudioClient
       const messages: Array<ChatMessage> = [
         ...(input.system_prompt !== undefined ? [{ role: "system" as const, content: input.system_prompt }] : []),
@@ -131,7 +138,9 @@ const chatCompletion = tool({
             maxTokens: input.max_tokens,
             responseFormat: input.response_format
           }
-          return ctx.wantsProgress && input.response_format === undefined ? chatWithProgress(client, request, ctx) : client.chat(request)
+          return ctx.wantsProgress && input.response_format === undefined
+            ? chatWithProgress(client, request, ctx)
+            : client.chat(request)
         })
       )
       return {
@@ -161,14 +170,31 @@ const textCompletion = tool({
     temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
     stop: Schema.optional(Schema.Array(Schema.String))
   }),
-  output: Schema.Struct({ text: Schema.String, reasoning: Schema.NullOr(Schema.String), model: Schema.String, finish_reason: Schema.String, usage: UsageOut }),
+  output: Schema.Struct({
+    text: Schema.String,
+    reasoning: Schema.NullOr(Schema.String),
+    model: Schema.String,
+    finish_reason: Schema.String,
+    usage: UsageOut
+  }),
   handler: (input) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const client = yield* LmStudioClient
       const r = yield* onModel(input.model, (model) =>
-        client.complete({ model, prompt: input.prompt, maxTokens: input.max_tokens, temperature: input.temperature, stop: input.stop })
-      )
-      return { text: r.text, reasoning: r.reasoning ?? null, model: r.model, finish_reason: r.finishReason, usage: r.usage }
+        client.complete({
+          model,
+          prompt: input.prompt,
+          maxTokens: input.max_tokens,
+          temperature: input.temperature,
+          stop: input.stop
+        }))
+      return {
+        text: r.text,
+        reasoning: r.reasoning ?? null,
+        model: r.model,
+        finish_reason: r.finishReason,
+        usage: r.usage
+      }
     }),
   render: (o) => o.text
 })
@@ -194,7 +220,7 @@ const createResponse = tool({
     usage: UsageOut
   }),
   handler: (input) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const client = yield* LmStudioClient
       const r = yield* onModel(input.model, (model) =>
         client.respond({
@@ -202,9 +228,14 @@ const createResponse = tool({
           input: input.input,
           previousResponseId: input.previous_response_id,
           reasoningEffort: input.reasoning_effort
-        })
-      )
-      return { response_id: r.id, output_text: r.outputText, reasoning: r.reasoning ?? null, model: r.model, usage: r.usage }
+        }))
+      return {
+        response_id: r.id,
+        output_text: r.outputText,
+        reasoning: r.reasoning ?? null,
+        model: r.model,
+        usage: r.usage
+      }
     }),
   render: (o) => `${o.output_text}\n\n(response_id: ${o.response_id})`
 })
@@ -220,13 +251,16 @@ const generateEmbeddings = tool({
     input: Schema.Union(Schema.String, Schema.Array(Schema.String).pipe(Schema.minItems(1), Schema.maxItems(256))),
     model: ModelParam
   }),
-  output: Schema.Struct({ model: Schema.String, dimensions: Schema.Number, vectors: Schema.Array(Schema.Array(Schema.Number)) }),
+  output: Schema.Struct({
+    model: Schema.String,
+    dimensions: Schema.Number,
+    vectors: Schema.Array(Schema.Array(Schema.Number))
+  }),
   handler: (input) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const client = yield* LmStudioClient
       const catalog = yield* ModelCatalog
-      const chosen =
-        input.model ??
+      const chosen = input.model ??
         (yield* Effect.map(catalog.snapshot, ({ models }) => {
           const embedding = models.filter((m) => m.type === "embedding")
           return (embedding.find((m) => m.loaded.length > 0) ?? embedding[0])?.key
@@ -241,15 +275,19 @@ const generateEmbeddings = tool({
 const devicesNow = Effect.flatMap(LmsCli, (lms) =>
   lms.available
     ? Effect.map(Effect.option(lms.ps()), (ps) =>
-        new Map(Option.getOrElse(ps, () => []).flatMap((i) => (i.deviceIdentifier ? [[i.identifier, i.deviceIdentifier] as const] : [])))
-      )
-    : Effect.succeed(new Map<string, string>())
-)
+      new Map(
+        Option.getOrElse(ps, () => []).flatMap((
+          i
+        ) => (i.deviceIdentifier ? [[i.identifier, i.deviceIdentifier] as const] : []))
+      ))
+    : Effect.succeed(new Map<string, string>()))
 
-const ageSeconds = (seenAt: number) => Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, Math.round((now - seenAt) / 1000)))
+const ageSeconds = (seenAt: number) =>
+  Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, Math.round((now - seenAt) / 1000)))
 
 const ListingAge = Schema.Number.annotations({
-  description: "How old LM Studio's listing behind this answer is, in seconds (it is cached up to MODEL_CACHE_TTL_SECONDS)"
+  description:
+    "How old LM Studio's listing behind this answer is, in seconds (it is cached up to MODEL_CACHE_TTL_SECONDS)"
 })
 
 /** The model with the LM Link device of each loaded instance, where `lms ps` tells one. */
@@ -261,7 +299,10 @@ const withDevices = (m: ModelInfo, devices: ReadonlyMap<string, string>): ModelI
   })
 })
 
-const ModelDetails = Schema.Struct({ ...ModelSummary.fields, listingAgeSeconds: wireKey("listing_age_seconds", ListingAge) })
+const ModelDetails = Schema.Struct({
+  ...ModelSummary.fields,
+  listingAgeSeconds: wireKey("listing_age_seconds", ListingAge)
+})
 
 const listModels = tool({
   name: "list_models",
@@ -276,38 +317,46 @@ const listModels = tool({
   }),
   output: Schema.Struct({ models: Schema.Array(ModelSummary), source: Schema.String, listing_age_seconds: ListingAge }),
   handler: (input) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const snapshot = yield* (yield* ModelCatalog).snapshot
       const models = snapshot.models.filter(
-        (m) => (input.loaded_only !== true || m.loaded.length > 0) && (input.type === undefined || m.type === input.type)
+        (m) =>
+          (input.loaded_only !== true || m.loaded.length > 0) && (input.type === undefined || m.type === input.type)
       )
       const devices = models.some((m) => m.loaded.length > 0) ? yield* devicesNow : new Map<string, string>()
-      return { models: models.map((m) => withDevices(m, devices)), source: snapshot.source, listing_age_seconds: yield* ageSeconds(snapshot.fetchedAt) }
+      return {
+        models: models.map((m) => withDevices(m, devices)),
+        source: snapshot.source,
+        listing_age_seconds: yield* ageSeconds(snapshot.fetchedAt)
+      }
     }),
   render: (o) =>
     o.models.length === 0
       ? "No models match."
       : [
-          ...o.models.map(
-            (m) =>
-              `${m.key} (${m.type})` +
-              (m.loaded.length > 0
-                ? ` loaded as ${m.loaded.map((i) => (i.device !== undefined ? `${i.id} on ${i.device}` : i.id)).join(", ")}`
-                : "")
-          ),
-          `(LM Studio's listing from ${o.listing_age_seconds} s ago)`
-        ].join("\n")
+        ...o.models.map(
+          (m) =>
+            `${m.key} (${m.type})` +
+            (m.loaded.length > 0
+              ? ` loaded as ${
+                m.loaded.map((i) => (i.device !== undefined ? `${i.id} on ${i.device}` : i.id)).join(", ")
+              }`
+              : "")
+        ),
+        `(LM Studio's listing from ${o.listing_age_seconds} s ago)`
+      ].join("\n")
 })
 
 const getModelInfo = tool({
   name: "get_model_info",
   title: "Details of one model",
-  description: "Details of one model (or of the default model): type, context length, tool use, vision, quantization, loaded instances.",
+  description:
+    "Details of one model (or of the default model): type, context length, tool use, vision, quantization, loaded instances.",
   annotations: readOnly,
   input: Schema.Struct({ model: ModelParam }),
   output: ModelDetails,
   handler: (input) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const found = yield* (yield* ModelCatalog).resolve(input.model)
       const devices = found.model.loaded.length > 0 ? yield* devicesNow : new Map<string, string>()
       return { ...withDevices(found.model, devices), listingAgeSeconds: yield* ageSeconds(found.seenAt) }
@@ -333,17 +382,21 @@ const healthCheck = tool({
   output: Schema.Struct({
     reachable: Schema.Boolean,
     base_url: Schema.String,
-    base_url_source: Schema.String.annotations({ description: "Where the address came from: LMSTUDIO_BASE_URL, LM Studio's port file, or the default" }),
+    base_url_source: Schema.String.annotations({
+      description: "Where the address came from: LMSTUDIO_BASE_URL, LM Studio's port file, or the default"
+    }),
     problem: Schema.NullOr(Schema.String),
     hint: Schema.NullOr(Schema.String),
-    apis: Schema.NullOr(Schema.Struct({ openai: Schema.Boolean, v0: Schema.Boolean, v1: Schema.Boolean, responses: Schema.Boolean })),
+    apis: Schema.NullOr(
+      Schema.Struct({ openai: Schema.Boolean, v0: Schema.Boolean, v1: Schema.Boolean, responses: Schema.Boolean })
+    ),
     loaded: Schema.Array(Schema.String),
     lms_cli: Schema.String,
     breakers: Schema.Array(Breaker),
     latency_ms: Schema.NullOr(Schema.Number)
   }),
   handler: () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const client = yield* LmStudioClient
       const lms = yield* LmsCli
       const config = yield* AppConfig
@@ -395,8 +448,20 @@ const healthCheck = tool({
         : `LM Studio is NOT reachable at ${o.base_url}: ${o.problem}\nHint: ${o.hint ?? ""}`,
       ...o.breakers
         .filter((b) => b.state !== "closed")
-        .map((b) => `Circuit breaker of ${b.dependency} is ${b.state.replace("_", "-")}${b.state === "open" ? ` (next try in ${b.retry_after_seconds} s)` : ""}.`)
+        .map((b) =>
+          `Circuit breaker of ${b.dependency} is ${b.state.replace("_", "-")}${
+            b.state === "open" ? ` (next try in ${b.retry_after_seconds} s)` : ""
+          }.`
+        )
     ].join("\n")
 })
 
-export const lmstudioTools = [healthCheck, listModels, getModelInfo, chatCompletion, textCompletion, createResponse, generateEmbeddings] as const
+export const lmstudioTools = [
+  healthCheck,
+  listModels,
+  getModelInfo,
+  chatCompletion,
+  textCompletion,
+  createResponse,
+  generateEmbeddings
+] as const
