@@ -1,9 +1,6 @@
 /**
- * AgentLoop: a local model works through the tools of child MCP servers until it answers (DESIGN §6).
- *
- * The loop itself (`runLoop`) is written against two small ports — one LLM turn, one tool execution — so its
- * logic is unit-tested with scripted turns and `TestClock`; the `AgentLoop` service wires them to LM Studio and
- * the child servers:
+ * AgentLoop: a local model works through the tools of child MCP servers until it answers (DESIGN §6). The loop itself
+ * is `runLoop` (Loop.ts); this service wires its two ports to LM Studio and the child servers:
  *
  * - API: the Responses API with `previous_response_id` and `function_call_output` items when the server has it,
  *   else chat completions with the full history (AGENT_API forces one). `previous_response_not_found` replays the
@@ -20,251 +17,28 @@
  * - Think blocks are stripped from the answer and kept as reasoning. `require_tool_first` reminds a model that
  *   answers without having used any tool, once.
  */
-import { Clock, Duration, Effect, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Schema } from "effect"
 import { AppConfig } from "../Config.js"
-import { type BridgeOverloaded, isExplained, type LmStudioError } from "../domain/Errors.js"
+import type { BridgeOverloaded, LmStudioError } from "../domain/Errors.js"
 import { nullable, optionalAsNull, wireKey } from "../domain/JsonShape.js"
-import { type ChatMessage, type ToolDefinition, type Usage, UsageCounts } from "../domain/Messages.js"
-import { joinReasoning, splitThink } from "../domain/Think.js"
+import { type ChatMessage, type ToolDefinition, UsageCounts } from "../domain/Messages.js"
 import { Admission } from "../lmstudio/Admission.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import type { LifecycleError } from "../lmstudio/LoadResult.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
 import { ChildServers, type ChildTool, START_CONCURRENCY } from "./ChildServers.js"
+import {
+  type LoopPorts,
+  type LoopProgress,
+  noProgress,
+  type RequestedCall,
+  runLoop,
+  type RunResult,
+  type Turn
+} from "./Loop.js"
 import type { ChildServerConfig } from "./McpConfig.js"
-import { capResult, namespace, type NamespacedTool, parseTextToolCalls, toFunctionTool } from "./ToolCalls.js"
-
-export type StopReason = "completed" | "max_rounds" | "repeated_call" | "budget" | "cancelled" | "error"
-
-/** A call the model asked for, with a stable id for its result. */
-export interface RequestedCall {
-  readonly id: string
-  readonly name: string
-  readonly arguments: string
-}
-
-/** What one LLM turn gave. */
-export interface Turn {
-  readonly text: string
-  readonly reasoning: string | undefined
-  readonly calls: ReadonlyArray<RequestedCall>
-  readonly model: string
-  readonly usage: Usage | undefined
-}
-
-export interface ToolCallRecord {
-  readonly round: number
-  readonly name: string
-  readonly server: string
-  readonly tool: string
-  readonly ok: boolean
-  readonly ms: number
-  readonly detail?: string | undefined
-}
-
-/** A run as the service reports it: the loop's outcome (its error folded into the warnings), the API and timing. */
-export interface RunResult extends Omit<LoopOutcome, "error"> {
-  readonly api: "responses" | "chat"
-  readonly durationMs: number
-  readonly warnings: ReadonlyArray<string>
-}
-
-/** The ports the loop runs on. */
-export interface LoopPorts<E> {
-  /** One LLM turn: the results of the previous round's calls (none on the first), tools on or off. */
-  readonly turn: (
-    input: {
-      readonly results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }>
-      readonly note: string | undefined
-      readonly toolsOn: boolean
-    }
-  ) => Effect.Effect<Turn, E>
-  /** Runs one tool call; never fails (a failure is an outcome the model reads). */
-  readonly execute: (
-    call: RequestedCall
-  ) => Effect.Effect<{ readonly ok: boolean; readonly text: string; readonly server: string; readonly tool: string }>
-  readonly known: ReadonlySet<string>
-}
-
-export interface LoopLimits {
-  readonly maxRounds: number
-  readonly budget: Duration.Duration
-  readonly concurrency: number
-  readonly resultChars: number
-  readonly requireToolFirst: boolean
-}
-
-export interface LoopProgress {
-  readonly round: (round: number, maxRounds: number) => Effect.Effect<void>
-  readonly toolCall: (round: number, record: ToolCallRecord) => Effect.Effect<void>
-}
-
-/** What the loop gives back; the service adds the api, timing and warnings. */
-export interface LoopOutcome {
-  readonly answer: string
-  readonly reasoning: string | undefined
-  readonly stopReason: StopReason
-  readonly rounds: number
-  readonly toolCalls: ReadonlyArray<ToolCallRecord>
-  readonly model: string
-  readonly usage: Usage
-  /** When the run stopped on an LLM error after it started. */
-  readonly error?: string | undefined
-}
-
-const noProgress: LoopProgress = { round: () => Effect.void, toolCall: () => Effect.void }
-
-const addUsage = (a: Usage, b: Usage | undefined): Usage =>
-  b === undefined
-    ? a
-    : {
-      promptTokens: a.promptTokens + b.promptTokens,
-      completionTokens: a.completionTokens + b.completionTokens,
-      totalTokens: a.totalTokens + b.totalTokens
-    }
-
-const FINAL_NOTE = "Stop using tools now. Answer the task with what you have found so far."
-const TOOL_FIRST_NOTE = "Use the available tools to work on the task before you answer."
-
-/** The loop, over its ports. Fails only when the very first LLM turn fails (nothing was done yet). */
-export const runLoop = <E>(
-  ports: LoopPorts<E>,
-  limits: LoopLimits,
-  progress: LoopProgress = noProgress
-): Effect.Effect<LoopOutcome, E> =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    const deadline = start + Duration.toMillis(limits.budget)
-    const records: Array<ToolCallRecord> = []
-    const seen = new Map<string, number>()
-    let usage: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 }
-    let model = ""
-    let results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }> = []
-    let note: string | undefined
-    let failure: string | undefined
-    let reminded = false
-    let stop: StopReason | undefined
-    let last: Turn | undefined
-    let rounds = 0
-
-    /** One LLM turn within the budget: None when the budget ran out first. */
-    const turnWithin = (toolsOn: boolean, extraMs = 0) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.timeoutOption(
-          ports.turn({ results, note, toolsOn }),
-          Duration.millis(Math.max(0, deadline + extraMs - now))
-        ))
-
-    while (stop === undefined) {
-      if ((yield* Clock.currentTimeMillis) >= deadline) {
-        stop = "budget"
-        break
-      }
-      rounds++
-      yield* progress.round(rounds, limits.maxRounds)
-      const attempt = yield* Effect.either(turnWithin(true))
-      if (attempt._tag === "Left") {
-        if (rounds === 1) {
-          return yield* Effect.fail(attempt.left)
-        }
-        stop = "error"
-        rounds--
-        failure = isExplained(attempt.left) ? `${attempt.left._tag}: ${attempt.left.message}` : String(attempt.left)
-        break
-      }
-      if (Option.isNone(attempt.right)) {
-        stop = "budget"
-        break
-      }
-      const turn = attempt.right.value
-      last = turn
-      model = turn.model
-      usage = addUsage(usage, turn.usage)
-      note = undefined
-      if (turn.calls.length === 0) {
-        if (limits.requireToolFirst && records.length === 0 && !reminded && rounds < limits.maxRounds) {
-          reminded = true
-          note = TOOL_FIRST_NOTE
-          results = []
-          continue
-        }
-        return outcome(turn, "completed")
-      }
-      // The same call with the same arguments a third time: the model is going round in circles.
-      let repeated = false
-      for (const c of turn.calls) {
-        const sig = `${c.name}\u0000${normaliseArgs(c.arguments)}`
-        const n = (seen.get(sig) ?? 0) + 1
-        seen.set(sig, n)
-        if (n >= 3) repeated = true
-      }
-      if (repeated) {
-        stop = "repeated_call"
-        break
-      }
-      const round = rounds
-      results = yield* Effect.forEach(
-        turn.calls,
-        (call) =>
-          Effect.gen(function*() {
-            const t0 = yield* Clock.currentTimeMillis
-            const out = yield* ports.execute(call)
-            const record: ToolCallRecord = {
-              round,
-              name: call.name,
-              server: out.server,
-              tool: out.tool,
-              ok: out.ok,
-              ms: (yield* Clock.currentTimeMillis) - t0,
-              ...(out.ok ? {} : { detail: out.text.slice(0, 300) })
-            }
-            records.push(record)
-            yield* progress.toolCall(round, record)
-            return { call, output: capResult(out.text, limits.resultChars) }
-          }),
-        { concurrency: limits.concurrency }
-      )
-      if (rounds >= limits.maxRounds) stop = "max_rounds"
-    }
-
-    // An LLM request failed mid-run: keep what was done, no further requests.
-    if (stop === "error") return { ...outcome(last, stop), error: failure }
-    // A limit was hit: one last round without tools, so the user still gets an answer. It gets its own small
-    // allowance past the budget (a tenth of it, at least 30 s).
-    note = FINAL_NOTE
-    const grace = Math.max(30_000, Duration.toMillis(limits.budget) / 10)
-    const final = yield* Effect.either(turnWithin(false, grace))
-    const finalTurn = final._tag === "Right" && Option.isSome(final.right) ? final.right.value : undefined
-    if (finalTurn !== undefined) {
-      model = finalTurn.model
-      usage = addUsage(usage, finalTurn.usage)
-    }
-    return outcome(finalTurn ?? last, stop)
-
-    /** The outcome with the answer (think blocks out) and reasoning of `answered`, if any turn answered. */
-    function outcome(answered: Turn | undefined, stopReason: StopReason): LoopOutcome {
-      return {
-        answer: answered === undefined ? "" : splitThink(answered.text).answer.trim(),
-        reasoning: answered === undefined ? undefined : reasoningOf(answered),
-        stopReason,
-        rounds,
-        toolCalls: records,
-        model,
-        usage
-      }
-    }
-  })
-
-const reasoningOf = (t: Turn): string | undefined => joinReasoning(t.reasoning, splitThink(t.text).reasoning)
-
-const normaliseArgs = (args: string): string => {
-  try {
-    return JSON.stringify(JSON.parse(args))
-  } catch {
-    return args.trim()
-  }
-}
+import { namespace, type NamespacedTool, parseTextToolCalls, toFunctionTool } from "./ToolCalls.js"
 
 /**
  * A run as both faces report it (the MCP tools' structured result and `agent run --json`): the run and the servers it
