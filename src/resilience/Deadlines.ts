@@ -1,17 +1,13 @@
 /**
- * Deadlines: the timeouts of many in-flight calls watched by one Clock-driven fiber.
+ * Pays for itself: `Effect.timeoutFail` per call (two forked fibers and a timer) cost 120–200 µs, the largest single
+ * cost of the client's hot path (docs/benchmarks.md, "LmStudioClient overhead").
  *
- * `Effect.timeoutFail` races the work against a sleep, forking two fibers per call; on the hot path of the LM Studio
- * client that race was the largest single cost (docs/benchmarks.md). Here a call registers its deadline; the work
- * registers how to abort itself (for an HTTP request: destroy it) through the `onAbort` it is given. One watcher
+ * Deadlines: the timeouts of many in-flight calls watched by one Clock-driven fiber. A call registers its deadline;
+ * the work registers how to abort itself (for an HTTP request: destroy it) through the `onAbort` it is given. One watcher
  * fiber wakes every `tickMs` while anything is registered, runs the abort of every call whose deadline has passed,
  * and that call fails with its own timeout error. The watcher stops after a second with nothing to watch and is
  * restarted by the next call, so an idle process keeps no timer. Time comes only from `Clock` and `Effect.sleep`:
  * `TestClock` drives it in tests.
- *
- * No Scope per call: an earlier version gave each call an abort *scope* (closing it aborted the request through
- * `HttpClient.withScope`); making, extending and binding that scope cost ~0.1 ms of latency and ~0.17 ms of CPU per
- * call, more than everything else in the client (docs/benchmarks.md).
  *
  * Precision is one tick (100 ms by default); the timeouts it serves are seconds long.
  * Contract: the work must end soon after its abort runs (an HTTP request that is destroyed fails at once).

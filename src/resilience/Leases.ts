@@ -1,10 +1,9 @@
 /**
- * Leases: keyed, shared, reference-counted resources that are released after being idle for their own TTL.
+ * Pays for itself: `RcMap` with a Scope per use cost ~0.1 ms of CPU per inference call; a ready lease here costs two
+ * counter updates (docs/benchmarks.md, "Model lifecycle").
  *
- * What `RcMap` does, without a `Scope` per use. Every inference call holds its model's lease while it runs; with an
- * `RcMap` that meant `Effect.scoped(RcMap.get(...))` per call — a scope made and closed, a finalizer added, a
- * deferred awaited, a generator stepped — about 0.1 ms of CPU on the hot path of every tool call
- * (docs/benchmarks.md). Here a lease that is ready is taken and given back with two counter updates.
+ * Leases: keyed, shared, reference-counted resources that are released after being idle for their own TTL — what
+ * `RcMap` does, without a `Scope` per use.
  *
  * - The first user of a key starts its acquisition in a fiber of the table's scope; later users of the same key wait
  *   for that one acquisition (one model load however many calls ask at once). A failed acquisition is forgotten, so
