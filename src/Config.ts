@@ -5,6 +5,7 @@
  *
  * CLI flags override the environment: the CLI passes them as `ConfigOverrides` to `AppConfig.layerWith`.
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { homedir } from "node:os"
 import { ConfigInvalid } from "./domain/Errors.js"
@@ -169,10 +170,12 @@ export const baseUrlOf = (
 }
 
 /** Loads and validates the whole configuration. */
-export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<AppConfigShape, ConfigInvalid> =>
+export const loadAppConfig = (
+  overrides: ConfigOverrides = {}
+): Effect.Effect<AppConfigShape, ConfigInvalid, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const infoPath = yield* optional("LMS_API_SERVER_INFO_PATH", nonEmpty)
-    const lmstudioHome = discoverHome(homedir(), { LMS_API_SERVER_INFO_PATH: Option.getOrUndefined(infoPath) })
+    const lmstudioHome = yield* discoverHome(homedir(), { LMS_API_SERVER_INFO_PATH: Option.getOrUndefined(infoPath) })
     const fromEnv = yield* optional("LMSTUDIO_BASE_URL", httpUrl)
     const flag = overrides.baseUrl !== undefined ? yield* httpUrl("LMSTUDIO_BASE_URL", overrides.baseUrl) : undefined
     const found = baseUrlOf(flag, fromEnv, lmstudioHome)
@@ -331,10 +334,14 @@ export const loadAppConfig = (overrides: ConfigOverrides = {}): Effect.Effect<Ap
 
 export class AppConfig extends Context.Tag("lmstudio-bridge/AppConfig")<AppConfig, AppConfigShape>() {
   /** Configuration from the environment (through the current ConfigProvider). */
-  static readonly layer: Layer.Layer<AppConfig, ConfigInvalid> = Layer.effect(AppConfig, loadAppConfig())
+  static readonly layer: Layer.Layer<AppConfig, ConfigInvalid, FileSystem.FileSystem> = Layer.effect(
+    AppConfig,
+    loadAppConfig()
+  )
   /** Configuration from the environment, with CLI flags on top. */
-  static readonly layerWith = (overrides: ConfigOverrides): Layer.Layer<AppConfig, ConfigInvalid> =>
-    Layer.effect(AppConfig, loadAppConfig(overrides))
+  static readonly layerWith = (
+    overrides: ConfigOverrides
+  ): Layer.Layer<AppConfig, ConfigInvalid, FileSystem.FileSystem> => Layer.effect(AppConfig, loadAppConfig(overrides))
   /** A fixed configuration (tests, embedded use). */
   static readonly layerFrom = (
     config: Partial<AppConfigShape> & Pick<AppConfigShape, "baseUrl">

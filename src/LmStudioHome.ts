@@ -11,7 +11,8 @@
  * Every finding carries its reason, so `doctor` and `diagnose` can say which home, port file and mcp.json were used
  * and why.
  */
-import { existsSync, readFileSync, statSync } from "node:fs"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Effect, Option } from "effect"
 import { join } from "node:path"
 
 export interface LmStudioHome {
@@ -27,57 +28,53 @@ export interface LmStudioHome {
   readonly portProblem: string | undefined
 }
 
-const isDirectory = (path: string): boolean => {
-  try {
-    return statSync(path).isDirectory()
-  } catch {
-    return false
-  }
-}
+type Found = { readonly home: string | undefined; readonly reason: string }
+
+const isDirectory = (fs: FileSystem.FileSystem, path: string): Effect.Effect<boolean> =>
+  Effect.orElseSucceed(Effect.map(fs.stat(path), (info) => info.type === "Directory"), () => false)
+
+const readText = (fs: FileSystem.FileSystem, path: string): Effect.Effect<Option.Option<string>> =>
+  Effect.option(fs.readFileString(path))
 
 /** LM Studio's home in `userHome`: the pointer file's target, else ~/.cache/lm-studio, else ~/.lmstudio. */
-export const findHome = (userHome: string): { readonly home: string | undefined; readonly reason: string } => {
-  const pointer = join(userHome, ".lmstudio-home-pointer")
-  if (existsSync(pointer)) {
-    let target = ""
-    try {
-      target = readFileSync(pointer, "utf8").trim()
-    } catch {
-      target = ""
-    }
-    if (target !== "" && isDirectory(target)) return { home: target, reason: `named by ${pointer}` }
+export const findHome = (userHome: string): Effect.Effect<Found, never, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const pointer = join(userHome, ".lmstudio-home-pointer")
+    if (!(yield* Effect.orElseSucceed(fs.exists(pointer), () => false))) return yield* findDefaultHome(fs, userHome)
+    const target = Option.getOrElse(yield* readText(fs, pointer), () => "").trim()
+    if (target !== "" && (yield* isDirectory(fs, target))) return { home: target, reason: `named by ${pointer}` }
     // A pointer to nowhere: say so, and look where LM Studio would look next.
-    const rest = findDefaultHome(userHome)
+    const rest = yield* findDefaultHome(fs, userHome)
     return {
       home: rest.home,
       reason: `${pointer} points to ${JSON.stringify(target)}, which is not a folder; ${rest.reason}`
     }
-  }
-  return findDefaultHome(userHome)
-}
+  })
 
-const findDefaultHome = (userHome: string): { readonly home: string | undefined; readonly reason: string } => {
-  const cache = join(userHome, ".cache", "lm-studio")
-  if (isDirectory(cache)) return { home: cache, reason: `${cache} exists` }
-  const dot = join(userHome, ".lmstudio")
-  if (isDirectory(dot)) return { home: dot, reason: `${dot} exists` }
-  return {
-    home: undefined,
-    reason: `none of ~/.lmstudio-home-pointer, ~/.cache/lm-studio, ~/.lmstudio exists under ${userHome}`
-  }
-}
+const findDefaultHome = (fs: FileSystem.FileSystem, userHome: string): Effect.Effect<Found> =>
+  Effect.gen(function*() {
+    const cache = join(userHome, ".cache", "lm-studio")
+    if (yield* isDirectory(fs, cache)) return { home: cache, reason: `${cache} exists` }
+    const dot = join(userHome, ".lmstudio")
+    if (yield* isDirectory(fs, dot)) return { home: dot, reason: `${dot} exists` }
+    return {
+      home: undefined,
+      reason: `none of ~/.lmstudio-home-pointer, ~/.cache/lm-studio, ~/.lmstudio exists under ${userHome}`
+    }
+  })
 
 /** The `port` of an http-server.json (a JSON object; other fields are not relied on). */
-const readPortFile = (file: string): { readonly port: number } | { readonly problem: string } => {
-  let text: string
-  try {
-    text = readFileSync(file, "utf8")
-  } catch {
+const portIn = (
+  file: string,
+  text: Option.Option<string>
+): { readonly port: number } | { readonly problem: string } => {
+  if (Option.isNone(text)) {
     return { problem: `${file} does not exist (LM Studio's server has not published a port here)` }
   }
   let json: unknown
   try {
-    json = JSON.parse(text)
+    json = JSON.parse(text.value)
   } catch {
     return { problem: `${file} is not valid JSON` }
   }
@@ -89,25 +86,32 @@ const readPortFile = (file: string): { readonly port: number } | { readonly prob
 }
 
 /** LM Studio's files as seen from `userHome`, with `LMS_API_SERVER_INFO_PATH` from `env`. */
-export const discoverHome = (userHome: string, env: Readonly<Record<string, string | undefined>>): LmStudioHome => {
-  const { home, reason } = findHome(userHome)
-  const override = env.LMS_API_SERVER_INFO_PATH?.trim()
-  const portFile = override !== undefined && override !== ""
-    ? override
-    : join(home ?? join(userHome, ".lmstudio"), ".internal", "http-server.json")
-  const read = readPortFile(portFile)
-  return {
-    home,
-    homeReason: reason,
-    portFile,
-    port: "port" in read ? read.port : undefined,
-    portProblem: "problem" in read ? read.problem : undefined
-  }
-}
+export const discoverHome = (
+  userHome: string,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<LmStudioHome, never, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const { home, reason } = yield* findHome(userHome)
+    const override = env.LMS_API_SERVER_INFO_PATH?.trim()
+    const portFile = override !== undefined && override !== ""
+      ? override
+      : join(home ?? join(userHome, ".lmstudio"), ".internal", "http-server.json")
+    const read = portIn(portFile, yield* readText(fs, portFile))
+    return {
+      home,
+      homeReason: reason,
+      portFile,
+      port: "port" in read ? read.port : undefined,
+      portProblem: "problem" in read ? read.problem : undefined
+    }
+  })
 
 /** Where `lms` is in LM Studio's home, when it is there. */
-export const lmsInHome = (h: LmStudioHome): string | undefined => {
-  if (h.home === undefined) return undefined
-  const path = join(h.home, "bin", "lms")
-  return existsSync(path) ? path : undefined
-}
+export const lmsInHome = (h: LmStudioHome): Effect.Effect<string | undefined, never, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    if (h.home === undefined) return undefined
+    const fs = yield* FileSystem.FileSystem
+    const path = join(h.home, "bin", "lms")
+    return (yield* Effect.orElseSucceed(fs.exists(path), () => false)) ? path : undefined
+  })

@@ -1,10 +1,14 @@
 /** AppConfig: defaults, every validation rule, one clear ConfigInvalid per bad value, flags over env. */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Exit, Option, Redacted } from "effect"
 import { loadAppConfig } from "../src/Config.js"
 
 const withEnv = (env: Record<string, string>, overrides = {}) =>
-  loadAppConfig(overrides).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+  loadAppConfig(overrides).pipe(
+    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+    Effect.provide(NodeFileSystem.layer)
+  )
 
 const invalid = (env: Record<string, string>) =>
   Effect.map(Effect.exit(withEnv(env)), (exit) => {

@@ -5,6 +5,7 @@
  * file, `lms` in `<home>/bin`, and LM Studio's own mcp.json (with an OAuth entry it lists but does not use).
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
@@ -21,28 +22,33 @@ const portFile = (home: string, body: string) => {
   writeFileSync(join(home, ".internal", "http-server.json"), body)
 }
 
-const locateMcpJson = (...args: Parameters<typeof locateMcpJsonWith>) =>
-  Effect.provide(locateMcpJsonWith(...args), NodeFileSystem.layer)
+const onDisk = <A, E>(effect: Effect.Effect<A, E, FileSystem.FileSystem>) =>
+  Effect.provide(effect, NodeFileSystem.layer)
+
+const locateMcpJson = (...args: Parameters<typeof locateMcpJsonWith>) => onDisk(locateMcpJsonWith(...args))
 
 describe("LM Studio's home and port file", () => {
   it.scoped("home: the pointer file, else ~/.cache/lm-studio, else ~/.lmstudio; a pointer to nowhere is said", () =>
     Effect.gen(function*() {
       const user = yield* tempDir
-      assert.strictEqual(findHome(user).home, undefined)
-      assert.include(findHome(user).reason, "none of ~/.lmstudio-home-pointer, ~/.cache/lm-studio, ~/.lmstudio exists")
+      assert.strictEqual((yield* onDisk(findHome(user))).home, undefined)
+      assert.include(
+        (yield* onDisk(findHome(user))).reason,
+        "none of ~/.lmstudio-home-pointer, ~/.cache/lm-studio, ~/.lmstudio exists"
+      )
       mkdirSync(join(user, ".lmstudio"))
-      assert.strictEqual(findHome(user).home, join(user, ".lmstudio"))
+      assert.strictEqual((yield* onDisk(findHome(user))).home, join(user, ".lmstudio"))
       mkdirSync(join(user, ".cache", "lm-studio"), { recursive: true })
-      assert.strictEqual(findHome(user).home, join(user, ".cache", "lm-studio"))
+      assert.strictEqual((yield* onDisk(findHome(user))).home, join(user, ".cache", "lm-studio"))
       const elsewhere = join(user, "LM Studio data")
       mkdirSync(elsewhere)
       writeFileSync(join(user, ".lmstudio-home-pointer"), `${elsewhere}\n`)
-      assert.deepStrictEqual(findHome(user), {
+      assert.deepStrictEqual(yield* onDisk(findHome(user)), {
         home: elsewhere,
         reason: `named by ${join(user, ".lmstudio-home-pointer")}`
       })
       writeFileSync(join(user, ".lmstudio-home-pointer"), join(user, "gone"))
-      const dangling = findHome(user)
+      const dangling = yield* onDisk(findHome(user))
       assert.strictEqual(dangling.home, join(user, ".cache", "lm-studio"))
       assert.include(dangling.reason, "which is not a folder")
     }))
@@ -52,20 +58,23 @@ describe("LM Studio's home and port file", () => {
       const user = yield* tempDir
       const home = join(user, ".lmstudio")
       mkdirSync(home)
-      const missing = discoverHome(user, {})
+      const missing = yield* onDisk(discoverHome(user, {}))
       assert.deepStrictEqual([missing.port, missing.portFile], [undefined, join(home, ".internal", "http-server.json")])
       assert.include(missing.portProblem, "does not exist")
       portFile(home, JSON.stringify({ port: 41343, pid: 1 }))
-      assert.deepStrictEqual([discoverHome(user, {}).port, discoverHome(user, {}).portProblem], [41343, undefined])
+      assert.deepStrictEqual([
+        (yield* onDisk(discoverHome(user, {}))).port,
+        (yield* onDisk(discoverHome(user, {}))).portProblem
+      ], [41343, undefined])
       portFile(home, "{ broken")
-      assert.include(discoverHome(user, {}).portProblem, "is not valid JSON")
+      assert.include((yield* onDisk(discoverHome(user, {}))).portProblem, "is not valid JSON")
       portFile(home, JSON.stringify({ port: "1234" }))
-      assert.include(discoverHome(user, {}).portProblem, "has no valid \"port\"")
+      assert.include((yield* onDisk(discoverHome(user, {}))).portProblem, "has no valid \"port\"")
       const other = join(user, "server.json")
       writeFileSync(other, JSON.stringify({ port: 5555 }))
       assert.deepStrictEqual([
-        discoverHome(user, { LMS_API_SERVER_INFO_PATH: other }).port,
-        discoverHome(user, { LMS_API_SERVER_INFO_PATH: other }).portFile
+        (yield* onDisk(discoverHome(user, { LMS_API_SERVER_INFO_PATH: other }))).port,
+        (yield* onDisk(discoverHome(user, { LMS_API_SERVER_INFO_PATH: other }))).portFile
       ], [5555, other])
     }))
 
@@ -74,7 +83,7 @@ describe("LM Studio's home and port file", () => {
       const user = yield* tempDir
       mkdirSync(join(user, ".lmstudio"))
       portFile(join(user, ".lmstudio"), JSON.stringify({ port: 41343 }))
-      const found = discoverHome(user, {})
+      const found = yield* onDisk(discoverHome(user, {}))
       assert.deepStrictEqual(baseUrlOf("http://a:1", Option.some("http://b:2"), found), {
         url: "http://a:1",
         source: "--base-url"
@@ -84,7 +93,7 @@ describe("LM Studio's home and port file", () => {
         source: "LMSTUDIO_BASE_URL"
       })
       assert.strictEqual(baseUrlOf(undefined, Option.none(), found).url, "http://127.0.0.1:41343")
-      const none = baseUrlOf(undefined, Option.none(), discoverHome(yield* tempDir, {}))
+      const none = baseUrlOf(undefined, Option.none(), yield* onDisk(discoverHome(yield* tempDir, {})))
       assert.strictEqual(none.url, DEFAULT_BASE_URL)
       assert.include(none.source, "does not exist")
     }))
@@ -95,10 +104,10 @@ describe("LM Studio's home and port file", () => {
       const home = join(user, ".cache", "lm-studio")
       mkdirSync(join(home, "bin"), { recursive: true })
       writeFileSync(join(home, "bin", "lms"), "")
-      const found = discoverHome(user, {})
-      assert.strictEqual(lmsInHome(found), join(home, "bin", "lms"))
+      const found = yield* onDisk(discoverHome(user, {}))
+      assert.strictEqual(yield* onDisk(lmsInHome(found)), join(home, "bin", "lms"))
       assert.deepStrictEqual(
-        yield* Effect.provide(locate(Option.none(), "", user, lmsInHome(found)), NodeFileSystem.layer),
+        yield* Effect.provide(locate(Option.none(), "", user, yield* onDisk(lmsInHome(found))), NodeFileSystem.layer),
         Option.some(join(home, "bin", "lms"))
       )
       const cwd = yield* tempDir

@@ -2,7 +2,6 @@
 import { Command, Options } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Schema } from "effect"
-import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { ConfigInvalid } from "../domain/Errors.js"
 import { modelFromKey } from "../simulator/Catalog.js"
@@ -68,10 +67,17 @@ const readScenario = (path: string) =>
   })
 
 /** The shim next to this module (dist/src/cli/) or next to the bundled executable (dist/src/). */
-export const lmsShimPath =
-  [new URL("../simulator/lms.js", import.meta.url), new URL("./simulator/lms.js", import.meta.url)]
-    .map((u) => fileURLToPath(u))
-    .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../simulator/lms.js", import.meta.url))
+const lmsShimPath = Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  const candidates = [new URL("../simulator/lms.js", import.meta.url), new URL("./simulator/lms.js", import.meta.url)]
+    .map(
+      (u) => fileURLToPath(u)
+    )
+  for (const path of candidates) {
+    if (yield* Effect.orElseSucceed(fs.exists(path), () => false)) return path
+  }
+  return candidates[0]!
+})
 
 export const simulateCommand = Command.make(
   "simulate",
@@ -96,9 +102,10 @@ export const simulateCommand = Command.make(
           settings: { jit: !flags.noJit, apiToken: Option.getOrNull(flags.apiToken) },
           faults: { latencyMs: flags.latency, tokenDelayMs: flags.tokenDelay }
         })
-        if (flags.json) yield* printJson({ base_url: sim.baseUrl, port: sim.port, lms: lmsShimPath })
+        const lms = yield* lmsShimPath
+        if (flags.json) yield* printJson({ base_url: sim.baseUrl, port: sim.port, lms })
         else yield* printLine(`LM Studio simulator listening on ${sim.baseUrl}`)
-        yield* note(`lms shim: LMS_CLI_PATH=${lmsShimPath} LMS_SIM_URL=${sim.baseUrl}`)
+        yield* note(`lms shim: LMS_CLI_PATH=${lms} LMS_SIM_URL=${sim.baseUrl}`)
         yield* note("Press Ctrl-C to stop.")
         return yield* Effect.never
       })

@@ -132,7 +132,7 @@ export class LmsCli extends Effect.Service<LmsCli>()("lmstudio-bridge/LmsCli", {
     const executor = yield* CommandExecutor.CommandExecutor
     const breaker = yield* CircuitBreaker.make("lms CLI")
     const server = yield* LmStudioBreaker
-    const path = yield* locate(config.lmsCliPath, process.env.PATH, homedir(), lmsInHome(config.lmstudioHome))
+    const path = yield* locate(config.lmsCliPath, process.env.PATH, homedir(), yield* lmsInHome(config.lmstudioHome))
     const extraArgs = hostArgs(config.baseUrl)
     const timeoutMs = Duration.toMillis(config.lmsTimeout)
 
