@@ -138,6 +138,14 @@ const optional = <A>(variable: string, check: Check<A>): Effect.Effect<Option.Op
 const withDefault = <A>(variable: string, check: Check<A>, fallback: A): Effect.Effect<A, ConfigInvalid> =>
   Effect.map(optional(variable, check), Option.getOrElse(() => fallback))
 
+/** A whole number of seconds from 1 to `max`, as a Duration; `fallback` when unset. */
+const seconds = (
+  variable: string,
+  max: number,
+  fallback: Duration.Duration
+): Effect.Effect<Duration.Duration, ConfigInvalid> =>
+  Effect.map(withDefault(variable, intBetween(1, max), Duration.toSeconds(fallback)), Duration.seconds)
+
 const fromOverride = <A>(
   variable: string,
   flag: string | undefined,
@@ -183,11 +191,7 @@ export const loadAppConfig = (
     const token = yield* optional("LMSTUDIO_API_TOKEN", nonEmpty)
     const apiToken = Option.isSome(token) ? token : yield* optional("LM_API_TOKEN", nonEmpty)
     const lmsCliPath = yield* optional("LMS_CLI_PATH", nonEmpty)
-    const lmsTimeoutSeconds = yield* withDefault(
-      "LMS_CLI_TIMEOUT_SECONDS",
-      intBetween(1, 3600),
-      Duration.toSeconds(defaults.lmsTimeout)
-    )
+    const lmsTimeout = yield* seconds("LMS_CLI_TIMEOUT_SECONDS", 3600, defaults.lmsTimeout)
     const lifecycle = yield* withDefault("LMSTUDIO_LIFECYCLE", oneOf("auto", "cli", "jit", "rest"), defaults.lifecycle)
     const defaultModel = yield* optional("DEFAULT_MODEL", modelName)
     const maxModelTtlSeconds = yield* withDefault(
@@ -217,16 +221,8 @@ export const loadAppConfig = (
       oneOf("true", "false"),
       defaults.verifyProbe ? "true" : "false"
     )
-    const requestTimeoutSeconds = yield* withDefault(
-      "LMSTUDIO_TIMEOUT_SECONDS",
-      intBetween(1, 86_400),
-      Duration.toSeconds(defaults.requestTimeout)
-    )
-    const metadataTimeoutSeconds = yield* withDefault(
-      "LMSTUDIO_METADATA_TIMEOUT_SECONDS",
-      intBetween(1, 3600),
-      Duration.toSeconds(defaults.metadataTimeout)
-    )
+    const requestTimeout = yield* seconds("LMSTUDIO_TIMEOUT_SECONDS", 86_400, defaults.requestTimeout)
+    const metadataTimeout = yield* seconds("LMSTUDIO_METADATA_TIMEOUT_SECONDS", 3600, defaults.metadataTimeout)
     const mcpJsonPath = yield* optional("MCP_JSON_PATH", nonEmpty)
     const agentMaxRoundsCap = yield* withDefault(
       "AGENT_MAX_ROUNDS_CAP",
@@ -238,16 +234,8 @@ export const loadAppConfig = (
       intBetween(1, agentMaxRoundsCap),
       Math.min(defaults.agentMaxRounds, agentMaxRoundsCap)
     )
-    const agentBudgetSeconds = yield* withDefault(
-      "AGENT_BUDGET_SECONDS",
-      intBetween(1, 86_400),
-      Duration.toSeconds(defaults.agentBudget)
-    )
-    const agentToolTimeoutSeconds = yield* withDefault(
-      "AGENT_TOOL_TIMEOUT_SECONDS",
-      intBetween(1, 3600),
-      Duration.toSeconds(defaults.agentToolTimeout)
-    )
+    const agentBudget = yield* seconds("AGENT_BUDGET_SECONDS", 86_400, defaults.agentBudget)
+    const agentToolTimeout = yield* seconds("AGENT_TOOL_TIMEOUT_SECONDS", 3600, defaults.agentToolTimeout)
     const agentToolConcurrency = yield* withDefault(
       "AGENT_TOOL_CONCURRENCY",
       intBetween(1, 64),
@@ -265,16 +253,8 @@ export const loadAppConfig = (
       defaults.llmParallelDefault
     )
     const llmQueueLimit = yield* withDefault("LLM_QUEUE_LIMIT", intBetween(1, 1_000_000), defaults.llmQueueLimit)
-    const childIdleSeconds = yield* withDefault(
-      "MCP_CHILD_IDLE_SECONDS",
-      intBetween(1, 86_400),
-      Duration.toSeconds(defaults.childIdleTtl)
-    )
-    const childStartSeconds = yield* withDefault(
-      "MCP_CHILD_START_TIMEOUT_SECONDS",
-      intBetween(1, 600),
-      Duration.toSeconds(defaults.childStartTimeout)
-    )
+    const childIdleTtl = yield* seconds("MCP_CHILD_IDLE_SECONDS", 86_400, defaults.childIdleTtl)
+    const childStartTimeout = yield* seconds("MCP_CHILD_START_TIMEOUT_SECONDS", 600, defaults.childStartTimeout)
     const logLevelCheck = oneOf("trace", "debug", "info", "warn", "error", "none")
     const logLevel = yield* fromOverride(
       "LOG_LEVEL",
@@ -299,7 +279,7 @@ export const loadAppConfig = (
       lmstudioHome,
       apiToken: Option.map(apiToken, Redacted.make),
       lmsCliPath,
-      lmsTimeout: Duration.seconds(lmsTimeoutSeconds),
+      lmsTimeout,
       lifecycle,
       defaultModel,
       modelTtlSeconds,
@@ -310,20 +290,20 @@ export const loadAppConfig = (
       verifyAttempts,
       verifyProbe: verifyProbe === "true",
       loadRetryBase: defaults.loadRetryBase,
-      requestTimeout: Duration.seconds(requestTimeoutSeconds),
-      metadataTimeout: Duration.seconds(metadataTimeoutSeconds),
+      requestTimeout,
+      metadataTimeout,
       mcpJsonPath,
       agentMaxRounds,
       agentMaxRoundsCap,
-      agentBudget: Duration.seconds(agentBudgetSeconds),
-      agentToolTimeout: Duration.seconds(agentToolTimeoutSeconds),
+      agentBudget,
+      agentToolTimeout,
       agentToolConcurrency,
       agentToolResultChars,
       agentApi,
       llmParallelDefault,
       llmQueueLimit,
-      childIdleTtl: Duration.seconds(childIdleSeconds),
-      childStartTimeout: Duration.seconds(childStartSeconds),
+      childIdleTtl,
+      childStartTimeout,
       logLevel,
       logFormat,
       metricsPort,
