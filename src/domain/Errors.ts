@@ -231,6 +231,33 @@ export class WrongModelKind extends Schema.TaggedError<WrongModelKind>()("WrongM
   }
 }
 
+/**
+ * The prompt does not fit the context the instance is loaded with: LM Studio never truncates an API prompt, it fails
+ * the request (protocol §12.3).
+ */
+export class ContextOverflow extends Schema.TaggedError<ContextOverflow>()("ContextOverflow", {
+  /** The model or instance the request was for, when named. */
+  model: Schema.optional(Schema.String),
+  tokensNeeded: Schema.Number,
+  tokensAvailable: Schema.Number,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return (
+      `the prompt needs ${this.tokensNeeded} tokens but ${
+        this.model === undefined ? "the model" : JSON.stringify(this.model)
+      } is loaded with a context of ${this.tokensAvailable} tokens`
+    )
+  }
+  get hint(): string {
+    return (
+      "Shorten the input, or load the model with a larger context: lms_load_model with `context_length` (e.g. " +
+      `${Math.min(131_072, 2 ** Math.ceil(Math.log2(Math.max(this.tokensNeeded * 1.25, 4096))))}` +
+      "), or `lms load <model> --context-length N`; for agents, use fewer servers."
+    )
+  }
+}
+
 export class InvalidTtl extends Schema.TaggedError<InvalidTtl>()("InvalidTtl", {
   value: Schema.String,
   reason: Schema.String
@@ -450,6 +477,7 @@ export const LmStudioError = Schema.Union(
   NoModelLoaded,
   ModelMismatch,
   WrongModelKind,
+  ContextOverflow,
   PreviousResponseNotFound,
   CircuitOpen
 )

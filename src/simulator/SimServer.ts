@@ -23,6 +23,7 @@ import {
   chatCompletion,
   chatCompletionFrames,
   complete,
+  contextOverflow,
   embeddings,
   type Ids,
   modelNotFound,
@@ -241,6 +242,20 @@ const structuredReply = (responseFormat: unknown): Effect.Effect<Option.Option<R
 // Serving
 // ---------------------------------------------------------------------------------------------------------------
 
+/** What LM Studio would count for a prompt: its text and its tool definitions, at about four characters a token. */
+const promptSize = (parts: ReadonlyArray<unknown>): number =>
+  Math.ceil(parts.reduce<number>((n, p) => n + (typeof p === "string" ? p : JSON.stringify(p ?? "")).length, 0) / 4)
+
+/** A prompt that does not fit the instance's loaded context is refused as LM Studio does (protocol §12.3). */
+const requireRoom = (sim: Sim, served: Served, parts: ReadonlyArray<unknown>) =>
+  Effect.flatMap(sim.get, (data) => {
+    const wording = data.settings.contextOverflow
+    const needed = promptSize(parts)
+    return wording !== "ignore" && needed >= served.instance.contextLength
+      ? refuse(contextOverflow(wording, needed, served.instance.contextLength))
+      : Effect.void
+  })
+
 interface Served {
   readonly instance: SimInstance
   readonly model: SimModel
@@ -352,6 +367,7 @@ const chatCompletions = (sim: Sim, req: HttpServerRequest.HttpServerRequest, bod
     const structured = yield* structuredReply(b.response_format)
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
     yield* requireKind(served, "llm")
+    yield* requireRoom(sim, served, [b.messages, b.tools])
     const turns = messagesToTurns(b.messages)
     const conversation: Conversation = { turns, hasTools: (b.tools?.length ?? 0) > 0 }
     const data = yield* sim.get
@@ -380,6 +396,7 @@ const completions = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: u
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
     yield* requireKind(served, "llm")
     const prompt = typeof b.prompt === "string" ? b.prompt : b.prompt.join("")
+    yield* requireRoom(sim, served, [prompt])
     const turns: Array<Turn> = [{ role: "user", text: prompt }]
     const data = yield* sim.get
     const matched = data.scenario.rules.length > 0
@@ -439,6 +456,7 @@ const responses = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unk
     const items = [...previous, ...input]
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
     yield* requireKind(served, "llm")
+    yield* requireRoom(sim, served, [instructions, items, b.tools])
     const turns = itemsToTurns([...instructions, ...items])
     const r = reply(data.scenario, { turns, hasTools: (b.tools?.length ?? 0) > 0 }, served.instance.identifier)
     const c = complete(r, b.max_output_tokens ?? undefined)

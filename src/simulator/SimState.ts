@@ -98,6 +98,11 @@ export const SettingsInput = Schema.Struct({
    * the default, protocol §12.1); `reject` refuses the field (400), `accept` honours it (a server that might).
    */
   restLoadTtl: Schema.optional(Schema.Literal("reject", "accept", "ignore")),
+  /**
+   * Prompts longer than the instance's loaded context: refused with HTTP 400 as LM Studio does (protocol §12.3), in
+   * the older (`keep`) or the 0.4 (`n_keep`) wording; or served (`ignore`).
+   */
+  contextOverflow: Schema.optional(Schema.Literal("keep", "n_keep", "ignore")),
   /** Which optional APIs exist: an old server has no v1 REST API and no Responses API. */
   apis: Schema.optional(
     Schema.Struct({
@@ -114,6 +119,7 @@ export interface Settings {
   readonly jitDefaultTtlMs: number
   readonly apiToken: string | null
   readonly restLoadTtl: "reject" | "accept" | "ignore"
+  readonly contextOverflow: "keep" | "n_keep" | "ignore"
   readonly v0: boolean
   readonly v1: boolean
   readonly responses: boolean
@@ -307,6 +313,8 @@ const defaultSettings: Settings = {
   apiToken: null,
   // LM Studio's REST load takes the request and holds no idle TTL for it (protocol §12.1).
   restLoadTtl: "ignore",
+  // Until the bridge budgets its prompts (issue 13), the default serves them; tests opt in to LM Studio's refusal.
+  contextOverflow: "ignore",
   v0: true,
   v1: true,
   responses: true
@@ -352,6 +360,7 @@ const applySettings = (s: Settings, input: typeof SettingsInput.Type): Settings 
   jitDefaultTtlMs: input.jitDefaultTtlSeconds !== undefined ? input.jitDefaultTtlSeconds * 1000 : s.jitDefaultTtlMs,
   apiToken: input.apiToken !== undefined ? input.apiToken : s.apiToken,
   restLoadTtl: input.restLoadTtl ?? s.restLoadTtl,
+  contextOverflow: input.contextOverflow ?? s.contextOverflow,
   v0: input.apis?.v0 ?? s.v0,
   v1: input.apis?.v1 ?? s.v1,
   responses: input.apis?.responses ?? s.responses

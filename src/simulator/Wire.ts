@@ -27,6 +27,19 @@ export const openAiError = (status: number, message: string, param: string | nul
   body: { error: { message, type: "invalid_request_error", param, code } }
 })
 
+/** LM Studio's answer to a prompt longer than the loaded context, in either of its wordings (protocol §12.3). */
+export const contextOverflow = (wording: "keep" | "n_keep", needed: number, context: number): WireError =>
+  openAiError(
+    400,
+    wording === "keep"
+      ? `Trying to keep the first ${needed} tokens when context the overflows. However, the model is loaded with ` +
+        `context length of only ${context} tokens, which is not enough. Try to load the model with a larger context ` +
+        "length, or provide a shorter input."
+      : `Cannot truncate prompt with n_keep (${needed}) >= n_ctx (${context})`,
+    null,
+    null
+  )
+
 export const noModelsLoaded: WireError = openAiError(
   400,
   "No models loaded. Please load a model in the developer page or use the 'lms load' command.",

@@ -456,3 +456,34 @@ describe("LmStudioClient errors", () => {
       assert.isTrue(state.instances.every((i) => i.active === 0))
     }))
 })
+
+describe("context overflow (real HTTP to the simulator, protocol §12.3)", () => {
+  const long = "word ".repeat(10_000)
+
+  for (const wording of ["keep", "n_keep"] as const) {
+    it.scoped(`a prompt longer than the loaded context is refused by LM Studio (${wording}) and is a ContextOverflow`, () =>
+      Effect.gen(function*() {
+        const { client, sim } = yield* simAndClient({ settings: { contextOverflow: wording } })
+        const model = (yield* sim.state.get).instances[0]!.identifier
+        const context = (yield* sim.state.get).instances[0]!.contextLength
+        const e = yield* Effect.flip(client.chat({ model, messages: [{ role: "user", content: long }] }))
+        assert.strictEqual(e._tag, "ContextOverflow")
+        if (e._tag === "ContextOverflow") {
+          assert.strictEqual(e.tokensAvailable, context)
+          assert.isAbove(e.tokensNeeded, context)
+          assert.strictEqual(e.model, model)
+        }
+        const completion = yield* Effect.flip(client.complete({ model, prompt: long }))
+        assert.strictEqual(completion._tag, "ContextOverflow")
+        const response = yield* Effect.flip(client.respond({ model, input: long }))
+        assert.strictEqual(response._tag, "ContextOverflow")
+        const streamed = yield* Effect.flip(
+          collectChat(client.chatStream({ model, messages: [{ role: "user", content: long }] }))
+        )
+        assert.strictEqual(streamed._tag, "ContextOverflow")
+        // A prompt that fits is served.
+        const ok = yield* client.chat({ model, messages: [{ role: "user", content: "hi" }] })
+        assert.isString(ok.content)
+      }))
+  }
+})

@@ -306,3 +306,31 @@ describe("request bodies", () => {
     assert.deepStrictEqual(sent(loadBody({ model: "k", contextLength: 4096 })), { model: "k", context_length: 4096 })
   })
 })
+
+describe("context overflow (protocol §12.3)", () => {
+  const ctx = { baseUrl, endpoint: "POST /v1/chat/completions", model: "qwen/qwen3-4b" }
+
+  it("both of LM Studio's wordings are a ContextOverflow with the numbers and the fix", () => {
+    const wordings = [
+      [
+        "Trying to keep the first 15857 tokens when context the overflows. However, the model is loaded with context " +
+        "length of only 7866 tokens, which is not enough. Try to load the model with a larger context length, or " +
+        "provide a shorter input.",
+        15857,
+        7866
+      ],
+      ["Cannot truncate prompt with n_keep (15028) >= n_ctx (7424)", 15028, 7424]
+    ] as const
+    for (const [message, needed, available] of wordings) {
+      const e = classifyError(ctx, 400, { error: { message } }, "")
+      assert.strictEqual(e._tag, "ContextOverflow", message)
+      if (e._tag !== "ContextOverflow") continue
+      assert.deepStrictEqual([e.tokensNeeded, e.tokensAvailable, e.model], [needed, available, "qwen/qwen3-4b"])
+      assert.include(e.message, `${needed}`)
+      assert.include(e.hint, "context_length")
+    }
+    // As an SSE error frame (HTTP 200) too: the same rules.
+    const frame = classifyError(ctx, 200, { error: "Cannot truncate prompt with n_keep (9000) >= n_ctx (4096)" }, "")
+    assert.strictEqual(frame._tag, "ContextOverflow")
+  })
+})

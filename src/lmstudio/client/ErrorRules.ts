@@ -5,6 +5,7 @@
  */
 import { Either, Option, type ParseResult, Schema } from "effect"
 import {
+  ContextOverflow,
   LmStudioApiUnsupported,
   LmStudioConnectionLost,
   type LmStudioError,
@@ -40,6 +41,13 @@ const modelsListedIn = (message: string): Array<string> => {
     .filter((s) => s !== "")
 }
 
+/** LM Studio's two context-overflow wordings (protocol §12.3): [tokens needed, context of the instance]. */
+const overflowOf = (message: string): readonly [number, number] | undefined => {
+  const keep = /keep the first (\d+) tokens[\s\S]*?context length of only (\d+) tokens/i.exec(message)
+  const nKeep = keep ?? /n_keep \((\d+)\) >= n_ctx \((\d+)\)/i.exec(message)
+  return nKeep === null ? undefined : [Number(nKeep[1]), Number(nKeep[2])]
+}
+
 /**
  * Turns an LM Studio error body (or a failed status) into a typed error. The same function serves HTTP errors,
  * errors on HTTP 200 and SSE error frames.
@@ -66,6 +74,15 @@ export const classifyError = (
   const kind = /^Model is not (?:an? )?(llm|embedding)/i.exec(message)?.[1]?.toLowerCase()
   if (ctx.model !== undefined && (kind === "llm" || kind === "embedding")) {
     return new WrongModelKind({ requested: ctx.model, expected: kind, endpoint: ctx.endpoint, detail: message })
+  }
+  const overflow = overflowOf(message)
+  if (overflow !== undefined) {
+    return new ContextOverflow({
+      model: ctx.model,
+      tokensNeeded: overflow[0],
+      tokensAvailable: overflow[1],
+      detail: message
+    })
   }
   if (code === "previous_response_not_found") {
     const id = /'([^']+)'/.exec(message)?.[1] ?? ""
