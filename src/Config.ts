@@ -58,6 +58,8 @@ export interface AppConfigShape {
   readonly agentApi: "auto" | "responses" | "chat"
   /** LLM requests in flight per model when LM Studio does not report the instance's `parallel`. */
   readonly llmParallelDefault: number
+  /** The context assumed for an instance whose loaded context LM Studio does not report. */
+  readonly contextDefaultTokens: number
   /** LLM requests waiting for a model's permit, across models; past it a request fails with BridgeOverloaded. */
   readonly llmQueueLimit: number
   /** A child server idle this long is stopped; the next call starts it again. */
@@ -247,6 +249,11 @@ export const loadAppConfig = (
       defaults.agentToolResultChars
     )
     const agentApi = yield* withDefault("AGENT_API", oneOf("auto", "responses", "chat"), defaults.agentApi)
+    const contextDefaultTokens = yield* withDefault(
+      "CONTEXT_DEFAULT_TOKENS",
+      intBetween(256, 10_000_000),
+      defaults.contextDefaultTokens
+    )
     const llmParallelDefault = yield* withDefault(
       "LLM_PARALLEL_DEFAULT",
       intBetween(1, 256),
@@ -301,6 +308,7 @@ export const loadAppConfig = (
       agentToolResultChars,
       agentApi,
       llmParallelDefault,
+      contextDefaultTokens,
       llmQueueLimit,
       childIdleTtl,
       childStartTimeout,
@@ -363,6 +371,7 @@ export const defaults: AppConfigShape = {
   agentToolResultChars: 20_000,
   agentApi: "auto",
   llmParallelDefault: 4,
+  contextDefaultTokens: 4096,
   llmQueueLimit: 2048,
   childIdleTtl: Duration.seconds(300),
   childStartTimeout: Duration.seconds(30),

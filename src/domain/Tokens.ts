@@ -51,3 +51,9 @@ export const estimateTokens = (text: string): number => {
   }
   return tokens
 }
+
+/**
+ * A count the tokenizers never go below: the estimate is at most twice theirs on the measured corpus, so half of it
+ * is a floor. A request is refused before sending only when even this floor does not fit (no false refusals).
+ */
+export const leastTokens = (text: string): number => Math.floor(estimateTokens(text) / 2)

@@ -328,4 +328,36 @@ describe("lifecycle truth: what the bridge says is what LM Studio has", () => {
       assert.strictEqual(streamed.stdout, "The answer is 42.\n")
       assert.include(streamed.stderr, "Let me weigh it.")
     }))
+
+  describe("context: what is sent fits the model's loaded context (issue 13)", () => {
+    it.scopedLive("a 50,000-character chat_completion on a 4096 model fails fast with the numbers; LM Studio's own refusal is the same error", () =>
+      Effect.gen(function*() {
+        const { sim, client, hits } = yield* setup({ settings: { contextOverflow: "n_keep" } }, {})
+        const model = (yield* sim.state.get).instances[0]!
+        assert.strictEqual(model.contextLength, 4096)
+        const fast = errorText(
+          yield* call(client, "chat_completion", { prompt: "lorem ipsum ".repeat(4200), model: model.identifier })
+        )
+        assert.match(
+          fast,
+          /^ContextOverflow: the prompt needs \d+ tokens but ".+" is loaded with a context of 4096 tokens/
+        )
+        assert.include(fast, "context_length")
+        assert.include(fast, "nothing was sent to LM Studio")
+        assert.strictEqual(yield* hits("/v1/chat/completions"), 0, "refused before sending")
+        // Too long for the context, but not by the bridge's lowest count: LM Studio refuses, and the answer is the same
+        // typed error with LM Studio's numbers, not its raw 400.
+        const sent = errorText(
+          yield* call(client, "chat_completion", { prompt: "lorem ipsum ".repeat(1600), model: model.identifier })
+        )
+        assert.match(
+          sent,
+          /^ContextOverflow: the prompt needs \d+ tokens but ".+" is loaded with a context of 4096 tokens/
+        )
+        assert.include(sent, "n_keep")
+        assert.strictEqual(yield* hits("/v1/chat/completions"), 1)
+        const ok = structured(yield* call(client, "chat_completion", { prompt: "hi", model: model.identifier }))
+        assert.isString(ok.get("content").str)
+      }))
+  })
 })

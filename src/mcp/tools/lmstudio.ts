@@ -12,6 +12,7 @@ import { type ChatMessage, UsageCounts } from "../../domain/Messages.js"
 import { Admission } from "../../lmstudio/Admission.js"
 import { collectChat } from "../../lmstudio/client/Mapping.js"
 import { type ModelInfo, ModelSummary } from "../../lmstudio/client/Shapes.js"
+import { requireRoom } from "../../lmstudio/ContextCheck.js"
 import { LmsCli } from "../../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../../lmstudio/ModelCatalog.js"
@@ -33,8 +34,13 @@ const UsageOut = nullable(UsageCounts)
  * Runs `use` on the resolved model, loaded (with an explicit TTL) and leased for the duration of the call; when
  * LM Studio turns out not to have it (unloaded under the bridge), it is ensured again once and `use` runs again.
  */
-const onModel = <A, E, R>(model: string | undefined, use: (identifier: string) => Effect.Effect<A, E, R>) =>
+const onModel = <A, E, R>(
+  model: string | undefined,
+  prompt: string,
+  use: (identifier: string) => Effect.Effect<A, E, R>
+) =>
   Effect.gen(function*() {
+    const config = yield* AppConfig
     const catalog = yield* ModelCatalog
     const lifecycle = yield* ModelLifecycle
     const admission = yield* Admission
@@ -42,7 +48,13 @@ const onModel = <A, E, R>(model: string | undefined, use: (identifier: string) =
     // The request waits for one of the instance's permits (DESIGN §6 "Concurrency"); past the queue, BridgeOverloaded.
     return yield* lifecycle.withModel(
       { model: found.instance?.id ?? found.model.key },
-      (held) => held.request((m) => admission.run(m.identifier, m.parallel, use(m.identifier)))
+      (held) =>
+        held.request((m) =>
+          Effect.zipRight(
+            requireRoom(m, prompt, config.contextDefaultTokens),
+            admission.run(m.identifier, m.parallel, use(m.identifier))
+          )
+        )
     )
   })
 
@@ -130,7 +142,7 @@ const chatCompletion = tool({
         return yield* Effect.fail(new NothingToSend({ tool: "chat_completion" }))
       }
       const [r, ms] = yield* elapsed(
-        onModel(input.model, (model) => {
+        onModel(input.model, messages.map((m) => m.content ?? "").join("\n"), (model) => {
           const request = {
             model,
             messages,
@@ -180,7 +192,7 @@ const textCompletion = tool({
   handler: (input) =>
     Effect.gen(function*() {
       const client = yield* LmStudioClient
-      const r = yield* onModel(input.model, (model) =>
+      const r = yield* onModel(input.model, input.prompt, (model) =>
         client.complete({
           model,
           prompt: input.prompt,
@@ -222,7 +234,7 @@ const createResponse = tool({
   handler: (input) =>
     Effect.gen(function*() {
       const client = yield* LmStudioClient
-      const r = yield* onModel(input.model, (model) =>
+      const r = yield* onModel(input.model, input.input, (model) =>
         client.respond({
           model,
           input: input.input,
@@ -265,7 +277,15 @@ const generateEmbeddings = tool({
           const embedding = models.filter((m) => m.type === "embedding")
           return (embedding.find((m) => m.loaded.length > 0) ?? embedding[0])?.key
         }))
-      const r = yield* onModel(chosen, (model) => client.embed({ model, input: input.input }))
+      const r = yield* onModel(
+        chosen,
+        // Each text is embedded on its own: the longest must fit.
+        (typeof input.input === "string" ? [input.input] : input.input).reduce(
+          (a, b) => (b.length > a.length ? b : a),
+          ""
+        ),
+        (model) => client.embed({ model, input: input.input })
+      )
       return { model: r.model, dimensions: r.dimensions, vectors: r.vectors }
     }),
   render: (o) => `${o.vectors.length} vector(s) of ${o.dimensions} dimensions from ${o.model}`
