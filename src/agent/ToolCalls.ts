@@ -42,15 +42,54 @@ export const namespace = (tools: ReadonlyArray<ChildTool>): ReadonlyArray<Namesp
   return out
 }
 
-/** An MCP tool as an OpenAI function tool. */
+/** The longest description kept for a tool, and for a parameter, in what the model is offered. */
+const TOOL_DESCRIPTION_CHARS = 400
+const PARAMETER_DESCRIPTION_CHARS = 200
+
+const trimmed = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`)
+
+/** Keys that cost the model's context and tell it nothing it needs to call the tool. */
+const DROPPED = new Set(["$schema", "$id", "$comment", "title", "examples"])
+
+/**
+ * A JSON Schema as compact as it can be without changing what it accepts: no `$schema`, `$id`, `$comment`, titles
+ * or examples, descriptions trimmed. Property names are data, not keywords: a property called `title` stays.
+ */
+export const compactSchema = (schema: unknown): unknown =>
+  Array.isArray(schema)
+    ? schema.map(compactSchema)
+    : typeof schema === "object" && schema !== null
+    ? compactObject(schema)
+    : schema
+
+/** `compactSchema` of an object; `propertyMap` when its keys are property names (`properties`, `$defs`). */
+const compactObject = (schema: object, propertyMap = false): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(schema)) {
+    if (propertyMap) out[key] = compactSchema(value)
+    else if (DROPPED.has(key)) continue
+    else if (key === "description" && typeof value === "string") out[key] = trimmed(value, PARAMETER_DESCRIPTION_CHARS)
+    else if (
+      (key === "properties" || key === "definitions" || key === "$defs") && typeof value === "object" && value !== null
+    ) {
+      out[key] = compactObject(value, true)
+    } else out[key] = compactSchema(value)
+  }
+  return out
+}
+
+/** An MCP tool as an OpenAI function tool, its schema compacted. */
 export const toFunctionTool = (t: NamespacedTool): ToolDefinition => {
   const schema = t.tool.inputSchema
-  const parameters = schema.type === "object" ? schema : { type: "object", properties: {} }
+  const parameters = schema.type === "object"
+    ? compactObject(schema)
+    : { type: "object", properties: {} }
+  const description = `${t.tool.description}`.trim()
   return {
     name: t.name,
-    description: `${t.tool.description}`.trim() === ""
+    description: description === ""
       ? `${t.tool.name} (MCP server ${t.tool.server})`
-      : `${t.tool.description} (MCP server ${t.tool.server})`,
+      : `${trimmed(description, TOOL_DESCRIPTION_CHARS)} (MCP server ${t.tool.server})`,
     parameters
   }
 }

@@ -13,7 +13,7 @@ import type { ChildTool } from "../../src/agent/ChildServers.js"
 import { type LoopPorts, type RequestedCall, runLoop, type Turn } from "../../src/agent/Loop.js"
 import { parseMcpJson } from "../../src/agent/McpConfig.js"
 import { isSelf, selfIdentity } from "../../src/agent/SelfIdentity.js"
-import { capResult, namespace, parseTextToolCalls } from "../../src/agent/ToolCalls.js"
+import { capResult, compactSchema, namespace, parseTextToolCalls } from "../../src/agent/ToolCalls.js"
 
 const toolArb = fc.record({
   server: fc.string({ minLength: 1, maxLength: 40 }),
@@ -318,4 +318,43 @@ describe("the loop (scripted LLM, TestClock)", () => {
       assert.strictEqual(out.answer, "answer 3")
       assert.strictEqual(out.toolCalls.length, 1)
     }))
+})
+
+describe("compact tool schemas", () => {
+  it("drop what tells the model nothing, keep what the schema accepts, trim long descriptions", () => {
+    const schema = {
+      $schema: "http://json-schema.org/draft-07/schema#",
+      type: "object",
+      title: "ReadArgs",
+      properties: {
+        title: { type: "string", title: "Title", description: "d".repeat(500), examples: ["x"] },
+        nested: { type: "array", items: { $comment: "c", type: "object", properties: { $id: { type: "number" } } } }
+      },
+      required: ["title"],
+      additionalProperties: false
+    }
+    const compact = compactSchema(schema)
+    assert.deepStrictEqual(compact, {
+      type: "object",
+      properties: {
+        title: { type: "string", description: `${"d".repeat(199)}…` },
+        nested: { type: "array", items: { type: "object", properties: { $id: { type: "number" } } } }
+      },
+      required: ["title"],
+      additionalProperties: false
+    })
+    assert.isBelow(JSON.stringify(compact).length, JSON.stringify(schema).length)
+  })
+
+  it.prop(
+    "compaction is idempotent and keeps every property name and required list",
+    { value: fc.jsonValue() },
+    ({ value }) => {
+      const schema = { type: "object", properties: { a: value, title: value }, required: ["a"] }
+      const once = compactSchema(schema)
+      assert.deepStrictEqual(compactSchema(once), once)
+      assert.deepStrictEqual(Object.keys((once as { properties: object }).properties), ["a", "title"])
+      assert.deepStrictEqual((once as { required: unknown }).required, ["a"])
+    }
+  )
 })
