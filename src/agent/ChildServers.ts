@@ -19,7 +19,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { type CallToolResult, CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Data, Duration, Effect, Equal, Exit, Hash, RcMap, Ref, Runtime } from "effect"
 import { AppConfig } from "../Config.js"
-import { type ChildServerError, McpServerFailed, McpServerTimeout } from "../domain/Errors.js"
+import { type ChildServerError, McpServerFailed, McpServerTimeout } from "../domain/McpErrors.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
 import type { ChildServerConfig } from "./McpConfig.js"
 

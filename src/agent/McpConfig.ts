@@ -18,7 +18,7 @@ import { Effect, Hash, Option, ParseResult, Ref, Schema } from "effect"
 import { homedir } from "node:os"
 import { join, resolve as resolvePath } from "node:path"
 import { AppConfig } from "../Config.js"
-import { McpConfigInvalid, McpConfigNotFound, McpServerUnknown } from "../domain/Errors.js"
+import { McpConfigInvalid, McpConfigNotFound, McpServerUnknown } from "../domain/McpErrors.js"
 import { isSelf, type SelfIdentity, selfIdentity } from "./SelfIdentity.js"
 
 const StringMap = Schema.Record({ key: Schema.String, value: Schema.String })
