@@ -138,14 +138,36 @@ export const tokenize = (text: string): Array<string> => text.match(/\s*\S+|\s+$
 
 export const countTokens = (text: string): number => tokenize(text).length
 
-/** A deterministic unit vector for a text: the same text always embeds to the same vector. */
-export const embed = (text: string, dimensions: number): Array<number> => {
-  let h = 2166136261
+const fnv = (text: string, seed = 2166136261): number => {
+  let h = seed
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619)
-  const v: Array<number> = []
+  return h >>> 0
+}
+
+/** Lower-case words of a text, identifiers split at `_`, `-` and case changes; endings `s`, `es`, `ing`, `ed` off. */
+const wordsOf = (text: string): Array<string> =>
+  (text.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase().match(/[a-z0-9]+/g) ?? [])
+    .map((w) => (w.length > 5 ? w.replace(/(ing|ed|es|s)$/, "") : w.length > 3 ? w.replace(/s$/, "") : w))
+
+/**
+ * A deterministic unit vector for a text, with a semantic model's main property: texts sharing words point the
+ * same way (each word adds a signed hashed direction, as feature hashing does), so similarity search over the
+ * simulator ranks like a real embedding model would on lexical overlap. The same text always embeds the same.
+ */
+export const embed = (text: string, dimensions: number): Array<number> => {
+  const v: Array<number> = new Array<number>(dimensions).fill(0)
+  // A faint direction of the whole text, so that texts with no words in common still differ.
+  let h = fnv(text)
   for (let i = 0; i < dimensions; i++) {
     h = Math.imul(h ^ (h >>> 15), 2246822507) ^ Math.imul(h ^ (h >>> 13), 3266489909)
-    v.push(((h >>> 0) / 4294967296) * 2 - 1)
+    v[i] = (((h >>> 0) / 4294967296) * 2 - 1) * 0.05
+  }
+  for (const w of wordsOf(text)) {
+    const a = fnv(w)
+    for (let k = 0; k < 4; k++) {
+      const b = fnv(w, a + k)
+      v[b % dimensions]! += b & 1 ? 1 : -1
+    }
   }
   const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) || 1
   return v.map((x) => Math.round((x / norm) * 1e6) / 1e6)

@@ -17,8 +17,9 @@ import {
   v1ChatFrames,
   v1ChatResult
 } from "./ResponsesWire.js"
-import { type Conversation, countTokens, embed, type Reply, reply, Scenario, type Turn } from "./Scenario.js"
+import { type Conversation, embed, type Reply, reply, Scenario, type Turn } from "./Scenario.js"
 import { FaultsInput, SettingsInput, type SimData, SimState } from "./SimState.js"
+import { promptTokens as countPrompt } from "./SimTokens.js"
 import {
   chatCompletion,
   chatCompletionFrames,
@@ -199,8 +200,6 @@ const messagesToTurns = (messages: ReadonlyArray<unknown>): Array<Turn> =>
     return [{ role, text: contentText(msg.content) }]
   })
 
-const promptTokensOf = (turns: ReadonlyArray<Turn>): number => turns.reduce((n, t) => n + countTokens(t.text) + 4, 0)
-
 /** A minimal JSON value that satisfies a JSON schema: what the default model answers under `json_schema`. */
 const exampleFor = (schema: unknown): unknown => {
   if (!Predicate.isRecord(schema)) return null
@@ -242,18 +241,25 @@ const structuredReply = (responseFormat: unknown): Effect.Effect<Option.Option<R
 // Serving
 // ---------------------------------------------------------------------------------------------------------------
 
-/** What LM Studio would count for a prompt: its text and its tool definitions, at about four characters a token. */
-const promptSize = (parts: ReadonlyArray<unknown>): number =>
-  Math.ceil(parts.reduce<number>((n, p) => n + (typeof p === "string" ? p : JSON.stringify(p ?? "")).length, 0) / 4)
-
-/** A prompt that does not fit the instance's loaded context is refused as LM Studio does (protocol §12.3). */
-const requireRoom = (sim: Sim, served: Served, parts: ReadonlyArray<unknown>) =>
-  Effect.flatMap(sim.get, (data) => {
+/**
+ * A prompt that does not fit the instance's loaded context is refused as LM Studio does (protocol §12.3); the count
+ * (SimTokens.ts) is also the `prompt_tokens` of the usage.
+ */
+const requireRoom = (
+  sim: Sim,
+  served: Served,
+  messages: ReadonlyArray<unknown>,
+  tools: ReadonlyArray<unknown> | null | undefined
+) =>
+  Effect.flatMap(Effect.zip(sim.get, countPrompt(messages, tools)), ([data, needed]) => {
     const wording = data.settings.contextOverflow
-    const needed = promptSize(parts)
-    return wording !== "ignore" && needed >= served.instance.contextLength
-      ? refuse(contextOverflow(wording, needed, served.instance.contextLength))
-      : Effect.void
+    const refused = wording !== "ignore" && needed >= served.instance.contextLength
+    return Effect.zipRight(
+      sim.countPrompt(needed, served.instance.contextLength, refused),
+      wording !== "ignore" && refused
+        ? refuse(contextOverflow(wording, needed, served.instance.contextLength))
+        : Effect.succeed(needed)
+    )
   })
 
 interface Served {
@@ -367,14 +373,13 @@ const chatCompletions = (sim: Sim, req: HttpServerRequest.HttpServerRequest, bod
     const structured = yield* structuredReply(b.response_format)
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
     yield* requireKind(served, "llm")
-    yield* requireRoom(sim, served, [b.messages, b.tools])
+    const promptTokens = yield* requireRoom(sim, served, b.messages, b.tools)
     const turns = messagesToTurns(b.messages)
     const conversation: Conversation = { turns, hasTools: (b.tools?.length ?? 0) > 0 }
     const data = yield* sim.get
     const r = Option.getOrElse(structured, () => reply(data.scenario, conversation, served.instance.identifier))
     const c = complete(r, b.max_tokens ?? undefined)
     const ids: Ids = yield* makeIds(c.toolCalls.length)
-    const promptTokens = promptTokensOf(turns)
     if (b.stream === true) {
       const frames = chatCompletionFrames(served.model, served.instance, c, promptTokens, ids, {
         includeUsage: b.stream_options?.include_usage === true,
@@ -396,7 +401,7 @@ const completions = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: u
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
     yield* requireKind(served, "llm")
     const prompt = typeof b.prompt === "string" ? b.prompt : b.prompt.join("")
-    yield* requireRoom(sim, served, [prompt])
+    const promptTokens = yield* requireRoom(sim, served, [prompt], null)
     const turns: Array<Turn> = [{ role: "user", text: prompt }]
     const data = yield* sim.get
     const matched = data.scenario.rules.length > 0
@@ -406,7 +411,6 @@ const completions = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: u
       { content: ` and so the story of "${prompt.trim().split(/\s+/).slice(-3).join(" ")}" continues.` }
     const c = complete({ ...r, toolCalls: [] }, b.max_tokens ?? undefined)
     const ids = yield* makeIds(0)
-    const promptTokens = countTokens(prompt)
     if (b.stream === true) {
       return yield* sse(sim, req, textCompletionFrames(served.instance, c, ids), served.instance.identifier)
     }
@@ -456,12 +460,11 @@ const responses = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unk
     const items = [...previous, ...input]
     const served = yield* resolveOrRefuse(sim, b.model, b.ttl)
     yield* requireKind(served, "llm")
-    yield* requireRoom(sim, served, [instructions, items, b.tools])
+    const promptTokens = yield* requireRoom(sim, served, [...instructions, ...items], b.tools)
     const turns = itemsToTurns([...instructions, ...items])
     const r = reply(data.scenario, { turns, hasTools: (b.tools?.length ?? 0) > 0 }, served.instance.identifier)
     const c = complete(r, b.max_output_tokens ?? undefined)
     const ids = yield* makeResponseIds(c.toolCalls.length)
-    const promptTokens = promptTokensOf(turns)
     if (b.store !== false) yield* sim.storeResponse({ id: ids.response, items: [...items, ...storedItems(c, ids)] })
     if (b.stream === true) {
       return yield* sse(
@@ -505,6 +508,7 @@ const v1Chat = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unknow
     const served = yield* resolveOrRefuse(sim, b.model, undefined, true)
     yield* requireKind(served, "llm")
     const items = [...previous, ...input]
+    const promptTokens = yield* requireRoom(sim, served, [...system, ...items], null)
     const turns = itemsToTurns([...system, ...items])
     const c = complete({
       ...reply(data.scenario, { turns, hasTools: false }, served.instance.identifier),
@@ -520,14 +524,14 @@ const v1Chat = (sim: Sim, req: HttpServerRequest.HttpServerRequest, body: unknow
       return yield* sse(
         sim,
         req,
-        v1ChatFrames(served.model, served.instance, c, promptTokensOf(turns), responseId, loadTime),
+        v1ChatFrames(served.model, served.instance, c, promptTokens, responseId, loadTime),
         served.instance.identifier
       )
     }
     return yield* busy(
       sim,
       served.instance.identifier,
-      Effect.succeed(json(v1ChatResult(served.instance, c, promptTokensOf(turns), responseId, loadTime)))
+      Effect.succeed(json(v1ChatResult(served.instance, c, promptTokens, responseId, loadTime)))
     )
   })
 

@@ -139,6 +139,11 @@ export interface Counters {
   readonly streamsAborted: number
   /** Non-streamed requests whose client went away before the answer (the handler was interrupted). */
   readonly requestsAborted: number
+  /** Prompts refused because they did not fit the instance's context (protocol §12.3). */
+  readonly contextRefusals: number
+  /** Prompt tokens of every prompt counted, and the largest one, against the context it was sent to. */
+  readonly promptTokens: number
+  readonly largestPrompt: { readonly tokens: number; readonly contextLength: number } | null
   readonly byPath: Readonly<Record<string, number>>
 }
 
@@ -313,8 +318,8 @@ const defaultSettings: Settings = {
   apiToken: null,
   // LM Studio's REST load takes the request and holds no idle TTL for it (protocol §12.1).
   restLoadTtl: "ignore",
-  // Until the bridge budgets its prompts (issue 13), the default serves them; tests opt in to LM Studio's refusal.
-  contextOverflow: "ignore",
+  // LM Studio 0.4's refusal of a prompt longer than the loaded context (protocol §12.3).
+  contextOverflow: "n_keep",
   v0: true,
   v1: true,
   responses: true
@@ -381,6 +386,9 @@ export const initialData = (options: SimOptions, now: number): SimData => {
       streamsCompleted: 0,
       streamsAborted: 0,
       requestsAborted: 0,
+      contextRefusals: 0,
+      promptTokens: 0,
+      largestPrompt: null,
       byPath: {}
     },
     recent: []
@@ -466,6 +474,20 @@ const make = (options: SimOptions) =>
     const countStream = (what: "streamsStarted" | "streamsCompleted" | "streamsAborted" | "requestsAborted") =>
       Ref.update(ref, (d) => ({ ...d, counters: { ...d.counters, [what]: d.counters[what] + 1 } }))
 
+    /** Counts a prompt the server measured, and whether it was refused for want of context. */
+    const countPrompt = (tokens: number, contextLength: number, refused: boolean) =>
+      Ref.update(ref, (d) => ({
+        ...d,
+        counters: {
+          ...d.counters,
+          contextRefusals: d.counters.contextRefusals + (refused ? 1 : 0),
+          promptTokens: d.counters.promptTokens + tokens,
+          largestPrompt: d.counters.largestPrompt === null || tokens > d.counters.largestPrompt.tokens
+            ? { tokens, contextLength }
+            : d.counters.largestPrompt
+        }
+      }))
+
     /** Marks an instance busy (lms ps shows it generating; the TTL sweeper leaves it alone). */
     const acquireInstance = (identifier: string) =>
       Ref.update(ref, (d) => updateInstance(d, identifier, (i) => ({ ...i, active: i.active + 1 })))
@@ -514,6 +536,7 @@ const make = (options: SimOptions) =>
       takeStreamFaults,
       countRequest,
       countStream,
+      countPrompt,
       acquireInstance,
       releaseInstance,
       storeResponse: (r: StoredResponse) =>

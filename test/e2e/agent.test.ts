@@ -15,23 +15,7 @@ import { modelFromKey } from "../../src/simulator/Catalog.js"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { type SimulatorOptions, start } from "../../src/simulator/Simulator.js"
 import { binPath, bridgeClient, j, repoRoot, runEffect, tempDir } from "../helpers.js"
-
-const fsServer = join(repoRoot, "node_modules", "@modelcontextprotocol", "server-filesystem", "dist", "index.js")
-const memoryServer = join(repoRoot, "node_modules", "@modelcontextprotocol", "server-memory", "dist", "index.js")
-const everythingServer = join(
-  repoRoot,
-  "node_modules",
-  "@modelcontextprotocol",
-  "server-everything",
-  "dist",
-  "index.js"
-)
-
-const call = (client: Client, name: string, args: Record<string, unknown>) =>
-  Effect.promise(() => client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 }))
-
-const textOf = (r: Awaited<ReturnType<Client["callTool"]>>) =>
-  (Array.isArray(r.content) ? r.content : []).map((c: { type: string; text?: string }) => c.text ?? "").join("\n")
+import { call, everythingServer, fsServer, memoryServer, textOf } from "../support/children.js"
 
 /** Processes whose command line mentions `marker` (the temp folder): children that outlived the bridge. */
 const processesMentioning = (marker: string): Array<number> =>

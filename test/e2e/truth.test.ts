@@ -332,7 +332,7 @@ describe("lifecycle truth: what the bridge says is what LM Studio has", () => {
   describe("context: what is sent fits the model's loaded context (issue 13)", () => {
     it.scopedLive("a 50,000-character chat_completion on a 4096 model fails fast with the numbers; LM Studio's own refusal is the same error", () =>
       Effect.gen(function*() {
-        const { sim, client, hits } = yield* setup({ settings: { contextOverflow: "n_keep" } }, {})
+        const { sim, client, hits } = yield* setup({}, {})
         const model = (yield* sim.state.get).instances[0]!
         assert.strictEqual(model.contextLength, 4096)
         const fast = errorText(
@@ -345,10 +345,10 @@ describe("lifecycle truth: what the bridge says is what LM Studio has", () => {
         assert.include(fast, "context_length")
         assert.include(fast, "nothing was sent to LM Studio")
         assert.strictEqual(yield* hits("/v1/chat/completions"), 0, "refused before sending")
-        // Too long for the context, but not by the bridge's lowest count: LM Studio refuses, and the answer is the same
-        // typed error with LM Studio's numbers, not its raw 400.
+        // Too long for the context (~4,130 tokens for the simulator's BPE), but not by the bridge's lowest count (~2,065):
+        // LM Studio refuses, and the answer is the same typed error with LM Studio's numbers, not its raw 400.
         const sent = errorText(
-          yield* call(client, "chat_completion", { prompt: "lorem ipsum ".repeat(1600), model: model.identifier })
+          yield* call(client, "chat_completion", { prompt: "the secret is 7731; ".repeat(590), model: model.identifier })
         )
         assert.match(
           sent,
