@@ -17,6 +17,7 @@ import { join } from "node:path"
 import { AgentLoop } from "../src/agent/AgentLoop.js"
 import { ChildServers } from "../src/agent/ChildServers.js"
 import { McpConfig } from "../src/agent/McpConfig.js"
+import { ToolRanking } from "../src/agent/ToolRanking.js"
 import { AppConfig } from "../src/Config.js"
 import { Admission } from "../src/lmstudio/Admission.js"
 import { LmsCli } from "../src/lmstudio/LmsCli.js"
@@ -107,6 +108,7 @@ const program = Effect.gen(function*() {
   // Without their declared dependencies: these services must use the timed client and children above.
   const layer = Layer.mergeAll(AgentLoop.DefaultWithoutDependencies, McpConfig.Default).pipe(
     Layer.provideMerge(Layer.provideMerge(timedChildren, ChildServers.Default)),
+    Layer.provideMerge(ToolRanking.DefaultWithoutDependencies),
     Layer.provideMerge(ModelLifecycle.DefaultWithoutDependencies),
     Layer.provideMerge(ModelCatalog.DefaultWithoutDependencies),
     Layer.provideMerge(withTimedClient)

@@ -52,8 +52,15 @@ export interface AppConfigShape {
   readonly agentToolTimeout: Duration.Duration
   /** Tool calls of one round run at most this many at a time. */
   readonly agentToolConcurrency: number
-  /** Characters of one tool result handed back to the model (the rest is cut with a note). */
+  /**
+   * Characters of one tool result the bridge keeps (the rest is cut with a note); what the model sees of it is cut
+   * further to fit its context (the prompt budget).
+   */
   readonly agentToolResultChars: number
+  /** The share of the context the tool definitions may take; past it, the tools offered are chosen. */
+  readonly agentToolsBudgetShare: number
+  /** How tools are chosen when they must be: by an embedding model when one is downloaded (auto), or by BM25. */
+  readonly agentToolRanking: "auto" | "lexical"
   /** Which LM Studio API the loop talks: the Responses API when the server has it (auto), or always one of them. */
   readonly agentApi: "auto" | "responses" | "chat"
   /** LLM requests in flight per model when LM Studio does not report the instance's `parallel`. */
@@ -110,6 +117,17 @@ const intBetween = (min: number, max: number): Check<number> => (variable, raw) 
   return Number.isSafeInteger(n) && n >= min && n <= max
     ? Effect.succeed(n)
     : Effect.fail(invalid(variable, raw, `an integer from ${min} to ${max}`))
+}
+
+/** A share: a number in (0, 1], or a percentage such as `25%`. */
+const share: Check<number> = (variable, raw) => {
+  const value = raw.trim()
+  const n = value.endsWith("%") ? Number(value.slice(0, -1)) / 100 : Number(value)
+  return value !== "" && Number.isFinite(n) && n > 0 && n <= 1
+    ? Effect.succeed(n)
+    : Effect.fail(
+      invalid(variable, raw, "a share of the context: a number above 0 and at most 1, or a percentage (25%)")
+    )
 }
 
 const oneOf = <const L extends string>(...literals: ReadonlyArray<L>): Check<L> => (variable, raw) => {
@@ -248,6 +266,12 @@ export const loadAppConfig = (
       intBetween(100, 1_000_000),
       defaults.agentToolResultChars
     )
+    const agentToolsBudgetShare = yield* withDefault("AGENT_TOOLS_BUDGET_SHARE", share, defaults.agentToolsBudgetShare)
+    const agentToolRanking = yield* withDefault(
+      "AGENT_TOOL_RANKING",
+      oneOf("auto", "lexical"),
+      defaults.agentToolRanking
+    )
     const agentApi = yield* withDefault("AGENT_API", oneOf("auto", "responses", "chat"), defaults.agentApi)
     const contextDefaultTokens = yield* withDefault(
       "CONTEXT_DEFAULT_TOKENS",
@@ -306,6 +330,8 @@ export const loadAppConfig = (
       agentToolTimeout,
       agentToolConcurrency,
       agentToolResultChars,
+      agentToolsBudgetShare,
+      agentToolRanking,
       agentApi,
       llmParallelDefault,
       contextDefaultTokens,
@@ -368,7 +394,9 @@ export const defaults: AppConfigShape = {
   agentBudget: Duration.seconds(600),
   agentToolTimeout: Duration.seconds(60),
   agentToolConcurrency: 4,
-  agentToolResultChars: 20_000,
+  agentToolResultChars: 100_000,
+  agentToolsBudgetShare: 0.25,
+  agentToolRanking: "auto",
   agentApi: "auto",
   llmParallelDefault: 4,
   contextDefaultTokens: 4096,

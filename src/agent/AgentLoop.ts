@@ -19,26 +19,75 @@
  */
 import { Clock, Duration, Effect, Schema } from "effect"
 import { AppConfig } from "../Config.js"
-import type { BridgeOverloaded, LmStudioError } from "../domain/Errors.js"
+import { type BridgeOverloaded, ContextOverflow, type LmStudioError } from "../domain/Errors.js"
 import { nullable, optionalAsNull, wireKey } from "../domain/JsonShape.js"
 import { type ChatMessage, type ToolDefinition, UsageCounts } from "../domain/Messages.js"
+import { estimateTokens } from "../domain/Tokens.js"
 import { Admission } from "../lmstudio/Admission.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
-import type { LifecycleError } from "../lmstudio/LoadResult.js"
+import type { LifecycleError, LoadResult } from "../lmstudio/LoadResult.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import {
+  answerReserve,
+  assistantEntry,
+  type Entry,
+  fit,
+  type Fitted,
+  INITIAL_SCALE,
+  noteEntry,
+  PER_MESSAGE,
+  resultEntry,
+  taskEntry
+} from "./Budget.js"
 import { ChildServers, type ChildTool, START_CONCURRENCY } from "./ChildServers.js"
 import {
+  type LoopOutcome,
   type LoopPorts,
   type LoopProgress,
   noProgress,
   type RequestedCall,
   runLoop,
-  type RunResult,
   type Turn
 } from "./Loop.js"
 import type { ChildServerConfig } from "./McpConfig.js"
 import { namespace, type NamespacedTool, parseTextToolCalls, toFunctionTool } from "./ToolCalls.js"
+import {
+  byScore,
+  chooseTools,
+  definitionTokens,
+  FIND_TOOLS,
+  findToolsAnswer,
+  findToolsDefinition,
+  type Offer
+} from "./ToolChoice.js"
+import { type Ranker, ToolRanking } from "./ToolRanking.js"
+
+/** The context a run was budgeted against, and what the budget did. */
+export const ContextReport = Schema.Struct({
+  length: Schema.Number,
+  /** `instance`: LM Studio reported the loaded context; `default`: it did not, CONTEXT_DEFAULT_TOKENS was assumed. */
+  source: Schema.Literal("instance", "default"),
+  reservedForAnswer: wireKey("reserved_for_answer", Schema.Number),
+  /** The bridge's estimate of its largest request, in tokens. */
+  largestPrompt: wireKey("largest_prompt", Schema.Number),
+  /** Tool results shortened or collapsed to fit. */
+  compacted: Schema.Number,
+  /** Earliest rounds left out whole to fit (at most, in one request). */
+  droppedRounds: wireKey("dropped_rounds", Schema.Number)
+})
+
+/** The tools a run had and offered, and how they were chosen. */
+export const ToolsReport = Schema.Struct({
+  total: Schema.Number,
+  /** Every tool offered in some round, in the order first offered. */
+  offered: Schema.Array(Schema.String),
+  /** `all`: every tool fitted its share of the context; else the ranking that chose them. */
+  ranking: Schema.Literal("all", "bm25", "embeddings"),
+  embeddingModel: optionalAsNull("embedding_model", Schema.String),
+  /** Tools the model found with find_tools. */
+  found: Schema.Array(Schema.String)
+})
 
 /**
  * A run as both faces report it (the MCP tools' structured result and `agent run --json`): the run and the servers it
@@ -69,12 +118,35 @@ export const RunReport = Schema.Struct({
   api: Schema.Literal("responses", "chat"),
   usage: UsageCounts,
   durationMs: wireKey("duration_ms", Schema.Number),
+  context: ContextReport,
+  tools: ToolsReport,
   servers: Schema.Array(Schema.String),
   warnings: Schema.Array(Schema.String)
 })
 export type RunReport = typeof RunReport.Type
 
+/** A run as the service reports it: the loop's outcome (its error folded into the warnings), the API, timing, budget. */
+export interface RunResult extends Omit<LoopOutcome, "error"> {
+  readonly api: "responses" | "chat"
+  readonly durationMs: number
+  readonly context: typeof ContextReport.Type
+  readonly tools: typeof ToolsReport.Type
+  readonly warnings: ReadonlyArray<string>
+}
+
 export const runReport = (r: RunResult, servers: ReadonlyArray<string>): RunReport => ({ ...r, servers })
+
+/** What the budget did: the context, the tools offered and how they were chosen, what was shortened. */
+export const budgetLine = (o: Pick<RunReport, "context" | "tools">): string =>
+  `  context ${o.context.length} tokens (${
+    o.context.source === "instance" ? "loaded" : "assumed: CONTEXT_DEFAULT_TOKENS"
+  }), ` +
+  `largest request ~${o.context.largestPrompt}; tools offered ${o.tools.offered.length} of ${o.tools.total}` +
+  (o.tools.ranking === "all"
+    ? ""
+    : ` (by ${o.tools.ranking}${o.tools.embeddingModel ? ` on ${o.tools.embeddingModel}` : ""})`) +
+  (o.context.compacted > 0 ? `; ${o.context.compacted} result(s) shortened to fit` : "") +
+  (o.context.droppedRounds > 0 ? `; up to ${o.context.droppedRounds} early round(s) left out` : "")
 
 // ---------------------------------------------------------------------------------------------------------------
 // The service: the loop wired to LM Studio and the child servers
@@ -94,10 +166,21 @@ const SYSTEM =
   "You are an autonomous assistant. Use the tools when they help with the task; call several at once when they are " +
   "independent. When you have what you need, answer the task directly and completely, without calling more tools."
 
+const SYSTEM_TOKENS = estimateTokens(SYSTEM) + PER_MESSAGE
+
+/** Characters of the task, and of the model's newest words, that the tool ranking reads. */
+const QUERY_CHARS = 2000
+
 /** Sends one LLM request of a run to the model's current instance (see `HeldModel.request`). */
 type Ask = <A>(
-  send: (identifier: string) => Effect.Effect<A, LmStudioError>
+  send: (instance: LoadResult) => Effect.Effect<A, LmStudioError>
 ) => Effect.Effect<A, LifecycleError | BridgeOverloaded>
+
+/** One round's request, fitted: what to send and the tools to offer. */
+interface Prepared {
+  readonly fitted: Fitted
+  readonly tools: ReadonlyArray<ToolDefinition>
+}
 
 export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/AgentLoop", {
   dependencies: [
@@ -105,7 +188,8 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
     ChildServers.Default,
     LmStudioClient.Default,
     ModelCatalog.Default,
-    ModelLifecycle.Default
+    ModelLifecycle.Default,
+    ToolRanking.Default
   ],
   effect: Effect.gen(function*() {
     const config = yield* AppConfig
@@ -114,6 +198,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
     const catalog = yield* ModelCatalog
     const lifecycle = yield* ModelLifecycle
     const children = yield* ChildServers
+    const ranking = yield* ToolRanking
 
     const run = (req: RunRequest, progress: LoopProgress = noProgress) =>
       Effect.gen(function*() {
@@ -144,32 +229,226 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         }
         const named = namespace(all)
         const byName = new Map<string, NamespacedTool>(named.map((t) => [t.name, t]))
-        const tools: ReadonlyArray<ToolDefinition> = named.map(toFunctionTool)
-        const known = new Set(byName.keys())
+        const definitions: ReadonlyArray<ToolDefinition> = named.map(toFunctionTool)
+        const definitionOf = new Map(definitions.map((d) => [d.name, d]))
+        const names = definitions.map((d) => d.name)
+        const tokensOf = definitions.map(definitionTokens)
+        const toolTokens = tokensOf.reduce((a, b) => a + b, 0)
+        const known = new Set([...byName.keys(), FIND_TOOLS])
         const api = config.agentApi !== "auto" ? config.agentApi : (yield* client.apis).responses ? "responses" : "chat"
 
-        const execute: LoopPorts<never>["execute"] = (call) => {
-          const target = byName.get(call.name)
-          if (target === undefined) {
-            return Effect.succeed({
-              ok: false,
-              server: "",
-              tool: call.name,
-              text: `Unknown tool ${JSON.stringify(call.name)}. Available tools: ${[...known].join(", ") || "none"}.`
+        // What the budget and the tool choice keep across rounds.
+        const entries: Array<Entry> = [taskEntry(req.task)]
+        const kept = new Set<string>()
+        const offeredEver: Array<string> = []
+        const foundByModel: Array<string> = []
+        const compactedIds = new Set<string>()
+        let scale = INITIAL_SCALE
+        let largest = 0
+        let droppedMost = 0
+        const chosen: { by: "all" | "bm25" | "embeddings" } = { by: "all" }
+        let contextSeen: { readonly length: number; readonly source: "instance" | "default" } | undefined
+        let ranker: Ranker | undefined
+        let order: ReadonlyArray<number> | undefined
+        let round = 0
+
+        const rankerNow = Effect.suspend(() =>
+          ranker !== undefined ? Effect.succeed(ranker) : Effect.tap(ranking.ranker(definitions), (r) => {
+            ranker = r
+          })
+        )
+
+        /** Scores of every tool for a query; a fallback from embeddings to BM25 is said once in the warnings. */
+        const scoresFor = (query: string) =>
+          Effect.flatMap(rankerNow, (r) => r.scores(query)).pipe(
+            Effect.tap((s) =>
+              Effect.sync(() => {
+                if (s.problem !== undefined && !warnings.some((w) => w.startsWith("tool ranking"))) {
+                  warnings.push(`tool ranking fell back to BM25: the embedding model failed (${s.problem})`)
+                }
+              })
+            )
+          )
+
+        /** The ranking of the tools for this round (task and the newest assistant text), when a choice is needed. */
+        const rankFor = (context: number) =>
+          Effect.gen(function*() {
+            if (toolTokens <= config.agentToolsBudgetShare * context) return
+            // A task that cannot fit even with find_tools alone fails in `prepare`; nothing goes out for it.
+            const alone = fit({
+              context,
+              reserve: answerReserve(context, req.maxTokens),
+              fixed: SYSTEM_TOKENS + definitionTokens(findToolsDefinition),
+              entries: entries.filter((e) => e._tag === "Task"),
+              scale
             })
+            if ("_tag" in alone) return
+            const said = entries.filter((e) => e._tag === "Assistant").map((e) => e.text).filter((t) => t !== "")
+            const scored = yield* scoresFor(
+              `${req.task.slice(0, QUERY_CHARS)}\n${said[said.length - 1]?.slice(0, QUERY_CHARS) ?? ""}`.trim()
+            )
+            order = byScore(scored.scores)
+            chosen.by = scored.via
+          })
+
+        const contextOf = (m: LoadResult) => {
+          const seen = m.contextLength !== undefined
+            ? { length: m.contextLength, source: "instance" as const }
+            : { length: config.contextDefaultTokens, source: "default" as const }
+          contextSeen ??= seen
+          return seen.length
+        }
+
+        /** The tools to offer within `limit` tokens of definitions. */
+        const offerWithin = (limit: number): Offer =>
+          chooseTools({ names, tokens: tokensOf, order: order ?? names.map((_, i) => i), kept, limit })
+
+        /** Fits this round's request to the context; a task that cannot fit even with the fewest tools overflows. */
+        const prepare = (m: LoadResult, toolsOn: boolean): Effect.Effect<Prepared, ContextOverflow> =>
+          Effect.suspend(() => {
+            const context = contextOf(m)
+            const reserve = answerReserve(context, req.maxTokens)
+            const attempt = (offer: Offer | undefined) =>
+              fit({ context, reserve, fixed: SYSTEM_TOKENS + (offer?.tokens ?? 0), entries, scale })
+            const usable = toolsOn && definitions.length > 0
+            let offer = usable ? offerWithin(Math.floor(config.agentToolsBudgetShare * context)) : undefined
+            let fitted = attempt(offer)
+            // A long task leaves little room: offer only find_tools and the tools already used before giving up.
+            if ("_tag" in fitted && offer !== undefined && !offer.all) {
+              offer = offerWithin(0)
+              fitted = attempt(offer)
+            }
+            if ("_tag" in fitted) {
+              return Effect.fail(
+                new ContextOverflow({
+                  model: m.identifier,
+                  tokensNeeded: fitted.needed,
+                  tokensAvailable: fitted.available,
+                  detail: `counted before sending: the system prompt, the task${
+                    offer !== undefined ? ` and ${offer.names.length} tool definitions` : ""
+                  } with ${reserve} tokens kept for the answer need about ${fitted.needed} tokens against ${
+                    contextSeen?.source === "default"
+                      ? `CONTEXT_DEFAULT_TOKENS (${context}; LM Studio did not report the instance's context)`
+                      : `the loaded context of ${context}`
+                  }; nothing was sent to LM Studio`
+                })
+              )
+            }
+            const result = fitted
+            largest = Math.max(largest, Math.ceil(result.tokens * scale))
+            droppedMost = Math.max(droppedMost, result.dropped)
+            if (!result.unchanged) {
+              const before = new Map(entries.flatMap((e) => (e._tag === "Result" ? [[e.call.id, e.text]] : [])))
+              for (const e of result.entries) {
+                if (e._tag === "Result" && before.get(e.call.id) !== e.text) compactedIds.add(e.call.id)
+              }
+            }
+            const tools = offer === undefined
+              ? []
+              : offer.all
+              ? definitions
+              : offer.names.map((n) => (n === FIND_TOOLS ? findToolsDefinition : definitionOf.get(n)!))
+            if (offer !== undefined && !offer.all && chosen.by === "all") chosen.by = "bm25"
+            for (const t of tools) if (!offeredEver.includes(t.name)) offeredEver.push(t.name)
+            return Effect.succeed({ fitted: result, tools })
+          })
+
+        /**
+         * Sends a fitted request; when LM Studio still counts more than the context (its tokenizer counts above the
+         * estimate, or slots share the context), the estimate is scaled up to LM Studio's count and the round is fitted
+         * and sent once more.
+         */
+        const sendFitted = <A>(
+          m: LoadResult,
+          toolsOn: boolean,
+          send: (p: Prepared) => Effect.Effect<A, LmStudioError>
+        ): Effect.Effect<A, LmStudioError> =>
+          Effect.flatMap(prepare(m, toolsOn), (p) =>
+            send(p).pipe(
+              Effect.catchTag("ContextOverflow", (e) => {
+                const ratio = e.tokensNeeded / Math.max(1, p.fitted.tokens)
+                scale = Math.max(scale * 1.1, ratio * 1.05, (scale * contextOf(m)) / Math.max(1, e.tokensAvailable))
+                warnings.push(
+                  `LM Studio counted ${e.tokensNeeded} prompt tokens against a context of ${e.tokensAvailable} where the ` +
+                    `bridge estimated ${p.fitted.tokens}; the round was fitted again with estimates scaled by ${
+                      scale.toFixed(2)
+                    }`
+                )
+                return Effect.flatMap(prepare(m, toolsOn), send)
+              })
+            ))
+
+        /** Records a round's results and note in the transcript before its request. */
+        const record = (
+          results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }>,
+          note: string | undefined
+        ) => {
+          for (const r of results) {
+            entries.push(resultEntry(round, r.call, r.output))
+            if (byName.has(r.call.name)) kept.add(r.call.name)
           }
-          const { server, name } = target.tool
+          if (note !== undefined) entries.push(noteEntry(note))
+          round++
+        }
+
+        const findTools = (call: RequestedCall, args: Record<string, unknown>) =>
+          Effect.gen(function*() {
+            const query = typeof args.query === "string" ? args.query.trim().slice(0, QUERY_CHARS) : ""
+            if (query === "") {
+              return {
+                ok: false,
+                server: "bridge",
+                tool: FIND_TOOLS,
+                text: "find_tools needs a `query`: what the tool should do."
+              }
+            }
+            const limit = typeof args.limit === "number" && Number.isInteger(args.limit)
+              ? Math.min(20, Math.max(1, args.limit))
+              : 8
+            const scored = yield* scoresFor(query)
+            const matches = byScore(scored.scores).filter((i) => scored.scores[i]! > 0).slice(0, limit)
+            const offeredNow = new Set(offeredEver)
+            for (const i of matches) {
+              const name = names[i]!
+              kept.add(name)
+              if (!foundByModel.includes(name)) foundByModel.push(name)
+            }
+            return {
+              ok: true,
+              server: "bridge",
+              tool: call.name,
+              text: findToolsAnswer(matches.map((i) => definitions[i]!), offeredNow)
+            }
+          })
+
+        const execute: LoopPorts<never>["execute"] = (call) => {
           let args: unknown
           try {
             args = call.arguments.trim() === "" ? {} : (JSON.parse(call.arguments) as unknown)
           } catch (e) {
+            args = e instanceof Error ? e : new Error(String(e))
+          }
+          const target = byName.get(call.name)
+          if (target === undefined && call.name !== FIND_TOOLS) {
+            return Effect.succeed({
+              ok: false,
+              server: "",
+              tool: call.name,
+              text: `Unknown tool ${JSON.stringify(call.name)}. ${
+                definitions.length > offeredEver.length
+                  ? `Search the tools with ${FIND_TOOLS}, or use one of: ${offeredEver.join(", ")}.`
+                  : `Available tools: ${[...known].filter((n) => n !== FIND_TOOLS).join(", ") || "none"}.`
+              }`
+            })
+          }
+          const server = target?.tool.server ?? "bridge"
+          const name = target?.tool.name ?? FIND_TOOLS
+          if (args instanceof Error) {
             return Effect.succeed({
               ok: false,
               server,
               tool: name,
-              text: `The arguments are not valid JSON (${
-                e instanceof Error ? e.message : String(e)
-              }); call ${call.name} again with a JSON object.`
+              text: `The arguments are not valid JSON (${args.message}); call ${call.name} again with a JSON object.`
             })
           }
           if (typeof args !== "object" || args === null || Array.isArray(args)) {
@@ -180,7 +459,9 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
               text: `The arguments must be a JSON object; call ${call.name} again.`
             })
           }
-          return children.callTool(configOf.get(server)!, name, args as Record<string, unknown>).pipe(
+          const object = args as Record<string, unknown>
+          if (target === undefined) return findTools(call, object)
+          return children.callTool(configOf.get(server)!, name, object).pipe(
             Effect.map((o) => ({ ok: o.ok, server, tool: name, text: o.text })),
             Effect.catchAll((e) =>
               Effect.succeed({ ok: false, server, tool: name, text: `${e._tag}: ${e.message}. ${e.hint}` })
@@ -191,9 +472,9 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         const result = yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (held) => {
           // Each LLM request goes to the instance that serves the model now (re-ensured once if LM Studio dropped it
           // between rounds) and waits for one of its permits (DESIGN §6 "Concurrency").
-          const ask = <A>(send: (identifier: string) => Effect.Effect<A, LmStudioError>) =>
-            held.request((m) => admission.run(m.identifier, m.parallel, send(m.identifier)))
-          const turn = api === "responses" ? responsesPorts(ask) : chatPorts(ask)
+          const ask: Ask = (send) => held.request((m) => admission.run(m.identifier, m.parallel, send(m)))
+          const current = () => contextOf(held.current())
+          const turn = api === "responses" ? responsesPorts(ask, current) : chatPorts(ask, current)
           return runLoop(
             { turn, execute, known },
             {
@@ -208,47 +489,64 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         })
         const { error, ...rest } = result
         if (error !== undefined) warnings.push(`the run stopped on an error: ${error}`)
+        const context = contextSeen ?? { length: config.contextDefaultTokens, source: "default" as const }
         return {
           ...rest,
           model: result.model || found.instance?.id || found.model.key,
           api,
           warnings,
+          context: {
+            ...context,
+            reservedForAnswer: answerReserve(context.length, req.maxTokens),
+            largestPrompt: largest,
+            compacted: compactedIds.size,
+            droppedRounds: droppedMost
+          },
+          tools: {
+            total: definitions.length,
+            offered: offeredEver,
+            ranking: chosen.by,
+            embeddingModel: chosen.by === "embeddings" ? ranker?.model : undefined,
+            found: foundByModel
+          },
           durationMs: (yield* Clock.currentTimeMillis) - t0
         } satisfies RunResult
 
-        /** Chat completions with the full history. */
-        function chatPorts(ask: Ask): LoopPorts<LifecycleError | BridgeOverloaded>["turn"] {
-          const messages: Array<ChatMessage> = [
-            { role: "system", content: SYSTEM },
-            { role: "user", content: req.task }
-          ]
+        /** The calls a turn asked for: native first, else the ones it wrote as text. */
+        function callsOf(
+          native: ReadonlyArray<RequestedCall>,
+          text: string,
+          toolsOn: boolean,
+          next: () => string
+        ): ReadonlyArray<RequestedCall> {
+          if (!toolsOn) return []
+          if (native.length > 0) return native
+          return parseTextToolCalls(text, known).map((c) => ({ id: next(), ...c }))
+        }
+
+        /** Chat completions with the whole (fitted) history every round. */
+        function chatPorts(ask: Ask, current: () => number): LoopPorts<LifecycleError | BridgeOverloaded>["turn"] {
           let textCalls = 0
           return ({ results, note, toolsOn }) =>
             Effect.gen(function*() {
-              for (const r of results) messages.push({ role: "tool", content: r.output, tool_call_id: r.call.id })
-              if (note !== undefined) messages.push({ role: "user", content: note })
-              const sent = [...messages]
-              const res = yield* ask((model) =>
-                client.chat({
-                  model,
-                  messages: sent,
-                  ...(toolsOn && tools.length > 0 ? { tools, toolChoice: "auto" as const } : {}),
-                  ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {})
-                })
+              record(results, note)
+              if (toolsOn) yield* rankFor(current())
+              const res = yield* ask((m) =>
+                sendFitted(m, toolsOn, (p) =>
+                  client.chat({
+                    model: m.identifier,
+                    messages: [{ role: "system", content: SYSTEM }, ...p.fitted.entries.map(chatMessageOf)],
+                    ...(p.tools.length > 0 ? { tools: p.tools, toolChoice: "auto" as const } : {}),
+                    ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {})
+                  }))
               )
-              let calls: ReadonlyArray<RequestedCall> = toolsOn
-                ? res.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }))
-                : []
-              if (toolsOn && calls.length === 0) {
-                calls = parseTextToolCalls(res.content, known).map((c) => ({ id: `text_call_${++textCalls}`, ...c }))
-              }
-              messages.push({
-                role: "assistant",
-                content: res.content,
-                ...(calls.length > 0
-                  ? { tool_calls: calls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) }
-                  : {})
-              })
+              const calls = callsOf(
+                res.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })),
+                res.content,
+                toolsOn,
+                () => `text_call_${++textCalls}`
+              )
+              entries.push(assistantEntry(round, res.content, calls))
               return {
                 text: res.content,
                 reasoning: res.reasoning,
@@ -259,53 +557,54 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             })
         }
 
-        /** The Responses API, chained with previous_response_id; the local transcript replays it when needed. */
-        function responsesPorts(ask: Ask): LoopPorts<LifecycleError | BridgeOverloaded>["turn"] {
-          const transcript: Array<unknown> = [{ role: "user", content: req.task }]
+        /**
+         * The Responses API, chained with previous_response_id while the history is sent as it is; once the budget has
+         * had to shorten it, the fitted history is sent whole instead (LM Studio's stored chain would be the long one).
+         */
+        function responsesPorts(ask: Ask, current: () => number): LoopPorts<LifecycleError | BridgeOverloaded>["turn"] {
           let previous: string | undefined
+          // Entries LM Studio holds in the chain of `previous` (its own output included).
+          let chained = 0
           let textCalls = 0
           return ({ results, note, toolsOn }) =>
             Effect.gen(function*() {
-              const items: Array<unknown> = []
-              for (const r of results) {
-                items.push(
-                  r.call.id.startsWith("text_call_")
-                    ? { role: "user", content: `Result of ${r.call.name}: ${r.output}` }
-                    : { type: "function_call_output", call_id: r.call.id, output: r.output }
-                )
-              }
-              if (note !== undefined) items.push({ role: "user", content: note })
-              transcript.push(...items)
-              const settings = {
-                instructions: SYSTEM,
-                ...(toolsOn && tools.length > 0 ? { tools, toolChoice: "auto" as const } : {}),
-                ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {})
-              }
-              const replay = [...transcript]
-              const chained = previous
-              const res = yield* ask((model) =>
-                (chained === undefined
-                  ? client.respond({ ...settings, model, input: replay })
-                  : client.respond({ ...settings, model, input: items, previousResponseId: chained })).pipe(
+              record(results, note)
+              if (toolsOn) yield* rankFor(current())
+              let whole = true
+              const res = yield* ask((m) =>
+                sendFitted(m, toolsOn, (p) => {
+                  whole = p.fitted.unchanged
+                  const settings = {
+                    model: m.identifier,
+                    instructions: SYSTEM,
+                    ...(p.tools.length > 0 ? { tools: p.tools, toolChoice: "auto" as const } : {}),
+                    ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {})
+                  }
+                  const replay = () => client.respond({ ...settings, input: p.fitted.entries.flatMap(responseItemsOf) })
+                  const chain = previous
+                  if (chain === undefined || !p.fitted.unchanged) return replay()
+                  return client.respond({
+                    ...settings,
+                    input: entries.slice(chained).flatMap(responseItemsOf),
+                    previousResponseId: chain
+                  }).pipe(
                     Effect.catchTag("PreviousResponseNotFound", () =>
                       Effect.logWarning("LM Studio lost the previous response; replaying the transcript").pipe(
-                        Effect.zipRight(client.respond({ ...settings, model, input: replay }))
+                        Effect.zipRight(replay())
                       ))
                   )
+                })
               )
-              previous = res.id
-              let calls: ReadonlyArray<RequestedCall> = toolsOn
-                ? res.functionCalls.map((c) => ({ id: c.callId, name: c.name, arguments: c.arguments }))
-                : []
-              if (toolsOn && calls.length === 0) {
-                calls = parseTextToolCalls(res.outputText, known).map((c) => ({ id: `text_call_${++textCalls}`, ...c }))
-              }
-              if (res.outputText !== "") transcript.push({ role: "assistant", content: res.outputText })
-              for (const c of calls) {
-                if (!c.id.startsWith("text_call_")) {
-                  transcript.push({ type: "function_call", call_id: c.id, name: c.name, arguments: c.arguments })
-                }
-              }
+              const calls = callsOf(
+                res.functionCalls.map((c) => ({ id: c.callId, name: c.name, arguments: c.arguments })),
+                res.outputText,
+                toolsOn,
+                () => `text_call_${++textCalls}`
+              )
+              entries.push(assistantEntry(round, res.outputText, calls))
+              // The chain holds everything up to this answer only when it was sent unshortened.
+              previous = whole ? res.id : undefined
+              chained = entries.length
               return {
                 text: res.outputText,
                 reasoning: res.reasoning,
@@ -323,3 +622,47 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
     return { run } as const
   })
 }) {}
+
+/** An entry as a chat message. */
+const chatMessageOf = (e: Entry): ChatMessage => {
+  switch (e._tag) {
+    case "Task":
+    case "Note":
+      return { role: "user", content: e.text }
+    case "Assistant":
+      return {
+        role: "assistant",
+        content: e.text,
+        ...(e.calls.length > 0
+          ? { tool_calls: e.calls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) }
+          : {})
+      }
+    case "Result":
+      return { role: "tool", content: e.text, tool_call_id: e.call.id }
+  }
+}
+
+/** An entry as Responses input items (calls written as text go back as user messages, since no native call exists). */
+const responseItemsOf = (e: Entry): ReadonlyArray<unknown> => {
+  switch (e._tag) {
+    case "Task":
+    case "Note":
+      return [{ role: "user", content: e.text }]
+    case "Assistant":
+      return [
+        ...(e.text !== "" ? [{ role: "assistant", content: e.text }] : []),
+        ...e.calls.filter((c) => !c.id.startsWith("text_call_")).map((c) => ({
+          type: "function_call",
+          call_id: c.id,
+          name: c.name,
+          arguments: c.arguments
+        }))
+      ]
+    case "Result":
+      return [
+        e.call.id.startsWith("text_call_")
+          ? { role: "user", content: `Result of ${e.call.name}: ${e.text}` }
+          : { type: "function_call_output", call_id: e.call.id, output: e.text }
+      ]
+  }
+}

@@ -42,13 +42,6 @@ export interface ToolCallRecord {
   readonly detail?: string | undefined
 }
 
-/** A run as the service reports it: the loop's outcome (its error folded into the warnings), the API and timing. */
-export interface RunResult extends Omit<LoopOutcome, "error"> {
-  readonly api: "responses" | "chat"
-  readonly durationMs: number
-  readonly warnings: ReadonlyArray<string>
-}
-
 /** The ports the loop runs on. */
 export interface LoopPorts<E> {
   /** One LLM turn: the results of the previous round's calls (none on the first), tools on or off. */

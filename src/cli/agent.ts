@@ -4,7 +4,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { AgentLoop, RunReport, runReport } from "../agent/AgentLoop.js"
+import { AgentLoop, budgetLine, RunReport, runReport } from "../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../agent/McpConfig.js"
 import {
   type AppLayerFactory,
@@ -94,6 +94,7 @@ const agentRun = (appLayer: AppLayerFactory) =>
         yield* note(
           `${result.stopReason} after ${result.rounds} round(s), ${result.toolCalls.length} tool call(s); model ${result.model}; ${result.durationMs} ms`
         )
+        yield* note(budgetLine(result).trim())
         for (const w of result.warnings) yield* note(`warning: ${w}`)
       })
   ).pipe(

@@ -171,7 +171,7 @@ describe("agents within the loaded context (issue 13)", () => {
     "a task longer than the context fails fast with ContextOverflow and the fix, sending nothing",
     () =>
       Effect.gen(function*() {
-        const { client, counters } = yield* setUp()
+        const { client, counters, sim } = yield* setUp()
         const r = yield* call(client, "autonomous_with_mcp", {
           mcp_name: "fs",
           task: `Summarise this: ${"the quick brown fox jumps over the lazy dog. ".repeat(1500)}`
@@ -180,8 +180,13 @@ describe("agents within the loaded context (issue 13)", () => {
         const text = textOf(r)
         assert.match(text, /^ContextOverflow: the prompt needs \d+ tokens but ".+" is loaded with a context of 4096/)
         assert.include(text, "context_length")
-        const c = yield* counters
-        assert.strictEqual((c.byPath["/v1/responses"] ?? 0) + (c.byPath["/v1/chat/completions"] ?? 0), 0)
+        // The model's JIT load is the only request the simulator saw: the task never left the bridge.
+        const recent = (yield* sim.state.get).recent
+        assert.deepStrictEqual(
+          recent.filter((q) => JSON.stringify(q.body ?? "").includes("Summarise this")).map((q) => q.path),
+          []
+        )
+        assert.strictEqual((yield* counters).contextRefusals, 0)
       }),
     120_000
   )

@@ -348,7 +348,10 @@ describe("lifecycle truth: what the bridge says is what LM Studio has", () => {
         // Too long for the context (~4,130 tokens for the simulator's BPE), but not by the bridge's lowest count (~2,065):
         // LM Studio refuses, and the answer is the same typed error with LM Studio's numbers, not its raw 400.
         const sent = errorText(
-          yield* call(client, "chat_completion", { prompt: "the secret is 7731; ".repeat(590), model: model.identifier })
+          yield* call(client, "chat_completion", {
+            prompt: "the secret is 7731; ".repeat(590),
+            model: model.identifier
+          })
         )
         assert.match(
           sent,

@@ -4,7 +4,7 @@
  * goes out per round and per tool call, and cancelling the call stops the loop, the LLM request and the tool calls.
  */
 import { Effect, Schema } from "effect"
-import { AgentLoop, RunReport, runReport } from "../../agent/AgentLoop.js"
+import { AgentLoop, budgetLine, RunReport, runReport } from "../../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../../agent/McpConfig.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
 
@@ -45,6 +45,7 @@ const render = (o: RunReport): string =>
       o.servers.join(", ") || "no servers"
     }; model ${o.model}; ${o.durationMs} ms`,
     ...o.toolCalls.map((c) => `  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`),
+    budgetLine(o),
     ...o.warnings.map((w) => `warning: ${w}`)
   ].join("\n")
 
