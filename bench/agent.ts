@@ -6,26 +6,15 @@
  *   nanosecond clock where the bridge makes them (decorated LmStudioClient.chat/respond and ChildServers.callTool);
  * - 100 and 1,000 concurrent 3-round runs sharing the pooled child: errors, p50/p99 wall time, peak RSS.
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { Clock, Context, Duration, Effect, Fiber, Layer, Option } from "effect"
+import { Clock, Duration, Effect, Fiber, Option } from "effect"
 import { EventEmitter } from "node:events"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { AgentLoop } from "../src/agent/AgentLoop.js"
-import { ChildServers } from "../src/agent/ChildServers.js"
-import { McpConfig } from "../src/agent/McpConfig.js"
-import { ToolRanking } from "../src/agent/ToolRanking.js"
-import { AppConfig } from "../src/Config.js"
-import { Admission } from "../src/lmstudio/Admission.js"
-import { LmsCli } from "../src/lmstudio/LmsCli.js"
-import { LmStudioClient } from "../src/lmstudio/LmStudioClient.js"
-import { ModelCatalog } from "../src/lmstudio/ModelCatalog.js"
-import { ModelLifecycle } from "../src/lmstudio/ModelLifecycle.js"
-import * as NodeTransport from "../src/lmstudio/transport/NodeTransport.js"
 import * as Logging from "../src/observability/Logging.js"
+import { timedAgent } from "./agentLayer.js"
 import { binPath, nowMs, peakRssMiB, percentile, rssMiB, simulator } from "./support.js"
 
 // The SDK client's stdio transport waits for 'drain' once per request written while the pipe is full; a thousand
@@ -58,76 +47,24 @@ const program = Effect.gen(function*() {
   const fsServer = join(process.cwd(), "node_modules", "@modelcontextprotocol", "server-filesystem", "dist", "index.js")
   writeFileSync(mcpJson, JSON.stringify({ mcpServers: { fs: { command: process.execPath, args: [fsServer, dir] } } }))
   const sim = yield* simulator(["--scenario", scenario])
-  // LLM requests and child tool calls are timed where the bridge makes them (nanosecond clock), so the bridge's own
-  // time per round is the run's wall time minus exactly those.
-  let llmNs = 0
-  let toolNs = 0
-  const timedInto = <A, E, R>(effect: Effect.Effect<A, E, R>, add: (ns: number) => void) =>
-    Effect.gen(function*() {
-      const t0 = yield* Clock.currentTimeNanos
-      const a = yield* Effect.ensuring(
-        effect,
-        Effect.flatMap(Clock.currentTimeNanos, (t1) => Effect.sync(() => add(Number(t1 - t0))))
-      )
-      return a
-    })
-  const timedClient = Layer.effect(
-    LmStudioClient,
-    Effect.map(LmStudioClient, (c) =>
-      LmStudioClient.make({
-        ...c,
-        chat: (req) => timedInto(c.chat(req), (ns) => (llmNs += ns)),
-        respond: (req) => timedInto(c.respond(req), (ns) => (llmNs += ns))
-      }))
-  )
-  const timedChildren = Layer.effect(
-    ChildServers,
-    Effect.map(
-      ChildServers,
-      (c) =>
-        ChildServers.make({
-          ...c,
-          callTool: (cfg, tool, args) => timedInto(c.callTool(cfg, tool, args), (ns) => (toolNs += ns))
-        })
-    )
-  )
-  const base = Layer.mergeAll(LmStudioClient.Default, LmsCli.Default, Admission.Default).pipe(
-    Layer.provide(NodeTransport.layer),
-    Layer.provideMerge(NodeContext.layer),
-    Layer.provideMerge(
-      AppConfig.layerFrom({
-        baseUrl: sim.baseUrl,
-        lifecycle: "jit",
-        mcpJsonPath: Option.some(mcpJson),
-        agentApi: "chat",
-        agentBudget: Duration.seconds(600)
-      })
-    )
-  )
-  const withTimedClient = Layer.provideMerge(timedClient, base)
-  // Without their declared dependencies: these services must use the timed client and children above.
-  const layer = Layer.mergeAll(AgentLoop.DefaultWithoutDependencies, McpConfig.Default).pipe(
-    Layer.provideMerge(Layer.provideMerge(timedChildren, ChildServers.Default)),
-    Layer.provideMerge(ToolRanking.DefaultWithoutDependencies),
-    Layer.provideMerge(ModelLifecycle.DefaultWithoutDependencies),
-    Layer.provideMerge(ModelCatalog.DefaultWithoutDependencies),
-    Layer.provideMerge(withTimedClient)
-  )
-  const ctx = yield* Layer.build(layer)
-  const agent = Context.get(ctx, AgentLoop)
-  const servers = (yield* Context.get(ctx, McpConfig).load).servers
+  const { agent, outside, servers } = yield* timedAgent({
+    baseUrl: sim.baseUrl,
+    mcpJsonPath: Option.some(mcpJson),
+    agentApi: "chat",
+    agentBudget: Duration.seconds(600)
+  })
   const run = agent.run({ servers, task: "bench" })
 
   const cold = yield* run
   const warm = yield* run
   const perRound: Array<number> = []
   for (let i = 0; i < 200; i++) {
-    llmNs = 0
-    toolNs = 0
+    outside.llmNs = 0
+    outside.toolNs = 0
     const t0 = yield* Clock.currentTimeNanos
     const r = yield* run
     const wallNs = Number((yield* Clock.currentTimeNanos) - t0)
-    perRound.push((wallNs - llmNs - toolNs) / 1e6 / r.rounds)
+    perRound.push((wallNs - outside.llmNs - outside.toolNs) / 1e6 / r.rounds)
   }
   const concurrent = (n: number) =>
     Effect.gen(function*() {

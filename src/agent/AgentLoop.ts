@@ -199,6 +199,18 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
     const lifecycle = yield* ModelLifecycle
     const children = yield* ChildServers
     const ranking = yield* ToolRanking
+    // A child tool's definition as offered, and its tokens, computed once while its server's connection lives.
+    const definitionCache = new WeakMap<ChildTool, Map<string, { definition: ToolDefinition; tokens: number }>>()
+    const offeredAs = (t: NamespacedTool) => {
+      const byName = definitionCache.get(t.tool) ?? new Map<string, { definition: ToolDefinition; tokens: number }>()
+      definitionCache.set(t.tool, byName)
+      const hit = byName.get(t.name)
+      if (hit !== undefined) return hit
+      const definition = toFunctionTool(t)
+      const made = { definition, tokens: definitionTokens(definition) }
+      byName.set(t.name, made)
+      return made
+    }
 
     const run = (req: RunRequest, progress: LoopProgress = noProgress) =>
       Effect.gen(function*() {
@@ -229,10 +241,11 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         }
         const named = namespace(all)
         const byName = new Map<string, NamespacedTool>(named.map((t) => [t.name, t]))
-        const definitions: ReadonlyArray<ToolDefinition> = named.map(toFunctionTool)
+        const offered = named.map(offeredAs)
+        const definitions: ReadonlyArray<ToolDefinition> = offered.map((o) => o.definition)
         const definitionOf = new Map(definitions.map((d) => [d.name, d]))
         const names = definitions.map((d) => d.name)
-        const tokensOf = definitions.map(definitionTokens)
+        const tokensOf = offered.map((o) => o.tokens)
         const toolTokens = tokensOf.reduce((a, b) => a + b, 0)
         const known = new Set([...byName.keys(), FIND_TOOLS])
         const api = config.agentApi !== "auto" ? config.agentApi : (yield* client.apis).responses ? "responses" : "chat"
@@ -250,6 +263,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         let contextSeen: { readonly length: number; readonly source: "instance" | "default" } | undefined
         let ranker: Ranker | undefined
         let order: ReadonlyArray<number> | undefined
+        let rankedFor: string | undefined
         let round = 0
 
         const rankerNow = Effect.suspend(() =>
@@ -284,10 +298,13 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             })
             if ("_tag" in alone) return
             const said = entries.filter((e) => e._tag === "Assistant").map((e) => e.text).filter((t) => t !== "")
-            const scored = yield* scoresFor(
-              `${req.task.slice(0, QUERY_CHARS)}\n${said[said.length - 1]?.slice(0, QUERY_CHARS) ?? ""}`.trim()
-            )
+            const query = `${req.task.slice(0, QUERY_CHARS)}\n${said[said.length - 1]?.slice(0, QUERY_CHARS) ?? ""}`
+              .trim()
+            // The same query as the round before ranks the same.
+            if (query === rankedFor && order !== undefined) return
+            const scored = yield* scoresFor(query)
             order = byScore(scored.scores)
+            rankedFor = query
             chosen.by = scored.via
           })
 

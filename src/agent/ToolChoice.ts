@@ -92,17 +92,22 @@ export const bm25 = (docs: ReadonlyArray<string>): (query: string) => ReadonlyAr
   }
 }
 
-/** Cosine similarity of two vectors of the same size. */
-export const cosine = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => {
+/** A vector scaled to length 1 (all zeros stays zeros), so that cosine similarity is a dot product. */
+export const unit = (v: ReadonlyArray<number>): Float64Array => {
+  let n = 0
+  for (const x of v) n += x * x
+  const out = new Float64Array(v.length)
+  const k = n === 0 ? 0 : 1 / Math.sqrt(n)
+  for (let i = 0; i < v.length; i++) out[i] = v[i]! * k
+  return out
+}
+
+/** The dot product of two unit vectors: their cosine similarity (0 when their sizes differ). */
+export const similarity = (a: Float64Array, b: Float64Array): number => {
+  if (a.length !== b.length) return 0
   let dot = 0
-  let na = 0
-  let nb = 0
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * (b[i] ?? 0)
-    na += a[i]! * a[i]!
-    nb += (b[i] ?? 0) * (b[i] ?? 0)
-  }
-  return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb)
+  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!
+  return dot
 }
 
 /** Indices of `scores` from the highest score down; ties keep their order. */

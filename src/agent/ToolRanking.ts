@@ -12,7 +12,7 @@ import { Admission } from "../lmstudio/Admission.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
-import { bm25, cosine } from "./ToolChoice.js"
+import { bm25, similarity, unit } from "./ToolChoice.js"
 
 export interface Scored {
   /** One score per tool, in the order the tools were given. */
@@ -30,6 +30,8 @@ export interface Ranker {
 
 /** Texts embedded per request. */
 const BATCH = 64
+/** Toolsets whose ranker (BM25 index, tool vectors) is kept. */
+const RANKERS = 16
 /** Cached vectors, across runs; the cache starts over past this. */
 const CACHE_LIMIT = 20_000
 
@@ -85,25 +87,46 @@ export class ToolRanking extends Effect.Service<ToolRanking>()("lmstudio-bridge/
         )
       })
 
+    /** Cosine scores of a query against document vectors, both from the cache (embedded when missing). */
+    const byEmbeddings = (model: string, docs: ReadonlyArray<string>) => {
+      let docVectors: ReadonlyArray<Float64Array> | undefined
+      return (query: string) =>
+        Effect.gen(function*() {
+          docVectors ??= (yield* vectors(model, docs)).map(unit)
+          const q = unit((yield* vectors(model, [query]))[0] ?? [])
+          return docVectors.map((d) => similarity(q, d))
+        })
+    }
+
+    // Rankers of the toolsets seen lately, by model and documents: a run over the same servers reuses the index and
+    // the tools' vectors.
+    const rankers = new Map<string, Ranker>()
+
     /** A ranker over `tools`: embeddings when a model is there (the tool vectors fetched on the first query), else BM25. */
     const ranker = (tools: ReadonlyArray<ToolDefinition>): Effect.Effect<Ranker> =>
       Effect.map(embeddingModel, (model) => {
         const docs = tools.map(docOf)
+        const key = `${model ?? ""}\u0000${docs.join("\u0001")}`
+        const hit = rankers.get(key)
+        if (hit !== undefined) return hit
         const lexical = bm25(docs)
         const byBm25 = (query: string, problem?: string): Scored => ({
           scores: lexical(query),
           via: "bm25",
           ...(problem !== undefined ? { problem } : {})
         })
-        if (model === undefined) return { model, scores: (query) => Effect.sync(() => byBm25(query)) }
-        return {
+        const embedded = model === undefined ? undefined : byEmbeddings(model, docs)
+        const made: Ranker = {
           model,
           scores: (query) =>
-            vectors(model, [query, ...docs]).pipe(
-              Effect.map(([q, ...ds]): Scored => ({ scores: ds.map((d) => cosine(q ?? [], d)), via: "embeddings" })),
+            embedded === undefined ? Effect.sync(() => byBm25(query)) : embedded(query).pipe(
+              Effect.map((scores): Scored => ({ scores, via: "embeddings" })),
               Effect.catchAll((e) => Effect.succeed(byBm25(query, `${e._tag}: ${e.message}`)))
             )
         }
+        if (rankers.size >= RANKERS) rankers.delete(rankers.keys().next().value!)
+        rankers.set(key, made)
+        return made
       })
 
     return { ranker } as const
