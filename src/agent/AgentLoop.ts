@@ -257,6 +257,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         const foundByModel: Array<string> = []
         const compactedIds = new Set<string>()
         let scale = INITIAL_SCALE
+        let servedContext: number | undefined
         let largest = 0
         let droppedMost = 0
         const chosen: { by: "all" | "bm25" | "embeddings" } = { by: "all" }
@@ -313,7 +314,8 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             ? { length: m.contextLength, source: "instance" as const }
             : { length: config.contextDefaultTokens, source: "default" as const }
           contextSeen ??= seen
-          return seen.length
+          // LM Studio may give a request less than the loaded context (parallel slots): what its refusal said counts.
+          return Math.min(seen.length, servedContext ?? Number.POSITIVE_INFINITY)
         }
 
         /** The tools to offer within `limit` tokens of definitions. */
@@ -383,13 +385,13 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           Effect.flatMap(prepare(m, toolsOn), (p) =>
             send(p).pipe(
               Effect.catchTag("ContextOverflow", (e) => {
-                const ratio = e.tokensNeeded / Math.max(1, p.fitted.tokens)
-                scale = Math.max(scale * 1.1, ratio * 1.05, (scale * contextOf(m)) / Math.max(1, e.tokensAvailable))
+                const before = contextOf(m)
+                if (e.tokensAvailable > 0 && e.tokensAvailable < before) servedContext = e.tokensAvailable
+                scale = Math.max(scale * 1.1, (e.tokensNeeded / Math.max(1, p.fitted.tokens)) * 1.05)
                 warnings.push(
                   `LM Studio counted ${e.tokensNeeded} prompt tokens against a context of ${e.tokensAvailable} where the ` +
-                    `bridge estimated ${p.fitted.tokens}; the round was fitted again with estimates scaled by ${
-                      scale.toFixed(2)
-                    }`
+                    `bridge estimated ${p.fitted.tokens} against ${before}; the round was fitted again ` +
+                    `to ${contextOf(m)} tokens with estimates scaled by ${scale.toFixed(2)}`
                 )
                 return Effect.flatMap(prepare(m, toolsOn), send)
               })
@@ -506,7 +508,8 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         })
         const { error, ...rest } = result
         if (error !== undefined) warnings.push(`the run stopped on an error: ${error}`)
-        const context = contextSeen ?? { length: config.contextDefaultTokens, source: "default" as const }
+        const seen = contextSeen ?? { length: config.contextDefaultTokens, source: "default" as const }
+        const context = { ...seen, length: Math.min(seen.length, servedContext ?? Number.POSITIVE_INFINITY) }
         return {
           ...rest,
           model: result.model || found.instance?.id || found.model.key,

@@ -253,12 +253,11 @@ const requireRoom = (
 ) =>
   Effect.flatMap(Effect.zip(sim.get, countPrompt(messages, tools)), ([data, needed]) => {
     const wording = data.settings.contextOverflow
-    const refused = wording !== "ignore" && needed >= served.instance.contextLength
+    const context = Math.min(served.instance.contextLength, data.faults.slotContext ?? Number.POSITIVE_INFINITY)
+    const refused = wording !== "ignore" && needed >= context
     return Effect.zipRight(
-      sim.countPrompt(needed, served.instance.contextLength, refused),
-      wording !== "ignore" && refused
-        ? refuse(contextOverflow(wording, needed, served.instance.contextLength))
-        : Effect.succeed(needed)
+      sim.countPrompt(needed, context, refused),
+      wording !== "ignore" && refused ? refuse(contextOverflow(wording, needed, context)) : Effect.succeed(needed)
     )
   })
 

@@ -47,6 +47,11 @@ export const FaultsInput = Schema.Struct({
   loadNeverLoads: Schema.optional(Schema.Boolean),
   /** Memory is short: loads get at most this much context, whatever was asked (lmstudio-bug-tracker#1902); null clears. */
   contextCap: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
+  /**
+   * Each request gets at most this much of the loaded context (llama.cpp's parallel slots splitting it), while the
+   * listing still reports the whole loaded context; null clears.
+   */
+  slotContext: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
   /** An instance is unloaded right after it served this many inference requests. */
   unloadAfterRequests: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
   /** JIT loading fails with "No models loaded" although it is on (protocol §5, issues #1217/#1730). */
@@ -68,6 +73,7 @@ export interface Faults {
   readonly malformedJson: { readonly path: string; readonly remaining: number } | null
   readonly loadNeverLoads: boolean
   readonly contextCap: number | null
+  readonly slotContext: number | null
   readonly unloadAfterRequests: number | null
   readonly jitFailure: boolean
   readonly forgetResponses: boolean
@@ -83,6 +89,7 @@ const noFaults: Faults = {
   malformedJson: null,
   loadNeverLoads: false,
   contextCap: null,
+  slotContext: null,
   unloadAfterRequests: null,
   jitFailure: false,
   forgetResponses: false
@@ -354,6 +361,7 @@ const applyFaults = (f: Faults, input: FaultsInput): Faults => ({
     : f.malformedJson,
   loadNeverLoads: input.loadNeverLoads ?? f.loadNeverLoads,
   contextCap: input.contextCap !== undefined ? input.contextCap : f.contextCap,
+  slotContext: input.slotContext !== undefined ? input.slotContext : f.slotContext,
   unloadAfterRequests: input.unloadAfterRequests !== undefined ? input.unloadAfterRequests : f.unloadAfterRequests,
   jitFailure: input.jitFailure ?? f.jitFailure,
   forgetResponses: input.forgetResponses ?? f.forgetResponses

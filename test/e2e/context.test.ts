@@ -168,6 +168,51 @@ describe("agents within the loaded context (issue 13)", () => {
   )
 
   it.scopedLive(
+    "when LM Studio gives a request less than the loaded context (slots), its refusal refits the round once and the run completes",
+    () =>
+      Effect.gen(function*() {
+        const { client, counters, sim } = yield* setUp()
+        yield* sim.state.setFaults({ slotContext: 1200 })
+        const r = yield* call(client, "autonomous_with_multiple_mcps", {
+          mcp_names: THREE,
+          task: "What does the big file say?"
+        })
+        assert.notStrictEqual(r.isError, true, textOf(r))
+        const out = j(r.structuredContent)
+        assert.strictEqual(out.get("stop_reason").str, "completed", textOf(r))
+        assert.include(out.get("answer").str, SECRET)
+        assert.strictEqual(out.get("context", "length").num, 1200)
+        assert.isTrue(out.get("warnings").arr.some((w) => w.str.startsWith("LM Studio counted")), textOf(r))
+        // One refusal taught the bridge the context it really has; every later request fitted it.
+        const c = yield* counters
+        assert.strictEqual(c.contextRefusals, 1)
+      }),
+    120_000
+  )
+
+  it.scopedLive(
+    "when the embedding model fails, the tools are ranked by BM25 and the run goes on, saying so",
+    () =>
+      Effect.gen(function*() {
+        const { client, sim } = yield* setUp()
+        yield* sim.state.setFaults({
+          failNext: { status: 400, body: { error: "embedding backend crashed" }, path: "/v1/embeddings", count: 50 }
+        })
+        const r = yield* call(client, "autonomous_discover_and_execute", { task: "What is the secret in the file?" })
+        assert.notStrictEqual(r.isError, true, textOf(r))
+        const out = j(r.structuredContent)
+        assert.strictEqual(out.get("stop_reason").str, "completed", textOf(r))
+        assert.include(out.get("answer").str, SECRET)
+        assert.strictEqual(out.get("tools", "ranking").str, "bm25")
+        assert.isTrue(
+          out.get("warnings").arr.some((w) => w.str.startsWith("tool ranking fell back to BM25")),
+          textOf(r)
+        )
+      }),
+    120_000
+  )
+
+  it.scopedLive(
     "a task longer than the context fails fast with ContextOverflow and the fix, sending nothing",
     () =>
       Effect.gen(function*() {
