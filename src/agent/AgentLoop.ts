@@ -532,16 +532,27 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           durationMs: (yield* Clock.currentTimeMillis) - t0
         } satisfies RunResult
 
-        /** The calls a turn asked for: native first, else the ones it wrote as text. */
-        function callsOf(
-          native: ReadonlyArray<RequestedCall>,
-          text: string,
+        /**
+         * A turn from an answer: its calls (native first, else the ones it wrote as text), recorded in the transcript.
+         */
+        function answered(
+          answer: {
+            readonly native: ReadonlyArray<RequestedCall>
+            readonly text: string
+            readonly reasoning: string | undefined
+            readonly model: string
+            readonly usage: Turn["usage"]
+          },
           toolsOn: boolean,
           next: () => string
-        ): ReadonlyArray<RequestedCall> {
-          if (!toolsOn) return []
-          if (native.length > 0) return native
-          return parseTextToolCalls(text, known).map((c) => ({ id: next(), ...c }))
+        ): Turn {
+          const calls: ReadonlyArray<RequestedCall> = !toolsOn
+            ? []
+            : answer.native.length > 0
+            ? answer.native
+            : parseTextToolCalls(answer.text, known).map((c) => ({ id: next(), ...c }))
+          entries.push(assistantEntry(round, answer.text, calls))
+          return { text: answer.text, reasoning: answer.reasoning, calls, model: answer.model, usage: answer.usage }
         }
 
         /** Chat completions with the whole (fitted) history every round. */
@@ -560,20 +571,17 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
                     ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {})
                   }))
               )
-              const calls = callsOf(
-                res.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })),
-                res.content,
+              return answered(
+                {
+                  native: res.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })),
+                  text: res.content,
+                  reasoning: res.reasoning,
+                  model: res.model,
+                  usage: res.usage
+                },
                 toolsOn,
                 () => `text_call_${++textCalls}`
               )
-              entries.push(assistantEntry(round, res.content, calls))
-              return {
-                text: res.content,
-                reasoning: res.reasoning,
-                calls,
-                model: res.model,
-                usage: res.usage
-              } satisfies Turn
             })
         }
 
@@ -615,23 +623,21 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
                   )
                 })
               )
-              const calls = callsOf(
-                res.functionCalls.map((c) => ({ id: c.callId, name: c.name, arguments: c.arguments })),
-                res.outputText,
+              const turn = answered(
+                {
+                  native: res.functionCalls.map((c) => ({ id: c.callId, name: c.name, arguments: c.arguments })),
+                  text: res.outputText,
+                  reasoning: res.reasoning,
+                  model: res.model,
+                  usage: res.usage
+                },
                 toolsOn,
                 () => `text_call_${++textCalls}`
               )
-              entries.push(assistantEntry(round, res.outputText, calls))
               // The chain holds everything up to this answer only when it was sent unshortened.
               previous = whole ? res.id : undefined
               chained = entries.length
-              return {
-                text: res.outputText,
-                reasoning: res.reasoning,
-                calls,
-                model: res.model,
-                usage: res.usage
-              } satisfies Turn
+              return turn
             })
         }
       }).pipe(Effect.withSpan("AgentLoop.run", {

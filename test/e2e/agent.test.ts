@@ -15,7 +15,7 @@ import { modelFromKey } from "../../src/simulator/Catalog.js"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { type SimulatorOptions, start } from "../../src/simulator/Simulator.js"
 import { binPath, bridgeClient, j, repoRoot, runEffect, tempDir } from "../helpers.js"
-import { call, everythingServer, fsServer, memoryServer, textOf } from "../support/children.js"
+import { call, everythingServer, fsServer, memoryServer, realServers, textOf } from "../support/children.js"
 
 /** Processes whose command line mentions `marker` (the temp folder): children that outlived the bridge. */
 const processesMentioning = (marker: string): Array<number> =>
@@ -714,14 +714,7 @@ describe("autonomous agents over real child MCP servers", () => {
               writeFileSync(
                 mcpJson,
                 JSON.stringify({
-                  mcpServers: {
-                    fs: { command: process.execPath, args: [fsServer, dir] },
-                    memory: {
-                      command: process.execPath,
-                      args: [memoryServer],
-                      env: { MEMORY_FILE_PATH: join(dir, "memory.jsonl") }
-                    }
-                  }
+                  mcpServers: { fs: realServers(dir).fs, memory: realServers(dir).memory }
                 })
               )
               const transport = new StdioClientTransport({

@@ -10,7 +10,7 @@ import { join } from "node:path"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { start } from "../../src/simulator/Simulator.js"
 import { bridgeClient, j, tempDir } from "../helpers.js"
-import { call, everythingServer, fsServer, memoryServer, textOf } from "../support/children.js"
+import { call, realServers, textOf } from "../support/children.js"
 
 const SECRET = "PELICAN-7731"
 const COPIES = ["ev2", "ev3", "ev4", "ev5", "ev6", "ev7", "ev8"]
@@ -48,20 +48,14 @@ const setUp = (env: Record<string, string> = {}) =>
         Array.from({ length: 1500 }, (_, i) => `Line ${i}: the quick brown fox jumps over the lazy dog.`).join("\n") +
         "\nThe end of the big file.\n"
     )
-    const everything = { command: process.execPath, args: [everythingServer] }
+    const real = realServers(dir)
     const mcpJson = join(dir, "mcp.json")
     writeFileSync(
       mcpJson,
       JSON.stringify({
         mcpServers: {
-          fs: { command: process.execPath, args: [fsServer, dir] },
-          memory: {
-            command: process.execPath,
-            args: [memoryServer],
-            env: { MEMORY_FILE_PATH: join(dir, "memory.jsonl") }
-          },
-          everything,
-          ...Object.fromEntries(COPIES.map((name) => [name, everything]))
+          ...real,
+          ...Object.fromEntries(COPIES.map((name) => [name, real.everything]))
         }
       })
     )

@@ -19,3 +19,10 @@ export const call = (client: Client, name: string, args: Record<string, unknown>
 /** The text of a tool result's content. */
 export const textOf = (r: Awaited<ReturnType<Client["callTool"]>>) =>
   (Array.isArray(r.content) ? r.content : []).map((c: { type: string; text?: string }) => c.text ?? "").join("\n")
+
+/** mcp.json entries of the three real servers, the filesystem one over `dir` and the memory one keeping its file there. */
+export const realServers = (dir: string) => ({
+  fs: { command: process.execPath, args: [fsServer, dir] },
+  memory: { command: process.execPath, args: [memoryServer], env: { MEMORY_FILE_PATH: join(dir, "memory.jsonl") } },
+  everything: { command: process.execPath, args: [everythingServer] }
+})
