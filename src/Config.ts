@@ -10,6 +10,7 @@ import { Config, Context, Duration, Effect, Layer, Option, Redacted } from "effe
 import { homedir } from "node:os"
 import { ConfigInvalid } from "./domain/Errors.js"
 import { checkModelName } from "./domain/ModelName.js"
+import { NO_RULES, parsePolicy, type PolicyRules } from "./domain/ToolRules.js"
 import { discoverHome, type LmStudioHome } from "./LmStudioHome.js"
 
 export type LifecycleMode = "auto" | "cli" | "jit" | "rest"
@@ -61,6 +62,8 @@ export interface AppConfigShape {
   readonly agentToolsBudgetShare: number
   /** How tools are chosen when they must be: by an embedding model when one is downloaded (auto), or by BM25. */
   readonly agentToolRanking: "auto" | "lexical"
+  /** The bridge's own tool policy for autonomous runs (AGENT_TOOL_POLICY; the call and mcp.json come first). */
+  readonly agentToolPolicy: PolicyRules
   /** Which LM Studio API the loop talks: the Responses API when the server has it (auto), or always one of them. */
   readonly agentApi: "auto" | "responses" | "chat"
   /** LLM requests in flight per model when LM Studio does not report the instance's `parallel`. */
@@ -78,6 +81,10 @@ export interface AppConfigShape {
   readonly metricsPort: Option.Option<number>
   readonly otlpEndpoint: Option.Option<string>
   readonly bridgeHttpToken: Option.Option<Redacted.Redacted<string>>
+  /** The largest MCP message the bridge reads (stdio line, HTTP body); a larger one gets an error answer. */
+  readonly maxMessageBytes: number
+  /** A Streamable HTTP session idle this long is closed. */
+  readonly httpSessionIdle: Duration.Duration
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -272,6 +279,7 @@ export const loadAppConfig = (
       oneOf("auto", "lexical"),
       defaults.agentToolRanking
     )
+    const agentToolPolicy = yield* withDefault("AGENT_TOOL_POLICY", parsePolicy, defaults.agentToolPolicy)
     const agentApi = yield* withDefault("AGENT_API", oneOf("auto", "responses", "chat"), defaults.agentApi)
     const contextDefaultTokens = yield* withDefault(
       "CONTEXT_DEFAULT_TOKENS",
@@ -304,6 +312,12 @@ export const loadAppConfig = (
     const metricsPort = yield* optional("METRICS_PORT", intBetween(0, 65_535))
     const otlpEndpoint = yield* optional("OTEL_EXPORTER_OTLP_ENDPOINT", httpUrl)
     const bridgeHttpToken = yield* optional("BRIDGE_HTTP_TOKEN", nonEmpty)
+    const maxMessageBytes = yield* withDefault(
+      "BRIDGE_MAX_MESSAGE_BYTES",
+      intBetween(1024, 1024 * 1024 * 1024),
+      defaults.maxMessageBytes
+    )
+    const httpSessionIdle = yield* seconds("BRIDGE_HTTP_SESSION_IDLE_SECONDS", 7 * 86_400, defaults.httpSessionIdle)
     return {
       baseUrl,
       baseUrlSource: found.source,
@@ -332,6 +346,7 @@ export const loadAppConfig = (
       agentToolResultChars,
       agentToolsBudgetShare,
       agentToolRanking,
+      agentToolPolicy,
       agentApi,
       llmParallelDefault,
       contextDefaultTokens,
@@ -342,7 +357,9 @@ export const loadAppConfig = (
       logFormat,
       metricsPort,
       otlpEndpoint,
-      bridgeHttpToken: Option.map(bridgeHttpToken, Redacted.make)
+      bridgeHttpToken: Option.map(bridgeHttpToken, Redacted.make),
+      maxMessageBytes,
+      httpSessionIdle
     }
   })
 
@@ -397,6 +414,7 @@ export const defaults: AppConfigShape = {
   agentToolResultChars: 100_000,
   agentToolsBudgetShare: 0.25,
   agentToolRanking: "auto",
+  agentToolPolicy: NO_RULES,
   agentApi: "auto",
   llmParallelDefault: 4,
   contextDefaultTokens: 4096,
@@ -407,5 +425,7 @@ export const defaults: AppConfigShape = {
   logFormat: "json",
   metricsPort: Option.none(),
   otlpEndpoint: Option.none(),
-  bridgeHttpToken: Option.none()
+  bridgeHttpToken: Option.none(),
+  maxMessageBytes: 10 * 1024 * 1024,
+  httpSessionIdle: Duration.seconds(3600)
 }

@@ -4,6 +4,7 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import type { ClientCapabilities } from "@modelcontextprotocol/sdk/types.js"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { spawn } from "node:child_process"
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -165,7 +166,15 @@ export const isAlive = (pid: number): boolean => {
 }
 
 /** An MCP SDK client connected to a freshly spawned `lmstudio-bridge serve` (stdio); closed with the scope. */
-export const bridgeClient = (baseUrl: string, env: Record<string, string> = {}) =>
+export const bridgeClient = (
+  baseUrl: string,
+  env: Record<string, string> = {},
+  options: {
+    /** What the test client declares (e.g. elicitation); handlers for it go in `prepare`. */
+    readonly capabilities?: ClientCapabilities
+    readonly prepare?: (client: Client) => void
+  } = {}
+) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const transport = new StdioClientTransport({
@@ -180,7 +189,11 @@ export const bridgeClient = (baseUrl: string, env: Record<string, string> = {}) 
         },
         stderr: "pipe"
       })
-      const client = new Client({ name: "test", version: "1.0.0" })
+      const client = new Client(
+        { name: "test", version: "1.0.0" },
+        options.capabilities !== undefined ? { capabilities: options.capabilities } : undefined
+      )
+      options.prepare?.(client)
       await client.connect(transport)
       return client
     }),

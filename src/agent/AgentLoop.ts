@@ -17,10 +17,11 @@
  * - Think blocks are stripped from the answer and kept as reasoning. `require_tool_first` reminds a model that
  *   answers without having used any tool, once.
  */
-import { Clock, Duration, Effect, Schema } from "effect"
+import { Clock, Duration, Effect, Option, Random, Schema } from "effect"
 import { AppConfig } from "../Config.js"
-import { type BridgeOverloaded, ContextOverflow, type LmStudioError } from "../domain/Errors.js"
+import { type BridgeOverloaded, ContextOverflow, isExplained, type LmStudioError } from "../domain/Errors.js"
 import { nullable, optionalAsNull, wireKey } from "../domain/JsonShape.js"
+import { AgentRunFailed, McpServerFailedToStart } from "../domain/McpErrors.js"
 import { type ChatMessage, type ToolDefinition, UsageCounts } from "../domain/Messages.js"
 import { estimateTokens } from "../domain/Tokens.js"
 import { Admission } from "../lmstudio/Admission.js"
@@ -42,6 +43,7 @@ import {
 } from "./Budget.js"
 import { ChildServers, type ChildTool, START_CONCURRENCY } from "./ChildServers.js"
 import {
+  type Approval,
   type LoopOutcome,
   type LoopPorts,
   type LoopProgress,
@@ -51,7 +53,14 @@ import {
   type Turn
 } from "./Loop.js"
 import type { ChildServerConfig } from "./McpConfig.js"
-import { namespace, type NamespacedTool, parseTextToolCalls, toFunctionTool } from "./ToolCalls.js"
+import {
+  fenceResult,
+  namespace,
+  type NamespacedTool,
+  parseTextToolCalls,
+  toFunctionTool,
+  UNTRUSTED_NOTE
+} from "./ToolCalls.js"
 import {
   byScore,
   chooseTools,
@@ -61,6 +70,7 @@ import {
   findToolsDefinition,
   type Offer
 } from "./ToolChoice.js"
+import { type Approver, decide, type Decision, NO_RULES, type PolicyRules, summariseArguments } from "./ToolPolicy.js"
 import { type Ranker, ToolRanking } from "./ToolRanking.js"
 
 /** The context a run was budgeted against, and what the budget did. */
@@ -86,7 +96,11 @@ export const ToolsReport = Schema.Struct({
   ranking: Schema.Literal("all", "bm25", "embeddings"),
   embeddingModel: optionalAsNull("embedding_model", Schema.String),
   /** Tools the model found with find_tools. */
-  found: Schema.Array(Schema.String)
+  found: Schema.Array(Schema.String),
+  /** Tools the policy kept from the model (a deny rule, or writes denied). */
+  denied: Schema.Array(Schema.String),
+  /** Tools offered that run only when the user approves them. */
+  approvalNeeded: wireKey("approval_needed", Schema.Array(Schema.String))
 })
 
 /**
@@ -110,7 +124,12 @@ export const RunReport = Schema.Struct({
         tool: Schema.String,
         ok: Schema.Boolean,
         ms: Schema.Number,
-        detail: optionalAsNull("detail", Schema.String)
+        detail: optionalAsNull("detail", Schema.String),
+        /** How the tool policy let it run, or why it did not (Loop.ts `Approval`). */
+        approval: optionalAsNull(
+          "approval",
+          Schema.Literal("read_only", "policy", "user", "denied", "declined", "needs_approval", "no_answer")
+        )
       })
     )
   ),
@@ -160,11 +179,16 @@ export interface RunRequest {
   readonly maxTokens?: number | undefined
   readonly timeoutSeconds?: number | undefined
   readonly requireToolFirst?: boolean | undefined
+  /** The call's tool policy (`allowed_tools`, `denied_tools`, `allow_writes`); mcp.json and AGENT_TOOL_POLICY follow. */
+  readonly policy?: PolicyRules | undefined
+  /** Asks the user about a call that needs approval; without it such calls are refused to the model. */
+  readonly approve?: Approver | undefined
 }
 
 const SYSTEM =
   "You are an autonomous assistant. Use the tools when they help with the task; call several at once when they are " +
-  "independent. When you have what you need, answer the task directly and completely, without calling more tools."
+  "independent. When you have what you need, answer the task directly and completely, without calling more tools. " +
+  UNTRUSTED_NOTE
 
 const SYSTEM_TOKENS = estimateTokens(SYSTEM) + PER_MESSAGE
 
@@ -232,22 +256,51 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         )
         const all: Array<ChildTool> = []
         const configOf = new Map<string, ChildServerConfig>()
+        const failed: Array<{ server: string; reason: string }> = []
         for (const { cfg, r } of toolsets) {
           configOf.set(cfg.name, cfg)
           if (r._tag === "Right") all.push(...r.right)
-          else {warnings.push(
-              `partial toolset: MCP server ${cfg.name} is not available (${r.left._tag}: ${r.left.message})`
-            )}
+          else {
+            failed.push({ server: cfg.name, reason: `${r.left._tag}: ${r.left.message}` })
+            warnings.push(`partial toolset: MCP server ${cfg.name} is not available (${failed.at(-1)!.reason})`)
+          }
         }
-        const named = namespace(all)
+        // Servers were named and none started: nothing for the model to work with, and nothing is sent.
+        if (req.servers.length > 0 && failed.length === req.servers.length) {
+          return yield* new McpServerFailedToStart({ servers: failed })
+        }
+        // The tool policy, decided once per tool: denied tools are never offered; others run or ask when called.
+        const policy = {
+          call: req.policy ?? NO_RULES,
+          entries: new Map(req.servers.map((cfg) => [cfg.name, cfg.policy])),
+          config: config.agentToolPolicy
+        }
+        const decisionOf = new Map<string, Decision>()
+        const everyTool = namespace(all)
+        for (const t of everyTool) {
+          decisionOf.set(
+            t.name,
+            decide(policy, { server: t.tool.server, tool: t.tool.name, offeredAs: t.name, readOnly: t.tool.readOnly })
+          )
+        }
+        const denied = everyTool.filter((t) => decisionOf.get(t.name)?._tag === "Deny")
+        const named = everyTool.filter((t) => decisionOf.get(t.name)?._tag !== "Deny")
+        const approvedForRun = new Set<string>()
+        const askOne = yield* Effect.makeSemaphore(1)
         const byName = new Map<string, NamespacedTool>(named.map((t) => [t.name, t]))
+        const deniedByName = new Map(denied.map((t) => [t.name, t]))
         const offered = named.map(offeredAs)
         const definitions: ReadonlyArray<ToolDefinition> = offered.map((o) => o.definition)
         const definitionOf = new Map(definitions.map((d) => [d.name, d]))
         const names = definitions.map((d) => d.name)
         const tokensOf = offered.map((o) => o.tokens)
         const toolTokens = tokensOf.reduce((a, b) => a + b, 0)
-        const known = new Set([...byName.keys(), FIND_TOOLS])
+        const known = new Set([...byName.keys(), ...deniedByName.keys(), FIND_TOOLS])
+        // Fences tool results as data; the nonce keeps text inside from closing the fence.
+        const nonce = (yield* Random.nextInt).toString(36).replace("-", "").padStart(6, "0").slice(-6)
+        const runDeadline = t0 + Duration.toMillis(
+          req.timeoutSeconds !== undefined ? Duration.seconds(req.timeoutSeconds) : config.agentBudget
+        )
         const api = config.agentApi !== "auto" ? config.agentApi : (yield* client.apis).responses ? "responses" : "chat"
 
         // What the budget and the tool choice keep across rounds.
@@ -403,7 +456,9 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           note: string | undefined
         ) => {
           for (const r of results) {
-            entries.push(resultEntry(round, r.call, r.output))
+            const target = byName.get(r.call.name)
+            const from = target === undefined ? r.call.name : `${target.tool.server}/${target.tool.name}`
+            entries.push(resultEntry(round, r.call, fenceResult(nonce, from, r.output)))
             if (byName.has(r.call.name)) kept.add(r.call.name)
           }
           if (note !== undefined) entries.push(noteEntry(note))
@@ -448,6 +503,18 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             args = e instanceof Error ? e : new Error(String(e))
           }
           const target = byName.get(call.name)
+          const refused = deniedByName.get(call.name)
+          if (refused !== undefined) {
+            const by = decisionOf.get(call.name)?.by ?? "denied"
+            return Effect.succeed({
+              ok: false,
+              server: refused.tool.server,
+              tool: refused.tool.name,
+              approval: "denied" as const,
+              text: `${call.name} is not allowed in this run (${by}). Do the task without it, or say what you ` +
+                `would need it for in your answer.`
+            })
+          }
           if (target === undefined && call.name !== FIND_TOOLS) {
             return Effect.succeed({
               ok: false,
@@ -480,13 +547,95 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           }
           const object = args as Record<string, unknown>
           if (target === undefined) return findTools(call, object)
-          return children.callTool(configOf.get(server)!, name, object).pipe(
-            Effect.map((o) => ({ ok: o.ok, server, tool: name, text: o.text })),
-            Effect.catchAll((e) =>
-              Effect.succeed({ ok: false, server, tool: name, text: `${e._tag}: ${e.message}. ${e.hint}` })
+          const callChild = (approval: Approval) =>
+            children.callTool(configOf.get(server)!, name, object).pipe(
+              Effect.map((o) => ({ ok: o.ok, server, tool: name, text: o.text, approval })),
+              Effect.catchAll((e) =>
+                Effect.succeed({ ok: false, server, tool: name, approval, text: `${e._tag}: ${e.message}. ${e.hint}` })
+              )
+            )
+          const decision = decisionOf.get(call.name)
+          if (decision === undefined || decision._tag === "Run") {
+            return callChild(decision?.via ?? "policy")
+          }
+          // One question at a time: a call waiting behind another of the same tool may find it allowed for the run.
+          return askOne.withPermits(1)(Effect.suspend(() =>
+            approvedForRun.has(call.name)
+              ? Effect.succeed({ run: true as const })
+              : approval(call, target, object, decision.by)
+          )).pipe(
+            Effect.flatMap((answer) =>
+              answer.run ? callChild("user") : Effect.succeed({ ok: false, server, tool: name, ...answer.refusal })
             )
           )
         }
+
+        /** Asks the user about a call that needs approval, within what is left of the run's budget. */
+        const approval = (
+          call: RequestedCall,
+          target: NamespacedTool,
+          args: Record<string, unknown>,
+          rule: string
+        ): Effect.Effect<
+          | { readonly run: true }
+          | { readonly run: false; readonly refusal: { readonly approval: Approval; readonly text: string } }
+        > =>
+          Effect.gen(function*() {
+            const where = `${target.tool.server}/${target.tool.name}`
+            const lift = `re-run with allow_writes: true, or allow it with allowed_tools in the call or ` +
+              `"allowedTools": ["${target.tool.name}"] in ${target.tool.server}'s mcp.json entry`
+            const refuse = (approval: Approval, text: string, warning: string) => {
+              warnings.push(warning)
+              return { run: false as const, refusal: { approval, text } }
+            }
+            if (req.approve === undefined) {
+              return refuse(
+                "needs_approval",
+                `${call.name} needs the user's approval (${rule}) and the user cannot be asked here, so it did not ` +
+                  `run. Continue without it, or say in your answer that it needs approval: ${lift}.`,
+                `${where} needs approval and was refused: the MCP client cannot ask the user (no elicitation); ${lift}`
+              )
+            }
+            const said = entries.filter((e) => e._tag === "Assistant").at(-1)?.text.trim() ?? ""
+            const remaining = runDeadline - (yield* Clock.currentTimeMillis)
+            const answer = yield* Effect.timeoutOption(
+              req.approve({
+                server: target.tool.server,
+                tool: target.tool.name,
+                offeredAs: call.name,
+                arguments: summariseArguments(args),
+                why: said === "" ? "(the model gave no reason)" : said.slice(0, 500),
+                rule
+              }),
+              Duration.millis(Math.max(0, remaining))
+            )
+            if (Option.isNone(answer)) {
+              return refuse(
+                "no_answer",
+                `${call.name} needs the user's approval and no answer came within the run's budget, so it did not run.`,
+                `${where} was not approved: no answer within the run's budget`
+              )
+            }
+            switch (answer.value._tag) {
+              case "Run":
+                approvedForRun.add(call.name)
+                return { run: true as const }
+              case "Once":
+                return { run: true as const }
+              case "Decline":
+                return refuse(
+                  "declined",
+                  `The user declined ${call.name}: it did not run. Do not call it again; continue without it.`,
+                  `${where} was declined by the user`
+                )
+              case "Failed":
+                return refuse(
+                  "needs_approval",
+                  `${call.name} needs the user's approval and asking failed, so it did not run.`,
+                  `${where} was not approved: asking the user failed (${answer.value.reason})`
+                )
+            }
+          })
 
         const result = yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (held) => {
           // Each LLM request goes to the instance that serves the model now (re-ensured once if LM Studio dropped it
@@ -507,7 +656,22 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           )
         })
         const { error, ...rest } = result
-        if (error !== undefined) warnings.push(`the run stopped on an error: ${error}`)
+        if (error !== undefined) {
+          const explained = isExplained(error) ? error : undefined
+          const tag = explained?._tag ?? "Error"
+          const reason = explained?.message ?? String(error)
+          // No answer: the run failed, and says what it did.
+          if (rest.answer === "") {
+            return yield* new AgentRunFailed({
+              error: tag,
+              reason,
+              causeHint: explained?.hint ?? "The bridge's log on stderr has details.",
+              rounds: rest.rounds,
+              toolCalls: rest.toolCalls.map((c) => ({ round: c.round, server: c.server, tool: c.tool, ok: c.ok }))
+            })
+          }
+          warnings.push(`the run stopped on an error: ${tag}: ${reason}`)
+        }
         const seen = contextSeen ?? { length: config.contextDefaultTokens, source: "default" as const }
         const context = { ...seen, length: Math.min(seen.length, servedContext ?? Number.POSITIVE_INFINITY) }
         return {
@@ -527,7 +691,9 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             offered: offeredEver,
             ranking: chosen.by,
             embeddingModel: chosen.by === "embeddings" ? ranker?.model : undefined,
-            found: foundByModel
+            found: foundByModel,
+            denied: denied.map((t) => t.name),
+            approvalNeeded: named.filter((t) => decisionOf.get(t.name)?._tag === "Ask").map((t) => t.name)
           },
           durationMs: (yield* Clock.currentTimeMillis) - t0
         } satisfies RunResult

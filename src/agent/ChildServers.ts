@@ -28,6 +28,8 @@ export interface ChildTool {
   readonly name: string
   readonly description: string
   readonly inputSchema: Readonly<Record<string, unknown>>
+  /** The server annotates it `readOnlyHint: true` (the tool policy lets such tools run without asking). */
+  readonly readOnly: boolean
 }
 
 /** What a tool call gave back, as text for the model. */
@@ -154,7 +156,8 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
                 server: cfg.name,
                 name: t.name,
                 description: t.description ?? "",
-                inputSchema: t.inputSchema
+                inputSchema: t.inputSchema,
+                readOnly: t.annotations?.readOnlyHint === true
               })
             }
             cursor = page.nextCursor

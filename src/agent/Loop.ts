@@ -9,7 +9,6 @@
  *   answers without having used any tool, once.
  */
 import { Clock, Duration, Effect, Option } from "effect"
-import { isExplained } from "../domain/Errors.js"
 import type { Usage } from "../domain/Messages.js"
 import { joinReasoning, splitThink } from "../domain/Think.js"
 import { capResult } from "./ToolCalls.js"
@@ -32,6 +31,13 @@ export interface Turn {
   readonly usage: Usage | undefined
 }
 
+/**
+ * How a call got to run or not under the tool policy: `read_only` (its server's annotation), `policy` (a list or
+ * flag allowed it), `user` (approved when asked), or why it did not: `denied` (a deny rule), `declined` (the user
+ * said no), `needs_approval` (no way to ask the user), `no_answer` (the user did not answer within the budget).
+ */
+export type Approval = "read_only" | "policy" | "user" | "denied" | "declined" | "needs_approval" | "no_answer"
+
 export interface ToolCallRecord {
   readonly round: number
   readonly name: string
@@ -40,6 +46,8 @@ export interface ToolCallRecord {
   readonly ok: boolean
   readonly ms: number
   readonly detail?: string | undefined
+  /** Set for calls of child tools (not for the bridge's own find_tools or unknown names). */
+  readonly approval?: Approval | undefined
 }
 
 /** The ports the loop runs on. */
@@ -55,7 +63,15 @@ export interface LoopPorts<E> {
   /** Runs one tool call; never fails (a failure is an outcome the model reads). */
   readonly execute: (
     call: RequestedCall
-  ) => Effect.Effect<{ readonly ok: boolean; readonly text: string; readonly server: string; readonly tool: string }>
+  ) => Effect.Effect<
+    {
+      readonly ok: boolean
+      readonly text: string
+      readonly server: string
+      readonly tool: string
+      readonly approval?: Approval | undefined
+    }
+  >
   readonly known: ReadonlySet<string>
 }
 
@@ -73,7 +89,7 @@ export interface LoopProgress {
 }
 
 /** What the loop gives back; the service adds the api, timing and warnings. */
-export interface LoopOutcome {
+export interface LoopOutcome<E = unknown> {
   readonly answer: string
   readonly reasoning: string | undefined
   readonly stopReason: StopReason
@@ -81,8 +97,8 @@ export interface LoopOutcome {
   readonly toolCalls: ReadonlyArray<ToolCallRecord>
   readonly model: string
   readonly usage: Usage
-  /** When the run stopped on an LLM error after it started. */
-  readonly error?: string | undefined
+  /** When the run stopped on an LLM error after it started: that error. */
+  readonly error?: E | undefined
 }
 
 export const noProgress: LoopProgress = { round: () => Effect.void, toolCall: () => Effect.void }
@@ -104,7 +120,7 @@ export const runLoop = <E>(
   ports: LoopPorts<E>,
   limits: LoopLimits,
   progress: LoopProgress = noProgress
-): Effect.Effect<LoopOutcome, E> =>
+): Effect.Effect<LoopOutcome<E>, E> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
     const deadline = start + Duration.toMillis(limits.budget)
@@ -114,7 +130,7 @@ export const runLoop = <E>(
     let model = ""
     let results: ReadonlyArray<{ readonly call: RequestedCall; readonly output: string }> = []
     let note: string | undefined
-    let failure: string | undefined
+    let failure: E | undefined
     let reminded = false
     let stop: StopReason | undefined
     let last: Turn | undefined
@@ -142,7 +158,7 @@ export const runLoop = <E>(
         }
         stop = "error"
         rounds--
-        failure = isExplained(attempt.left) ? `${attempt.left._tag}: ${attempt.left.message}` : String(attempt.left)
+        failure = attempt.left
         break
       }
       if (Option.isNone(attempt.right)) {
@@ -189,7 +205,8 @@ export const runLoop = <E>(
               tool: out.tool,
               ok: out.ok,
               ms: (yield* Clock.currentTimeMillis) - t0,
-              ...(out.ok ? {} : { detail: out.text.slice(0, 300) })
+              ...(out.ok ? {} : { detail: out.text.slice(0, 300) }),
+              ...(out.approval !== undefined ? { approval: out.approval } : {})
             }
             records.push(record)
             yield* progress.toolCall(round, record)
@@ -215,7 +232,7 @@ export const runLoop = <E>(
     return outcome(finalTurn ?? last, stop)
 
     /** The outcome with the answer (think blocks out) and reasoning of `answered`, if any turn answered. */
-    function outcome(answered: Turn | undefined, stopReason: StopReason): LoopOutcome {
+    function outcome(answered: Turn | undefined, stopReason: StopReason): LoopOutcome<E> {
       return {
         answer: answered === undefined ? "" : splitThink(answered.text).answer.trim(),
         reasoning: answered === undefined ? undefined : reasoningOf(answered),

@@ -20,10 +20,38 @@ import { join, resolve as resolvePath } from "node:path"
 import { AppConfig } from "../Config.js"
 import { McpConfigInvalid, McpConfigNotFound, McpServerUnknown } from "../domain/McpErrors.js"
 import { isSelf, type SelfIdentity, selfIdentity } from "./SelfIdentity.js"
+import { ENTRY_KEYS, type PolicyRules } from "./ToolPolicy.js"
 
 const StringMap = Schema.Record({ key: Schema.String, value: Schema.String })
 
+/** Tool names or `*` globs in an entry's policy lists. */
+const ToolNames = Schema.Array(
+  Schema.String.pipe(
+    Schema.pattern(/^[A-Za-z0-9_.*-]{1,200}$/, {
+      message: () => "a tool name or glob is letters, digits, '_', '-', '.' and '*'"
+    })
+  )
+)
+
+/** The tool policy an entry may carry, under every spelling of ToolPolicy.ENTRY_KEYS. */
+const PolicyFields = {
+  allowedTools: Schema.optional(ToolNames),
+  alwaysAllow: Schema.optional(ToolNames),
+  autoApprove: Schema.optional(ToolNames),
+  allowed_tools: Schema.optional(ToolNames),
+  disabledTools: Schema.optional(ToolNames),
+  deniedTools: Schema.optional(ToolNames),
+  disallowedTools: Schema.optional(ToolNames),
+  excludeTools: Schema.optional(ToolNames),
+  excludedTools: Schema.optional(ToolNames),
+  disabled_tools: Schema.optional(ToolNames),
+  includeTools: Schema.optional(ToolNames),
+  enabled_tools: Schema.optional(ToolNames),
+  trust: Schema.optional(Schema.Boolean)
+}
+
 const ServerEntry = Schema.Struct({
+  ...PolicyFields,
   command: Schema.optional(Schema.String.pipe(Schema.minLength(1, { message: () => "command must not be empty" }))),
   args: Schema.optional(Schema.Array(Schema.String)),
   env: Schema.optional(StringMap),
@@ -59,6 +87,8 @@ export interface ChildServerConfig {
   readonly enabled: boolean
   /** Why it is not offered: disabled in the file, or it is this bridge. */
   readonly disabledReason: string | undefined
+  /** The entry's tool policy (allow and deny lists, `trust`). */
+  readonly policy: PolicyRules
   /** Changes whenever anything that affects the running child changes: the pool key. */
   readonly hash: number
 }
@@ -224,11 +254,28 @@ export const parseMcpJson = (
       }
       servers.push({
         ...base,
+        policy: entryPolicy(entry),
         hash: Hash.string(JSON.stringify([base.transport, command, args, base.env, base.cwd, url, base.headers]))
       })
     }
     return servers
   })
+
+/** An entry's policy: every spelling of each list, joined. */
+const entryPolicy = (entry: typeof ServerEntry.Type): PolicyRules => {
+  const joined = (keys: ReadonlyArray<readonly [string, string]>) =>
+    keys.flatMap(([k]) => {
+      const v = (entry as Readonly<Record<string, unknown>>)[k]
+      return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []
+    })
+  const only = joined(ENTRY_KEYS.only)
+  return {
+    allow: joined(ENTRY_KEYS.allow),
+    deny: joined(ENTRY_KEYS.deny),
+    only: ENTRY_KEYS.only.some(([k]) => k in entry) ? only : undefined,
+    writes: entry.trust === true ? "allow" : undefined
+  }
+}
 
 export class McpConfig extends Effect.Service<McpConfig>()("lmstudio-bridge/McpConfig", {
   effect: Effect.gen(function*() {

@@ -2,10 +2,11 @@
  * `lmstudio-bridge mcps list` and `lmstudio-bridge agent run`: the autonomous agent from the command line, over the
  * same services as the MCP tools. On a TTY the rounds and tool calls are shown live on stderr.
  */
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { AgentLoop, budgetLine, RunReport, runReport } from "../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../agent/McpConfig.js"
+import { callRules } from "../agent/ToolPolicy.js"
 import {
   type AppLayerFactory,
   baseUrl,
@@ -53,6 +54,30 @@ const mcp = Options.text("mcp").pipe(
   Options.repeated
 )
 const all = Options.boolean("all").pipe(Options.withDescription("Use every enabled server of mcp.json"))
+const toolGlob = (name: string, description: string) =>
+  Options.text(name).pipe(
+    Options.withDescription(description),
+    Options.repeated,
+    Options.mapEffect((globs) => {
+      const bad = globs.find((g) => !/^[A-Za-z0-9_.*-]{1,200}$/.test(g))
+      return bad === undefined ? Effect.succeed(globs) : Effect.fail(
+        ValidationError.invalidValue(HelpDoc.p(
+          `--${name} ${JSON.stringify(bad)}: a tool name or glob is letters, digits, '_', '-', '.' and '*' ` +
+            "(e.g. fs__write_file, memory__*)"
+        ))
+      )
+    })
+  )
+const allow = toolGlob(
+  "allow",
+  "A tool that may run without asking: server__tool or tool, * for any characters (repeat for several)"
+)
+const deny = toolGlob("deny", "A tool the model must not see or use, same forms as --allow (repeat for several)")
+const allowWrites = Options.boolean("allow-writes").pipe(
+  Options.withDescription(
+    "Let tools that are not annotated read-only run (without it they are refused: the CLI cannot ask)"
+  )
+)
 const task = Args.text({ name: "task" }).pipe(Args.withDescription("What the local model should do"))
 
 const agentRun = (appLayer: AppLayerFactory) =>
@@ -64,6 +89,9 @@ const agentRun = (appLayer: AppLayerFactory) =>
       model,
       maxRounds: optionalInteger("max-rounds", "Most LLM rounds (default 25)"),
       timeout: optionalInteger("timeout", "Budget of the run in seconds (default 600)"),
+      allow,
+      deny,
+      allowWrites,
       baseUrl,
       json,
       task
@@ -79,14 +107,26 @@ const agentRun = (appLayer: AppLayerFactory) =>
             task: flags.task,
             model: Option.getOrUndefined(flags.model),
             maxRounds: Option.getOrUndefined(flags.maxRounds),
-            timeoutSeconds: Option.getOrUndefined(flags.timeout)
+            timeoutSeconds: Option.getOrUndefined(flags.timeout),
+            policy: callRules({
+              allowedTools: flags.allow,
+              deniedTools: flags.deny,
+              allowWrites: flags.allowWrites ? true : undefined
+            })
           },
           {
             round: (round, max) => (live ? note(`round ${round}/${max}`) : Effect.void),
             toolCall: (
               _,
               c
-            ) => (live ? note(`  ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`) : Effect.void)
+            ) =>
+              live
+                ? note(
+                  `  ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)${
+                    c.approval !== undefined && !["read_only", "policy"].includes(c.approval) ? ` [${c.approval}]` : ""
+                  }`
+                )
+                : Effect.void
           }
         )
         if (flags.json) return yield* printEncoded(RunReport, runReport(result, servers.map((s) => s.name)))

@@ -73,3 +73,37 @@ export class McpServerTimeout extends Schema.TaggedError<McpServerTimeout>()("Mc
 }
 
 export type ChildServerError = McpServerFailed | McpServerTimeout | CircuitOpen
+
+/** Every server a run named failed to start: there is nothing for the model to use. */
+export class McpServerFailedToStart extends Schema.TaggedError<McpServerFailedToStart>()("McpServerFailedToStart", {
+  servers: Schema.Array(Schema.Struct({ server: Schema.String, reason: Schema.String }))
+}) {
+  override get message(): string {
+    return `${
+      this.servers.length === 1
+        ? "The run's only MCP server did not start"
+        : `None of the run's ${this.servers.length} MCP servers started`
+    }: ${this.servers.map((s) => `${s.server} (${s.reason})`).join("; ")}`
+  }
+  get hint(): string {
+    return "Check that each server's command runs on its own (its stderr is in the bridge's log) and its mcp.json entry; list_available_mcps shows the entries. Nothing was sent to the model."
+  }
+}
+
+/** The agent run stopped on an error before the model answered; what it did is kept. */
+export class AgentRunFailed extends Schema.TaggedError<AgentRunFailed>()("AgentRunFailed", {
+  error: Schema.String,
+  reason: Schema.String,
+  causeHint: Schema.String,
+  rounds: Schema.Number,
+  toolCalls: Schema.Array(
+    Schema.Struct({ round: Schema.Number, server: Schema.String, tool: Schema.String, ok: Schema.Boolean })
+  )
+}) {
+  override get message(): string {
+    return `The agent run stopped on ${this.error} after ${this.rounds} round(s) and ${this.toolCalls.length} tool call(s), before the model answered: ${this.reason}`
+  }
+  get hint(): string {
+    return this.causeHint
+  }
+}

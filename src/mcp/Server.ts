@@ -15,6 +15,9 @@ import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import {
   CallToolRequestSchema,
   type CallToolResult,
+  type ElicitRequestFormParams,
+  type ElicitResult,
+  ElicitResultSchema,
   ListToolsRequestSchema,
   type ServerNotification,
   type Tool as SdkTool
@@ -30,10 +33,18 @@ export interface ToolAnnotations {
   readonly openWorldHint: boolean
 }
 
+/** What asking the user gave: the client's answer, or why asking failed. */
+export type Elicited = ElicitResult | { readonly action: "failed"; readonly reason: string }
+
 export interface ToolContext {
   /** Reports progress when the caller asked for it (a `progressToken`); a no-op otherwise. */
   readonly progress: (progress: number, message: string) => Effect.Effect<void>
   readonly wantsProgress: boolean
+  /**
+   * Asks the user through the client (MCP elicitation, form mode), when the client declared that it can; the request
+   * is related to the tool call, and interrupting the effect cancels it.
+   */
+  readonly elicit: ((form: Omit<ElicitRequestFormParams, "mode">) => Effect.Effect<Elicited>) | undefined
 }
 
 export interface Tool<R> {
@@ -212,7 +223,22 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
       })
     }
     const token = request.params._meta?.progressToken
+    const canAsk = server.getClientCapabilities()?.elicitation?.form !== undefined
     const ctx: ToolContext = {
+      elicit: !canAsk ? undefined : (form) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            extra.sendRequest({ method: "elicitation/create", params: { mode: "form", ...form } }, ElicitResultSchema, {
+              signal,
+              // The caller bounds the wait (the run's budget); the SDK's default of 60 s is not the user's pace.
+              timeout: 7 * 24 * 3600 * 1000
+            }),
+          catch: (e) => e
+        }).pipe(
+          Effect.catchAll((e): Effect.Effect<Elicited> =>
+            Effect.succeed({ action: "failed", reason: e instanceof Error ? e.message : String(e) })
+          )
+        ),
       wantsProgress: token !== undefined,
       progress: (progress, message) =>
         token === undefined

@@ -22,7 +22,12 @@ const toolArb = fc.record({
 
 describe("namespacing", () => {
   it.prop("names are always valid and never collide", { tools: fc.array(toolArb, { maxLength: 60 }) }, ({ tools }) => {
-    const child: Array<ChildTool> = tools.map((t) => ({ ...t, description: "", inputSchema: { type: "object" } }))
+    const child: Array<ChildTool> = tools.map((t) => ({
+      ...t,
+      description: "",
+      inputSchema: { type: "object" },
+      readOnly: true
+    }))
     const named = namespace(child)
     assert.strictEqual(named.length, child.length)
     for (const n of named) assert.match(n.name, /^[A-Za-z0-9_-]{1,64}$/)
@@ -31,7 +36,7 @@ describe("namespacing", () => {
   })
 
   it("a plain server__tool name is kept as is", () => {
-    const [n] = namespace([{ server: "fs", name: "read_text_file", description: "", inputSchema: {} }])
+    const [n] = namespace([{ server: "fs", name: "read_text_file", description: "", inputSchema: {}, readOnly: true }])
     assert.strictEqual(n!.name, "fs__read_text_file")
   })
 })

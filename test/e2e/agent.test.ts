@@ -449,8 +449,8 @@ describe("autonomous agents over real child MCP servers", () => {
         const { client, config, base, dir } = yield* setUp
         config({
           ...base,
-          flaky: { command: process.execPath, args: [flakyServer, dir], timeout: 800 },
-          noisy: { command: process.execPath, args: [flakyServer, dir, "garbage"] }
+          flaky: { command: process.execPath, args: [flakyServer, dir], timeout: 800, trust: true },
+          noisy: { command: process.execPath, args: [flakyServer, dir, "garbage"], trust: true }
         })
         const run = (mcp: string, task: string) =>
           Effect.map(call(client, "autonomous_with_mcp", { mcp_name: mcp, task }), (r) => {
@@ -568,7 +568,10 @@ describe("autonomous agents over real child MCP servers", () => {
     () =>
       Effect.gen(function*() {
         const { client, config, base, dir, sim } = yield* setUp
-        config({ ...base, flaky: { command: process.execPath, args: [flakyServer, dir], timeout: 120_000 } })
+        config({
+          ...base,
+          flaky: { command: process.execPath, args: [flakyServer, dir], timeout: 120_000, trust: true }
+        })
         const cancelWhen = (args: Record<string, unknown>, ready: Effect.Effect<boolean>) =>
           Effect.promise(() => {
             const controller = new AbortController()

@@ -6,9 +6,16 @@
 import { Effect, Schema } from "effect"
 import { AgentLoop, budgetLine, RunReport, runReport } from "../../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../../agent/McpConfig.js"
+import { type ApprovalAnswer, type ApprovalRequest, callRules } from "../../agent/ToolPolicy.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
 
 const runAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true }
+
+const ToolGlob = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_.*-]{1,200}$/, {
+    message: () => "a tool name or glob is letters, digits, '_', '-', '.' and '*' (e.g. fs__write_file, memory__*)"
+  })
+)
 
 const RunOptions = {
   task: Schema.String.pipe(Schema.minLength(1)).annotations({
@@ -34,6 +41,23 @@ const RunOptions = {
   ),
   require_tool_first: Schema.optional(
     Schema.Boolean.annotations({ description: "Remind the model once to use a tool if it answers without any" })
+  ),
+  allowed_tools: Schema.optional(
+    Schema.Array(ToolGlob).annotations({
+      description: "Tools that may run without asking, as `server__tool` or `tool`, `*` for any characters " +
+        "(e.g. [\"fs__write_file\", \"memory__*\"]); wins over mcp.json and AGENT_TOOL_POLICY"
+    })
+  ),
+  denied_tools: Schema.optional(
+    Schema.Array(ToolGlob).annotations({
+      description: "Tools the model must not see or use, same forms as allowed_tools; a deny beats an allow"
+    })
+  ),
+  allow_writes: Schema.optional(
+    Schema.Boolean.annotations({
+      description: "Let tools that are not annotated read-only run without asking (default: they need the user's " +
+        "approval, asked through the client when it supports elicitation, else refused)"
+    })
   )
 }
 
@@ -44,12 +68,51 @@ const render = (o: RunReport): string =>
     `— ${o.stopReason} after ${o.rounds} round(s), ${o.toolCalls.length} tool call(s) on ${
       o.servers.join(", ") || "no servers"
     }; model ${o.model}; ${o.durationMs} ms`,
-    ...o.toolCalls.map((c) => `  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)`),
+    ...o.toolCalls.map((c) =>
+      `  round ${c.round}: ${c.server}/${c.tool} ${c.ok ? "ok" : "error"} (${c.ms} ms)${
+        c.approval !== undefined && c.approval !== "read_only" ? ` [${c.approval.replace("_", " ")}]` : ""
+      }`
+    ),
     budgetLine(o),
     ...o.warnings.map((w) => `warning: ${w}`)
   ].join("\n")
 
 const RunInput = Schema.Struct(RunOptions)
+
+/** A call that needs approval, asked as a form: what would run and why, and three answers. */
+const askTheUser = (elicit: NonNullable<ToolContext["elicit"]>) => (r: ApprovalRequest) =>
+  Effect.map(
+    elicit({
+      message: [
+        `The local model wants to run ${r.tool} on the MCP server ${r.server}.`,
+        `Arguments: ${r.arguments}`,
+        `Its reason: ${r.why}`,
+        `Why approval is needed: ${r.rule}.`
+      ].join("\n"),
+      requestedSchema: {
+        type: "object",
+        properties: {
+          decision: {
+            type: "string",
+            title: `Run ${r.server}/${r.tool}?`,
+            oneOf: [
+              { const: "once", title: "Allow once" },
+              { const: "run", title: "Allow for the rest of this run" },
+              { const: "decline", title: "Decline" }
+            ],
+            default: "once"
+          }
+        },
+        required: ["decision"]
+      }
+    }),
+    (answer): ApprovalAnswer => {
+      if (answer.action === "failed") return { _tag: "Failed", reason: answer.reason }
+      if (answer.action !== "accept") return { _tag: "Decline" }
+      const decision = answer.content?.decision
+      return decision === "run" ? { _tag: "Run" } : decision === "decline" ? { _tag: "Decline" } : { _tag: "Once" }
+    }
+  )
 
 /** Runs the loop on the named servers (all enabled ones when `names` is undefined). */
 const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.Type, ctx: ToolContext) =>
@@ -67,7 +130,13 @@ const runOn = (names: ReadonlyArray<string> | undefined, input: typeof RunInput.
         maxRounds: input.max_rounds,
         maxTokens: input.max_tokens,
         timeoutSeconds: input.timeout_seconds,
-        requireToolFirst: input.require_tool_first
+        requireToolFirst: input.require_tool_first,
+        policy: callRules({
+          allowedTools: input.allowed_tools,
+          deniedTools: input.denied_tools,
+          allowWrites: input.allow_writes
+        }),
+        approve: ctx.elicit === undefined ? undefined : askTheUser(ctx.elicit)
       },
       {
         round: (round, max) => ctx.progress(++events, `round ${round} of at most ${max}`),
@@ -129,7 +198,8 @@ const autonomousWithMcp = tool({
   description:
     "Give a task to a local model in LM Studio, which works on it autonomously with the tools of one MCP server from mcp.json " +
     "(see list_available_mcps) and returns its answer. Use it to delegate tool-heavy work (reading files, searching, fetching) to a " +
-    "local model. Returns the answer, why it stopped, the rounds, every tool call (server, tool, ok, ms), the model, usage and warnings.",
+    "local model. Tools their server annotates read-only run freely; any other tool needs the user's approval (asked through " +
+    "the client when it supports elicitation, else refused to the model) unless allow_writes or allowed_tools lift it. Returns the answer, why it stopped, the rounds, every tool call (server, tool, ok, ms), the model, usage and warnings.",
   annotations: runAnnotations,
   input: Schema.Struct({
     mcp_name: Schema.String.annotations({ description: "The server's name in mcp.json" }),
