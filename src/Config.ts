@@ -10,6 +10,7 @@ import { Config, Context, Duration, Effect, Layer, Option, Redacted } from "effe
 import { homedir } from "node:os"
 import { ConfigInvalid } from "./domain/Errors.js"
 import { checkModelName } from "./domain/ModelName.js"
+import { credentialsOf, redactUrlsIn } from "./domain/Redact.js"
 import { NO_RULES, parsePolicy, type PolicyRules } from "./domain/ToolRules.js"
 import { discoverHome, type LmStudioHome } from "./LmStudioHome.js"
 
@@ -24,6 +25,8 @@ export interface AppConfigShape {
   /** LM Studio's home, port file and what was found there (LmStudioHome.ts). */
   readonly lmstudioHome: LmStudioHome
   readonly apiToken: Option.Option<Redacted.Redacted<string>>
+  /** `user:password` from the base URL, sent as Basic auth (unless there is an API token); the URL is kept without it. */
+  readonly baseUrlCredentials: Option.Option<Redacted.Redacted<string>>
   readonly lmsCliPath: Option.Option<string>
   /** Longest run of one `lms` command (a model load included) before it is killed. */
   readonly lmsTimeout: Duration.Duration
@@ -100,7 +103,9 @@ export interface ConfigOverrides {
 
 type Check<A> = (variable: string, raw: string) => Effect.Effect<A, ConfigInvalid>
 
-const invalid = (variable: string, value: string, allowed: string) => new ConfigInvalid({ variable, value, allowed })
+/** The value is shown with the secrets of any URL in it hidden. */
+const invalid = (variable: string, value: string, allowed: string) =>
+  new ConfigInvalid({ variable, value: redactUrlsIn(value), allowed })
 
 const httpUrl: Check<string> = (variable, raw) => {
   const value = raw.trim()
@@ -214,7 +219,8 @@ export const loadAppConfig = (
     const fromEnv = yield* optional("LMSTUDIO_BASE_URL", httpUrl)
     const flag = overrides.baseUrl !== undefined ? yield* httpUrl("LMSTUDIO_BASE_URL", overrides.baseUrl) : undefined
     const found = baseUrlOf(flag, fromEnv, lmstudioHome)
-    const baseUrl = found.url
+    // Credentials in the URL are sent as Basic auth and never kept in the URL, so nothing that prints it shows them.
+    const { basic: baseUrlCredentials, url: baseUrl } = credentialsOf(found.url)
     const token = yield* optional("LMSTUDIO_API_TOKEN", nonEmpty)
     const apiToken = Option.isSome(token) ? token : yield* optional("LM_API_TOKEN", nonEmpty)
     const lmsCliPath = yield* optional("LMS_CLI_PATH", nonEmpty)
@@ -321,6 +327,7 @@ export const loadAppConfig = (
     return {
       baseUrl,
       baseUrlSource: found.source,
+      baseUrlCredentials,
       lmstudioHome,
       apiToken: Option.map(apiToken, Redacted.make),
       lmsCliPath,
@@ -391,6 +398,7 @@ export const defaults: AppConfigShape = {
     portProblem: undefined
   },
   apiToken: Option.none(),
+  baseUrlCredentials: Option.none(),
   lmsCliPath: Option.none(),
   lmsTimeout: Duration.seconds(120),
   lifecycle: "auto",

@@ -20,6 +20,7 @@ import { type CallToolResult, CallToolResultSchema } from "@modelcontextprotocol
 import { Data, Duration, Effect, Equal, Exit, Hash, RcMap, Ref, Runtime } from "effect"
 import { AppConfig } from "../Config.js"
 import { type ChildServerError, McpServerFailed, McpServerTimeout } from "../domain/McpErrors.js"
+import { redactUrlsIn } from "../domain/Redact.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
 import type { ChildServerConfig } from "./McpConfig.js"
 
@@ -137,7 +138,9 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
           new McpServerFailed({
             server: cfg.name,
             operation,
-            reason: reasonOf(e) + (stderrTail.length > 0 ? ` (stderr: ${stderrTail.join(" | ").slice(-400)})` : "")
+            reason: redactUrlsIn(
+              reasonOf(e) + (stderrTail.length > 0 ? ` (stderr: ${stderrTail.join(" | ").slice(-400)})` : "")
+            )
           })
         const start = Effect.gen(function*() {
           yield* Effect.tryPromise({

@@ -19,6 +19,7 @@ import { homedir } from "node:os"
 import { join, resolve as resolvePath } from "node:path"
 import { AppConfig } from "../Config.js"
 import { McpConfigInvalid, McpConfigNotFound, McpServerUnknown } from "../domain/McpErrors.js"
+import { basicAuthorization, credentialsOf, redactUrlsIn } from "../domain/Redact.js"
 import { isSelf, type SelfIdentity, selfIdentity } from "./SelfIdentity.js"
 import { ENTRY_KEYS, type PolicyRules } from "./ToolPolicy.js"
 
@@ -227,12 +228,19 @@ export const parseMcpJson = (
         return yield* new McpConfigInvalid({
           file,
           path: `${at}.url`,
-          problem: `not an http(s) URL: ${JSON.stringify(url)}`
+          problem: `not an http(s) URL: ${JSON.stringify(redactUrlsIn(url))}`
         })
       }
       // Relative paths of a child resolve from its cwd (the bridge's own when the entry sets none).
       const cwd = entry.cwd === undefined ? process.cwd() : yield* expand(entry.cwd, "cwd")
       const itself = entry.command !== undefined && (yield* isSelf(command, args, me, resolvePath(process.cwd(), cwd)))
+      // `user:password@` in a remote server's URL goes as Basic auth (fetch refuses URLs with credentials), unless
+      // the entry sets its own Authorization header.
+      const remote = credentialsOf(url)
+      const headers = yield* expandMap(entry.headers, "headers")
+      const auth = Object.keys(headers).some((k) => k.toLowerCase() === "authorization")
+        ? {}
+        : Option.match(remote.basic, { onNone: () => ({}), onSome: (b) => ({ Authorization: basicAuthorization(b) }) })
       const base = {
         name,
         transport: entry.url !== undefined ? ("http" as const) : ("stdio" as const),
@@ -240,8 +248,8 @@ export const parseMcpJson = (
         args,
         env: yield* expandMap(entry.env, "env"),
         cwd: entry.cwd === undefined ? undefined : yield* expand(entry.cwd, "cwd"),
-        url,
-        headers: yield* expandMap(entry.headers, "headers"),
+        url: remote.url,
+        headers: { ...headers, ...auth },
         timeoutMs: entry.timeout,
         enabled: entry.disabled !== true && !itself && !oauth,
         disabledReason: itself

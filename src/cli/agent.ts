@@ -7,6 +7,7 @@ import { Effect, Option } from "effect"
 import { AgentLoop, budgetLine, RunReport, runReport } from "../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../agent/McpConfig.js"
 import { callRules } from "../agent/ToolPolicy.js"
+import { redactUrl } from "../domain/Redact.js"
 import {
   type AppLayerFactory,
   baseUrl,
@@ -40,7 +41,7 @@ const mcpsList = (appLayer: AppLayerFactory) =>
       for (const s of loaded.servers) {
         yield* printLine(
           `${s.enabled ? "  " : "x "}${s.name} [${s.transport}] ${
-            s.transport === "stdio" ? [s.command, ...s.args].join(" ") : s.url
+            s.transport === "stdio" ? [s.command, ...s.args].join(" ") : redactUrl(s.url)
           }${s.disabledReason ? ` — ${s.disabledReason}` : ""}`
         )
       }

@@ -99,7 +99,13 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
             )
             : ok(
               "Authentication",
-              Option.isSome(config.apiToken) ? "a Bearer token is sent and accepted" : "not required by this server"
+              Option.isSome(config.apiToken)
+                ? `a Bearer token is sent and accepted${
+                  Option.isSome(config.baseUrlCredentials) ? " (the user and password in the base URL are not used)" : ""
+                }`
+                : Option.isSome(config.baseUrlCredentials)
+                ? "the user and password in the base URL are sent as Basic auth (and never shown)"
+                : "not required by this server"
             )
         )
         const snapshot = yield* Effect.either(catalog.snapshot)

@@ -1,9 +1,11 @@
 /**
  * Logging: JSON lines (or a pretty rendering on a TTY) written to **stderr**, never stdout — stdout belongs to the
- * MCP protocol when serving, and to command output in the CLI. Level and format come from AppConfig.
+ * MCP protocol when serving, and to command output in the CLI. Level and format come from AppConfig. Secrets in any
+ * URL a line carries (a password, a token in the query) are hidden.
  */
-import { Effect, FiberRef, HashSet, Layer, Logger, LogLevel } from "effect"
+import { Effect, FiberRef, HashMap, HashSet, Layer, Logger, LogLevel } from "effect"
 import { AppConfig, type LogFormat, type LogLevelName } from "../Config.js"
+import { redactUrlsIn } from "../domain/Redact.js"
 
 const toLogLevel = (level: LogLevelName): LogLevel.LogLevel => {
   switch (level) {
@@ -22,8 +24,18 @@ const toLogLevel = (level: LogLevelName): LogLevel.LogLevel => {
   }
 }
 
-const prettyStderr = Logger.prettyLogger({ stderr: true, colors: "auto", mode: "tty" })
-const jsonStderr = Logger.withConsoleError(Logger.jsonLogger)
+/** A value with the secrets of any URL in it hidden (a child's stderr line, an error's text). */
+const clean = (u: unknown): unknown => typeof u === "string" ? redactUrlsIn(u) : Array.isArray(u) ? u.map(clean) : u
+
+const prettyStderr = Logger.prettyLogger({ stderr: true, colors: "auto", mode: "tty" }).pipe(
+  Logger.mapInputOptions((o) => ({
+    ...o,
+    message: clean(o.message),
+    annotations: HashMap.map(o.annotations, clean)
+  }))
+)
+// JSON lines: the whole line, whatever field a URL is in.
+const jsonStderr = Logger.withConsoleError(Logger.map(Logger.jsonLogger, redactUrlsIn))
 
 /** The stderr logger for a format (one instance each, so installing twice never logs twice). */
 const stderrLogger = (

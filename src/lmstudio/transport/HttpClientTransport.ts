@@ -64,6 +64,6 @@ export const layer: Layer.Layer<LmStudioTransport, never, AppConfig | HttpClient
       tracing ? identity : HttpClient.withTracerDisabledWhen(() => true),
       HttpClient.withTracerPropagation(tracing)
     )
-    return make(client, config.baseUrl, headersOf(config.apiToken))
+    return make(client, config.baseUrl, headersOf(config.apiToken, config.baseUrlCredentials))
   })
 )

@@ -6,6 +6,7 @@
  */
 import { Context, Data, Option, Redacted } from "effect"
 import type { Effect, Scope, Stream } from "effect"
+import { basicAuthorization } from "../../domain/Redact.js"
 
 /** A request as the client describes it: method, path under the base URL, JSON body already serialised. */
 export interface Outgoing {
@@ -67,11 +68,18 @@ export const reasonOf = (e: unknown): string => {
   return text
 }
 
-/** The headers of every request to LM Studio: `Accept: application/json`, and the Bearer token when configured. */
-export const headersOf = (apiToken: Option.Option<Redacted.Redacted<string>>): Readonly<Record<string, string>> => ({
+/**
+ * The headers of every request to LM Studio: `Accept: application/json`, and the Bearer token when configured, else
+ * the base URL's credentials as Basic auth.
+ */
+export const headersOf = (
+  apiToken: Option.Option<Redacted.Redacted<string>>,
+  basic: Option.Option<Redacted.Redacted<string>> = Option.none()
+): Readonly<Record<string, string>> => ({
   accept: "application/json",
   ...Option.match(apiToken, {
-    onNone: () => ({}),
+    onNone: () =>
+      Option.match(basic, { onNone: () => ({}), onSome: (b) => ({ authorization: basicAuthorization(b) }) }),
     onSome: (token) => ({ authorization: `Bearer ${Redacted.value(token)}` })
   })
 })

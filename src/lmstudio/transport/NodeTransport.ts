@@ -220,6 +220,6 @@ export const layer: Layer.Layer<LmStudioTransport, never, AppConfig> = Layer.sco
           a.https.destroy()
         })
     )
-    return make(agents, config.baseUrl, headersOf(config.apiToken), yield* Deadlines.make())
+    return make(agents, config.baseUrl, headersOf(config.apiToken, config.baseUrlCredentials), yield* Deadlines.make())
   })
 )

@@ -7,6 +7,7 @@ import { Effect, Schema } from "effect"
 import { AgentLoop, budgetLine, RunReport, runReport } from "../../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../../agent/McpConfig.js"
 import { type ApprovalAnswer, type ApprovalRequest, callRules } from "../../agent/ToolPolicy.js"
+import { redactUrl } from "../../domain/Redact.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
 
 const runAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true }
@@ -179,7 +180,7 @@ const listAvailableMcps = tool({
           transport: s.transport,
           enabled: s.enabled,
           note: s.disabledReason ?? null,
-          target: s.transport === "stdio" ? [s.command, ...s.args].join(" ") : s.url
+          target: s.transport === "stdio" ? [s.command, ...s.args].join(" ") : redactUrl(s.url)
         }))
       })
     ),
