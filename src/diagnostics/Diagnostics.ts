@@ -101,7 +101,9 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
               "Authentication",
               Option.isSome(config.apiToken)
                 ? `a Bearer token is sent and accepted${
-                  Option.isSome(config.baseUrlCredentials) ? " (the user and password in the base URL are not used)" : ""
+                  Option.isSome(config.baseUrlCredentials)
+                    ? " (the user and password in the base URL are not used)"
+                    : ""
                 }`
                 : Option.isSome(config.baseUrlCredentials)
                 ? "the user and password in the base URL are sent as Basic auth (and never shown)"
