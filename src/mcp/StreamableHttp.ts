@@ -6,15 +6,21 @@
  *   `Origin` header, when present, must be a loopback origin. Anything else is refused with 403.
  * - `BRIDGE_HTTP_TOKEN`: when set, every request needs `Authorization: Bearer <token>` (401 otherwise).
  * - Sessions per the SDK: an `initialize` request opens a session (its own SDK transport and server); later requests
- *   carry `mcp-session-id`. Closing the scope closes every session and the listener.
+ *   carry `mcp-session-id`. A session without requests for BRIDGE_HTTP_SESSION_IDLE_SECONDS is closed (an open
+ *   stream counts as use), so abandoned sessions cannot pile up. Closing the scope closes every session and the
+ *   listener.
+ * - Bad input before the SDK sees it (Limits.ts): a body above BRIDGE_MAX_MESSAGE_BYTES is 413, text that is not JSON
+ *   `-32700`, an empty batch or a non-JSON-RPC body `-32600`, nesting past the limit `-32602`; all with status 400
+ *   (413 for size) and a JSON-RPC error body.
  */
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js"
-import { Effect, Redacted, type Scope } from "effect"
+import { Duration, Effect, Redacted, Runtime, Schedule, type Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import { InvalidArguments } from "../domain/Errors.js"
+import { checkText, tooLarge } from "./Limits.js"
 
 export interface HttpOptions {
   readonly host: string
@@ -22,6 +28,11 @@ export interface HttpOptions {
   readonly token: Redacted.Redacted<string> | undefined
   /** A fresh SDK server for a new session. */
   readonly newServer: () => Server
+  readonly maxMessageBytes: number
+  /** A session idle this long is closed. */
+  readonly sessionIdle: Duration.Duration
+  /** Says why a request was refused (stderr). */
+  readonly refused: (reason: string, bytes: number) => Effect.Effect<void>
 }
 
 const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "::1", "[::1]"])
@@ -60,23 +71,22 @@ const refuse = (res: ServerResponse, status: number, message: string) => {
   res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }))
 }
 
-const readBody = (req: IncomingMessage, limit = 4 * 1024 * 1024): Promise<unknown> =>
+const answer = (res: ServerResponse, status: number, body: unknown) => {
+  res.writeHead(status, { "content-type": "application/json" })
+  res.end(JSON.stringify(body))
+}
+
+/** A body's text, or how large it was when it passed the limit (the rest is read and dropped, not kept). */
+const readBody = (req: IncomingMessage, limit: number): Promise<{ text: string } | { tooLarge: number }> =>
   new Promise((resolve, reject) => {
     let size = 0
     const chunks: Array<Buffer> = []
     req.on("data", (c: Buffer) => {
       size += c.length
-      if (size > limit) reject(new Error("request body too large"))
-      else chunks.push(c)
+      if (size <= limit) chunks.push(c)
+      else chunks.length = 0
     })
-    req.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8")
-      try {
-        resolve(text === "" ? undefined : JSON.parse(text))
-      } catch {
-        reject(new Error("invalid JSON"))
-      }
-    })
+    req.on("end", () => resolve(size > limit ? { tooLarge: size } : { text: Buffer.concat(chunks).toString("utf8") }))
     req.on("error", reject)
   })
 
@@ -86,6 +96,10 @@ export const serveHttp = (
 ): Effect.Effect<{ readonly url: string }, InvalidArguments, Scope.Scope> =>
   Effect.gen(function*() {
     const sessions = new Map<string, StreamableHTTPServerTransport>()
+    // Per session: requests in flight (an open stream included) and whether it was used since the last sweep.
+    const use = new Map<string, { active: number; touched: boolean; idleTicks: number }>()
+    const runtime = yield* Effect.runtime<never>()
+    const runRefused = (reason: string, bytes: number) => Runtime.runFork(runtime)(options.refused(reason, bytes))
     const loopbackBind = LOOPBACK_NAMES.has(options.host)
     const token = options.token ? `Bearer ${Redacted.value(options.token)}` : undefined
 
@@ -107,13 +121,38 @@ export const serveHttp = (
       const existing = typeof sessionId === "string" ? sessions.get(sessionId) : undefined
       let body: unknown = undefined
       if (req.method === "POST") {
-        try {
-          body = await readBody(req)
-        } catch (e) {
-          return refuse(res, 400, `Bad request: ${e instanceof Error ? e.message : "unreadable body"}`)
+        const declared = Number(req.headers["content-length"] ?? Number.NaN)
+        if (declared > options.maxMessageBytes) {
+          runRefused(`body of ${declared} bytes is above BRIDGE_MAX_MESSAGE_BYTES`, declared)
+          res.setHeader("connection", "close")
+          answer(res, 413, tooLarge(null, declared, options.maxMessageBytes))
+          req.resume()
+          return
+        }
+        const read = await readBody(req, options.maxMessageBytes)
+        if ("tooLarge" in read) {
+          runRefused(`body of ${read.tooLarge} bytes is above BRIDGE_MAX_MESSAGE_BYTES`, read.tooLarge)
+          return answer(res, 413, tooLarge(null, read.tooLarge, options.maxMessageBytes))
+        }
+        if (read.text.trim() !== "") {
+          const checked = checkText(read.text)
+          if (checked._tag === "Refused") {
+            runRefused(checked.reason, Buffer.byteLength(read.text))
+            return answer(res, 400, checked.answer)
+          }
+          body = JSON.parse(read.text)
         }
       }
-      if (existing) {
+      if (existing && typeof sessionId === "string") {
+        const u = use.get(sessionId)
+        if (u !== undefined) {
+          u.active++
+          u.touched = true
+          res.once("close", () => {
+            u.active--
+            u.touched = true
+          })
+        }
         return existing.handleRequest(req, res, body)
       }
       if (sessionId !== undefined) {
@@ -126,10 +165,14 @@ export const serveHttp = (
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
           sessions.set(id, transport)
+          use.set(id, { active: 0, touched: true, idleTicks: 0 })
         }
       })
       transport.onclose = () => {
-        if (transport.sessionId !== undefined) sessions.delete(transport.sessionId)
+        if (transport.sessionId !== undefined) {
+          sessions.delete(transport.sessionId)
+          use.delete(transport.sessionId)
+        }
       }
       await options.newServer().connect(transport)
       return transport.handleRequest(req, res, body)
@@ -160,6 +203,28 @@ export const serveHttp = (
           await new Promise<void>((done) => s.close(() => done()))
         })
     )
+    // The idle sweep: a session untouched and without open requests for the whole idle time is closed.
+    const idleMs = Duration.toMillis(options.sessionIdle)
+    const tickMs = Math.min(60_000, Math.max(250, Math.floor(idleMs / 4)))
+    const ticksToExpire = Math.max(1, Math.ceil(idleMs / tickMs))
+    const sweep = Effect.suspend(() => {
+      const expired: Array<string> = []
+      for (const [id, u] of use) {
+        if (u.touched || u.active > 0) {
+          u.touched = false
+          u.idleTicks = 0
+        } else if (++u.idleTicks >= ticksToExpire) expired.push(id)
+      }
+      return Effect.forEach(expired, (id) =>
+        Effect.promise(() => sessions.get(id)?.close() ?? Promise.resolve()).pipe(
+          Effect.zipRight(
+            Effect.logInfo("idle MCP session closed").pipe(
+              Effect.annotateLogs({ idle_seconds: Duration.toSeconds(options.sessionIdle) })
+            )
+          )
+        ), { discard: true })
+    })
+    yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(Duration.millis(tickMs))))
     const address = server.address()
     if (address === null || typeof address === "string") return { url: `http://${options.host}:${options.port}/mcp` }
     const shown = address.family === "IPv6" ? `[${address.address}]` : address.address

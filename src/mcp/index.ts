@@ -32,7 +32,8 @@ const infoOf = (version: string) =>
 /** Serves MCP over stdio until the host disconnects. */
 export const serveMcpStdio = (version: string): Effect.Effect<void, never, ToolServices> =>
   Effect.gen(function*() {
-    yield* serveStdio(yield* infoOf(version), tools, yield* Effect.runtime<ToolServices>())
+    const config = yield* AppConfig
+    yield* serveStdio(yield* infoOf(version), tools, yield* Effect.runtime<ToolServices>(), config.maxMessageBytes)
   })
 
 /**
@@ -52,7 +53,11 @@ export const serveMcpHttp = (
       const { url } = yield* serveHttp({
         ...(yield* parseListen(listen)),
         token: Option.getOrUndefined(config.bridgeHttpToken),
-        newServer: () => makeServer(info, tools, runtime)
+        newServer: () => makeServer(info, tools, runtime),
+        maxMessageBytes: config.maxMessageBytes,
+        sessionIdle: config.httpSessionIdle,
+        refused: (reason, bytes) =>
+          Effect.logWarning("MCP message refused").pipe(Effect.annotateLogs({ reason, bytes, transport: "http" }))
       })
       yield* Effect.logInfo("MCP server ready on Streamable HTTP").pipe(
         Effect.annotateLogs({ url, auth: Option.isSome(config.bridgeHttpToken) })
