@@ -18,6 +18,7 @@ import {
   type ElicitRequestFormParams,
   type ElicitResult,
   ElicitResultSchema,
+  EmptyResultSchema,
   ListToolsRequestSchema,
   type ServerNotification,
   type Tool as SdkTool
@@ -200,6 +201,11 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
     { capabilities: { tools: {} }, ...(info.instructions ? { instructions: info.instructions } : {}) }
   )
   const byName = new Map(tools.map((t) => [t.name, t]))
+  // The SDK numbers this server's requests to the client from 0, and the SDK's client ignores a cancellation of
+  // request 0 (it tests the id for truth): a ping takes id 0 before the first question, so a question can be cancelled.
+  let idZero: Promise<unknown> | undefined
+  const spendIdZero =
+    () => (idZero ??= server.request({ method: "ping" }, EmptyResultSchema, { timeout: 5000 }).catch(() => undefined))
   const run = Runtime.runPromise(runtime)
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({
@@ -227,12 +233,18 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
     const ctx: ToolContext = {
       elicit: !canAsk ? undefined : (form) =>
         Effect.tryPromise({
-          try: (signal) =>
-            extra.sendRequest({ method: "elicitation/create", params: { mode: "form", ...form } }, ElicitResultSchema, {
-              signal,
-              // The caller bounds the wait (the run's budget); the SDK's default of 60 s is not the user's pace.
-              timeout: 7 * 24 * 3600 * 1000
-            }),
+          try: async (signal) => {
+            await spendIdZero()
+            return extra.sendRequest(
+              { method: "elicitation/create", params: { mode: "form", ...form } },
+              ElicitResultSchema,
+              {
+                signal,
+                // The caller bounds the wait (the run's budget); the SDK's default of 60 s is not the user's pace.
+                timeout: 7 * 24 * 3600 * 1000
+              }
+            )
+          },
           catch: (e) => e
         }).pipe(
           Effect.catchAll((e): Effect.Effect<Elicited> =>

@@ -37,7 +37,7 @@ const bridgeWithStderr = (env: Record<string, string>) =>
       const transport = new StdioClientTransport({
         command: process.execPath,
         args: [binPath, "serve"],
-        env: { PATH: process.env.PATH ?? "", LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "debug", ...env },
+        env: { PATH: process.env.PATH ?? "", LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "trace", ...env },
         stderr: "pipe"
       })
       const stderr: Array<string> = []
@@ -78,18 +78,25 @@ describe("secrets stay secret (issue 14)", () => {
           })
         )
         const { client, stderr } = yield* bridgeWithStderr({ LMSTUDIO_BASE_URL: withPassword, MCP_JSON_PATH: mcpJson })
+        // Every tool the bridge lists, with arguments that reach LM Studio where the tool does.
+        const argsOf: Record<string, Record<string, unknown>> = {
+          get_model_info: { model: "qwen/qwen3-4b" },
+          chat_completion: { messages: [{ role: "user", content: "hi" }], model: "no/such-model" },
+          text_completion: { prompt: "Once" },
+          create_response: { input: "hi" },
+          generate_embeddings: { input: ["a", "b"] },
+          lms_load_model: { model: "google/gemma-3-1b", ttl_seconds: 60 },
+          lms_ensure_model_loaded: { model: "google/gemma-3-1b" },
+          lms_unload_model: { model: "google/gemma-3-1b" },
+          autonomous_with_mcp: { mcp_name: "remote", task: "anything" },
+          autonomous_with_multiple_mcps: { mcp_names: ["fs", "remote"], task: "anything" },
+          autonomous_discover_and_execute: { task: "anything", max_rounds: 1 }
+        }
+        const listed = (yield* Effect.promise(() => client.listTools())).tools.map((t) => t.name)
+        assert.isAbove(listed.length, 15)
         const texts: Array<[string, string]> = []
-        for (
-          const [tool, args] of [
-            ["health_check", {}],
-            ["diagnose", {}],
-            ["list_models", {}],
-            ["chat_completion", { messages: [{ role: "user", content: "hi" }], model: "no/such-model" }],
-            ["list_available_mcps", {}],
-            ["autonomous_with_mcp", { mcp_name: "remote", task: "anything" }]
-          ] as const
-        ) {
-          const r = yield* call(client, tool, args)
+        for (const tool of listed) {
+          const r = yield* call(client, tool, argsOf[tool] ?? {})
           texts.push([tool, `${textOf(r)}\n${JSON.stringify(r.structuredContent ?? null)}`])
         }
         for (const [tool, text] of texts) noSecrets(tool, text)
@@ -99,8 +106,8 @@ describe("secrets stay secret (issue 14)", () => {
         // The answers still name where the bridge talks to, without the password.
         const health = texts.find(([t]) => t === "health_check")![1]
         assert.include(health, `127.0.0.1:${port}`)
-        const listed = texts.find(([t]) => t === "list_available_mcps")![1]
-        assert.include(listed, "/mcp?api_key=***")
+        const mcps = texts.find(([t]) => t === "list_available_mcps")![1]
+        assert.include(mcps, "/mcp?api_key=***")
         // The remote server cannot be reached: its error names it, not its secrets.
         const remote = texts.find(([t]) => t === "autonomous_with_mcp")![1]
         assert.include(remote, "McpServerFailedToStart")
@@ -114,19 +121,35 @@ describe("secrets stay secret (issue 14)", () => {
         noSecrets("stderr (unreachable)", lostErr())
 
         // The CLI: every output, both streams, JSON or not, and a bad URL's ConfigInvalid.
+        // Every command of the CLI that talks to LM Studio (all but serve and simulate), JSON or not.
         for (
           const args of [
             ["health"],
             ["health", "--json"],
             ["doctor"],
             ["doctor", "--json"],
+            ["models", "list"],
+            ["models", "list", "--json"],
+            ["models", "loaded"],
+            ["models", "load", "google/gemma-3-1b", "--ttl", "60"],
+            ["models", "ensure", "google/gemma-3-1b", "--json"],
+            ["models", "unload", "google/gemma-3-1b"],
+            ["chat", "hi"],
+            ["chat", "hi", "--model", "no/such-model"],
+            ["complete", "Once", "--max-tokens", "5"],
+            ["embed", "a", "b"],
+            ["respond", "hi"],
             ["mcps", "list"],
-            ["models", "list", "--json"]
+            ["mcps", "list", "--json"],
+            ["agent", "run", "--mcp", "remote", "anything"],
+            ["agent", "run", "--mcp", "fs", "--json", "anything"]
           ]
         ) {
           const out = yield* runEffect(process.execPath, [binPath, ...args], {
             LMSTUDIO_BASE_URL: withPassword,
-            MCP_JSON_PATH: mcpJson
+            MCP_JSON_PATH: mcpJson,
+            LMSTUDIO_LIFECYCLE: "jit",
+            LOG_LEVEL: "trace"
           })
           noSecrets(`lmstudio-bridge ${args.join(" ")}`, out.stdout + out.stderr)
           if (args.join(" ") === "doctor") assert.include(out.stdout, "sent as Basic auth")
