@@ -17,18 +17,18 @@
  * - Think blocks are stripped from the answer and kept as reasoning. `require_tool_first` reminds a model that
  *   answers without having used any tool, once.
  */
-import { Clock, Duration, Effect, Option, Random, Schema } from "effect"
+import { Clock, Duration, Effect, Random } from "effect"
 import { AppConfig } from "../Config.js"
 import { type BridgeOverloaded, ContextOverflow, isExplained, type LmStudioError } from "../domain/Errors.js"
-import { nullable, optionalAsNull, wireKey } from "../domain/JsonShape.js"
 import { AgentRunFailed, McpServerFailedToStart } from "../domain/McpErrors.js"
-import { type ChatMessage, type ToolDefinition, UsageCounts } from "../domain/Messages.js"
+import type { ToolDefinition } from "../domain/Messages.js"
 import { estimateTokens } from "../domain/Tokens.js"
 import { Admission } from "../lmstudio/Admission.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import type { LifecycleError, LoadResult } from "../lmstudio/LoadResult.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { approvals } from "./Approvals.js"
 import {
   answerReserve,
   assistantEntry,
@@ -44,7 +44,6 @@ import {
 import { ChildServers, type ChildTool, START_CONCURRENCY } from "./ChildServers.js"
 import {
   type Approval,
-  type LoopOutcome,
   type LoopPorts,
   type LoopProgress,
   noProgress,
@@ -53,6 +52,7 @@ import {
   type Turn
 } from "./Loop.js"
 import type { ChildServerConfig } from "./McpConfig.js"
+import type { RunResult } from "./RunReport.js"
 import {
   fenceResult,
   namespace,
@@ -70,102 +70,9 @@ import {
   findToolsDefinition,
   type Offer
 } from "./ToolChoice.js"
-import { type Approver, decide, type Decision, NO_RULES, type PolicyRules, summariseArguments } from "./ToolPolicy.js"
+import { type Approver, decide, type Decision, NO_RULES, type PolicyRules } from "./ToolPolicy.js"
 import { type Ranker, ToolRanking } from "./ToolRanking.js"
-
-/** The context a run was budgeted against, and what the budget did. */
-export const ContextReport = Schema.Struct({
-  length: Schema.Number,
-  /** `instance`: LM Studio reported the loaded context; `default`: it did not, CONTEXT_DEFAULT_TOKENS was assumed. */
-  source: Schema.Literal("instance", "default"),
-  reservedForAnswer: wireKey("reserved_for_answer", Schema.Number),
-  /** The bridge's estimate of its largest request, in tokens. */
-  largestPrompt: wireKey("largest_prompt", Schema.Number),
-  /** Tool results shortened or collapsed to fit. */
-  compacted: Schema.Number,
-  /** Earliest rounds left out whole to fit (at most, in one request). */
-  droppedRounds: wireKey("dropped_rounds", Schema.Number)
-})
-
-/** The tools a run had and offered, and how they were chosen. */
-export const ToolsReport = Schema.Struct({
-  total: Schema.Number,
-  /** Every tool offered in some round, in the order first offered. */
-  offered: Schema.Array(Schema.String),
-  /** `all`: every tool fitted its share of the context; else the ranking that chose them. */
-  ranking: Schema.Literal("all", "bm25", "embeddings"),
-  embeddingModel: optionalAsNull("embedding_model", Schema.String),
-  /** Tools the model found with find_tools. */
-  found: Schema.Array(Schema.String),
-  /** Tools the policy kept from the model (a deny rule, or writes denied). */
-  denied: Schema.Array(Schema.String),
-  /** Tools offered that run only when the user approves them. */
-  approvalNeeded: wireKey("approval_needed", Schema.Array(Schema.String))
-})
-
-/**
- * A run as both faces report it (the MCP tools' structured result and `agent run --json`): the run and the servers it
- * had. The encoded form is that JSON.
- */
-export const RunReport = Schema.Struct({
-  answer: Schema.String,
-  reasoning: nullable(Schema.String),
-  stopReason: wireKey(
-    "stop_reason",
-    Schema.Literal("completed", "max_rounds", "repeated_call", "budget", "cancelled", "error")
-  ),
-  rounds: Schema.Number,
-  toolCalls: wireKey(
-    "tool_calls",
-    Schema.Array(
-      Schema.Struct({
-        round: Schema.Number,
-        server: Schema.String,
-        tool: Schema.String,
-        ok: Schema.Boolean,
-        ms: Schema.Number,
-        detail: optionalAsNull("detail", Schema.String),
-        /** How the tool policy let it run, or why it did not (Loop.ts `Approval`). */
-        approval: optionalAsNull(
-          "approval",
-          Schema.Literal("read_only", "policy", "user", "denied", "declined", "needs_approval", "no_answer")
-        )
-      })
-    )
-  ),
-  model: Schema.String,
-  api: Schema.Literal("responses", "chat"),
-  usage: UsageCounts,
-  durationMs: wireKey("duration_ms", Schema.Number),
-  context: ContextReport,
-  tools: ToolsReport,
-  servers: Schema.Array(Schema.String),
-  warnings: Schema.Array(Schema.String)
-})
-export type RunReport = typeof RunReport.Type
-
-/** A run as the service reports it: the loop's outcome (its error folded into the warnings), the API, timing, budget. */
-export interface RunResult extends Omit<LoopOutcome, "error"> {
-  readonly api: "responses" | "chat"
-  readonly durationMs: number
-  readonly context: typeof ContextReport.Type
-  readonly tools: typeof ToolsReport.Type
-  readonly warnings: ReadonlyArray<string>
-}
-
-export const runReport = (r: RunResult, servers: ReadonlyArray<string>): RunReport => ({ ...r, servers })
-
-/** What the budget did: the context, the tools offered and how they were chosen, what was shortened. */
-export const budgetLine = (o: Pick<RunReport, "context" | "tools">): string =>
-  `  context ${o.context.length} tokens (${
-    o.context.source === "instance" ? "loaded" : "assumed: CONTEXT_DEFAULT_TOKENS"
-  }), ` +
-  `largest request ~${o.context.largestPrompt}; tools offered ${o.tools.offered.length} of ${o.tools.total}` +
-  (o.tools.ranking === "all"
-    ? ""
-    : ` (by ${o.tools.ranking}${o.tools.embeddingModel ? ` on ${o.tools.embeddingModel}` : ""})`) +
-  (o.context.compacted > 0 ? `; ${o.context.compacted} result(s) shortened to fit` : "") +
-  (o.context.droppedRounds > 0 ? `; up to ${o.context.droppedRounds} early round(s) left out` : "")
+import { chatMessageOf, responseItemsOf } from "./TranscriptWire.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // The service: the loop wired to LM Studio and the child servers
@@ -285,8 +192,6 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         }
         const denied = everyTool.filter((t) => decisionOf.get(t.name)?._tag === "Deny")
         const named = everyTool.filter((t) => decisionOf.get(t.name)?._tag !== "Deny")
-        const approvedForRun = new Set<string>()
-        const askOne = yield* Effect.makeSemaphore(1)
         const byName = new Map<string, NamespacedTool>(named.map((t) => [t.name, t]))
         const deniedByName = new Map(denied.map((t) => [t.name, t]))
         const offered = named.map(offeredAs)
@@ -298,9 +203,15 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
         const known = new Set([...byName.keys(), ...deniedByName.keys(), FIND_TOOLS])
         // Fences tool results as data; the nonce keeps text inside from closing the fence.
         const nonce = (yield* Random.nextInt).toString(36).replace("-", "").padStart(6, "0").slice(-6)
-        const runDeadline = t0 + Duration.toMillis(
-          req.timeoutSeconds !== undefined ? Duration.seconds(req.timeoutSeconds) : config.agentBudget
-        )
+        // Calls that need approval ask the user within what is left of the run's budget.
+        const gate = yield* approvals({
+          approve: req.approve,
+          deadline: t0 + Duration.toMillis(
+            req.timeoutSeconds !== undefined ? Duration.seconds(req.timeoutSeconds) : config.agentBudget
+          ),
+          warnings,
+          lastWords: () => entries.filter((e) => e._tag === "Assistant").at(-1)?.text.trim() ?? ""
+        })
         const api = config.agentApi !== "auto" ? config.agentApi : (yield* client.apis).responses ? "responses" : "chat"
 
         // What the budget and the tool choice keep across rounds.
@@ -558,89 +469,17 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           if (decision === undefined || decision._tag === "Run") {
             return callChild(decision?.via ?? "policy")
           }
-          // One question at a time: a call waiting behind another of the same tool may find it allowed for the run.
-          return askOne.withPermits(1)(Effect.suspend(() =>
-            approvedForRun.has(call.name)
-              ? Effect.succeed({ run: true as const })
-              : approval(call, target, object, decision.by)
-          )).pipe(
-            Effect.flatMap((answer) =>
-              answer.run ? callChild("user") : Effect.succeed({ ok: false, server, tool: name, ...answer.refusal })
-            )
-          )
+          return Effect.flatMap(gate(call, target, object, decision.by), (answer) =>
+            answer.run ? callChild("user") : Effect.succeed({ ok: false, server, tool: name, ...answer.refusal }))
         }
-
-        /** Asks the user about a call that needs approval, within what is left of the run's budget. */
-        const approval = (
-          call: RequestedCall,
-          target: NamespacedTool,
-          args: Record<string, unknown>,
-          rule: string
-        ): Effect.Effect<
-          | { readonly run: true }
-          | { readonly run: false; readonly refusal: { readonly approval: Approval; readonly text: string } }
-        > =>
-          Effect.gen(function*() {
-            const where = `${target.tool.server}/${target.tool.name}`
-            const lift = `re-run with allow_writes: true, or allow it with allowed_tools in the call or ` +
-              `"allowedTools": ["${target.tool.name}"] in ${target.tool.server}'s mcp.json entry`
-            const refuse = (approval: Approval, text: string, warning: string) => {
-              warnings.push(warning)
-              return { run: false as const, refusal: { approval, text } }
-            }
-            if (req.approve === undefined) {
-              return refuse(
-                "needs_approval",
-                `${call.name} needs the user's approval (${rule}) and the user cannot be asked here, so it did not ` +
-                  `run. Continue without it, or say in your answer that it needs approval: ${lift}.`,
-                `${where} needs approval and was refused: the MCP client cannot ask the user (no elicitation); ${lift}`
-              )
-            }
-            const said = entries.filter((e) => e._tag === "Assistant").at(-1)?.text.trim() ?? ""
-            const remaining = runDeadline - (yield* Clock.currentTimeMillis)
-            const answer = yield* Effect.timeoutOption(
-              req.approve({
-                server: target.tool.server,
-                tool: target.tool.name,
-                offeredAs: call.name,
-                arguments: summariseArguments(args),
-                why: said === "" ? "(the model gave no reason)" : said.slice(0, 500),
-                rule
-              }),
-              Duration.millis(Math.max(0, remaining))
-            )
-            if (Option.isNone(answer)) {
-              return refuse(
-                "no_answer",
-                `${call.name} needs the user's approval and no answer came within the run's budget, so it did not run.`,
-                `${where} was not approved: no answer within the run's budget`
-              )
-            }
-            switch (answer.value._tag) {
-              case "Run":
-                approvedForRun.add(call.name)
-                return { run: true as const }
-              case "Once":
-                return { run: true as const }
-              case "Decline":
-                return refuse(
-                  "declined",
-                  `The user declined ${call.name}: it did not run. Do not call it again; continue without it.`,
-                  `${where} was declined by the user`
-                )
-              case "Failed":
-                return refuse(
-                  "needs_approval",
-                  `${call.name} needs the user's approval and asking failed, so it did not run.`,
-                  `${where} was not approved: asking the user failed (${answer.value.reason})`
-                )
-            }
-          })
 
         const result = yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (held) => {
           // Each LLM request goes to the instance that serves the model now (re-ensured once if LM Studio dropped it
           // between rounds) and waits for one of its permits (DESIGN §6 "Concurrency").
-          const ask: Ask = (send) => held.request((m) => admission.run(m.identifier, m.parallel, send(m)))
+          const ask: Ask = (send) =>
+            held.request((m) =>
+              admission.run(m.identifier, m.parallel, send(m))
+            )
           const current = () => contextOf(held.current())
           const turn = api === "responses" ? responsesPorts(ask, current) : chatPorts(ask, current)
           return runLoop(
@@ -814,47 +653,3 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
     return { run } as const
   })
 }) {}
-
-/** An entry as a chat message. */
-const chatMessageOf = (e: Entry): ChatMessage => {
-  switch (e._tag) {
-    case "Task":
-    case "Note":
-      return { role: "user", content: e.text }
-    case "Assistant":
-      return {
-        role: "assistant",
-        content: e.text,
-        ...(e.calls.length > 0
-          ? { tool_calls: e.calls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) }
-          : {})
-      }
-    case "Result":
-      return { role: "tool", content: e.text, tool_call_id: e.call.id }
-  }
-}
-
-/** An entry as Responses input items (calls written as text go back as user messages, since no native call exists). */
-const responseItemsOf = (e: Entry): ReadonlyArray<unknown> => {
-  switch (e._tag) {
-    case "Task":
-    case "Note":
-      return [{ role: "user", content: e.text }]
-    case "Assistant":
-      return [
-        ...(e.text !== "" ? [{ role: "assistant", content: e.text }] : []),
-        ...e.calls.filter((c) => !c.id.startsWith("text_call_")).map((c) => ({
-          type: "function_call",
-          call_id: c.id,
-          name: c.name,
-          arguments: c.arguments
-        }))
-      ]
-    case "Result":
-      return [
-        e.call.id.startsWith("text_call_")
-          ? { role: "user", content: `Result of ${e.call.name}: ${e.text}` }
-          : { type: "function_call_output", call_id: e.call.id, output: e.text }
-      ]
-  }
-}

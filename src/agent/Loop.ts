@@ -8,7 +8,7 @@
  * - Think blocks are stripped from the answer and kept as reasoning. `require_tool_first` reminds a model that
  *   answers without having used any tool, once.
  */
-import { Clock, Duration, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option, Schema } from "effect"
 import type { Usage } from "../domain/Messages.js"
 import { joinReasoning, splitThink } from "../domain/Think.js"
 import { capResult } from "./ToolCalls.js"
@@ -36,7 +36,16 @@ export interface Turn {
  * flag allowed it), `user` (approved when asked), or why it did not: `denied` (a deny rule), `declined` (the user
  * said no), `needs_approval` (no way to ask the user), `no_answer` (the user did not answer within the budget).
  */
-export type Approval = "read_only" | "policy" | "user" | "denied" | "declined" | "needs_approval" | "no_answer"
+export const Approval = Schema.Literal(
+  "read_only",
+  "policy",
+  "user",
+  "denied",
+  "declined",
+  "needs_approval",
+  "no_answer"
+)
+export type Approval = typeof Approval.Type
 
 export interface ToolCallRecord {
   readonly round: number

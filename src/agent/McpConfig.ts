@@ -20,34 +20,26 @@ import { join, resolve as resolvePath } from "node:path"
 import { AppConfig } from "../Config.js"
 import { McpConfigInvalid, McpConfigNotFound, McpServerUnknown } from "../domain/McpErrors.js"
 import { basicAuthorization, credentialsOf, redactUrlsIn } from "../domain/Redact.js"
+import { ToolGlob } from "../domain/ToolRules.js"
 import { isSelf, type SelfIdentity, selfIdentity } from "./SelfIdentity.js"
 import { ENTRY_KEYS, type PolicyRules } from "./ToolPolicy.js"
 
 const StringMap = Schema.Record({ key: Schema.String, value: Schema.String })
 
 /** Tool names or `*` globs in an entry's policy lists. */
-const ToolNames = Schema.Array(
-  Schema.String.pipe(
-    Schema.pattern(/^[A-Za-z0-9_.*-]{1,200}$/, {
-      message: () => "a tool name or glob is letters, digits, '_', '-', '.' and '*'"
-    })
-  )
-)
+const ToolNames = Schema.Array(ToolGlob)
 
-/** The tool policy an entry may carry, under every spelling of ToolPolicy.ENTRY_KEYS. */
+/** The mcp.json keys of an entry's policy lists (ToolPolicy.ENTRY_KEYS, every spelling). */
+type ListKey = (typeof ENTRY_KEYS)["allow" | "deny" | "only"][number][0]
+
+const listKeys = ([...ENTRY_KEYS.allow, ...ENTRY_KEYS.deny, ...ENTRY_KEYS.only] as const).map(([k]): ListKey => k)
+
+/** The tool policy an entry may carry: each list key, and `trust`. */
 const PolicyFields = {
-  allowedTools: Schema.optional(ToolNames),
-  alwaysAllow: Schema.optional(ToolNames),
-  autoApprove: Schema.optional(ToolNames),
-  allowed_tools: Schema.optional(ToolNames),
-  disabledTools: Schema.optional(ToolNames),
-  deniedTools: Schema.optional(ToolNames),
-  disallowedTools: Schema.optional(ToolNames),
-  excludeTools: Schema.optional(ToolNames),
-  excludedTools: Schema.optional(ToolNames),
-  disabled_tools: Schema.optional(ToolNames),
-  includeTools: Schema.optional(ToolNames),
-  enabled_tools: Schema.optional(ToolNames),
+  ...(Object.fromEntries(listKeys.map((k) => [k, Schema.optional(ToolNames)])) as Record<
+    ListKey,
+    Schema.optional<typeof ToolNames>
+  >),
   trust: Schema.optional(Schema.Boolean)
 }
 
@@ -271,16 +263,11 @@ export const parseMcpJson = (
 
 /** An entry's policy: every spelling of each list, joined. */
 const entryPolicy = (entry: typeof ServerEntry.Type): PolicyRules => {
-  const joined = (keys: ReadonlyArray<readonly [string, string]>) =>
-    keys.flatMap(([k]) => {
-      const v = (entry as Readonly<Record<string, unknown>>)[k]
-      return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []
-    })
-  const only = joined(ENTRY_KEYS.only)
+  const joined = (keys: ReadonlyArray<readonly [ListKey, string]>) => keys.flatMap(([k]) => entry[k] ?? [])
   return {
     allow: joined(ENTRY_KEYS.allow),
     deny: joined(ENTRY_KEYS.deny),
-    only: ENTRY_KEYS.only.some(([k]) => k in entry) ? only : undefined,
+    only: ENTRY_KEYS.only.some(([k]) => entry[k] !== undefined) ? joined(ENTRY_KEYS.only) : undefined,
     writes: entry.trust === true ? "allow" : undefined
   }
 }

@@ -4,10 +4,12 @@
  */
 import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { AgentLoop, budgetLine, RunReport, runReport } from "../agent/AgentLoop.js"
+import { AgentLoop } from "../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../agent/McpConfig.js"
+import { budgetLine, RunReport, runReport } from "../agent/RunReport.js"
 import { callRules } from "../agent/ToolPolicy.js"
 import { redactUrl } from "../domain/Redact.js"
+import { isToolGlob, TOOL_GLOB_RULE } from "../domain/ToolRules.js"
 import {
   type AppLayerFactory,
   baseUrl,
@@ -60,13 +62,10 @@ const toolGlob = (name: string, description: string) =>
     Options.withDescription(description),
     Options.repeated,
     Options.mapEffect((globs) => {
-      const bad = globs.find((g) => !/^[A-Za-z0-9_.*-]{1,200}$/.test(g))
-      return bad === undefined ? Effect.succeed(globs) : Effect.fail(
-        ValidationError.invalidValue(HelpDoc.p(
-          `--${name} ${JSON.stringify(bad)}: a tool name or glob is letters, digits, '_', '-', '.' and '*' ` +
-            "(e.g. fs__write_file, memory__*)"
-        ))
-      )
+      const bad = globs.find((g) => !isToolGlob(g))
+      return bad === undefined
+        ? Effect.succeed(globs)
+        : Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--${name} ${JSON.stringify(bad)}: ${TOOL_GLOB_RULE}`)))
     })
   )
 const allow = toolGlob(

@@ -2,8 +2,19 @@
  * The rules one source of a tool policy gives (the call, an mcp.json entry, `AGENT_TOOL_POLICY`), and the syntax of
  * `AGENT_TOOL_POLICY`. What they mean together is agent/ToolPolicy.ts.
  */
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { ConfigInvalid } from "./Errors.js"
+
+/** What a tool name or glob in a policy may be: letters, digits, `_`, `-`, `.` and `*`. */
+const TOOL_GLOB = /^[A-Za-z0-9_.*-]{1,200}$/
+
+export const isToolGlob = (s: string): boolean => TOOL_GLOB.test(s)
+
+export const TOOL_GLOB_RULE =
+  "a tool name or glob is letters, digits, '_', '-', '.' and '*' (e.g. fs__write_file, memory__*)"
+
+/** A tool name or glob, as the call, the CLI and mcp.json take it (the pattern shows in the tools' JSON Schema). */
+export const ToolGlob = Schema.String.pipe(Schema.pattern(TOOL_GLOB, { message: () => TOOL_GLOB_RULE }))
 
 /** Allow and deny lists and the rule for tools they do not name, as one source gives them. */
 export interface PolicyRules {
@@ -33,7 +44,7 @@ export const parsePolicy = (variable: string, raw: string): Effect.Effect<Policy
     const at = word.indexOf(":")
     const kind = at < 0 ? "" : word.slice(0, at)
     const value = at < 0 ? "" : word.slice(at + 1)
-    if ((kind === "allow" || kind === "deny") && /^[A-Za-z0-9_.*-]+$/.test(value)) {
+    if ((kind === "allow" || kind === "deny") && isToolGlob(value)) {
       ;(kind === "allow" ? allow : deny).push(value)
     } else if (kind === "writes" && (WRITES as ReadonlyArray<string>).includes(value)) {
       writes = value as (typeof WRITES)[number]

@@ -73,7 +73,7 @@ export const tooLarge = (id: JsonRpcId, bytes: number, limit: number) =>
 
 /** A message checked: the JSON-RPC message(s) to pass on, or the error answer. */
 export type Checked =
-  | { readonly _tag: "Ok"; readonly messages: ReadonlyArray<JSONRPCMessage> }
+  | { readonly _tag: "Ok"; readonly messages: ReadonlyArray<JSONRPCMessage>; readonly json: unknown }
   | { readonly _tag: "Refused"; readonly answer: ReturnType<typeof errorAnswer>; readonly reason: string }
 
 /** Checks parsed JSON: depth, then the JSON-RPC shape (a batch: each element; an empty batch is invalid). */
@@ -116,7 +116,7 @@ export const checkJson = (json: unknown): Checked => {
     }
     messages.push(parsed.data)
   }
-  return { _tag: "Ok", messages }
+  return { _tag: "Ok", messages, json }
 }
 
 /** Checks one message's text (a stdio line, an HTTP body). */

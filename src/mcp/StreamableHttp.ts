@@ -140,7 +140,7 @@ export const serveHttp = (
             runRefused(checked.reason, Buffer.byteLength(read.text))
             return answer(res, 400, checked.answer)
           }
-          body = JSON.parse(read.text)
+          body = checked.json
         }
       }
       if (existing && typeof sessionId === "string") {

@@ -4,19 +4,15 @@
  * goes out per round and per tool call, and cancelling the call stops the loop, the LLM request and the tool calls.
  */
 import { Effect, Schema } from "effect"
-import { AgentLoop, budgetLine, RunReport, runReport } from "../../agent/AgentLoop.js"
+import { AgentLoop } from "../../agent/AgentLoop.js"
 import { McpConfig, selectServers } from "../../agent/McpConfig.js"
+import { budgetLine, RunReport, runReport } from "../../agent/RunReport.js"
 import { type ApprovalAnswer, type ApprovalRequest, callRules } from "../../agent/ToolPolicy.js"
 import { redactUrl } from "../../domain/Redact.js"
+import { ToolGlob } from "../../domain/ToolRules.js"
 import { NoInput, tool, type ToolContext } from "../Server.js"
 
 const runAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true }
-
-const ToolGlob = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9_.*-]{1,200}$/, {
-    message: () => "a tool name or glob is letters, digits, '_', '-', '.' and '*' (e.g. fs__write_file, memory__*)"
-  })
-)
 
 const RunOptions = {
   task: Schema.String.pipe(Schema.minLength(1)).annotations({
