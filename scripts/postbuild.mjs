@@ -53,6 +53,9 @@ if (existsSync(entry) && !readFileSync(entry, "utf8").includes(marker)) {
     entryPoints: [entry],
     outfile: bundle,
     bundle: true,
+    // The OpenTelemetry SDK and exporters stay in node_modules, read only when metrics or traces are turned on
+    // (src/observability/Telemetry.ts imports them lazily): start-up does not pay for them.
+    external: ["@opentelemetry/*"],
     platform: "node",
     format: "cjs",
     target: "node20",

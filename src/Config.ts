@@ -81,8 +81,18 @@ export interface AppConfigShape {
   readonly childStartTimeout: Duration.Duration
   readonly logLevel: LogLevelName
   readonly logFormat: LogFormat
+  /** The command serves MCP: only then is the metrics endpoint opened (a one-shot command has nothing to scrape). */
+  readonly serving: boolean
+  /** Prometheus `/metrics` on this port (`METRICS_PORT`); off when none. */
   readonly metricsPort: Option.Option<number>
-  readonly otlpEndpoint: Option.Option<string>
+  /** The address the metrics endpoint listens on (`METRICS_HOST`); loopback unless said otherwise. */
+  readonly metricsHost: string
+  /** `serve --http` also serves `/metrics` on its own port, behind its token (`BRIDGE_HTTP_METRICS`). */
+  readonly httpMetrics: boolean
+  /** `service.name` of the bridge's metrics and traces (`OTEL_SERVICE_NAME`). */
+  readonly otelServiceName: string
+  /** Trace export over OTLP/HTTP (the standard `OTEL_*` variables); off when none. */
+  readonly otlpTraces: Option.Option<OtlpTraces>
   readonly bridgeHttpToken: Option.Option<Redacted.Redacted<string>>
   /** The largest MCP message the bridge reads (stdio line, HTTP body); a larger one gets an error answer. */
   readonly maxMessageBytes: number
@@ -90,11 +100,24 @@ export interface AppConfigShape {
   readonly httpSessionIdle: Duration.Duration
 }
 
+/** Where and how traces are exported: `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`, `_PROTOCOL`, `_HEADERS`. */
+export interface OtlpTraces {
+  /** The traces URL: the `_TRACES_ENDPOINT` as given, else `_ENDPOINT` + `/v1/traces`. */
+  readonly url: string
+  readonly protocol: OtlpProtocol
+  /** Sent with every export (often an API key): never printed. */
+  readonly headers: Redacted.Redacted<Readonly<Record<string, string>>>
+}
+
+export type OtlpProtocol = "http/protobuf" | "http/json"
+
 /** Values given on the command line; they win over the environment. */
 export interface ConfigOverrides {
   readonly baseUrl?: string | undefined
   readonly logLevel?: string | undefined
   readonly logFormat?: string | undefined
+  /** The command serves MCP (and so may open the metrics endpoint). */
+  readonly serving?: boolean | undefined
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -150,6 +173,37 @@ const oneOf = <const L extends string>(...literals: ReadonlyArray<L>): Check<L> 
 
 const nonEmpty: Check<string> = (variable, raw) =>
   raw.trim().length > 0 ? Effect.succeed(raw.trim()) : Effect.fail(invalid(variable, raw, "a non-empty value"))
+
+/** A host name or IP address to listen on (no scheme, port or path). */
+const listenHost: Check<string> = (variable, raw) => {
+  const value = raw.trim()
+  return /^(?:[A-Za-z0-9.-]+|\[?[0-9A-Fa-f:.]+\]?)$/.test(value)
+    ? Effect.succeed(value.replace(/^\[(.*)\]$/, "$1"))
+    : Effect.fail(invalid(variable, raw, "a host name or IP address such as 127.0.0.1, 0.0.0.0 or ::1"))
+}
+
+/** OTLP headers, W3C Baggage style: `key=value,key2=value2` with URL-encoded values. The value is never shown. */
+const otlpHeaders: Check<Readonly<Record<string, string>>> = (variable, raw) => {
+  const out: Record<string, string> = {}
+  for (const part of raw.split(",")) {
+    if (part.trim() === "") continue
+    const eq = part.indexOf("=")
+    const key = eq > 0 ? part.slice(0, eq).trim() : ""
+    let value: string | undefined
+    try {
+      value = eq > 0 ? decodeURIComponent(part.slice(eq + 1).trim()) : undefined
+    } catch {
+      value = undefined
+    }
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key) || value === undefined) {
+      return Effect.fail(
+        invalid(variable, "(not shown: it may hold a key)", "key=value pairs separated by commas, values URL-encoded")
+      )
+    }
+    out[key.toLowerCase()] = value
+  }
+  return Effect.succeed(out)
+}
 
 const modelName: Check<string> = (variable, raw) => {
   const problem = checkModelName(raw)
@@ -208,6 +262,41 @@ export const baseUrlOf = (
     source: `the default (LMSTUDIO_BASE_URL is not set; ${home.portProblem ?? "no port file"})`
   }
 }
+
+/**
+ * Trace export from the standard variables (OpenTelemetry SDK environment specification): the signal-specific
+ * `OTEL_EXPORTER_OTLP_TRACES_*` wins over `OTEL_EXPORTER_OTLP_*`; `OTEL_SDK_DISABLED=true` or
+ * `OTEL_TRACES_EXPORTER=none` turn it off. Only the HTTP protocols are built in; gRPC gets a clear error.
+ */
+const loadOtlpTraces: Effect.Effect<Option.Option<OtlpTraces>, ConfigInvalid> = Effect.gen(function*() {
+  const disabled = yield* withDefault("OTEL_SDK_DISABLED", oneOf("true", "false"), "false")
+  const exporter = yield* withDefault("OTEL_TRACES_EXPORTER", oneOf("otlp", "none"), "otlp")
+  const tracesEndpoint = yield* optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", httpUrl)
+  const endpoint = yield* optional("OTEL_EXPORTER_OTLP_ENDPOINT", httpUrl)
+  const url = Option.isSome(tracesEndpoint)
+    ? tracesEndpoint
+    : Option.map(endpoint, (base) => `${base}/v1/traces`)
+  if (disabled === "true" || exporter === "none" || Option.isNone(url)) return Option.none()
+  const protocolCheck = oneOf("http/protobuf", "http/json", "grpc")
+  const specific = yield* optional("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", protocolCheck)
+  const protocol = Option.isSome(specific)
+    ? specific.value
+    : yield* withDefault("OTEL_EXPORTER_OTLP_PROTOCOL", protocolCheck, "http/protobuf")
+  if (protocol === "grpc") {
+    return yield* Effect.fail(
+      new ConfigInvalid({
+        variable: Option.isSome(specific) ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value: "grpc",
+        allowed: "http/protobuf or http/json (the bridge exports over OTLP/HTTP; a collector takes both on port 4318)"
+      })
+    )
+  }
+  const specificHeaders = yield* optional("OTEL_EXPORTER_OTLP_TRACES_HEADERS", otlpHeaders)
+  const headers = Option.isSome(specificHeaders)
+    ? specificHeaders.value
+    : yield* withDefault("OTEL_EXPORTER_OTLP_HEADERS", otlpHeaders, {})
+  return Option.some({ url: url.value, protocol, headers: Redacted.make(headers) })
+})
 
 /** Loads and validates the whole configuration. */
 export const loadAppConfig = (
@@ -316,7 +405,10 @@ export const loadAppConfig = (
       withDefault("LOG_FORMAT", logFormatCheck, defaultFormat)
     )
     const metricsPort = yield* optional("METRICS_PORT", intBetween(0, 65_535))
-    const otlpEndpoint = yield* optional("OTEL_EXPORTER_OTLP_ENDPOINT", httpUrl)
+    const metricsHost = yield* withDefault("METRICS_HOST", listenHost, defaults.metricsHost)
+    const httpMetrics = yield* withDefault("BRIDGE_HTTP_METRICS", oneOf("true", "false"), "false")
+    const otelServiceName = yield* withDefault("OTEL_SERVICE_NAME", nonEmpty, defaults.otelServiceName)
+    const otlpTraces = yield* loadOtlpTraces
     const bridgeHttpToken = yield* optional("BRIDGE_HTTP_TOKEN", nonEmpty)
     const maxMessageBytes = yield* withDefault(
       "BRIDGE_MAX_MESSAGE_BYTES",
@@ -362,8 +454,12 @@ export const loadAppConfig = (
       childStartTimeout,
       logLevel,
       logFormat,
+      serving: overrides.serving === true,
       metricsPort,
-      otlpEndpoint,
+      metricsHost,
+      httpMetrics: httpMetrics === "true",
+      otelServiceName,
+      otlpTraces,
       bridgeHttpToken: Option.map(bridgeHttpToken, Redacted.make),
       maxMessageBytes,
       httpSessionIdle
@@ -431,8 +527,12 @@ export const defaults: AppConfigShape = {
   childStartTimeout: Duration.seconds(30),
   logLevel: "info",
   logFormat: "json",
+  serving: false,
   metricsPort: Option.none(),
-  otlpEndpoint: Option.none(),
+  metricsHost: "127.0.0.1",
+  httpMetrics: false,
+  otelServiceName: "lmstudio-bridge",
+  otlpTraces: Option.none(),
   bridgeHttpToken: Option.none(),
   maxMessageBytes: 10 * 1024 * 1024,
   httpSessionIdle: Duration.seconds(3600)

@@ -22,6 +22,7 @@ import { ModelLifecycle } from "./lmstudio/ModelLifecycle.js"
 import * as NodeTransport from "./lmstudio/transport/NodeTransport.js"
 import { serveMcpHttp, serveMcpStdio } from "./mcp/index.js"
 import * as Logging from "./observability/Logging.js"
+import * as Telemetry from "./observability/Telemetry.js"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
@@ -43,7 +44,7 @@ const services = Layer.mergeAll(
 
 /** The main layer of one command run: the services over the Node transport, with the configuration from env + flags. */
 const appLayer = (overrides: ConfigOverrides) =>
-  Layer.mergeAll(services, Logging.layer).pipe(
+  Layer.mergeAll(services, Logging.layer, Telemetry.layer(version)).pipe(
     Layer.provideMerge(NodeTransport.layer),
     Layer.provideMerge(AppConfig.layerWith(overrides)),
     Layer.provide(NodeContext.layer)

@@ -28,6 +28,8 @@ import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import type { LifecycleError, LoadResult } from "../lmstudio/LoadResult.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import { record as recordMetric } from "../observability/Metrics.js"
+import { tracingEnabled } from "../observability/Tracing.js"
 import { approvals } from "./Approvals.js"
 import {
   answerReserve,
@@ -53,6 +55,7 @@ import {
 } from "./Loop.js"
 import type { ChildServerConfig } from "./McpConfig.js"
 import type { RunResult } from "./RunReport.js"
+import { observeRun, observeToolCall, roundSpan } from "./RunTelemetry.js"
 import {
   fenceResult,
   namespace,
@@ -124,6 +127,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
   ],
   effect: Effect.gen(function*() {
     const config = yield* AppConfig
+    const tracing = tracingEnabled(config)
     const client = yield* LmStudioClient
     const admission = yield* Admission
     const catalog = yield* ModelCatalog
@@ -302,19 +306,24 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
               fitted = attempt(offer)
             }
             if ("_tag" in fitted) {
-              return Effect.fail(
-                new ContextOverflow({
-                  model: m.identifier,
-                  tokensNeeded: fitted.needed,
-                  tokensAvailable: fitted.available,
-                  detail: `counted before sending: the system prompt, the task${
-                    offer !== undefined ? ` and ${offer.names.length} tool definitions` : ""
-                  } with ${reserve} tokens kept for the answer need about ${fitted.needed} tokens against ${
-                    contextSeen?.source === "default"
-                      ? `CONTEXT_DEFAULT_TOKENS (${context}; LM Studio did not report the instance's context)`
-                      : `the loaded context of ${context}`
-                  }; nothing was sent to LM Studio`
-                })
+              return Effect.zipRight(
+                recordMetric((r) =>
+                  r.update("contextOverflows", 1, { "lmstudio_bridge.context.detected_by": "bridge" })
+                ),
+                Effect.fail(
+                  new ContextOverflow({
+                    model: m.identifier,
+                    tokensNeeded: fitted.needed,
+                    tokensAvailable: fitted.available,
+                    detail: `counted before sending: the system prompt, the task${
+                      offer !== undefined ? ` and ${offer.names.length} tool definitions` : ""
+                    } with ${reserve} tokens kept for the answer need about ${fitted.needed} tokens against ${
+                      contextSeen?.source === "default"
+                        ? `CONTEXT_DEFAULT_TOKENS (${context}; LM Studio did not report the instance's context)`
+                        : `the loaded context of ${context}`
+                    }; nothing was sent to LM Studio`
+                  })
+                )
               )
             }
             const result = fitted
@@ -333,7 +342,14 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
               : offer.names.map((n) => (n === FIND_TOOLS ? findToolsDefinition : definitionOf.get(n)!))
             if (offer !== undefined && !offer.all && chosen.by === "all") chosen.by = "bm25"
             for (const t of tools) if (!offeredEver.includes(t.name)) offeredEver.push(t.name)
-            return Effect.succeed({ fitted: result, tools })
+            return Effect.as(
+              result.unchanged ? Effect.void : recordMetric((r) => {
+                const action = "lmstudio_bridge.context.action"
+                if (result.compacted > 0) r.update("contextCompactions", 1, { [action]: "shorten" })
+                if (result.dropped > 0) r.update("contextCompactions", 1, { [action]: "drop" })
+              }),
+              { fitted: result, tools }
+            )
           })
 
         /**
@@ -406,7 +422,9 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             }
           })
 
-        const execute: LoopPorts<never>["execute"] = (call) => {
+        const execute: LoopPorts<never>["execute"] = (call) =>
+          observeToolCall(tracing, call.name)(executeUnobserved(call))
+        const executeUnobserved: LoopPorts<never>["execute"] = (call) => {
           let args: unknown
           try {
             args = call.arguments.trim() === "" ? {} : (JSON.parse(call.arguments) as unknown)
@@ -469,21 +487,21 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
           if (decision === undefined || decision._tag === "Run") {
             return callChild(decision?.via ?? "policy")
           }
-          return Effect.flatMap(gate(call, target, object, decision.by), (answer) =>
-            answer.run ? callChild("user") : Effect.succeed({ ok: false, server, tool: name, ...answer.refusal }))
+          return Effect.flatMap(
+            gate(call, target, object, decision.by),
+            (answer) =>
+              answer.run ? callChild("user") : Effect.succeed({ ok: false, server, tool: name, ...answer.refusal })
+          )
         }
 
         const result = yield* lifecycle.withModel({ model: found.instance?.id ?? found.model.key }, (held) => {
           // Each LLM request goes to the instance that serves the model now (re-ensured once if LM Studio dropped it
           // between rounds) and waits for one of its permits (DESIGN §6 "Concurrency").
-          const ask: Ask = (send) =>
-            held.request((m) =>
-              admission.run(m.identifier, m.parallel, send(m))
-            )
+          const ask: Ask = (send) => held.request((m) => admission.run(m.identifier, m.parallel, send(m)))
           const current = () => contextOf(held.current())
           const turn = api === "responses" ? responsesPorts(ask, current) : chatPorts(ask, current)
           return runLoop(
-            { turn, execute, known },
+            { turn, execute, known, round: roundSpan(tracing) },
             {
               maxRounds,
               budget: req.timeoutSeconds !== undefined ? Duration.seconds(req.timeoutSeconds) : config.agentBudget,
@@ -621,10 +639,13 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
                     input: entries.slice(chained).flatMap(responseItemsOf),
                     previousResponseId: chain
                   }).pipe(
-                    Effect.catchTag("PreviousResponseNotFound", () =>
-                      Effect.logWarning("LM Studio lost the previous response; replaying the transcript").pipe(
-                        Effect.zipRight(replay())
-                      ))
+                    Effect.catchTag(
+                      "PreviousResponseNotFound",
+                      () =>
+                        Effect.logWarning("LM Studio lost the previous response; replaying the transcript").pipe(
+                          Effect.zipRight(replay())
+                        )
+                    )
                   )
                 })
               )
@@ -645,10 +666,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
               return turn
             })
         }
-      }).pipe(Effect.withSpan("AgentLoop.run", {
-        captureStackTrace: false,
-        attributes: { servers: req.servers.map((s) => s.name).join(","), model: req.model ?? "(default)" }
-      }))
+      }).pipe(observeRun(tracing, req.model))
 
     return { run } as const
   })

@@ -17,10 +17,13 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { type CallToolResult, CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js"
-import { Data, Duration, Effect, Equal, Exit, Hash, RcMap, Ref, Runtime } from "effect"
+import { Data, Duration, Effect, Equal, Exit, Hash, Option, RcMap, Ref, Runtime } from "effect"
 import { AppConfig } from "../Config.js"
 import { type ChildServerError, McpServerFailed, McpServerTimeout } from "../domain/McpErrors.js"
 import { redactUrlsIn } from "../domain/Redact.js"
+import { errorTypeOfExit, record, timed } from "../observability/Metrics.js"
+import { currentTraceparent } from "../observability/Propagation.js"
+import { tracingEnabled } from "../observability/Tracing.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
 import type { ChildServerConfig } from "./McpConfig.js"
 
@@ -83,6 +86,7 @@ const resultText = (r: CallToolResult): string =>
 export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridge/ChildServers", {
   scoped: Effect.gen(function*() {
     const config = yield* AppConfig
+    const tracing = tracingEnabled(config)
     const runtime = yield* Effect.runtime<never>()
     const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
     // Making a breaker is an effect: callers racing for a new server's breaker take turns, so there is one per server.
@@ -168,7 +172,13 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
           return tools
         })
         const close = Effect.promise(() => client.close().catch(() => undefined))
+        const event = (name: string) =>
+          record((r) =>
+            r.update("childEvents", 1, { "lmstudio_bridge.mcp.server": cfg.name, "lmstudio_bridge.child.event": name })
+          )
         const tools = yield* start.pipe(
+          Effect.tapError(() => event("start_failed")),
+          Effect.tap(() => event("start")),
           Effect.timeoutFail({
             duration: config.childStartTimeout,
             onTimeout: () =>
@@ -223,12 +233,22 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
       const once = Effect.scoped(
         Effect.gen(function*() {
           const connection = yield* acquire(cfg)
+          const traceparent = tracing ? yield* currentTraceparent : Option.none<string>()
           const answer = yield* Effect.tryPromise({
             try: (signal) =>
-              connection.client.callTool({ name: tool, arguments: args }, CallToolResultSchema, {
-                signal,
-                timeout: timeoutMs + 60_000
-              }),
+              connection.client.callTool(
+                {
+                  name: tool,
+                  arguments: args,
+                  // W3C trace context for the child, unprefixed in _meta as the MCP conventions say (SEP-414).
+                  ...(Option.isSome(traceparent) ? { _meta: { traceparent: traceparent.value } } : {})
+                },
+                CallToolResultSchema,
+                {
+                  signal,
+                  timeout: timeoutMs + 60_000
+                }
+              ),
             catch: (e) => new CallFailed({ reason: reasonOf(e) })
           }).pipe(
             Effect.timeoutFail({
@@ -259,15 +279,21 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
       )
       const gone = (e: ChildGone) =>
         new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: `the server exited: ${e.reason}` })
-      return Effect.flatMap(breakerOf(cfg.name), (breaker) =>
+      const event = (name: string) =>
+        record((r) =>
+          r.update("childEvents", 1, { "lmstudio_bridge.mcp.server": cfg.name, "lmstudio_bridge.child.event": name })
+        )
+      const called = Effect.flatMap(breakerOf(cfg.name), (breaker) =>
         breaker.protect(
           once.pipe(
             // A wedged child: stop it so the next call gets a fresh one.
-            Effect.tapErrorTag("McpServerTimeout", () => RcMap.invalidate(pool, key)),
+            Effect.tapErrorTag("McpServerTimeout", () => Effect.zipRight(event("hang"), RcMap.invalidate(pool, key))),
             Effect.catchTag("ChildGone", (e) =>
               Effect.logWarning("child MCP server went away; starting it again").pipe(
                 Effect.annotateLogs({ server: cfg.name, reason: e.reason }),
+                Effect.zipRight(event("crash")),
                 Effect.zipRight(RcMap.invalidate(pool, key)),
+                Effect.zipRight(event("restart")),
                 Effect.zipRight(once),
                 Effect.catchTag(
                   "ChildGone",
@@ -276,6 +302,28 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
               ))
           )
         ))
+      const observed = timed(called, (r, seconds, exit) =>
+        r.update("mcpClient", seconds, {
+          "mcp.method.name": "tools/call",
+          "gen_ai.tool.name": tool,
+          "lmstudio_bridge.mcp.server": cfg.name,
+          "error.type": Exit.isSuccess(exit) ? (exit.value.ok ? undefined : "tool_error") : errorTypeOfExit(exit)
+        }))
+      return tracing
+        ? observed.pipe(
+          Effect.withSpan(`tools/call ${tool}`, {
+            kind: "client",
+            captureStackTrace: false,
+            attributes: {
+              "mcp.method.name": "tools/call",
+              "gen_ai.tool.name": tool,
+              "gen_ai.operation.name": "execute_tool",
+              "lmstudio_bridge.mcp.server": cfg.name,
+              "network.transport": cfg.transport === "stdio" ? "pipe" : "tcp"
+            }
+          })
+        )
+        : observed
     }
 
     /** The tools of a running child (started if needed). */

@@ -82,6 +82,8 @@ export interface LoopPorts<E> {
     }
   >
   readonly known: ReadonlySet<string>
+  /** Wraps each round (its turn and its tool calls), e.g. in a span; the round as it is. */
+  readonly round?: <A, E2>(round: number, self: Effect.Effect<A, E2>) => Effect.Effect<A, E2>
 }
 
 export interface LoopLimits {
@@ -153,13 +155,12 @@ export const runLoop = <E>(
           Duration.millis(Math.max(0, deadline + extraMs - now))
         ))
 
-    while (stop === undefined) {
-      if ((yield* Clock.currentTimeMillis) >= deadline) {
-        stop = "budget"
-        break
-      }
-      rounds++
-      yield* progress.round(rounds, limits.maxRounds)
+    /**
+     * One round: the model's turn and the tool calls it asked for. Answers whether the loop goes on, stopped (`stop`
+     * says why), or is done with an outcome.
+     */
+    type Step = "next" | "stopped" | { readonly done: LoopOutcome<E> }
+    const oneRound: Effect.Effect<Step, E> = Effect.gen(function*() {
       const attempt = yield* Effect.either(turnWithin(true))
       if (attempt._tag === "Left") {
         if (rounds === 1) {
@@ -168,11 +169,11 @@ export const runLoop = <E>(
         stop = "error"
         rounds--
         failure = attempt.left
-        break
+        return "stopped" as Step
       }
       if (Option.isNone(attempt.right)) {
         stop = "budget"
-        break
+        return "stopped"
       }
       const turn = attempt.right.value
       last = turn
@@ -184,9 +185,9 @@ export const runLoop = <E>(
           reminded = true
           note = TOOL_FIRST_NOTE
           results = []
-          continue
+          return "next"
         }
-        return outcome(turn, "completed")
+        return { done: outcome(turn, "completed") }
       }
       // The same call with the same arguments a third time: the model is going round in circles.
       let repeated = false
@@ -198,7 +199,7 @@ export const runLoop = <E>(
       }
       if (repeated) {
         stop = "repeated_call"
-        break
+        return "stopped"
       }
       const round = rounds
       results = yield* Effect.forEach(
@@ -224,6 +225,18 @@ export const runLoop = <E>(
         { concurrency: limits.concurrency }
       )
       if (rounds >= limits.maxRounds) stop = "max_rounds"
+      return stop === undefined ? "next" : "stopped"
+    })
+
+    while (stop === undefined) {
+      if ((yield* Clock.currentTimeMillis) >= deadline) {
+        stop = "budget"
+        break
+      }
+      rounds++
+      yield* progress.round(rounds, limits.maxRounds)
+      const step = yield* (ports.round ? ports.round(rounds, oneRound) : oneRound)
+      if (typeof step === "object") return step.done
     }
 
     // An LLM request failed mid-run: keep what was done, no further requests.

@@ -10,11 +10,13 @@ import type { McpConfig } from "../agent/McpConfig.js"
 import type { AppConfig, ConfigOverrides } from "../Config.js"
 import type { Diagnostics } from "../diagnostics/Diagnostics.js"
 import type { ConfigInvalid, InvalidArguments } from "../domain/Errors.js"
+import type { MetricsEndpointFailed, TelemetryUnavailable } from "../domain/TelemetryErrors.js"
 import type { Admission } from "../lmstudio/Admission.js"
 import type { LmsCli } from "../lmstudio/LmsCli.js"
 import type { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import type { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import type { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import type { MetricsEndpoint } from "../observability/Telemetry.js"
 
 /** The services a CLI command may use, built by the binary's composition root from the command's flags. */
 export type CliServices =
@@ -28,7 +30,10 @@ export type CliServices =
   | McpConfig
   | ChildServers
   | AgentLoop
-export type AppLayerFactory = (overrides: ConfigOverrides) => Layer.Layer<CliServices, ConfigInvalid>
+  | MetricsEndpoint
+export type AppLayerFactory = (
+  overrides: ConfigOverrides
+) => Layer.Layer<CliServices, ConfigInvalid | MetricsEndpointFailed | TelemetryUnavailable>
 
 /** The MCP servers `serve` runs, handed in by the binary (a face never imports another face). */
 export interface McpServers {
@@ -42,10 +47,10 @@ export interface McpServers {
 
 /** Gives a command its services, built from its flags (`--base-url`) by the binary's composition. */
 export const withApp =
-  (appLayer: AppLayerFactory) =>
+  (appLayer: AppLayerFactory, extra: Omit<ConfigOverrides, "baseUrl"> = {}) =>
   <Name extends string, R, E, A extends { readonly baseUrl: Option.Option<string> }>(
     self: Command.Command<Name, R, E, A>
-  ) => Command.provide(self, (flags: A) => appLayer(overridesOf(flags)))
+  ) => Command.provide(self, (flags: A) => appLayer({ ...overridesOf(flags), ...extra }))
 
 export const baseUrl = Options.text("base-url").pipe(
   Options.withDescription("LM Studio server URL (default: $LMSTUDIO_BASE_URL or http://127.0.0.1:1234)"),

@@ -23,5 +23,6 @@ export const serveCommand = (appLayer: AppLayerFactory, version: string, mcp: Mc
       Command.withDescription(
         "Run the MCP server: stdio (what Claude Code, Claude Desktop and Cursor start) or Streamable HTTP with --http"
       ),
-      withApp(appLayer)
+      // Serving: the one command that keeps running, so the one that opens the metrics endpoint.
+      withApp(appLayer, { serving: true })
     )

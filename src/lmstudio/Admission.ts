@@ -7,9 +7,10 @@
  * `LLM_QUEUE_LIMIT` wait in all. Past that limit a request fails at once with `BridgeOverloaded` and a retry hint
  * (instead of unbounded memory). Waiting is interruptible: a cancelled call leaves the queue and takes no permit.
  */
-import { Effect } from "effect"
+import { Effect, Exit } from "effect"
 import { AppConfig } from "../Config.js"
 import { BridgeOverloaded } from "../domain/Errors.js"
+import { errorTypeOfExit, record, timed } from "../observability/Metrics.js"
 
 export interface AdmissionStats {
   /** Requests waiting for a permit, across models. */
@@ -134,6 +135,22 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
         })
       })
 
+    const depth = (n: number) => record((r) => r.update("queueDepth", n))
+
+    /** The wait with its metrics: the queue's depth as it changes, how long the wait took and how it ended. */
+    const observedWait = (slot: Permits, permits: number) =>
+      Effect.zipRight(
+        depth(Math.min(queued + 1, config.llmQueueLimit)),
+        timed(wait(slot, permits), (r, seconds, exit) =>
+          r.update("queueWait", seconds, {
+            "lmstudio_bridge.admission.outcome": Exit.isSuccess(exit)
+              ? "admitted"
+              : errorTypeOfExit(exit) === "BridgeOverloaded"
+              ? "refused"
+              : "cancelled"
+          })).pipe(Effect.ensuring(Effect.suspend(() => depth(queued))))
+      )
+
     /**
      * Runs `effect` (one LLM request for `model`) under the model's permits. `parallel`: what LM Studio reports for
      * the loaded instance, when known.
@@ -162,7 +179,7 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
               )
             })
             if (slot.tryTake()) return held
-            return Effect.zipRight(restore(wait(slot, permits)), held)
+            return Effect.zipRight(restore(observedWait(slot, permits)), held)
           })
         )
       )

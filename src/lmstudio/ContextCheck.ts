@@ -6,6 +6,7 @@
 import { Effect } from "effect"
 import { ContextOverflow } from "../domain/Errors.js"
 import { estimateTokens, leastTokens } from "../domain/Tokens.js"
+import { record } from "../observability/Metrics.js"
 
 export interface ContextOf {
   readonly identifier: string
@@ -22,16 +23,19 @@ export const requireRoom = (
   const least = leastTokens(prompt)
   return least < available
     ? Effect.void
-    : Effect.fail(
-      new ContextOverflow({
-        model: instance.identifier,
-        tokensNeeded: least,
-        tokensAvailable: available,
-        detail: `counted before sending: at least ${least} tokens (estimate ${estimateTokens(prompt)}) against ${
-          instance.contextLength === undefined
-            ? `CONTEXT_DEFAULT_TOKENS (${available}; LM Studio did not report the instance's context)`
-            : `the loaded context of ${available}`
-        }; nothing was sent to LM Studio`
-      })
+    : Effect.zipRight(
+      record((r) => r.update("contextOverflows", 1, { "lmstudio_bridge.context.detected_by": "bridge" })),
+      Effect.fail(
+        new ContextOverflow({
+          model: instance.identifier,
+          tokensNeeded: least,
+          tokensAvailable: available,
+          detail: `counted before sending: at least ${least} tokens (estimate ${estimateTokens(prompt)}) against ${
+            instance.contextLength === undefined
+              ? `CONTEXT_DEFAULT_TOKENS (${available}; LM Studio did not report the instance's context)`
+              : `the loaded context of ${available}`
+          }; nothing was sent to LM Studio`
+        })
+      )
     )
 }

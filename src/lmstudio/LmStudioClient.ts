@@ -9,11 +9,14 @@
  * - Every failure of the server itself counts once against the shared LM Studio breaker (LmStudioBreaker).
  */
 import * as Sse from "@effect/experimental/Sse"
-import { Cause, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
+import { Cause, Duration, Effect, Either, Option, Ref, Schema, Stream } from "effect"
 import { AppConfig } from "../Config.js"
 import { LmStudioConnectionLost, type LmStudioError, LmStudioHttpError, LmStudioTimeout } from "../domain/Errors.js"
+import type { Usage } from "../domain/Messages.js"
 import { joinReasoning, splitThink, ThinkSplitter } from "../domain/Think.js"
-import { spanIf, tracingEnabled } from "../observability/Tracing.js"
+import { record } from "../observability/Metrics.js"
+import { currentTraceparent } from "../observability/Propagation.js"
+import { tracingEnabled } from "../observability/Tracing.js"
 import { httpTransientRetry, isTransientLmStudioError, retryLazily } from "../resilience/Policies.js"
 import {
   type CallSite,
@@ -26,6 +29,14 @@ import {
   parseJson,
   transportError
 } from "./client/ErrorRules.js"
+import {
+  type GenAiCall,
+  type GenAiOperation,
+  observeRequest,
+  observeStream,
+  type OpenAiApi,
+  type TokenCounts
+} from "./client/GenAiTelemetry.js"
 import {
   chatBody,
   chatResultOf,
@@ -52,6 +63,7 @@ import type {
   EmbeddingResult,
   ResponseDelta,
   ResponseRequest,
+  ResponseResult,
   RestLoadRequest,
   RestLoadResult
 } from "./client/Shapes.js"
@@ -98,14 +110,32 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
      */
     const endpoint = (name: string): typeof Effect.fnUntraced => (tracing ? Effect.fn(name) : Effect.fnUntraced)
     const site = (endpoint: string, model?: string | undefined): CallSite => ({ baseUrl, endpoint, model })
+    const server = new URL(baseUrl)
+    const genAi = (operation: GenAiOperation, api: OpenAiApi, model: string | undefined): GenAiCall => ({
+      operation,
+      api,
+      model,
+      address: server.hostname,
+      port: Number(server.port || (server.protocol === "https:" ? 443 : 80))
+    })
+    const tokensOf = (u: Usage | undefined): TokenCounts | undefined =>
+      u === undefined ? undefined : { input: u.promptTokens, output: u.completionTokens }
 
-    const retrySchedule = (ctx: CallSite) =>
-      httpTransientRetry.pipe(
-        Schedule.tapInput((e: LmStudioError) =>
-          Effect.logDebug("LM Studio call failed transiently; retrying").pipe(
-            Effect.annotateLogs({ endpoint: ctx.endpoint, error: e._tag, detail: e.message })
-          )
-        )
+    /** The request with the current span's `traceparent` (LM Studio may log it; a proxy in front may trace it). */
+    const traced = (request: Outgoing): Effect.Effect<Outgoing> =>
+      tracing
+        ? Effect.map(currentTraceparent, (tp) => (Option.isSome(tp) ? { ...request, traceparent: tp.value } : request))
+        : Effect.succeed(request)
+
+    const retried = (ctx: CallSite) => (e: LmStudioError) =>
+      Effect.logDebug("LM Studio call failed transiently; retrying").pipe(
+        Effect.annotateLogs({ endpoint: ctx.endpoint, error: e._tag, detail: e.message }),
+        Effect.zipRight(record((r) =>
+          r.update("retries", 1, {
+            "lmstudio_bridge.dependency": "LM Studio",
+            "lmstudio_bridge.retry.cause": "status" in e ? `${e._tag} ${e.status}` : e._tag
+          })
+        ))
       )
 
     /**
@@ -118,11 +148,14 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       decode: (ctx: CallSite, status: number, text: string) => Either.Either<A, LmStudioError>,
       timeoutMs: number
     ): Effect.Effect<A, LmStudioError> => {
-      const attempt = Effect.matchEffect(transport.exchange(request, timeoutMs), {
+      const attempt = Effect.matchEffect(Effect.flatMap(traced(request), (r) => transport.exchange(r, timeoutMs)), {
         onFailure: (e) => Effect.fail(transportError(ctx, e)),
         onSuccess: (r) => decode(ctx, r.status, r.text)
       })
-      return breaker.protect(retryLazily(attempt, retrySchedule(ctx), isTransientLmStudioError), countsAgainstServer)
+      return breaker.protect(
+        retryLazily(attempt, httpTransientRetry, isTransientLmStudioError, retried(ctx)),
+        countsAgainstServer
+      )
     }
 
     const checkModel = (ctx: CallSite, served: string | null | undefined): Effect.Effect<void, LmStudioError> => {
@@ -141,7 +174,10 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       Stream.unwrapScoped(
         Effect.gen(function*() {
           const res = yield* breaker.protect(
-            Effect.mapError(transport.open(request, requestTimeoutMs), (e) => transportError(ctx, e)),
+            Effect.mapError(
+              Effect.flatMap(traced(request), (r) => transport.open(r, requestTimeoutMs)),
+              (e) => transportError(ctx, e)
+            ),
             countsAgainstServer
           )
           if (res.status >= 300 || !res.contentType.includes("text/event-stream")) {
@@ -281,71 +317,72 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
             : Effect.fail(malformed(ctx, "no choices in the response"))
         }
       )
-      return run.pipe(spanIf(tracing, "LmStudioClient.chat", { model: req.model ?? "(server default)" }))
+      return observeRequest(genAi("chat", "chat_completions", req.model), tracing, (r) => tokensOf(r.usage), run)
     }
 
     /** A streamed chat completion as typed deltas; tool calls are assembled and emitted once complete. */
     const chatStream = (req: ChatRequest): Stream.Stream<ChatDelta, LmStudioError> => {
       const ctx = site("POST /v1/chat/completions (stream)", req.model)
-      return Stream.suspend(() => {
-        const assembler = new ToolCallAssembler()
-        const think = new ThinkSplitter()
-        let done = false
-        let finish: string | undefined
-        let served = ""
-        let checked = false
-        return sse(ctx, post("/v1/chat/completions", chatBody(req, true))).pipe(
-          Stream.takeWhile((e) => {
-            if (e.data.trim() === "[DONE]") done = true
-            return !done
-          }),
-          Stream.filter((e) => e.data.trim() !== ""),
-          Stream.mapEffect((e) => decode.chatChunk(ctx, e.data)),
-          Stream.mapConcatEffect((chunk) =>
-            Effect.gen(function*() {
-              const out: Array<ChatDelta> = []
-              if (!checked && chunk.model) {
-                checked = true
-                served = chunk.model
-                yield* checkModel(ctx, chunk.model)
-              }
-              const usage = toUsage(chunk.usage)
-              for (const choice of chunk.choices ?? []) {
-                const d = choice.delta
-                const reasoning = d?.reasoning_content ?? d?.reasoning
-                if (reasoning) out.push({ _tag: "Reasoning", text: reasoning })
-                if (d?.content) pushThinkPieces(out, think.push(d.content))
-                for (const f of fragmentsOf(d?.tool_calls)) {
-                  assembler.push(f)
-                  out.push({ _tag: "ToolCallFragment", ...f })
+      return observeStream(
+        genAi("chat", "chat_completions", req.model),
+        tracing,
+        (d) => (d._tag === "Usage" ? tokensOf(d.usage) : undefined),
+        Stream.suspend(() => {
+          const assembler = new ToolCallAssembler()
+          const think = new ThinkSplitter()
+          let done = false
+          let finish: string | undefined
+          let served = ""
+          let checked = false
+          return sse(ctx, post("/v1/chat/completions", chatBody(req, true))).pipe(
+            Stream.takeWhile((e) => {
+              if (e.data.trim() === "[DONE]") done = true
+              return !done
+            }),
+            Stream.filter((e) => e.data.trim() !== ""),
+            Stream.mapEffect((e) => decode.chatChunk(ctx, e.data)),
+            Stream.mapConcatEffect((chunk) =>
+              Effect.gen(function*() {
+                const out: Array<ChatDelta> = []
+                if (!checked && chunk.model) {
+                  checked = true
+                  served = chunk.model
+                  yield* checkModel(ctx, chunk.model)
                 }
-                if (choice.finish_reason) finish = choice.finish_reason
-              }
-              if (usage) out.push({ _tag: "Usage", usage })
-              return out
-            })
-          ),
-          Stream.concat(
-            Stream.suspend((): Stream.Stream<ChatDelta, LmStudioError> => {
-              if (!done && finish === undefined) {
-                return Stream.fail(lost(ctx, "the stream ended without a finish reason or [DONE]"))
-              }
-              const tail: Array<ChatDelta> = []
-              pushThinkPieces(tail, think.end())
-              if (assembler.size > 0) tail.push({ _tag: "ToolCalls", calls: assembler.finish() })
-              tail.push({ _tag: "Finish", reason: finish ?? "stop", model: served || req.model || "" })
-              return Stream.fromIterable(tail)
-            })
-          ),
-          Stream.withSpan("LmStudioClient.chatStream", {
-            captureStackTrace: false,
-            attributes: { model: req.model ?? "(server default)" }
-          })
-        )
-      })
+                const usage = toUsage(chunk.usage)
+                for (const choice of chunk.choices ?? []) {
+                  const d = choice.delta
+                  const reasoning = d?.reasoning_content ?? d?.reasoning
+                  if (reasoning) out.push({ _tag: "Reasoning", text: reasoning })
+                  if (d?.content) pushThinkPieces(out, think.push(d.content))
+                  for (const f of fragmentsOf(d?.tool_calls)) {
+                    assembler.push(f)
+                    out.push({ _tag: "ToolCallFragment", ...f })
+                  }
+                  if (choice.finish_reason) finish = choice.finish_reason
+                }
+                if (usage) out.push({ _tag: "Usage", usage })
+                return out
+              })
+            ),
+            Stream.concat(
+              Stream.suspend((): Stream.Stream<ChatDelta, LmStudioError> => {
+                if (!done && finish === undefined) {
+                  return Stream.fail(lost(ctx, "the stream ended without a finish reason or [DONE]"))
+                }
+                const tail: Array<ChatDelta> = []
+                pushThinkPieces(tail, think.end())
+                if (assembler.size > 0) tail.push({ _tag: "ToolCalls", calls: assembler.finish() })
+                tail.push({ _tag: "Finish", reason: finish ?? "stop", model: served || req.model || "" })
+                return Stream.fromIterable(tail)
+              })
+            )
+          )
+        })
+      )
     }
 
-    const complete = endpoint("LmStudioClient.complete")(function*(req: CompletionRequest) {
+    const completeOnce = endpoint("LmStudioClient.complete")(function*(req: CompletionRequest) {
       const ctx = site("POST /v1/completions", req.model)
       const r = yield* exchange(
         ctx,
@@ -365,7 +402,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       } satisfies CompletionResult
     })
 
-    const embed = endpoint("LmStudioClient.embed")(function*(req: EmbeddingRequest) {
+    const embedOnce = endpoint("LmStudioClient.embed")(function*(req: EmbeddingRequest) {
       const ctx = site("POST /v1/embeddings", req.model)
       const r = yield* exchange(
         ctx,
@@ -385,7 +422,7 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       } satisfies EmbeddingResult
     })
 
-    const respond = endpoint("LmStudioClient.respond")(function*(req: ResponseRequest) {
+    const respondOnce = endpoint("LmStudioClient.respond")(function*(req: ResponseRequest) {
       const ctx = site("POST /v1/responses", req.model)
       const r = yield* exchange(ctx, post("/v1/responses", responseBody(req, false)), decode.response, requestTimeoutMs)
       yield* checkModel(ctx, r.model)
@@ -395,58 +432,84 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     /** A streamed response: text and reasoning deltas, then the completed response. */
     const respondStream = (req: ResponseRequest): Stream.Stream<ResponseDelta, LmStudioError> => {
       const ctx = site("POST /v1/responses (stream)", req.model)
-      return Stream.suspend(() => {
-        let completed = false
-        const think = new ThinkSplitter()
-        const textPieces = (text: string, last: boolean): ReadonlyArray<ResponseDelta> => {
-          const a = think.push(text)
-          const b = last ? think.end() : { answer: "", reasoning: "" }
-          const out: Array<ResponseDelta> = []
-          if (a.reasoning + b.reasoning !== "") out.push({ _tag: "Reasoning", text: a.reasoning + b.reasoning })
-          if (a.answer + b.answer !== "") out.push({ _tag: "Text", text: a.answer + b.answer })
-          return out
-        }
-        return sse(ctx, post("/v1/responses", responseBody(req, true))).pipe(
-          Stream.filter((e) => e.data.trim() !== "" && e.data.trim() !== "[DONE]"),
-          Stream.mapEffect((e) => decode.responseEvent(ctx, e.data)),
-          Stream.mapConcatEffect((ev): Effect.Effect<ReadonlyArray<ResponseDelta>, LmStudioError> => {
-            switch (ev.type) {
-              case "response.output_text.delta":
-                return Effect.succeed(ev.delta ? textPieces(ev.delta, false) : [])
-              case "response.reasoning_text.delta":
-              case "response.reasoning_summary_text.delta":
-                return Effect.succeed(ev.delta ? [{ _tag: "Reasoning", text: ev.delta }] : [])
-              case "response.completed": {
-                const response = ev.response
-                if (!response) return Effect.succeed([])
-                return Effect.as(
-                  Effect.zipRight(checkModel(ctx, response.model), Effect.sync(() => (completed = true))),
-                  [...textPieces("", true), { _tag: "Completed", response: toResponseResult(response) }]
-                )
+      return observeStream(
+        genAi("chat", "responses", req.model),
+        tracing,
+        (d) => (d._tag === "Completed" ? tokensOf(d.response.usage) : undefined),
+        Stream.suspend(() => {
+          let completed = false
+          const think = new ThinkSplitter()
+          const textPieces = (text: string, last: boolean): ReadonlyArray<ResponseDelta> => {
+            const a = think.push(text)
+            const b = last ? think.end() : { answer: "", reasoning: "" }
+            const out: Array<ResponseDelta> = []
+            if (a.reasoning + b.reasoning !== "") out.push({ _tag: "Reasoning", text: a.reasoning + b.reasoning })
+            if (a.answer + b.answer !== "") out.push({ _tag: "Text", text: a.answer + b.answer })
+            return out
+          }
+          return sse(ctx, post("/v1/responses", responseBody(req, true))).pipe(
+            Stream.filter((e) => e.data.trim() !== "" && e.data.trim() !== "[DONE]"),
+            Stream.mapEffect((e) => decode.responseEvent(ctx, e.data)),
+            Stream.mapConcatEffect((ev): Effect.Effect<ReadonlyArray<ResponseDelta>, LmStudioError> => {
+              switch (ev.type) {
+                case "response.output_text.delta":
+                  return Effect.succeed(ev.delta ? textPieces(ev.delta, false) : [])
+                case "response.reasoning_text.delta":
+                case "response.reasoning_summary_text.delta":
+                  return Effect.succeed(ev.delta ? [{ _tag: "Reasoning", text: ev.delta }] : [])
+                case "response.completed": {
+                  const response = ev.response
+                  if (!response) return Effect.succeed([])
+                  return Effect.as(
+                    Effect.zipRight(checkModel(ctx, response.model), Effect.sync(() => (completed = true))),
+                    [...textPieces("", true), { _tag: "Completed", response: toResponseResult(response) }]
+                  )
+                }
+                case "response.failed":
+                case "error":
+                  return Effect.fail(
+                    new LmStudioHttpError({
+                      baseUrl: ctx.baseUrl,
+                      endpoint: ctx.endpoint,
+                      status: 200,
+                      detail: JSON.stringify(ev.error ?? ev.response ?? ev.type).slice(0, 300)
+                    })
+                  )
+                default:
+                  return Effect.succeed([])
               }
-              case "response.failed":
-              case "error":
-                return Effect.fail(
-                  new LmStudioHttpError({
-                    baseUrl: ctx.baseUrl,
-                    endpoint: ctx.endpoint,
-                    status: 200,
-                    detail: JSON.stringify(ev.error ?? ev.response ?? ev.type).slice(0, 300)
-                  })
-                )
-              default:
-                return Effect.succeed([])
-            }
-          }),
-          Stream.concat(
-            Stream.suspend(
-              () => (completed ? Stream.empty : Stream.fail(lost(ctx, "the stream ended before response.completed")))
+            }),
+            Stream.concat(
+              Stream.suspend(
+                () => (completed ? Stream.empty : Stream.fail(lost(ctx, "the stream ended before response.completed")))
+              )
             )
-          ),
-          Stream.withSpan("LmStudioClient.respondStream", { captureStackTrace: false })
-        )
-      })
+          )
+        })
+      )
     }
+
+    const complete = (req: CompletionRequest): Effect.Effect<CompletionResult, LmStudioError> =>
+      observeRequest(
+        genAi("text_completion", "completions", req.model),
+        tracing,
+        (r: CompletionResult) => tokensOf(r.usage),
+        completeOnce(req)
+      )
+    const embed = (req: EmbeddingRequest): Effect.Effect<EmbeddingResult, LmStudioError> =>
+      observeRequest(
+        genAi("embeddings", "embeddings", req.model),
+        tracing,
+        (r: EmbeddingResult) => (r.usage === undefined ? undefined : { input: r.usage.promptTokens }),
+        embedOnce(req)
+      )
+    const respond = (req: ResponseRequest): Effect.Effect<ResponseResult, LmStudioError> =>
+      observeRequest(
+        genAi("chat", "responses", req.model),
+        tracing,
+        (r: ResponseResult) => tokensOf(r.usage),
+        respondOnce(req)
+      )
 
     const loadModel = endpoint("LmStudioClient.loadModel")(function*(req: RestLoadRequest) {
       const r = yield* exchange(

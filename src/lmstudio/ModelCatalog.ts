@@ -12,6 +12,7 @@ import { Clock, Effect, Option, Ref } from "effect"
 import { AppConfig } from "../Config.js"
 import { InvalidModelName, type LmsError, type LmStudioError, ModelNotFound, NoModelLoaded } from "../domain/Errors.js"
 import { checkModelName, closestMatches, sameModel } from "../domain/ModelName.js"
+import { record } from "../observability/Metrics.js"
 import { spanIf, tracingEnabled } from "../observability/Tracing.js"
 import { modelInfoFromId, modelInfoFromLms } from "./client/Mapping.js"
 import type { LoadedInstance, ModelInfo } from "./client/Shapes.js"
@@ -93,7 +94,15 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
       }
       const ids = yield* client.listOpenAiModels()
       return { models: ids.map(modelInfoFromId), source: "openai" as const, fetchedAt: now }
-    }).pipe(Effect.withSpan("ModelCatalog.fetch", { captureStackTrace: false }))
+    }).pipe(
+      Effect.tap((snapshot) =>
+        // Only a source that lists instances can say how many are loaded (OpenAI's ids cannot).
+        snapshot.source === "openai"
+          ? Effect.void
+          : record((r) => r.update("modelsLoaded", snapshot.models.reduce((n, m) => n + m.loaded.length, 0)))
+      ),
+      Effect.withSpan("ModelCatalog.fetch", { captureStackTrace: false })
+    )
 
     /** Each fetch gets the next generation, so "a refresh finished after I looked" is exact, whatever the clock says. */
     const generation = (c: Option.Option<Cached>) => (Option.isSome(c) ? c.value.generation : 0)

@@ -24,6 +24,7 @@ import { Clock, Effect, Option, Ref } from "effect"
 import { AppConfig } from "../Config.js"
 import { isExplained, isStaleModelBelief, WrongModelKind } from "../domain/Errors.js"
 import { validateModelName } from "../domain/ModelName.js"
+import { record } from "../observability/Metrics.js"
 import * as Leases from "../resilience/Leases.js"
 import { LmsCli } from "./LmsCli.js"
 import { LmStudioClient } from "./LmStudioClient.js"
@@ -260,6 +261,9 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
     const forgetStale = (key: LeaseKey, lease: Lease, why: string) =>
       Effect.logWarning("LM Studio no longer has the model the bridge held; ensuring it again").pipe(
         Effect.annotateLogs({ identifier: lease.result.identifier, model: lease.result.model, why }),
+        Effect.zipRight(
+          record((r) => r.update("verifyFailures", 1, { "lmstudio_bridge.verification.reason": "stale" }))
+        ),
         Effect.zipRight(leases.invalidate(key, lease)),
         Effect.zipRight(
           Ref.update(owned, (m) => {

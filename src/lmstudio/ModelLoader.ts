@@ -7,6 +7,7 @@
 import { Clock, Data, Effect, Option } from "effect"
 import { AppConfig } from "../Config.js"
 import { ModelLoadFailed, ModelVerificationFailed } from "../domain/Errors.js"
+import { errorTypeOfExit, record, timed } from "../observability/Metrics.js"
 import { isRetryableLoadError, modelLoadRetry, verificationPoll } from "../resilience/Policies.js"
 import type { LoadedInstance, ModelInfo } from "./client/Shapes.js"
 import { LmsCli } from "./LmsCli.js"
@@ -62,6 +63,7 @@ export const makeModelLoader = Effect.gen(function*() {
         Effect.catchTag("NotYetLoaded", () => Effect.succeed(undefined))
       )
       if (found === undefined) {
+        yield* record((r) => r.update("verifyFailures", 1, { "lmstudio_bridge.verification.reason": "not_listed" }))
         const all = yield* catalog.loadedNow
         return yield* new ModelVerificationFailed({
           model: identifier,
@@ -172,6 +174,16 @@ export const makeModelLoader = Effect.gen(function*() {
         const attempt = loadVia(choice, model, found.model.type, ttl.ttlSeconds, req).pipe(
           Effect.tap(() => catalog.invalidate),
           Effect.flatMap((r) => Effect.map(verify(r.identifier, model), (listed) => ({ ...r, listed }))),
+          // Each try is an attempt: its backend, how it ended, how long it took (verification included).
+          (one) =>
+            timed(one, (r, seconds, exit) => {
+              const labels = {
+                "lmstudio_bridge.load.backend": choice.via,
+                "lmstudio_bridge.load.outcome": errorTypeOfExit(exit) ?? "success"
+              }
+              r.update("loadAttempts", 1, labels)
+              r.update("loadDuration", seconds, labels)
+            }),
           Effect.retry({ schedule: modelLoadRetry(config.loadRetryBase), while: isRetryableLoadError })
         )
         const outcome = yield* Effect.either(attempt)

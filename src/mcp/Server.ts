@@ -25,7 +25,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js"
 import { Cause, Effect, Either, JSONSchema, ParseResult, Runtime, Schema } from "effect"
 import { isExplained } from "../domain/Errors.js"
-import { spanIf } from "../observability/Tracing.js"
+import { type NetworkTransport, observeCall, type ServedRequest } from "./CallTelemetry.js"
 
 export interface ToolAnnotations {
   readonly readOnlyHint: boolean
@@ -189,6 +189,8 @@ export interface ServerInfo {
   readonly instructions?: string
   /** Make a span per tool call (only worth it when traces are exported). */
   readonly tracing?: boolean
+  /** How clients reach this server (`network.transport` of its metrics and spans). */
+  readonly transport?: NetworkTransport
 }
 
 /**
@@ -221,12 +223,24 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const t = byName.get(request.params.name)
+    const served = {
+      method: "tools/call",
+      tool: t?.name,
+      jsonRpcId: extra.requestId,
+      sessionId: extra.sessionId,
+      meta: request.params._meta,
+      transport: info.transport ?? "pipe",
+      tracing: info.tracing === true
+    } satisfies ServedRequest
     if (!t) {
-      return errorResult({
-        _tag: "UnknownTool",
-        message: `No tool named ${JSON.stringify(request.params.name)}`,
-        hint: `Available tools: ${[...byName.keys()].join(", ")}`
-      })
+      return run(observeCall(
+        served,
+        Effect.succeed(errorResult({
+          _tag: "UnknownTool",
+          message: `No tool named ${JSON.stringify(request.params.name)}`,
+          hint: `Available tools: ${[...byName.keys()].join(", ")}`
+        }))
+      ))
     }
     const token = request.params._meta?.progressToken
     const canAsk = server.getClientCapabilities()?.elicitation?.form !== undefined
@@ -265,10 +279,7 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
           ).pipe(Effect.ignore)
     }
     try {
-      return await run(
-        t.call(request.params.arguments ?? {}, ctx).pipe(spanIf(info.tracing === true, `mcp.tool.${t.name}`)),
-        { signal: extra.signal }
-      )
+      return await run(observeCall(served, t.call(request.params.arguments ?? {}, ctx)), { signal: extra.signal })
     } catch {
       // Only an interruption (the client cancelled) gets here: the SDK drops answers to cancelled requests anyway.
       return errorResult({

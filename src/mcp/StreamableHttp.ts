@@ -33,6 +33,8 @@ export interface HttpOptions {
   readonly sessionIdle: Duration.Duration
   /** Says why a request was refused (stderr). */
   readonly refused: (reason: string, bytes: number) => Effect.Effect<void>
+  /** Serves `GET /metrics` (behind the same host, origin and token checks) when given (`BRIDGE_HTTP_METRICS`). */
+  readonly metrics?: ((req: IncomingMessage, res: ServerResponse) => void) | undefined
 }
 
 const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "::1", "[::1]"])
@@ -105,7 +107,8 @@ export const serveHttp = (
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       const path = new URL(req.url ?? "/", "http://bridge").pathname
-      if (path !== "/mcp") return refuse(res, 404, "Not found: the MCP endpoint is /mcp")
+      const metrics = path === "/metrics" ? options.metrics : undefined
+      if (path !== "/mcp" && metrics === undefined) return refuse(res, 404, "Not found: the MCP endpoint is /mcp")
       if (loopbackBind && !LOOPBACK_NAMES.has(hostName(req.headers.host ?? ""))) {
         return refuse(res, 403, "Forbidden: Host is not a loopback address (DNS-rebinding protection)")
       }
@@ -115,6 +118,9 @@ export const serveHttp = (
       }
       if (token !== undefined && req.headers.authorization !== token) {
         return refuse(res, 401, "Unauthorized: a valid bearer token is required")
+      }
+      if (metrics !== undefined) {
+        return req.method === "GET" || req.method === "HEAD" ? metrics(req, res) : refuse(res, 405, "Use GET")
       }
 
       const sessionId = req.headers["mcp-session-id"]

@@ -5,7 +5,9 @@
 import { Effect, Option } from "effect"
 import { AppConfig } from "../Config.js"
 import type { InvalidArguments } from "../domain/Errors.js"
+import { MetricsEndpoint } from "../observability/Telemetry.js"
 import { tracingEnabled } from "../observability/Tracing.js"
+import type { NetworkTransport } from "./CallTelemetry.js"
 import { makeServer, type ServerInfo } from "./Server.js"
 import { serveStdio } from "./Stdio.js"
 import { parseListen, serveHttp } from "./StreamableHttp.js"
@@ -18,14 +20,15 @@ const INSTRUCTIONS =
   "loading with a TTL, and autonomous runs where a local model works through the tools of other MCP servers " +
   "(list_available_mcps, autonomous_*). Call health_check first if a tool reports LM Studio unreachable."
 
-const infoOf = (version: string) =>
+const infoOf = (version: string, transport: NetworkTransport) =>
   Effect.map(
     AppConfig,
     (config): ServerInfo => ({
       name: "lmstudio-bridge",
       version,
       instructions: INSTRUCTIONS,
-      tracing: tracingEnabled(config)
+      tracing: tracingEnabled(config),
+      transport
     })
   )
 
@@ -33,7 +36,12 @@ const infoOf = (version: string) =>
 export const serveMcpStdio = (version: string): Effect.Effect<void, never, ToolServices> =>
   Effect.gen(function*() {
     const config = yield* AppConfig
-    yield* serveStdio(yield* infoOf(version), tools, yield* Effect.runtime<ToolServices>(), config.maxMessageBytes)
+    yield* serveStdio(
+      yield* infoOf(version, "pipe"),
+      tools,
+      yield* Effect.runtime<ToolServices>(),
+      config.maxMessageBytes
+    )
   })
 
 /**
@@ -44,13 +52,15 @@ export const serveMcpHttp = (
   version: string,
   listen: string,
   ready: (url: string) => Effect.Effect<void>
-): Effect.Effect<never, InvalidArguments, ToolServices> =>
+): Effect.Effect<never, InvalidArguments, ToolServices | MetricsEndpoint> =>
   Effect.scoped(
     Effect.gen(function*() {
       const config = yield* AppConfig
-      const info = yield* infoOf(version)
+      const info = yield* infoOf(version, "tcp")
       const runtime = yield* Effect.runtime<ToolServices>()
+      const endpoint = yield* MetricsEndpoint
       const { url } = yield* serveHttp({
+        metrics: config.httpMetrics ? Option.getOrUndefined(endpoint.handler) : undefined,
         ...(yield* parseListen(listen)),
         token: Option.getOrUndefined(config.bridgeHttpToken),
         newServer: () => makeServer(info, tools, runtime),
@@ -60,7 +70,7 @@ export const serveMcpHttp = (
           Effect.logWarning("MCP message refused").pipe(Effect.annotateLogs({ reason, bytes, transport: "http" }))
       })
       yield* Effect.logInfo("MCP server ready on Streamable HTTP").pipe(
-        Effect.annotateLogs({ url, auth: Option.isSome(config.bridgeHttpToken) })
+        Effect.annotateLogs({ url, auth: Option.isSome(config.bridgeHttpToken), metrics: config.httpMetrics })
       )
       yield* ready(url)
       return yield* Effect.never

@@ -3,9 +3,23 @@
  * MCP protocol when serving, and to command output in the CLI. Level and format come from AppConfig. Secrets in any
  * URL a line carries (a password, a token in the query) are hidden.
  */
-import { Effect, FiberRef, HashMap, HashSet, Layer, Logger, LogLevel } from "effect"
+import {
+  Context,
+  Effect,
+  FiberRef,
+  FiberRefs,
+  HashMap,
+  HashSet,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Random,
+  Tracer
+} from "effect"
 import { AppConfig, type LogFormat, type LogLevelName } from "../Config.js"
 import { redactUrlsIn } from "../domain/Redact.js"
+import { tracingEnabled } from "./Tracing.js"
 
 const toLogLevel = (level: LogLevelName): LogLevel.LogLevel => {
   switch (level) {
@@ -37,29 +51,51 @@ const prettyStderr = Logger.prettyLogger({ stderr: true, colors: "auto", mode: "
 // JSON lines: the whole line, whatever field a URL is in.
 const jsonStderr = Logger.withConsoleError(Logger.map(Logger.jsonLogger, redactUrlsIn))
 
-/** The stderr logger for a format (one instance each, so installing twice never logs twice). */
-const stderrLogger = (
-  format: LogFormat
-): Logger.Logger<unknown, void> => (format === "pretty" ? prettyStderr : jsonStderr)
+/** A line logged inside a span carries its `trace_id` and `span_id`, so it leads to its trace. */
+const withTraceIds = <O>(logger: Logger.Logger<unknown, O>): Logger.Logger<unknown, O> =>
+  Logger.mapInputOptions(logger, (o) => {
+    const span = Context.getOption(FiberRefs.getOrDefault(o.context, FiberRef.currentContext), Tracer.ParentSpan)
+    if (Option.isNone(span)) return o
+    return {
+      ...o,
+      annotations: HashMap.set(HashMap.set(o.annotations, "trace_id", span.value.traceId), "span_id", span.value.spanId)
+    }
+  })
+const prettyTraced = withTraceIds(prettyStderr)
+const jsonTraced = withTraceIds(jsonStderr)
+const ours: ReadonlyArray<Logger.Logger<unknown, unknown>> = [prettyStderr, jsonStderr, prettyTraced, jsonTraced]
+
+/**
+ * The stderr logger for a format (one instance each, so installing twice never logs twice); with trace ids when
+ * traces are exported (without, the ids would name spans nobody can look up).
+ */
+const stderrLogger = (format: LogFormat, traced: boolean): Logger.Logger<unknown, void> =>
+  format === "pretty" ? (traced ? prettyTraced : prettyStderr) : traced ? jsonTraced : jsonStderr
 
 /**
  * Installs the configured stderr logger in place of the default one (and of any stderr logger installed before,
  * e.g. the binary's early one) and sets the minimum level.
  */
-export const make = (format: LogFormat, level: LogLevelName): Layer.Layer<never> =>
+export const make = (format: LogFormat, level: LogLevelName, traced = false): Layer.Layer<never> =>
   Layer.merge(
     // One atomic update of the logger set: no moment without a logger, no moment with two.
     Layer.scopedDiscard(
       Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
         HashSet.add(
-          HashSet.remove(HashSet.remove(HashSet.remove(loggers, Logger.defaultLogger), prettyStderr), jsonStderr),
-          stderrLogger(format)
+          ours.reduce((set, l) => HashSet.remove(set, l), HashSet.remove(loggers, Logger.defaultLogger)),
+          stderrLogger(format, traced)
         ))
     ),
     Logger.minimumLogLevel(toLogLevel(level))
   )
 
+/** An id for the log lines of one request or run (`request_id`, `run_id`): 16 hex digits from Effect's Random. */
+export const newLogId: Effect.Effect<string> = Effect.map(
+  Effect.all([Random.nextIntBetween(0, 0x1_0000_0000), Random.nextIntBetween(0, 0x1_0000_0000)]),
+  ([a, b]) => a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0")
+)
+
 /** Logging configured from AppConfig. */
 export const layer: Layer.Layer<never, never, AppConfig> = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) => make(config.logFormat, config.logLevel))
+  Effect.map(AppConfig, (config) => make(config.logFormat, config.logLevel, tracingEnabled(config)))
 )

@@ -3,14 +3,13 @@
  *
  * `Effect.withSpan` makes a span and copies the fiber's context on every call, whether or not anything exports it;
  * on the per-call path (tool calls, model resolution, chat) that was ~0.1 ms each (docs/benchmarks.md). Traces are
- * exported only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, so that setting decides whether the spans are made.
+ * exported only when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`), so that setting decides whether the spans are made.
  */
 import { Effect, Option } from "effect"
 import type { AppConfigShape } from "../Config.js"
 
 /** Are traces exported (so spans are worth making)? */
-export const tracingEnabled = (config: Pick<AppConfigShape, "otlpEndpoint">): boolean =>
-  Option.isSome(config.otlpEndpoint)
+export const tracingEnabled = (config: Pick<AppConfigShape, "otlpTraces">): boolean => Option.isSome(config.otlpTraces)
 
 /** `Effect.withSpan` (no stack capture) when `enabled`, else the effect unchanged. */
 export const spanIf =

@@ -11,6 +11,7 @@
  */
 import { Cause, Clock, Effect, Exit, Option, Ref } from "effect"
 import { CircuitOpen } from "../domain/Errors.js"
+import { record } from "../observability/Metrics.js"
 
 export type BreakerState =
   | { readonly _tag: "Closed"; readonly failures: number }
@@ -113,17 +114,32 @@ export const describePolicy = (p: BreakerPolicy = defaultPolicy): string =>
     p.maxOpenMs / 1000
   } s; a successful probe closes it`
 
+/** The `lmstudio_bridge.breaker.state` gauge's value: 0 closed, 1 half-open, 2 open. */
+const GAUGE: Record<BreakerState["_tag"], number> = { Closed: 0, HalfOpen: 1, Open: 2 }
+const STATE_NAME: Record<BreakerState["_tag"], string> = { Closed: "closed", HalfOpen: "half_open", Open: "open" }
+
 export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): Effect.Effect<CircuitBreaker> =>
   Effect.gen(function*() {
     const p: BreakerPolicy = { ...defaultPolicy, ...policy }
     const ref = yield* Ref.make<BreakerState>({ _tag: "Closed", failures: 0 })
+    const label = { "lmstudio_bridge.dependency": dependency }
+    yield* record((r) => r.update("breakerState", GAUGE.Closed, label))
+    /** Records a change of state (not a change of the failure count). */
+    const moved = (before: BreakerState, after: BreakerState) =>
+      before._tag === after._tag ? Effect.void : record((r) => {
+        r.update("breakerState", GAUGE[after._tag], label)
+        r.update("breakerTransitions", 1, { ...label, "lmstudio_bridge.breaker.to": STATE_NAME[after._tag] })
+      })
 
     const protect = <A, E, R>(effect: Effect.Effect<A, E, R>, isFailure: (e: E) => boolean = () => true) =>
       Effect.clockWith((clock) =>
         Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(
-            Ref.modify(ref, (s) => admit(s, clock.unsafeCurrentTimeMillis())),
-            (admission): Effect.Effect<A, E | CircuitOpen, R> => {
+            Ref.modify(ref, (s) => {
+              const [admission, next] = admit(s, clock.unsafeCurrentTimeMillis())
+              return [{ admission, before: s, next }, next]
+            }),
+            ({ admission, before, next }): Effect.Effect<A, E | CircuitOpen, R> => {
               if (admission._tag === "Rejected") {
                 return Effect.fail(
                   new CircuitOpen({
@@ -132,17 +148,26 @@ export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): E
                   })
                 )
               }
-              return Effect.onExit(restore(effect), (exit) => {
-                const outcome: Outcome = Exit.isSuccess(exit)
-                  ? "success"
-                  : Cause.isInterruptedOnly(exit.cause)
-                  ? "interrupted"
-                  : Option.match(Cause.failureOption(exit.cause), {
-                    onNone: (): Outcome => "failure",
-                    onSome: (e): Outcome => (isFailure(e) ? "failure" : "success")
-                  })
-                return Ref.update(ref, (s) => settle(s, admission.probe, outcome, clock.unsafeCurrentTimeMillis(), p))
-              })
+              return Effect.zipRight(
+                moved(before, next),
+                Effect.onExit(restore(effect), (exit) => {
+                  const outcome: Outcome = Exit.isSuccess(exit)
+                    ? "success"
+                    : Cause.isInterruptedOnly(exit.cause)
+                    ? "interrupted"
+                    : Option.match(Cause.failureOption(exit.cause), {
+                      onNone: (): Outcome => "failure",
+                      onSome: (e): Outcome => (isFailure(e) ? "failure" : "success")
+                    })
+                  return Effect.flatMap(
+                    Ref.modify(ref, (s) => {
+                      const after = settle(s, admission.probe, outcome, clock.unsafeCurrentTimeMillis(), p)
+                      return [[s, after] as const, after]
+                    }),
+                    ([s, after]) => moved(s, after)
+                  )
+                })
+              )
             }
           )
         )

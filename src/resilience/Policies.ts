@@ -39,14 +39,16 @@ export const isTransientLmStudioError = (e: { readonly _tag: string; readonly st
 export const retryLazily = <A, E, R, X, R2>(
   effect: Effect.Effect<A, E, R>,
   schedule: Schedule.Schedule<X, E, R2>,
-  retryable: (e: E) => boolean
+  retryable: (e: E) => boolean,
+  /** Runs before each retry the schedule allows (not for the failure it gives up on). */
+  onRetry: (e: E) => Effect.Effect<void> = () => Effect.void
 ): Effect.Effect<A, E, R | R2> =>
   Effect.catchIf(effect, retryable, (first) =>
     Effect.flatMap(Schedule.driver(schedule), (driver) => {
       const again = (e: E): Effect.Effect<A, E, R | R2> =>
         Effect.matchEffect(driver.next(e), {
           onFailure: () => Effect.fail(e),
-          onSuccess: () => Effect.catchIf(effect, retryable, again)
+          onSuccess: () => Effect.zipRight(onRetry(e), Effect.catchIf(effect, retryable, again))
         })
       return again(first)
     }))

@@ -1,6 +1,6 @@
 /**
  * The import arrows of src/ against DESIGN §3: faces (cli/, mcp/) → diagnostics/ → agent/ → lmstudio/ →
- * resilience/ → domain/; observability/ and the configuration (Config.ts, LmStudioHome.ts) may be used from
+ * resilience/ → domain/; observability/ may be used from resilience/ up, the configuration (Config.ts, LmStudioHome.ts) from
  * lmstudio/ up; the simulator stands alone (domain/ basics only); no face imports a face; bin.ts composes everything.
  * Reads the import lines of every file, so a new arrow against the rule fails here with the file and the import.
  */
@@ -56,7 +56,8 @@ const allowed: Record<string, ReadonlySet<string>> = {
   observability: below("domain", ...configuration),
   Config: below("domain", "LmStudioHome"),
   LmStudioHome: below("domain"),
-  resilience: below("domain"),
+  // Breakers record their state and transitions (observability/Metrics.ts, which needs nothing above domain/).
+  resilience: below("domain", "observability"),
   domain: below(),
   simulator: below("domain")
 }

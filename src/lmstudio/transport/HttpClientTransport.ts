@@ -30,7 +30,7 @@ export const make = (
   const scoped = HttpClient.withScope(client)
   const requestOf = (o: Outgoing): HttpClientRequest.HttpClientRequest =>
     HttpClientRequest.make(o.method)(`${baseUrl}${o.path}`, {
-      headers,
+      headers: o.traceparent === undefined ? headers : { ...headers, traceparent: o.traceparent },
       ...(o.body !== undefined ? { body: HttpBody.text(o.body, "application/json") } : {})
     })
   return {

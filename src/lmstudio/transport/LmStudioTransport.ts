@@ -13,6 +13,8 @@ export interface Outgoing {
   readonly method: "GET" | "POST"
   readonly path: string
   readonly body?: string | undefined
+  /** W3C trace context of the span the request belongs to (only while traces are exported). */
+  readonly traceparent?: string | undefined
 }
 
 /** A response read to its end. */

@@ -132,7 +132,9 @@ export const make = (
     const target = targetOf(o.path)
     if (target instanceof TransportFailure) return target
     try {
-      const options = { ...target.options, method: o.method, headers: o.body === undefined ? getHeaders : postHeaders }
+      const base = o.body === undefined ? getHeaders : postHeaders
+      const headers = o.traceparent === undefined ? base : { ...base, traceparent: o.traceparent }
+      const options = { ...target.options, method: o.method, headers }
       return target.https
         ? Https.request({ ...options, agent: agents.https })
         : Http.request({ ...options, agent: agents.http })

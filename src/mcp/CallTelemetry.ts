@@ -1,0 +1,70 @@
+/**
+ * What the bridge's MCP server records of each request it serves (docs/observability.md): the
+ * `mcp.server.operation.duration` histogram, a `request_id` on every log line of the call, and — when traces are
+ * exported — a SERVER span `tools/call <tool>` whose parent is the `traceparent` the client put in `params._meta`.
+ * A result with `isError: true` is `error.type=tool_error` (the MCP conventions) and an ERROR span.
+ */
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
+import { Data, Effect, Exit } from "effect"
+import { newLogId } from "../observability/Logging.js"
+import { errorTypeOfExit, timed } from "../observability/Metrics.js"
+import { withRemoteParent } from "../observability/Propagation.js"
+
+/** How the server is reached, as `network.transport` names it: stdio is a pipe, Streamable HTTP is TCP. */
+export type NetworkTransport = "pipe" | "tcp"
+
+export interface ServedRequest {
+  readonly method: "tools/call" | "tools/list"
+  /** The tool, when it is one of ours (another name is recorded as `_OTHER`). */
+  readonly tool: string | undefined
+  readonly jsonRpcId: string | number
+  readonly sessionId: string | undefined
+  readonly meta: Readonly<Record<string, unknown>> | undefined
+  readonly transport: NetworkTransport
+  readonly tracing: boolean
+}
+
+/** Inside the span only: a tool's error result, so the span ends as ERROR; caught again outside it. */
+class ToolErrorResult extends Data.TaggedError("ToolErrorResult")<{ readonly result: CallToolResult }> {
+  override get message(): string {
+    const first = this.result.content[0]
+    return first?.type === "text" ? first.text.split("\n")[0] ?? "tool error" : "tool error"
+  }
+}
+
+/** Observes one served request whose effect answers with a tool result. */
+export const observeCall = <R>(
+  req: ServedRequest,
+  effect: Effect.Effect<CallToolResult, never, R>
+): Effect.Effect<CallToolResult, never, R> => {
+  const tool = req.tool ?? "_OTHER"
+  const measured = timed(effect, (r, seconds, exit) =>
+    r.update("mcpServer", seconds, {
+      "mcp.method.name": req.method,
+      "gen_ai.tool.name": tool,
+      "network.transport": req.transport,
+      "error.type": Exit.isSuccess(exit)
+        ? (exit.value.isError === true ? "tool_error" : undefined)
+        : errorTypeOfExit(exit)
+    }))
+  const traced = !req.tracing ? measured : measured.pipe(
+    Effect.flatMap((result) =>
+      result.isError === true ? Effect.fail(new ToolErrorResult({ result })) : Effect.succeed(result)
+    ),
+    Effect.withSpan(`${req.method} ${tool}`, {
+      kind: "server",
+      captureStackTrace: false,
+      attributes: {
+        "mcp.method.name": req.method,
+        "gen_ai.tool.name": tool,
+        "gen_ai.operation.name": "execute_tool",
+        "jsonrpc.request.id": String(req.jsonRpcId),
+        "network.transport": req.transport,
+        ...(req.sessionId !== undefined ? { "mcp.session.id": req.sessionId } : {})
+      }
+    }),
+    Effect.catchTag("ToolErrorResult", (e) => Effect.succeed(e.result)),
+    withRemoteParent(req.meta)
+  )
+  return Effect.flatMap(newLogId, (id) => Effect.annotateLogs(traced, { request_id: id, tool }))
+}

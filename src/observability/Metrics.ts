@@ -1,0 +1,324 @@
+/**
+ * The bridge's metrics (docs/observability.md): Effect `Metric`s named, measured (seconds) and bucketed as the
+ * OpenTelemetry semantic conventions for MCP and GenAI say (`mcp.*`, `gen_ai.*`; string literals, as the JS constants
+ * are moving), plus the bridge's own under `lmstudio_bridge.*`.
+ *
+ * Recording is free when metrics are off: every site goes through `record`, which reads one FiberRef and does nothing
+ * unless a `Recorder` was installed (by `Telemetry.layer`, only when `METRICS_PORT` or `serve --http` asks for them).
+ * The recorder keeps every label value bounded: a label sees at most `LABEL_VALUES_MAX` distinct values, later ones
+ * are counted under `_OTHER` (the conventions' fallback), so no prompt, id, path or stray model name can grow a series.
+ */
+import { Cause, Effect, Exit, FiberRef, Metric, MetricBoundaries, MetricLabel, Option } from "effect"
+import { globalValue } from "effect/GlobalValue"
+
+type Kind = "histogram" | "counter" | "gauge"
+
+/** One metric as documented: name, kind, unit (UCUM), labels and, for histograms, the bucket boundaries. */
+export interface MetricSpec {
+  readonly name: string
+  readonly kind: Kind
+  readonly unit: string
+  readonly description: string
+  readonly labels: ReadonlyArray<string>
+  readonly buckets?: ReadonlyArray<number>
+}
+
+// Bucket boundaries from the conventions (gen-ai-metrics.md, mcp.md), and the bridge's own where none is given.
+const GENAI_SECONDS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+const MCP_SECONDS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
+const TOKENS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+const AGENT_SECONDS = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6]
+const LOAD_SECONDS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600]
+const WAIT_SECONDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const PER_RUN = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 32, 64]
+
+const spec = <const N extends string>(
+  name: N,
+  kind: Kind,
+  unit: string,
+  description: string,
+  labels: ReadonlyArray<string>,
+  buckets?: ReadonlyArray<number>
+) => ({ name, kind, unit, description, labels, ...(buckets !== undefined ? { buckets } : {}) }) satisfies MetricSpec
+
+const GENAI_LABELS = ["gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "server.address"]
+
+/** Every metric the bridge records, in the order docs/observability.md lists them. */
+export const CATALOG = {
+  mcpServer: spec(
+    "mcp.server.operation.duration",
+    "histogram",
+    "s",
+    "MCP request duration as seen by the bridge's MCP server, from the request to its result.",
+    ["mcp.method.name", "gen_ai.tool.name", "error.type", "network.transport"],
+    MCP_SECONDS
+  ),
+  mcpClient: spec(
+    "mcp.client.operation.duration",
+    "histogram",
+    "s",
+    "Duration of a request the bridge sent to a child MCP server (mcp.json), until its answer.",
+    ["mcp.method.name", "gen_ai.tool.name", "error.type", "lmstudio_bridge.mcp.server"],
+    MCP_SECONDS
+  ),
+  genAiDuration: spec(
+    "gen_ai.client.operation.duration",
+    "histogram",
+    "s",
+    "Duration of one request to LM Studio (chat, text_completion, embeddings, responses), retries included.",
+    [...GENAI_LABELS, "error.type"],
+    GENAI_SECONDS
+  ),
+  genAiTokens: spec(
+    "gen_ai.client.token.usage",
+    "histogram",
+    "{token}",
+    "Input and output tokens of one request, as LM Studio reported them.",
+    [...GENAI_LABELS, "gen_ai.token.type"],
+    TOKENS
+  ),
+  genAiFirstChunk: spec(
+    "gen_ai.client.operation.time_to_first_chunk",
+    "histogram",
+    "s",
+    "Time from sending a streamed request to LM Studio until its first chunk.",
+    GENAI_LABELS,
+    GENAI_SECONDS
+  ),
+  agentDuration: spec(
+    "gen_ai.invoke_agent.duration",
+    "histogram",
+    "s",
+    "Duration of one autonomous agent run, by how it ended.",
+    ["gen_ai.agent.name", "lmstudio_bridge.agent.stop_reason", "error.type"],
+    AGENT_SECONDS
+  ),
+  agentRounds: spec(
+    "lmstudio_bridge.agent.rounds",
+    "histogram",
+    "{round}",
+    "Model rounds per agent run.",
+    ["lmstudio_bridge.agent.stop_reason"],
+    PER_RUN
+  ),
+  agentToolCalls: spec(
+    "lmstudio_bridge.agent.tool_calls",
+    "histogram",
+    "{call}",
+    "Tool calls per agent run.",
+    ["lmstudio_bridge.agent.stop_reason"],
+    PER_RUN
+  ),
+  executeTool: spec(
+    "gen_ai.execute_tool.duration",
+    "histogram",
+    "s",
+    "Duration of one tool call the local model made during an agent run, by server, tool and outcome.",
+    ["gen_ai.tool.name", "lmstudio_bridge.mcp.server", "lmstudio_bridge.tool.outcome", "error.type"],
+    GENAI_SECONDS
+  ),
+  loadAttempts: spec(
+    "lmstudio_bridge.model.load.attempts",
+    "counter",
+    "{attempt}",
+    "Model load attempts, by backend (rest, lms) and outcome.",
+    ["lmstudio_bridge.load.backend", "lmstudio_bridge.load.outcome"]
+  ),
+  loadDuration: spec(
+    "lmstudio_bridge.model.load.duration",
+    "histogram",
+    "s",
+    "Duration of one model load attempt, by backend and outcome.",
+    ["lmstudio_bridge.load.backend", "lmstudio_bridge.load.outcome"],
+    LOAD_SECONDS
+  ),
+  verifyFailures: spec(
+    "lmstudio_bridge.model.verification.failures",
+    "counter",
+    "{failure}",
+    "Loads or ensures whose verification against LM Studio failed, by reason.",
+    ["lmstudio_bridge.verification.reason"]
+  ),
+  modelsLoaded: spec(
+    "lmstudio_bridge.models.loaded",
+    "gauge",
+    "{instance}",
+    "Model instances LM Studio reported loaded the last time the bridge asked.",
+    []
+  ),
+  retries: spec(
+    "lmstudio_bridge.retries",
+    "counter",
+    "{retry}",
+    "Retries of a failed request, by dependency and cause (the error that was retried).",
+    ["lmstudio_bridge.dependency", "lmstudio_bridge.retry.cause"]
+  ),
+  breakerState: spec(
+    "lmstudio_bridge.breaker.state",
+    "gauge",
+    "1",
+    "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.",
+    ["lmstudio_bridge.dependency"]
+  ),
+  breakerTransitions: spec(
+    "lmstudio_bridge.breaker.transitions",
+    "counter",
+    "{transition}",
+    "Circuit breaker state changes per dependency, by the state entered.",
+    ["lmstudio_bridge.dependency", "lmstudio_bridge.breaker.to"]
+  ),
+  queueDepth: spec(
+    "lmstudio_bridge.admission.queue.depth",
+    "gauge",
+    "{request}",
+    "LLM requests waiting for a permit (LM Studio's parallel slots), across models.",
+    []
+  ),
+  queueWait: spec(
+    "lmstudio_bridge.admission.wait.duration",
+    "histogram",
+    "s",
+    "Time an LLM request waited for a permit, by outcome (admitted, refused, cancelled).",
+    ["lmstudio_bridge.admission.outcome"],
+    WAIT_SECONDS
+  ),
+  childEvents: spec(
+    "lmstudio_bridge.child.events",
+    "counter",
+    "{event}",
+    "Child MCP server lifecycle: start, start_failed, restart (after a crash), crash, hang (stopped after a timeout).",
+    ["lmstudio_bridge.mcp.server", "lmstudio_bridge.child.event"]
+  ),
+  contextCompactions: spec(
+    "lmstudio_bridge.context.compactions",
+    "counter",
+    "{compaction}",
+    "Agent rounds whose prompt was shortened to fit the model's context, by what was done (shorten: results collapsed or cut; drop: old rounds left out).",
+    ["lmstudio_bridge.context.action"]
+  ),
+  contextOverflows: spec(
+    "lmstudio_bridge.context.overflows",
+    "counter",
+    "{overflow}",
+    "Requests that did not fit the model's context, by who found it (bridge before sending, lmstudio after).",
+    ["lmstudio_bridge.context.detected_by"]
+  )
+} as const
+
+export type MetricId = keyof typeof CATALOG
+
+/** Label values as given; an absent (undefined) label is left out of the series. */
+export type Labels = Readonly<Record<string, string | undefined>>
+
+/** At most this many distinct values per label; more are recorded as `_OTHER`. */
+export const LABEL_VALUES_MAX = 64
+export const OTHER = "_OTHER"
+
+type AnyMetric = Metric.Metric<unknown, number, unknown>
+
+const make = (s: MetricSpec): AnyMetric => {
+  switch (s.kind) {
+    case "histogram":
+      return Metric.histogram(
+        s.name,
+        MetricBoundaries.fromIterable(s.buckets ?? []),
+        s.description
+      ) as unknown as AnyMetric
+    case "counter":
+      return Metric.counter(s.name, { description: s.description, incremental: true }) as unknown as AnyMetric
+    case "gauge":
+      return Metric.gauge(s.name, { description: s.description }) as unknown as AnyMetric
+  }
+}
+
+/**
+ * Installed while metrics are on: the metrics themselves and the label bound. Updates are synchronous
+ * (`unsafeUpdate`) — a site pays one FiberRef read and, when on, a registry lookup per series.
+ */
+export class Recorder {
+  private readonly metrics = new Map<MetricId, AnyMetric>()
+  private readonly seen = new Map<string, Set<string>>()
+
+  private metric(id: MetricId): AnyMetric {
+    let m = this.metrics.get(id)
+    if (m === undefined) {
+      m = make(CATALOG[id])
+      this.metrics.set(id, m)
+    }
+    return m
+  }
+
+  /** The value itself while the label has seen fewer than `LABEL_VALUES_MAX` values (or has seen it), else `_OTHER`. */
+  bound(key: string, value: string): string {
+    let values = this.seen.get(key)
+    if (values === undefined) {
+      values = new Set()
+      this.seen.set(key, values)
+    }
+    if (values.has(value)) return value
+    if (values.size >= LABEL_VALUES_MAX) return OTHER
+    values.add(value)
+    return value
+  }
+
+  private labelsOf(labels: Labels): Array<MetricLabel.MetricLabel> {
+    const out: Array<MetricLabel.MetricLabel> = []
+    for (const key in labels) {
+      const value = labels[key]
+      if (value !== undefined) out.push(MetricLabel.make(key, this.bound(key, value)))
+    }
+    return out
+  }
+
+  /** Observes a histogram, adds to a counter, or sets a gauge. */
+  update(id: MetricId, value: number, labels: Labels = {}): void {
+    this.metric(id).unsafeUpdate(value, this.labelsOf(labels))
+  }
+}
+
+/** The recorder of this fiber (inherited by the fibers it forks); undefined while metrics are off. */
+export const currentRecorder: FiberRef.FiberRef<Recorder | undefined> = globalValue(
+  Symbol.for("lmstudio-bridge/Metrics/currentRecorder"),
+  () => FiberRef.unsafeMake<Recorder | undefined>(undefined)
+)
+
+/** Runs `f` with the recorder when metrics are on; nothing otherwise. */
+export const record = (f: (r: Recorder) => void): Effect.Effect<void> =>
+  FiberRef.getWith(currentRecorder, (r) => (r === undefined ? Effect.void : Effect.sync(() => f(r))))
+
+/** Are metrics on for this fiber? (To skip measuring work when nobody records it.) */
+export const metricsOn: Effect.Effect<boolean> = FiberRef.getWith(
+  currentRecorder,
+  (r) => Effect.succeed(r !== undefined)
+)
+
+/**
+ * Measures `self` when metrics are on: `f` gets the recorder, the seconds it took and how it ended. When off, `self`
+ * runs unchanged (no clock reads).
+ */
+export const timed = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  f: (r: Recorder, seconds: number, exit: Exit.Exit<A, E>) => void
+): Effect.Effect<A, E, R> =>
+  FiberRef.getWith(currentRecorder, (r) => {
+    if (r === undefined) return self
+    return Effect.clockWith((clock) => {
+      const t0 = clock.unsafeCurrentTimeNanos()
+      return Effect.onExit(
+        self,
+        (exit) => Effect.sync(() => f(r, Number(clock.unsafeCurrentTimeNanos() - t0) / 1e9, exit))
+      )
+    })
+  })
+
+/** `error.type` of a typed failure: its `_tag` (a bounded set: the error classes of docs/observability.md). */
+export const errorType = (e: unknown): string =>
+  typeof e === "object" && e !== null && "_tag" in e && typeof e._tag === "string" ? e._tag : OTHER
+
+/** `error.type` of an exit: none for a success, the failure's tag, `cancelled` for an interruption, else `_OTHER`. */
+export const errorTypeOfExit = <A, E>(exit: Exit.Exit<A, E>): string | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) return errorType(failure.value)
+  return Cause.isInterruptedOnly(exit.cause) ? "cancelled" : OTHER
+}
