@@ -44,7 +44,9 @@ const services = Layer.mergeAll(
 
 /** The main layer of one command run: the services over the Node transport, with the configuration from env + flags. */
 const appLayer = (overrides: ConfigOverrides) =>
-  Layer.mergeAll(services, Logging.layer, Telemetry.layer(version)).pipe(
+  Layer.mergeAll(services, Logging.layer).pipe(
+    // Built before the services, so what they record while being built (a breaker's first state) is recorded.
+    Layer.provideMerge(Telemetry.layer(version)),
     Layer.provideMerge(NodeTransport.layer),
     Layer.provideMerge(AppConfig.layerWith(overrides)),
     Layer.provide(NodeContext.layer)

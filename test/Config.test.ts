@@ -136,3 +136,72 @@ describe("AppConfig", () => {
       assert.isTrue(Option.isNone(c.metricsPort))
     }))
 })
+
+describe("AppConfig: metrics and traces (the standard OTEL_* variables)", () => {
+  it.effect("metrics listen on loopback unless METRICS_HOST says otherwise; off by default", () =>
+    Effect.gen(function*() {
+      const d = yield* withEnv({})
+      assert.strictEqual(d.metricsHost, "127.0.0.1")
+      assert.isFalse(d.httpMetrics)
+      assert.isTrue(Option.isNone(d.otlpTraces))
+      assert.strictEqual(d.otelServiceName, "lmstudio-bridge")
+      const c = yield* withEnv({ METRICS_PORT: "9464", METRICS_HOST: "[::1]", BRIDGE_HTTP_METRICS: "true" })
+      assert.strictEqual(c.metricsHost, "::1")
+      assert.isTrue(c.httpMetrics)
+      const e = yield* invalid({ METRICS_HOST: "http://0.0.0.0:9464" })
+      assert.strictEqual(e.variable, "METRICS_HOST")
+    }))
+
+  it.effect("the traces URL: the signal's endpoint as given, else the base endpoint + /v1/traces", () =>
+    Effect.gen(function*() {
+      const base = yield* withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" })
+      const t = Option.getOrThrow(base.otlpTraces)
+      assert.strictEqual(t.url, "http://collector:4318/v1/traces")
+      assert.strictEqual(t.protocol, "http/protobuf", "the specification's default")
+      const own = yield* withEnv({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://other:9999/custom/path",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json",
+        OTEL_SERVICE_NAME: "my-bridge"
+      })
+      assert.strictEqual(Option.getOrThrow(own.otlpTraces).url, "http://other:9999/custom/path")
+      assert.strictEqual(Option.getOrThrow(own.otlpTraces).protocol, "http/json")
+      assert.strictEqual(own.otelServiceName, "my-bridge")
+    }))
+
+  it.effect("OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none turn traces off", () =>
+    Effect.gen(function*() {
+      const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" }
+      assert.isTrue(Option.isNone((yield* withEnv({ ...endpoint, OTEL_SDK_DISABLED: "true" })).otlpTraces))
+      assert.isTrue(Option.isNone((yield* withEnv({ ...endpoint, OTEL_TRACES_EXPORTER: "none" })).otlpTraces))
+      assert.isTrue(Option.isSome((yield* withEnv({ ...endpoint, OTEL_SDK_DISABLED: "false" })).otlpTraces))
+    }))
+
+  it.effect("headers are parsed (URL-encoded values) and kept secret; a malformed value is refused without showing it", () =>
+    Effect.gen(function*() {
+      const c = yield* withEnv({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+        OTEL_EXPORTER_OTLP_HEADERS: "X-Api-Key=s3cr%3Dt, tenant=team-a"
+      })
+      const t = Option.getOrThrow(c.otlpTraces)
+      assert.deepStrictEqual(Redacted.value(t.headers), { "x-api-key": "s3cr=t", tenant: "team-a" })
+      assert.notInclude(String(t.headers), "s3cr")
+      const e = yield* invalid({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+        OTEL_EXPORTER_OTLP_HEADERS: "Authorization Bearer very-secret"
+      })
+      assert.strictEqual(e.variable, "OTEL_EXPORTER_OTLP_HEADERS")
+      assert.notInclude(e.message, "very-secret")
+    }))
+
+  it.effect("gRPC is refused with the fix (the bridge exports over OTLP/HTTP)", () =>
+    Effect.gen(function*() {
+      const e = yield* invalid({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4317",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "grpc"
+      })
+      assert.strictEqual(e.variable, "OTEL_EXPORTER_OTLP_PROTOCOL")
+      assert.include(e.message, "http/protobuf or http/json")
+    }))
+})

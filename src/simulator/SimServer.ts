@@ -724,6 +724,7 @@ const serve = (
       path,
       model: modelIdOf(body),
       authorization: req.headers["authorization"] ?? null,
+      traceparent: typeof req.headers["traceparent"] === "string" ? req.headers["traceparent"] : null,
       body
     })
     if (data.faults.latencyMs > 0) yield* Effect.sleep(data.faults.latencyMs)

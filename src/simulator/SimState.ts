@@ -159,6 +159,8 @@ export interface LoggedRequest {
   readonly path: string
   readonly model: string | null
   readonly authorization: string | null
+  /** The W3C trace context the request carried (a client that traces sends it). */
+  readonly traceparent: string | null
   readonly body: unknown
 }
 

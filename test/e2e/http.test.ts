@@ -124,4 +124,36 @@ describe("MCP server over Streamable HTTP", () => {
       const { tools } = yield* Effect.promise(() => client.listTools())
       assert.isAbove(tools.length, 10)
     }))
+
+  it.scopedLive("with BRIDGE_HTTP_METRICS=true, /metrics is on the MCP port behind the same token (issue 15)", () =>
+    Effect.gen(function*() {
+      const sim = yield* start()
+      const server = yield* serveHttp(sim.baseUrl, { BRIDGE_HTTP_TOKEN: "s3cret", BRIDGE_HTTP_METRICS: "true" })
+      const metricsUrl = server.url.replace(/\/mcp$/, "/metrics")
+      const get = (headers: Record<string, string>) =>
+        Effect.promise(() =>
+          fetch(metricsUrl, { headers }).then(async (r) => ({ status: r.status, text: await r.text() }))
+        )
+      assert.strictEqual((yield* get({})).status, 401)
+      assert.strictEqual((yield* get({ authorization: "Bearer wrong" })).status, 401)
+      const client = yield* connect(server.url, { Authorization: "Bearer s3cret" })
+      const r = yield* Effect.promise(() =>
+        client.callTool({ name: "chat_completion", arguments: { messages: [{ role: "user", content: "hi" }] } })
+      )
+      assert.notStrictEqual(r.isError, true)
+      const scrape = yield* get({ authorization: "Bearer s3cret" })
+      assert.strictEqual(scrape.status, 200)
+      assert.match(
+        scrape.text,
+        /mcp_server_operation_duration_seconds_count\{mcp_method_name="tools\/call",gen_ai_tool_name="chat_completion",network_transport="tcp"\} 1/
+      )
+    }))
+
+  it.scopedLive("without BRIDGE_HTTP_METRICS, /metrics is not found on the MCP port", () =>
+    Effect.gen(function*() {
+      const sim = yield* start()
+      const server = yield* serveHttp(sim.baseUrl)
+      const status = yield* Effect.promise(() => fetch(server.url.replace(/\/mcp$/, "/metrics")).then((r) => r.status))
+      assert.strictEqual(status, 404)
+    }))
 })

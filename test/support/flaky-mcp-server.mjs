@@ -2,6 +2,7 @@
 // with its pid. With the argument "garbage" it prints a line that is not JSON-RPC on stdout first.
 // In the folder given as first argument, `hang` writes hang-started.log when it starts and cancelled.log when the
 // client cancels it (notifications/cancelled aborts the handler's signal), so tests can see cancellation arrive.
+// `meta` (read-only) appends the request's `params._meta` to meta.log there, so tests can see what a caller sent.
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
@@ -10,7 +11,8 @@ import { join } from "node:path"
 
 const server = new Server({ name: "flaky", version: "1.0.0" }, { capabilities: { tools: {} } })
 const tool = (name) => ({ name, description: `${name} for tests`, inputSchema: { type: "object", properties: {} } })
-server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [tool("crash"), tool("hang"), tool("echo")] }))
+const meta = { ...tool("meta"), annotations: { readOnlyHint: true } }
+server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [tool("crash"), tool("hang"), tool("echo"), meta] }))
 const dir = process.argv[2]
 server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
   if (request.params.name === "crash") process.exit(3)
@@ -22,6 +24,10 @@ server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
         reject(new Error("cancelled"))
       })
     )
+  }
+  if (request.params.name === "meta") {
+    if (dir) appendFileSync(join(dir, "meta.log"), `${JSON.stringify(request.params._meta ?? {})}\n`)
+    return { content: [{ type: "text", text: "meta recorded" }] }
   }
   return { content: [{ type: "text", text: `echo from pid ${process.pid}` }] }
 })

@@ -1,0 +1,58 @@
+/**
+ * The metrics catalog and recorder: names, units and buckets on the conventions, label values bounded, nothing
+ * recorded while metrics are off, and the Prometheus names (unit suffix) the exporter gives them.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, FiberRef, Metric } from "effect"
+import { prometheusName } from "../../src/observability/Exporters.js"
+import { CATALOG, currentRecorder, LABEL_VALUES_MAX, OTHER, record, Recorder } from "../../src/observability/Metrics.js"
+
+const countOf = (name: string, labels: Record<string, string>) =>
+  Metric.unsafeSnapshot()
+    .filter((p) => p.metricKey.name === name)
+    .filter((p) => Object.entries(labels).every(([k, v]) => p.metricKey.tags.some((t) => t.key === k && t.value === v)))
+    .reduce((n, p) => n + ("count" in p.metricState ? Number(p.metricState.count) : 0), 0)
+
+describe("metrics", () => {
+  it("names, units and buckets follow the OpenTelemetry conventions", () => {
+    assert.strictEqual(CATALOG.mcpServer.name, "mcp.server.operation.duration")
+    assert.strictEqual(CATALOG.mcpServer.unit, "s")
+    assert.deepStrictEqual(CATALOG.mcpServer.buckets, [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300])
+    assert.strictEqual(CATALOG.genAiDuration.name, "gen_ai.client.operation.duration")
+    assert.deepStrictEqual(CATALOG.genAiDuration.buckets?.slice(0, 3), [0.01, 0.02, 0.04])
+    assert.strictEqual(CATALOG.genAiTokens.unit, "{token}")
+    assert.strictEqual(CATALOG.genAiTokens.buckets?.at(-1), 67108864)
+    assert.strictEqual(CATALOG.agentDuration.name, "gen_ai.invoke_agent.duration")
+    assert.strictEqual(CATALOG.executeTool.name, "gen_ai.execute_tool.duration")
+    for (const m of Object.values(CATALOG)) {
+      assert.match(m.name, /^(mcp|gen_ai|lmstudio_bridge)\.[a-z_.]+$/, m.name)
+      if (m.kind === "histogram") assert.isAbove(m.buckets?.length ?? 0, 5, m.name)
+    }
+  })
+
+  it("Prometheus names: seconds as a suffix, curly units none", () => {
+    assert.strictEqual(prometheusName("mcp.server.operation.duration", "s"), "mcp.server.operation.duration_seconds")
+    assert.strictEqual(prometheusName("gen_ai.client.token.usage", "{token}"), "gen_ai.client.token.usage")
+    assert.strictEqual(prometheusName("lmstudio_bridge.breaker.state", "1"), "lmstudio_bridge.breaker.state")
+  })
+
+  it("a label keeps at most LABEL_VALUES_MAX values; later ones are _OTHER", () => {
+    const r = new Recorder()
+    for (let i = 0; i < LABEL_VALUES_MAX; i++) assert.strictEqual(r.bound("gen_ai.request.model", `m${i}`), `m${i}`)
+    assert.strictEqual(r.bound("gen_ai.request.model", "one-too-many"), OTHER)
+    assert.strictEqual(r.bound("gen_ai.request.model", "m0"), "m0", "a value seen before stays itself")
+    assert.strictEqual(r.bound("another.label", "fresh"), "fresh", "each label has its own bound")
+  })
+
+  it.effect("nothing is recorded while metrics are off; with a recorder, the update lands with its labels", () =>
+    Effect.gen(function*() {
+      const labels = { "lmstudio_bridge.verification.reason": `unit-${Math.random()}` }
+      yield* record((r) => r.update("verifyFailures", 1, labels))
+      assert.strictEqual(countOf("lmstudio_bridge.model.verification.failures", labels), 0)
+      yield* record((r) => r.update("verifyFailures", 1, labels)).pipe(
+        Effect.locally(currentRecorder, new Recorder())
+      )
+      assert.strictEqual(countOf("lmstudio_bridge.model.verification.failures", labels), 1)
+      assert.isUndefined(yield* FiberRef.get(currentRecorder))
+    }))
+})
