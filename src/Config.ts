@@ -107,6 +107,8 @@ export interface OtlpTraces {
   readonly protocol: OtlpProtocol
   /** Sent with every export (often an API key): never printed. */
   readonly headers: Redacted.Redacted<Readonly<Record<string, string>>>
+  /** How long one export may take, its retries included (`_TIMEOUT`, ms; the specification's default 10 s). */
+  readonly timeoutMs: number
 }
 
 export type OtlpProtocol = "http/protobuf" | "http/json"
@@ -295,7 +297,11 @@ const loadOtlpTraces: Effect.Effect<Option.Option<OtlpTraces>, ConfigInvalid> = 
   const headers = Option.isSome(specificHeaders)
     ? specificHeaders.value
     : yield* withDefault("OTEL_EXPORTER_OTLP_HEADERS", otlpHeaders, {})
-  return Option.some({ url: url.value, protocol, headers: Redacted.make(headers) })
+  const specificTimeout = yield* optional("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", intBetween(1, 600_000))
+  const timeoutMs = Option.isSome(specificTimeout)
+    ? specificTimeout.value
+    : yield* withDefault("OTEL_EXPORTER_OTLP_TIMEOUT", intBetween(1, 600_000), 10_000)
+  return Option.some({ url: url.value, protocol, headers: Redacted.make(headers), timeoutMs })
 })
 
 /** Loads and validates the whole configuration. */

@@ -4,12 +4,17 @@
  */
 import { Effect, Option } from "effect"
 import { McpConfig } from "../agent/McpConfig.js"
-import { AppConfig } from "../Config.js"
+import { AppConfig, type AppConfigShape } from "../Config.js"
 import { isExplained } from "../domain/Errors.js"
 import { LmsCli } from "../lmstudio/LmsCli.js"
 import { LmStudioClient } from "../lmstudio/LmStudioClient.js"
 import { ModelCatalog } from "../lmstudio/ModelCatalog.js"
 import { ModelLifecycle } from "../lmstudio/ModelLifecycle.js"
+import {
+  describe as describeTelemetry,
+  MetricsEndpoint,
+  type MetricsEndpointShape
+} from "../observability/Telemetry.js"
 import { describePolicy } from "../resilience/CircuitBreaker.js"
 
 export interface Check {
@@ -22,6 +27,34 @@ export interface Check {
 const ok = (name: string, detail: string): Check => ({ name, status: "ok", detail, fix: null })
 const warn = (name: string, detail: string, fix: string): Check => ({ name, status: "warn", detail, fix })
 const problem = (name: string, detail: string, fix: string): Check => ({ name, status: "problem", detail, fix })
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"])
+
+/** Whether metrics and traces are on and where they go (never a header's value). */
+const telemetryCheck = (config: AppConfigShape, endpoint: Option.Option<MetricsEndpointShape>): Check => {
+  const t = describeTelemetry(
+    config,
+    Option.getOrElse(endpoint, () => ({ handler: Option.none(), url: Option.none() }))
+  )
+  const metrics = t.metrics !== undefined
+    ? `metrics at ${t.metrics}${config.serving ? "" : " while `serve` runs"}`
+    : "metrics off (METRICS_PORT unset)"
+  const http = t.httpMetrics ? "; /metrics also on `serve --http`, behind its token" : ""
+  const traces = t.traces !== undefined
+    ? `traces to ${t.traces.url} (${t.traces.protocol}${
+      t.traces.headers.length > 0 ? `, headers ${t.traces.headers.join(", ")}` : ""
+    }; service.name ${config.otelServiceName})`
+    : "traces off (OTEL_EXPORTER_OTLP_ENDPOINT unset)"
+  const detail = `${metrics}${http}; ${traces}`
+  return t.metrics !== undefined && !LOOPBACK.has(config.metricsHost)
+    ? warn(
+      "Telemetry",
+      detail,
+      `METRICS_HOST=${config.metricsHost} lets other machines read the metrics (model names, error counts); ` +
+        "keep 127.0.0.1 unless a firewall or Prometheus on another host needs it."
+    )
+    : ok("Telemetry", detail)
+}
 
 const describe = (e: { readonly _tag: string; readonly message: string }) => `${e._tag}: ${e.message}`
 const fixOf = (e: unknown, fallback: string) => (isExplained(e) ? e.hint : fallback)
@@ -178,6 +211,7 @@ export class Diagnostics extends Effect.Service<Diagnostics>()("lmstudio-bridge/
             } (${mcp.reason})`
         )
       )
+      checks.push(telemetryCheck(config, yield* Effect.serviceOption(MetricsEndpoint)))
       return checks
     }).pipe(Effect.withSpan("Diagnostics.run", { captureStackTrace: false }))
 

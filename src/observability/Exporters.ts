@@ -23,6 +23,9 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import type { OtlpTraces } from "../Config.js"
 import { CATALOG } from "./Metrics.js"
 
+/** The longest a one-shot command's export (and so its exit) waits for the collector. */
+export const ONE_SHOT_EXPORT_MS = 2000
+
 /** The resource of every metric and span: `service.name` (OTEL_SERVICE_NAME), version, OTEL_RESOURCE_ATTRIBUTES. */
 export const resourceLayer = (serviceName: string, version: string): Layer.Layer<Resource.Resource> =>
   Resource.layerFromEnv({ "service.name": serviceName, "service.version": version })
@@ -66,14 +69,18 @@ export const metricsHandler: Effect.Effect<MetricsHandler, never, Resource.Resou
     return (req, res) => exporter.getMetricsRequestHandler(req, res)
   })
 
-/** Effect's tracer exporting every span over OTLP/HTTP, batched; flushed when the scope closes. */
-export const tracingLayer = (traces: OtlpTraces): Layer.Layer<never, never, Resource.Resource> => {
-  const options = { url: traces.url, headers: { ...Redacted.value(traces.headers) } }
+/**
+ * Effect's tracer exporting every span over OTLP/HTTP, batched; flushed when the scope closes. A one-shot command
+ * (not `serving`) gives an export at most 2 s, retries included, so an unreachable collector cannot hold its exit.
+ */
+export const tracingLayer = (traces: OtlpTraces, serving: boolean): Layer.Layer<never, never, Resource.Resource> => {
+  const timeoutMillis = serving ? traces.timeoutMs : Math.min(traces.timeoutMs, ONE_SHOT_EXPORT_MS)
+  const options = { url: traces.url, headers: { ...Redacted.value(traces.headers) }, timeoutMillis }
   const exporter = traces.protocol === "http/json"
     ? new JsonTraceExporter(options)
     : new ProtobufTraceExporter(options)
   return Layer.provide(
     OtelTracer.layer,
-    NodeSdk.layerTracerProvider(new BatchSpanProcessor(exporter), { shutdownTimeout: 3000 })
+    NodeSdk.layerTracerProvider(new BatchSpanProcessor(exporter), { shutdownTimeout: timeoutMillis + 500 })
   ).pipe(Layer.discard)
 }

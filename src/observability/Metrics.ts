@@ -121,7 +121,7 @@ export const CATALOG = {
     "lmstudio_bridge.model.load.attempts",
     "counter",
     "{attempt}",
-    "Model load attempts, by backend (rest, lms) and outcome.",
+    "Model load attempts (each retry is one), by backend (cli, rest, jit) and outcome (success or the error).",
     ["lmstudio_bridge.load.backend", "lmstudio_bridge.load.outcome"]
   ),
   loadDuration: spec(

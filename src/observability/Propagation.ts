@@ -1,7 +1,7 @@
 /**
  * W3C Trace Context across the bridge's edges (docs/observability.md, "Traces"): a `traceparent` in an incoming MCP
  * request's `params._meta` (the key MCP reserves for it, unprefixed per SEP-414) becomes the parent of the bridge's
- * span; requests to child MCP servers carry the current span's `traceparent` (and the caller's `tracestate`) in their
+ * span; requests to child MCP servers carry the current span's `traceparent` in their
  * `_meta`, and requests to LM Studio carry it as a header. Only while traces are exported: no span, no header.
  */
 import { Effect, Option, Tracer } from "effect"

@@ -85,7 +85,7 @@ export const layer = (
       })
       const tracing = Option.match(config.otlpTraces, {
         onNone: () => Layer.empty,
-        onSome: exporters.tracingLayer
+        onSome: (traces) => exporters.tracingLayer(traces, config.serving)
       })
       const metrics = !metricsOn
         ? Layer.succeed(MetricsEndpoint, off)

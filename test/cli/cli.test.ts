@@ -152,8 +152,14 @@ describe("doctor", () => {
           "Default model",
           "lms CLI",
           "Circuit breakers",
-          "Configuration"
+          "Configuration",
+          "Telemetry"
         ]
+      )
+      const telemetry = report.get("checks").arr.find((c) => c.get("name").str === "Telemetry")!
+      assert.strictEqual(
+        telemetry.get("detail").str,
+        "metrics off (METRICS_PORT unset); traces off (OTEL_EXPORTER_OTLP_ENDPOINT unset)"
       )
       const url = yield* closedUrl
       const bad = yield* cli(url, "doctor")
@@ -161,6 +167,32 @@ describe("doctor", () => {
       assert.match(bad.stdout, /^✗ LM Studio server: LmStudioUnreachable/)
       assert.include(bad.stdout, "    fix: ")
       assert.match(bad.stderr.trim(), /^lmstudio-bridge: ChecksFailed: 1 check\(s\) found a problem: LM Studio server/)
+    }))
+})
+
+describe("doctor: telemetry (issue 15)", () => {
+  it.scopedLive("says where metrics and traces go, never a header's value, and warns of metrics off loopback", () =>
+    Effect.gen(function*() {
+      const sim = yield* start()
+      const env = {
+        LMSTUDIO_BASE_URL: sim.baseUrl,
+        LOG_LEVEL: undefined,
+        DEFAULT_MODEL: undefined,
+        METRICS_PORT: "9464",
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_HEADERS: "x-api-key=hdr-secret-1"
+      }
+      const on = yield* runEffect(process.execPath, [binPath, "doctor"], env)
+      assert.include(
+        on.stdout,
+        "✓ Telemetry: metrics at http://127.0.0.1:9464/metrics while `serve` runs; traces to " +
+          "http://127.0.0.1:9/v1/traces (http/json, headers x-api-key; service.name lmstudio-bridge)"
+      )
+      assert.notInclude(on.stdout + on.stderr, "hdr-secret-1")
+      const wide = yield* runEffect(process.execPath, [binPath, "doctor"], { ...env, METRICS_HOST: "0.0.0.0" })
+      assert.include(wide.stdout, "! Telemetry: metrics at http://0.0.0.0:9464/metrics")
+      assert.include(wide.stdout, "METRICS_HOST=0.0.0.0 lets other machines read the metrics")
     }))
 })
 

@@ -13,6 +13,8 @@ import { spawn, spawnSync } from "node:child_process"
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
+import { prometheusName } from "../../src/observability/Exporters.js"
+import { CATALOG, type MetricSpec } from "../../src/observability/Metrics.js"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { start } from "../../src/simulator/Simulator.js"
 import { binPath, j, repoRoot, runEffect, tempDir } from "../helpers.js"
@@ -73,6 +75,10 @@ const sample = (exposition: string, name: string, want: Record<string, string>):
   }
   return total
 }
+
+/** A catalog metric's name in the exposition, without `_total` (Prometheus' queries use the counter's full name). */
+const promName = (m: MetricSpec) =>
+  prometheusName(m.name, m.unit).replaceAll(".", "_") + (m.kind === "counter" ? "_total" : "")
 
 const freePort = Effect.async<number>((resume) => {
   const probe = createServer()
@@ -288,6 +294,54 @@ describe("metrics on the OpenTelemetry conventions, scraped by real Prometheus t
         const series = j(answer).get("data").get("result").arr[0]!
         assert.strictEqual(series.get("metric").get("job").str, "lmstudio-bridge")
         assert.strictEqual(series.get("value").arr[1]!.str, "3")
+
+        // The Grafana dashboard as shipped: every panel's query is valid PromQL over the bridge's own metric names,
+        // and the panels for what this test did show data once Prometheus has two scrapes (rates need two).
+        const dashboard = j(JSON.parse(readFileSync(join(repoRoot, "docs", "grafana", "lmstudio-bridge.json"), "utf8")))
+        const queries = dashboard.get("panels").arr.flatMap((panel) =>
+          panel.get("type").str === "row" ? [] : panel.get("targets").arr.map((t) => ({
+            title: panel.get("title").str,
+            expr: t.get("expr").str.replaceAll("$__rate_interval", "1m")
+          }))
+        )
+        assert.isAtLeast(queries.length, 20)
+        const known = new Set(Object.values(CATALOG).map((m) => promName(m)))
+        for (const q of queries) {
+          // Metric names only: label lists (`by (…)`) and matchers (`{…}`) left out.
+          const names = q.expr.replace(/by \([^)]*\)/g, "").replace(/\{[^}]*\}/g, "")
+          for (const name of names.match(/\b(?:mcp|gen_ai|lmstudio_bridge)_[a-z_]+/g) ?? []) {
+            assert.isTrue(
+              known.has(name.replace(/_(bucket|count|sum)$/, "")),
+              `${q.title}: ${name} is no metric of the bridge`
+            )
+          }
+        }
+        const instant = (expr: string) =>
+          Effect.promise(() =>
+            fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(expr)}`).then((r) => r.json())
+          ).pipe(Effect.map(j))
+        yield* eventually(
+          instant(`count_over_time(up{job="lmstudio-bridge"}[1m])`),
+          (a) => Number(a.get("data").get("result").arr[0]?.get("value").arr[1]?.str ?? 0) >= 2,
+          "two scrapes"
+        )
+        const withData: Array<string> = []
+        for (const q of queries) {
+          const a = yield* instant(q.expr)
+          assert.strictEqual(a.get("status").str, "success", `${q.title}: ${q.expr}`)
+          if (a.get("data").get("result").arr.length > 0) withData.push(q.title)
+        }
+        assert.includeMembers(withData, [
+          "Tool calls per second",
+          "Tool errors per second",
+          "LLM request latency p50 / p95",
+          "Tokens per second",
+          "Retries per second",
+          "Breaker state (0 closed, 1 half-open, 2 open)",
+          "Runs per minute by stop reason",
+          "Agent tool calls per second",
+          "Child server events"
+        ])
       }),
     { timeout: 90_000 }
   )

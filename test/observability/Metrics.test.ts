@@ -4,6 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FiberRef, Metric } from "effect"
+import { readFileSync } from "node:fs"
 import { prometheusName } from "../../src/observability/Exporters.js"
 import { CATALOG, currentRecorder, LABEL_VALUES_MAX, OTHER, record, Recorder } from "../../src/observability/Metrics.js"
 
@@ -27,6 +28,18 @@ describe("metrics", () => {
     for (const m of Object.values(CATALOG)) {
       assert.match(m.name, /^(mcp|gen_ai|lmstudio_bridge)\.[a-z_.]+$/, m.name)
       if (m.kind === "histogram") assert.isAbove(m.buckets?.length ?? 0, 5, m.name)
+    }
+  })
+
+  it("docs/observability.md lists every metric with its Prometheus name, unit and every label", () => {
+    const doc = readFileSync(new URL("../../docs/observability.md", import.meta.url), "utf8")
+    for (const m of Object.values(CATALOG)) {
+      const row = doc.split("\n").find((l) => l.startsWith(`| \`${m.name}\` |`))
+      assert.isDefined(row, `${m.name} is not in the metrics table`)
+      const prom = prometheusName(m.name, m.unit).replaceAll(".", "_") + (m.kind === "counter" ? "_total" : "")
+      assert.include(row, `\`${prom}\``)
+      assert.include(row, `| \`${m.unit}\` |`)
+      for (const label of m.labels) assert.include(row, `\`${label.replaceAll(".", "_")}\``, `${m.name}: ${label}`)
     }
   })
 
