@@ -10,9 +10,12 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Effect } from "effect"
-import { Agent } from "node:http"
+import { Agent, createServer, type Server } from "node:http"
 import { fileURLToPath } from "node:url"
+import { observeRequest } from "../src/lmstudio/client/GenAiTelemetry.js"
+import { observeCall } from "../src/mcp/CallTelemetry.js"
 import * as Logging from "../src/observability/Logging.js"
+import { currentRecorder, Recorder } from "../src/observability/Metrics.js"
 import { binPath, cpuMs, nowMs, percentile, rawPost, rssMiB, simulator } from "./support.js"
 
 const floorPath = fileURLToPath(new URL("./floor-server.js", import.meta.url))
@@ -179,7 +182,158 @@ const program = Effect.gen(function*() {
     } MiB, right after the run ${busyRss.toFixed(0)} MiB`
   ]
   yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
+  yield* telemetryCost(env)
 })
+
+/**
+ * The recording a chat_completion does, in this process, without the noise of four processes: the MCP server's
+ * observation around the LLM request's (a `tools/call` histogram, an LLM duration, two token counts), with the
+ * recorder installed and without.
+ */
+const recordingWork = Effect.gen(function*() {
+  const result = { content: [{ type: "text" as const, text: "pong" }] }
+  const served = {
+    method: "tools/call" as const,
+    tool: "chat_completion",
+    jsonRpcId: 7,
+    sessionId: undefined,
+    meta: undefined,
+    transport: "pipe" as const,
+    tracing: false
+  }
+  const call = {
+    operation: "chat" as const,
+    api: "chat_completions" as const,
+    model: "qwen/qwen3-4b",
+    address: "127.0.0.1",
+    port: 1234
+  }
+  const usage = { input: 12, output: 4 }
+  const once = observeCall(served, observeRequest(call, false, () => usage, Effect.succeed(result)))
+  const N = 50_000
+  const time = (recorder: Recorder | undefined) =>
+    Effect.gen(function*() {
+      const loop = Effect.gen(function*() {
+        for (let i = 0; i < N; i++) yield* once
+      }).pipe(Effect.locally(currentRecorder, recorder))
+      yield* loop
+      const c0 = process.cpuUsage()
+      yield* loop
+      const c = process.cpuUsage(c0)
+      return (c.user + c.system) / N
+    })
+  const recorder = new Recorder()
+  const times = { off: [] as Array<number>, on: [] as Array<number> }
+  for (let r = 0; r < 5; r++) {
+    times.off.push(yield* time(undefined))
+    times.on.push(yield* time(recorder))
+  }
+  const off = percentile(times.off, 50)
+  const on = percentile(times.on, 50)
+  return `in-process, the observation of one chat_completion (median of 5 × ${N}): ${
+    off.toFixed(1)
+  } µs CPU with metrics off, ${on.toFixed(1)} µs on: recording costs ${(on - off).toFixed(1)} µs`
+})
+
+/**
+ * Telemetry's cost (issue 15), in one run: four bridges — telemetry off, metrics on (METRICS_PORT), traces on (OTLP
+ * protobuf to a receiver in this process that answers 200), both — each warmed up, then their batches interleaved so
+ * drift in the machine hits all four alike. CPU per call is the bridge process's own (utime + stime).
+ */
+const telemetryCost = (env: Record<string, string>) =>
+  Effect.gen(function*() {
+    const total = Number(process.env.BENCH_TELEMETRY_REQUESTS ?? 3000)
+    const ROUNDS = Number(process.env.BENCH_TELEMETRY_ROUNDS ?? 5)
+    let received = 0
+    const receiver = yield* Effect.acquireRelease(
+      Effect.async<Server>((resume) => {
+        const server = createServer((req, res) => {
+          req.on("data", (c: Buffer) => (received += c.length))
+          req.on("end", () => res.writeHead(200, { "content-type": "application/x-protobuf" }).end())
+        })
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) => Effect.sync(() => server.close())
+    )
+    const address = receiver.address()
+    const otlp = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`
+    const traces = { OTEL_EXPORTER_OTLP_ENDPOINT: otlp, OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf" }
+    const variants = [
+      { name: "telemetry off", env: {} },
+      { name: "metrics on (METRICS_PORT)", env: { METRICS_PORT: "0" } },
+      { name: "traces on (OTLP to a local receiver)", env: traces },
+      { name: "metrics and traces on", env: { METRICS_PORT: "0", ...traces } }
+    ]
+    // Fresh processes per round: one process's JIT and heap history can differ from another's by more than what is
+    // measured, so each round starts all four anew and the figure is the median over rounds.
+    const round = Effect.scoped(Effect.gen(function*() {
+      const bridges = yield* Effect.forEach(variants, (v) =>
+        Effect.gen(function*() {
+          const transport = new StdioClientTransport({
+            command: process.execPath,
+            args: [binPath, "serve"],
+            env: { ...env, ...v.env },
+            stderr: "ignore"
+          })
+          const client = new Client({ name: "bench-telemetry", version: "1.0.0" })
+          yield* Effect.promise(() => client.connect(transport))
+          yield* Effect.addFinalizer(() => Effect.promise(() => client.close()))
+          const call = Effect.promise(() =>
+            client.callTool({
+              name: "chat_completion",
+              arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 }
+            })
+          )
+          return { call, pid: transport.pid ?? 0, ms: [] as Array<number>, cpu: 0 }
+        }))
+      for (let i = 0; i < 300; i++) for (const b of bridges) yield* b.call
+      for (let done = 0; done < total; done += BATCH) {
+        for (const b of bridges) {
+          const c0 = cpuMs(b.pid)
+          for (let i = 0; i < BATCH; i++) {
+            const s = yield* nowMs
+            yield* b.call
+            b.ms.push((yield* nowMs) - s)
+          }
+          b.cpu += cpuMs(b.pid) - c0
+        }
+      }
+      return bridges.map((b) => ({
+        p50: percentile(b.ms, 50),
+        p99: percentile(b.ms, 99),
+        cpuUs: (b.cpu / total) * 1000
+      }))
+    }))
+    const rounds: Array<ReadonlyArray<{ readonly p50: number; readonly p99: number; readonly cpuUs: number }>> = []
+    for (let r = 0; r < ROUNDS; r++) rounds.push(yield* round)
+    const med = (xs: ReadonlyArray<number>) => percentile(xs, 50)
+    const of = (i: number, f: (x: { readonly p50: number; readonly p99: number; readonly cpuUs: number }) => number) =>
+      med(rounds.map((r) => f(r[i]!)))
+    const overOff = (i: number) => med(rounds.map((r) => r[i]!.cpuUs - r[0]!.cpuUs))
+    const lines = [
+      "",
+      `Telemetry cost — ${total} chat_completion calls per bridge per round, batches of ${BATCH} interleaved across ` +
+      `the four, ${ROUNDS} rounds of fresh processes; medians over the rounds`,
+      "",
+      "| bridge | p50 ms | p99 ms | CPU per call µs | CPU over off µs (each round) |",
+      "|---|---|---|---|---|",
+      ...variants.map((v, i) =>
+        `| ${v.name} | ${of(i, (x) => x.p50).toFixed(3)} | ${of(i, (x) => x.p99).toFixed(3)} | ${
+          of(i, (x) => x.cpuUs).toFixed(0)
+        } | ${
+          i === 0
+            ? "—"
+            : `${overOff(i).toFixed(0)} (${rounds.map((r) => (r[i]!.cpuUs - r[0]!.cpuUs).toFixed(0)).join(", ")})`
+        } |`
+      ),
+      "",
+      `metrics on costs ${overOff(1).toFixed(0)} µs CPU per call (median over rounds; target <= 20); traces sent ${
+        (received / 1024).toFixed(0)
+      } KiB of OTLP in all`,
+      yield* recordingWork
+    ]
+    yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
+  })
 
 Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Logging.make("json", "warn")))).catch((e: unknown) => {
   process.stderr.write(`bench failed: ${String(e)}\n`)

@@ -216,6 +216,14 @@ export const OTHER = "_OTHER"
 
 type AnyMetric = Metric.Metric<unknown, number, unknown>
 
+/** A node of the label trie: the next nodes by label name and value, and the label array of the set ending here. */
+interface Trie {
+  readonly next: Map<string, Map<string, Trie>>
+  array: ReadonlyArray<MetricLabel.MetricLabel> | undefined
+}
+/** The trie step of a label left out (not a value any label can have: values are strings a caller gave). */
+const ABSENT = "\u0000absent"
+
 const make = (s: MetricSpec): AnyMetric => {
   switch (s.kind) {
     case "histogram":
@@ -261,18 +269,48 @@ export class Recorder {
     return value
   }
 
-  private labelsOf(labels: Labels): Array<MetricLabel.MetricLabel> {
-    const out: Array<MetricLabel.MetricLabel> = []
-    for (const key in labels) {
-      const value = labels[key]
-      if (value !== undefined) out.push(MetricLabel.make(key, this.bound(key, value)))
+  /**
+   * The label array of a label set, the same array object each time: Effect caches a metric's registry entry per
+   * array object (a WeakMap), so a series is found without hashing its key on every update. Found through a trie of
+   * the (bounded) values, so an update allocates nothing once its series exists.
+   */
+  private readonly tries = new Map<MetricId, Trie>()
+
+  private labelsOf(id: MetricId, labels: Labels): ReadonlyArray<MetricLabel.MetricLabel> {
+    let node: Trie | undefined = this.tries.get(id)
+    if (node === undefined) {
+      node = { next: new Map(), array: undefined }
+      this.tries.set(id, node)
     }
-    return out
+    for (const k in labels) {
+      const value = labels[k]
+      const step = value === undefined ? ABSENT : this.bound(k, value)
+      let byKey: Map<string, Trie> | undefined = node.next.get(k)
+      if (byKey === undefined) {
+        byKey = new Map()
+        node.next.set(k, byKey)
+      }
+      let child: Trie | undefined = byKey.get(step)
+      if (child === undefined) {
+        child = { next: new Map(), array: undefined }
+        byKey.set(step, child)
+      }
+      node = child
+    }
+    if (node.array === undefined) {
+      const out: Array<MetricLabel.MetricLabel> = []
+      for (const k in labels) {
+        const value = labels[k]
+        if (value !== undefined) out.push(MetricLabel.make(k, this.bound(k, value)))
+      }
+      node.array = out
+    }
+    return node.array
   }
 
   /** Observes a histogram, adds to a counter, or sets a gauge. */
   update(id: MetricId, value: number, labels: Labels = {}): void {
-    this.metric(id).unsafeUpdate(value, this.labelsOf(labels))
+    this.metric(id).unsafeUpdate(value, this.labelsOf(id, labels))
   }
 }
 
