@@ -25,6 +25,22 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 120)
 const TOTAL = Number(process.env.BENCH_MCP_REQUESTS ?? 1000)
 const BATCH = 100
 
+/** An SDK client over stdio to the server `args` starts (closed with the scope), and its benchmark call. */
+const connectOver = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.gen(function*() {
+    const transport = new StdioClientTransport({ command: process.execPath, args: [...args], env, stderr: "ignore" })
+    const client = new Client({ name: "bench", version: "1.0.0" })
+    yield* Effect.promise(() => client.connect(transport))
+    yield* Effect.addFinalizer(() => Effect.promise(() => client.close()))
+    const call = Effect.promise(() =>
+      client.callTool({
+        name: "chat_completion",
+        arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 }
+      })
+    )
+    return { transport, call }
+  })
+
 const program = Effect.gen(function*() {
   const sim = yield* simulator()
   const body = JSON.stringify({
@@ -56,20 +72,7 @@ const program = Effect.gen(function*() {
     yield* Effect.promise(() => probe.close())
   }
 
-  const connect = (args: ReadonlyArray<string>) =>
-    Effect.gen(function*() {
-      const transport = new StdioClientTransport({ command: process.execPath, args: [...args], env, stderr: "ignore" })
-      const client = new Client({ name: "bench", version: "1.0.0" })
-      yield* Effect.promise(() => client.connect(transport))
-      yield* Effect.addFinalizer(() => Effect.promise(() => client.close()))
-      const call = Effect.promise(() =>
-        client.callTool({
-          name: "chat_completion",
-          arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 }
-        })
-      )
-      return { transport, call }
-    })
+  const connect = (args: ReadonlyArray<string>) => connectOver(args, env)
   const bridge = yield* connect([binPath, "serve"])
   const floor = yield* connect([floorPath])
   const transport = bridge.transport
@@ -269,21 +272,7 @@ const telemetryCost = (env: Record<string, string>) =>
     const round = Effect.scoped(Effect.gen(function*() {
       const bridges = yield* Effect.forEach(variants, (v) =>
         Effect.gen(function*() {
-          const transport = new StdioClientTransport({
-            command: process.execPath,
-            args: [binPath, "serve"],
-            env: { ...env, ...v.env },
-            stderr: "ignore"
-          })
-          const client = new Client({ name: "bench-telemetry", version: "1.0.0" })
-          yield* Effect.promise(() => client.connect(transport))
-          yield* Effect.addFinalizer(() => Effect.promise(() => client.close()))
-          const call = Effect.promise(() =>
-            client.callTool({
-              name: "chat_completion",
-              arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 }
-            })
-          )
+          const { call, transport } = yield* connectOver([binPath, "serve"], { ...env, ...v.env })
           return { call, pid: transport.pid ?? 0, ms: [] as Array<number>, cpu: 0 }
         }))
       for (let i = 0; i < 300; i++) for (const b of bridges) yield* b.call

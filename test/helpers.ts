@@ -5,9 +5,10 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import type { ClientCapabilities } from "@modelcontextprotocol/sdk/types.js"
-import { Context, Effect, Layer, type Scope } from "effect"
+import { Context, Duration, Effect, Layer, Schedule, type Scope } from "effect"
 import { spawn } from "node:child_process"
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -220,3 +221,51 @@ export const TOOL_CONTRACT = [
   "autonomous_discover_and_execute",
   "diagnose"
 ] as const
+
+/** Polls (every 50 ms, up to `seconds`) until `read` gives a value that `ok` accepts; dies naming `what` otherwise. */
+export const eventually = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean, what = "condition", seconds = 15) =>
+  read.pipe(
+    Effect.filterOrFail(ok, () => `${what}: not reached in ${seconds} s`),
+    Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(seconds)))),
+    Effect.orDie
+  )
+
+/** A port that was free a moment ago (for a server that cannot listen on port 0 and say which port it got). */
+export const freePort = Effect.async<number>((resume) => {
+  const probe = createServer()
+  probe.listen(0, "127.0.0.1", () => {
+    const address = probe.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    probe.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** `lmstudio-bridge serve` over stdio with everything it writes to stderr collected; closed with the scope. */
+export const bridgeWithStderr = (env: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const transport = new StdioClientTransport({
+        command: process.execPath,
+        args: [binPath, "serve"],
+        env: { PATH: process.env.PATH ?? "", LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "info", ...env },
+        stderr: "pipe"
+      })
+      const stderr: Array<string> = []
+      transport.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()))
+      const client = new Client({ name: "test", version: "1.0.0" })
+      await client.connect(transport)
+      return { client, pid: transport.pid ?? 0, stderr: () => stderr.join("") }
+    }),
+    ({ client }) => Effect.promise(() => client.close())
+  )
+
+/** An mcp.json in `dir` with the flaky fixture server (test/support/flaky-mcp-server.mjs) as `flaky`; its path. */
+export const flakyMcpJson = (dir: string): string => {
+  const file = join(dir, "mcp.json")
+  const server = join(repoRoot, "test", "support", "flaky-mcp-server.mjs")
+  writeFileSync(
+    file,
+    JSON.stringify({ mcpServers: { flaky: { command: process.execPath, args: [server, dir], trust: true } } })
+  )
+  return file
+}

@@ -6,15 +6,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { Duration, Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { modelFromKey } from "../../src/simulator/Catalog.js"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { type SimulatorOptions, start } from "../../src/simulator/Simulator.js"
-import { binPath, bridgeClient, j, repoRoot, runEffect, tempDir } from "../helpers.js"
+import { binPath, bridgeClient, eventually, freePort, j, repoRoot, runEffect, tempDir } from "../helpers.js"
 import { call, everythingServer, fsServer, memoryServer, realServers, textOf } from "../support/children.js"
 
 /** Processes whose command line mentions `marker` (the temp folder): children that outlived the bridge. */
@@ -169,24 +168,6 @@ const setUpWith = (options: { readonly sim?: SimulatorOptions; readonly env?: Re
 const setUp = setUpWith()
 
 const flakyServer = join(repoRoot, "test", "support", "flaky-mcp-server.mjs")
-
-/** A port that was free a moment ago (for a child server that takes its port from the environment). */
-const freePort = Effect.async<number>((resume) => {
-  const probe = createServer()
-  probe.listen(0, "127.0.0.1", () => {
-    const address = probe.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    probe.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-/** Polls (every 50 ms, up to 15 s) until `read` gives a value that `ok` accepts. */
-const eventually = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean) =>
-  read.pipe(
-    Effect.filterOrFail(ok, () => "condition not reached in 15 s" as const),
-    Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(15)))),
-    Effect.orDie
-  )
 
 const readOr = (file: string) => Effect.sync(() => (existsSync(file) ? readFileSync(file, "utf8") : ""))
 

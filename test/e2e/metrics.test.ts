@@ -6,9 +6,7 @@
  * bridge and its HTTP API returns the series. With metrics off, no port is opened and no OpenTelemetry module loaded.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Client } from "@modelcontextprotocol/sdk/client/index.js"
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { Duration, Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
@@ -17,10 +15,18 @@ import { prometheusName } from "../../src/observability/Exporters.js"
 import { CATALOG, type MetricSpec } from "../../src/observability/Metrics.js"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, j, repoRoot, runEffect, tempDir } from "../helpers.js"
+import {
+  binPath,
+  bridgeWithStderr,
+  eventually,
+  flakyMcpJson,
+  freePort,
+  j,
+  repoRoot,
+  runEffect,
+  tempDir
+} from "../helpers.js"
 import { call, textOf } from "../support/children.js"
-
-const flakyServer = join(repoRoot, "test", "support", "flaky-mcp-server.mjs")
 
 const scenario: Scenario = {
   rules: [
@@ -30,33 +36,6 @@ const scenario: Scenario = {
     }
   ]
 }
-
-/** The bridge over stdio with its stderr collected; `ready` waits for a log line matching it. */
-const bridge = (env: Record<string, string>) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const transport = new StdioClientTransport({
-        command: process.execPath,
-        args: [binPath, "serve"],
-        env: { PATH: process.env.PATH ?? "", LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "info", ...env },
-        stderr: "pipe"
-      })
-      const stderr: Array<string> = []
-      transport.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()))
-      const client = new Client({ name: "metrics-test", version: "1.0.0" })
-      await client.connect(transport)
-      return { client, pid: transport.pid ?? 0, stderr: () => stderr.join("") }
-    }),
-    ({ client }) => Effect.promise(() => client.close())
-  )
-
-/** Polls (every 100 ms, up to 20 s) until `read` gives a value that `ok` accepts. */
-const eventually = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean, what: string) =>
-  read.pipe(
-    Effect.filterOrFail(ok, () => `${what}: not seen in 20 s`),
-    Effect.retry(Schedule.spaced(Duration.millis(100)).pipe(Schedule.upTo(Duration.seconds(20)))),
-    Effect.orDie
-  )
 
 const metricsUrlOf = (stderr: string): string | undefined => /"url":"(http:\/\/[^"]+\/metrics)"/.exec(stderr)?.[1]
 
@@ -79,15 +58,6 @@ const sample = (exposition: string, name: string, want: Record<string, string>):
 /** A catalog metric's name in the exposition, without `_total` (Prometheus' queries use the counter's full name). */
 const promName = (m: MetricSpec) =>
   prometheusName(m.name, m.unit).replaceAll(".", "_") + (m.kind === "counter" ? "_total" : "")
-
-const freePort = Effect.async<number>((resume) => {
-  const probe = createServer()
-  probe.listen(0, "127.0.0.1", () => {
-    const address = probe.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    probe.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 /** TCP ports the process listens on (Linux: its socket fds matched against /proc/net/tcp*, state 0A = LISTEN). */
 const listeningPorts = (pid: number): Array<number> => {
@@ -116,15 +86,9 @@ describe("metrics on the OpenTelemetry conventions, scraped by real Prometheus t
     () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
-        const mcpJson = join(dir, "mcp.json")
-        writeFileSync(
-          mcpJson,
-          JSON.stringify({
-            mcpServers: { flaky: { command: process.execPath, args: [flakyServer, dir], trust: true } }
-          })
-        )
+        const mcpJson = flakyMcpJson(dir)
         const sim = yield* start({ scenario })
-        const { client, stderr } = yield* bridge({
+        const { client, stderr } = yield* bridgeWithStderr({
           LMSTUDIO_BASE_URL: sim.baseUrl,
           METRICS_PORT: "0",
           MCP_JSON_PATH: mcpJson
@@ -352,14 +316,14 @@ describe("metrics on the OpenTelemetry conventions, scraped by real Prometheus t
       Effect.gen(function*() {
         const sim = yield* start({})
         const loaded = (stderr: string) => stderr.split("\n").filter((l) => l.includes("@opentelemetry/")).length
-        const off = yield* bridge({ LMSTUDIO_BASE_URL: sim.baseUrl, NODE_DEBUG: "module" })
+        const off = yield* bridgeWithStderr({ LMSTUDIO_BASE_URL: sim.baseUrl, NODE_DEBUG: "module" })
         const r = yield* call(off.client, "chat_completion", { messages: [{ role: "user", content: "hi" }] })
         assert.notStrictEqual(r.isError, true, textOf(r))
         assert.deepStrictEqual(listeningPorts(off.pid), [])
         assert.strictEqual(loaded(off.stderr()), 0, "an @opentelemetry module was loaded with metrics off")
 
         // The control: the same checks see the exporter and the port when metrics are on.
-        const on = yield* bridge({ LMSTUDIO_BASE_URL: sim.baseUrl, NODE_DEBUG: "module", METRICS_PORT: "0" })
+        const on = yield* bridgeWithStderr({ LMSTUDIO_BASE_URL: sim.baseUrl, NODE_DEBUG: "module", METRICS_PORT: "0" })
         const url = yield* eventually(Effect.sync(() => metricsUrlOf(on.stderr())), (u) => u !== undefined, "URL")
         assert.include(listeningPorts(on.pid), Number(new URL(url!).port))
         assert.isAbove(loaded(on.stderr()), 0)

@@ -4,14 +4,12 @@
  * Header and env values from mcp.json, and credentials or tokens in a child server's URL, stay hidden too.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Client } from "@modelcontextprotocol/sdk/client/index.js"
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { Effect } from "effect"
 import { writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, runEffect, tempDir } from "../helpers.js"
+import { binPath, bridgeWithStderr, runEffect, tempDir } from "../helpers.js"
 import { call, fsServer, textOf } from "../support/children.js"
 
 const PASSWORD = "s3cret-Pa55"
@@ -29,25 +27,6 @@ const closedPort = Effect.promise(() =>
     })
   })
 )
-
-/** The bridge over stdio with everything it writes to stderr collected. */
-const bridgeWithStderr = (env: Record<string, string>) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const transport = new StdioClientTransport({
-        command: process.execPath,
-        args: [binPath, "serve"],
-        env: { PATH: process.env.PATH ?? "", LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "trace", ...env },
-        stderr: "pipe"
-      })
-      const stderr: Array<string> = []
-      transport.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()))
-      const client = new Client({ name: "secrets", version: "1.0.0" })
-      await client.connect(transport)
-      return { client, stderr: () => stderr.join("") }
-    }),
-    ({ client }) => Effect.promise(() => client.close())
-  )
 
 const noSecrets = (where: string, text: string) => {
   for (const secret of [PASSWORD, HEADER_SECRET, ENV_SECRET, QUERY_SECRET]) {
@@ -77,7 +56,11 @@ describe("secrets stay secret (issue 14)", () => {
             }
           })
         )
-        const { client, stderr } = yield* bridgeWithStderr({ LMSTUDIO_BASE_URL: withPassword, MCP_JSON_PATH: mcpJson })
+        const { client, stderr } = yield* bridgeWithStderr({
+          LMSTUDIO_BASE_URL: withPassword,
+          MCP_JSON_PATH: mcpJson,
+          LOG_LEVEL: "trace"
+        })
         // Every tool the bridge lists, with arguments that reach LM Studio where the tool does.
         const argsOf: Record<string, Record<string, unknown>> = {
           get_model_info: { model: "qwen/qwen3-4b" },
@@ -114,7 +97,10 @@ describe("secrets stay secret (issue 14)", () => {
 
         // An LM Studio that is not there: the error and every log line stay clean.
         const gone = `http://alice:${PASSWORD}@127.0.0.1:${yield* closedPort}`
-        const { client: lost, stderr: lostErr } = yield* bridgeWithStderr({ LMSTUDIO_BASE_URL: gone })
+        const { client: lost, stderr: lostErr } = yield* bridgeWithStderr({
+          LMSTUDIO_BASE_URL: gone,
+          LOG_LEVEL: "trace"
+        })
         const down = yield* call(lost, "health_check", {})
         noSecrets("health_check (unreachable)", `${textOf(down)}\n${JSON.stringify(down.structuredContent ?? null)}`)
         noSecrets("stderr", stderr())

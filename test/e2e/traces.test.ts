@@ -5,18 +5,14 @@
  * request's `_meta`; the simulator (LM Studio) sees it as a header; log lines of a call carry its trace id.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Client } from "@modelcontextprotocol/sdk/client/index.js"
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { Duration, Effect, Schedule } from "effect"
-import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { Effect } from "effect"
+import { existsSync, readFileSync } from "node:fs"
 import { createServer, type IncomingMessage } from "node:http"
 import { join } from "node:path"
 import type { Scenario } from "../../src/simulator/Scenario.js"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, repoRoot, tempDir } from "../helpers.js"
+import { bridgeWithStderr, eventually, flakyMcpJson, tempDir } from "../helpers.js"
 import { textOf } from "../support/children.js"
-
-const flakyServer = join(repoRoot, "test", "support", "flaky-mcp-server.mjs")
 
 const scenario: Scenario = {
   rules: [
@@ -102,37 +98,9 @@ const receiver = Effect.acquireRelease(
   (r) => Effect.sync(() => r.close())
 )
 
+/** The bridge with debug JSON logs and spans exported every 100 ms. */
 const bridge = (env: Record<string, string>) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const transport = new StdioClientTransport({
-        command: process.execPath,
-        args: [binPath, "serve"],
-        env: {
-          PATH: process.env.PATH ?? "",
-          LMSTUDIO_LIFECYCLE: "jit",
-          LOG_LEVEL: "debug",
-          LOG_FORMAT: "json",
-          OTEL_BSP_SCHEDULE_DELAY: "100",
-          ...env
-        },
-        stderr: "pipe"
-      })
-      const stderr: Array<string> = []
-      transport.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()))
-      const client = new Client({ name: "traces-test", version: "1.0.0" })
-      await client.connect(transport)
-      return { client, stderr: () => stderr.join("") }
-    }),
-    ({ client }) => Effect.promise(() => client.close())
-  )
-
-const eventually = <A>(read: Effect.Effect<A>, ok: (a: A) => boolean, what: string) =>
-  read.pipe(
-    Effect.filterOrFail(ok, () => `${what}: not seen in 20 s`),
-    Effect.retry(Schedule.spaced(Duration.millis(100)).pipe(Schedule.upTo(Duration.seconds(20)))),
-    Effect.orDie
-  )
+  bridgeWithStderr({ LOG_LEVEL: "debug", LOG_FORMAT: "json", OTEL_BSP_SCHEDULE_DELAY: "100", ...env })
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 const PARENT = "00f067aa0ba902b7"
@@ -143,13 +111,7 @@ describe("traces over OTLP/HTTP with W3C trace context in and out (issue 15)", (
     () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
-        const mcpJson = join(dir, "mcp.json")
-        writeFileSync(
-          mcpJson,
-          JSON.stringify({
-            mcpServers: { flaky: { command: process.execPath, args: [flakyServer, dir], trust: true } }
-          })
-        )
+        const mcpJson = flakyMcpJson(dir)
         const otlp = yield* receiver
         const sim = yield* start({ scenario })
         const { client, stderr } = yield* bridge({
