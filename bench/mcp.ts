@@ -185,7 +185,7 @@ const program = Effect.gen(function*() {
     } MiB, right after the run ${busyRss.toFixed(0)} MiB`
   ]
   yield* Effect.sync(() => process.stdout.write(`${lines.join("\n")}\n`))
-  yield* telemetryCost(env)
+  if (Number(process.env.BENCH_TELEMETRY_ROUNDS ?? 5) > 0) yield* telemetryCost(env)
 })
 
 /**

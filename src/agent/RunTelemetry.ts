@@ -5,7 +5,7 @@
  * `agent.round` (a turn and its tool calls) and `execute_tool <tool>` (the child's `tools/call` span inside it).
  */
 import { Effect, Exit } from "effect"
-import { newLogId } from "../observability/Logging.js"
+import { newLogId, withLogContext } from "../observability/Logging.js"
 import { errorTypeOfExit, timed } from "../observability/Metrics.js"
 import { spanIf } from "../observability/Tracing.js"
 import type { Approval } from "./Loop.js"
@@ -57,7 +57,7 @@ export const observeRun =
       "gen_ai.agent.name": AGENT_NAME,
       ...(model !== undefined ? { "gen_ai.request.model": model } : {})
     })(measured)
-    return Effect.flatMap(newLogId, (id) => Effect.annotateLogs(traced, { run_id: id }))
+    return Effect.flatMap(newLogId, (id) => withLogContext({ run_id: id })(traced))
   }
 
 /** Observes one tool call of the model: `gen_ai.execute_tool.duration` and its span. */

@@ -6,7 +6,7 @@
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
 import { Data, Effect, Exit } from "effect"
-import { newLogId } from "../observability/Logging.js"
+import { newLogId, withLogContext } from "../observability/Logging.js"
 import { errorTypeOfExit, timed } from "../observability/Metrics.js"
 import { withRemoteParent } from "../observability/Propagation.js"
 
@@ -66,5 +66,5 @@ export const observeCall = <R>(
     Effect.catchTag("ToolErrorResult", (e) => Effect.succeed(e.result)),
     withRemoteParent(req.meta)
   )
-  return Effect.flatMap(newLogId, (id) => Effect.annotateLogs(traced, { request_id: id, tool }))
+  return Effect.flatMap(newLogId, (id) => withLogContext({ request_id: id, tool })(traced))
 }

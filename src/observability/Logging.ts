@@ -17,6 +17,7 @@ import {
   Random,
   Tracer
 } from "effect"
+import { globalValue } from "effect/GlobalValue"
 import { AppConfig, type LogFormat, type LogLevelName } from "../Config.js"
 import { redactUrlsIn } from "../domain/Redact.js"
 import { tracingEnabled } from "./Tracing.js"
@@ -51,6 +52,38 @@ const prettyStderr = Logger.prettyLogger({ stderr: true, colors: "auto", mode: "
 // JSON lines: the whole line, whatever field a URL is in.
 const jsonStderr = Logger.withConsoleError(Logger.map(Logger.jsonLogger, redactUrlsIn))
 
+/**
+ * What a line is logged for: the MCP request (`request_id`, `tool`) or agent run (`run_id`) around it. Held in a
+ * FiberRef and written into a line only when one is logged: `Effect.annotateLogs` would cost every request ~10 µs
+ * whether it logs or not (docs/benchmarks.md, issue 15).
+ */
+export interface LogContext {
+  readonly request_id?: string
+  readonly tool?: string
+  readonly run_id?: string
+}
+
+export const currentLogContext: FiberRef.FiberRef<LogContext> = globalValue(
+  Symbol.for("lmstudio-bridge/Logging/currentLogContext"),
+  () => FiberRef.unsafeMake<LogContext>({})
+)
+
+/** Runs `self` with `context` added to what its log lines carry. */
+export const withLogContext = (context: LogContext) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.locallyWith(self, currentLogContext, (outer) => ({ ...outer, ...context }))
+
+/** The log context of the line's fiber, as annotations. */
+const withLogContextOf = <O>(logger: Logger.Logger<unknown, O>): Logger.Logger<unknown, O> =>
+  Logger.mapInputOptions(logger, (o) => {
+    const context = FiberRefs.getOrDefault(o.context, currentLogContext)
+    let annotations = o.annotations
+    for (const key in context) {
+      const value = context[key as keyof LogContext]
+      if (value !== undefined) annotations = HashMap.set(annotations, key, value)
+    }
+    return annotations === o.annotations ? o : { ...o, annotations }
+  })
+
 /** A line logged inside a span carries its `trace_id` and `span_id`, so it leads to its trace. */
 const withTraceIds = <O>(logger: Logger.Logger<unknown, O>): Logger.Logger<unknown, O> =>
   Logger.mapInputOptions(logger, (o) => {
@@ -61,16 +94,25 @@ const withTraceIds = <O>(logger: Logger.Logger<unknown, O>): Logger.Logger<unkno
       annotations: HashMap.set(HashMap.set(o.annotations, "trace_id", span.value.traceId), "span_id", span.value.spanId)
     }
   })
-const prettyTraced = withTraceIds(prettyStderr)
-const jsonTraced = withTraceIds(jsonStderr)
-const ours: ReadonlyArray<Logger.Logger<unknown, unknown>> = [prettyStderr, jsonStderr, prettyTraced, jsonTraced]
+const prettyPlain = withLogContextOf(prettyStderr)
+const jsonPlain = withLogContextOf(jsonStderr)
+const prettyTraced = withTraceIds(prettyPlain)
+const jsonTraced = withTraceIds(jsonPlain)
+const ours: ReadonlyArray<Logger.Logger<unknown, unknown>> = [
+  prettyStderr,
+  jsonStderr,
+  prettyPlain,
+  jsonPlain,
+  prettyTraced,
+  jsonTraced
+]
 
 /**
  * The stderr logger for a format (one instance each, so installing twice never logs twice); with trace ids when
  * traces are exported (without, the ids would name spans nobody can look up).
  */
 const stderrLogger = (format: LogFormat, traced: boolean): Logger.Logger<unknown, void> =>
-  format === "pretty" ? (traced ? prettyTraced : prettyStderr) : traced ? jsonTraced : jsonStderr
+  format === "pretty" ? (traced ? prettyTraced : prettyPlain) : traced ? jsonTraced : jsonPlain
 
 /**
  * Installs the configured stderr logger in place of the default one (and of any stderr logger installed before,
@@ -90,9 +132,13 @@ export const make = (format: LogFormat, level: LogLevelName, traced = false): La
   )
 
 /** An id for the log lines of one request or run (`request_id`, `run_id`): 16 hex digits from Effect's Random. */
-export const newLogId: Effect.Effect<string> = Effect.map(
-  Effect.all([Random.nextIntBetween(0, 0x1_0000_0000), Random.nextIntBetween(0, 0x1_0000_0000)]),
-  ([a, b]) => a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0")
+export const newLogId: Effect.Effect<string> = Effect.flatMap(
+  Random.nextIntBetween(0, 0x1_0000_0000),
+  (a) =>
+    Effect.map(
+      Random.nextIntBetween(0, 0x1_0000_0000),
+      (b) => a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0")
+    )
 )
 
 /** Logging configured from AppConfig. */
