@@ -110,13 +110,16 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
      */
     const endpoint = (name: string): typeof Effect.fnUntraced => (tracing ? Effect.fn(name) : Effect.fnUntraced)
     const site = (endpoint: string, model?: string | undefined): CallSite => ({ baseUrl, endpoint, model })
+    // Read once: a URL's getters are not free, and every LLM request names its server.
     const server = new URL(baseUrl)
+    const address = server.hostname
+    const port = Number(server.port || (server.protocol === "https:" ? 443 : 80))
     const genAi = (operation: GenAiOperation, api: OpenAiApi, model: string | undefined): GenAiCall => ({
       operation,
       api,
       model,
-      address: server.hostname,
-      port: Number(server.port || (server.protocol === "https:" ? 443 : 80))
+      address,
+      port
     })
     const tokensOf = (u: Usage | undefined): TokenCounts | undefined =>
       u === undefined ? undefined : { input: u.promptTokens, output: u.completionTokens }
