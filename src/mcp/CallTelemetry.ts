@@ -1,12 +1,13 @@
 /**
  * What the bridge's MCP server records of each request it serves (docs/observability.md): the
- * `mcp.server.operation.duration` histogram, a `request_id` on every log line of the call, and — when traces are
+ * `mcp.server.operation.duration` histogram, a `request_id` on every log line of the call (`requestRuntime`), and — when traces are
  * exported — a SERVER span `tools/call <tool>` whose parent is the `traceparent` the client put in `params._meta`.
  * A result with `isError: true` is `error.type=tool_error` (the MCP conventions) and an ERROR span.
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
-import { Data, Effect, Exit } from "effect"
-import { newLogId, withLogContext } from "../observability/Logging.js"
+import { Data, Effect, Exit, Runtime } from "effect"
+import { randomBytes } from "node:crypto"
+import { currentLogContext } from "../observability/Logging.js"
 import { errorTypeOfExit, timed } from "../observability/Metrics.js"
 import { withRemoteParent } from "../observability/Propagation.js"
 
@@ -66,5 +67,16 @@ export const observeCall = <R>(
     Effect.catchTag("ToolErrorResult", (e) => Effect.succeed(e.result)),
     withRemoteParent(req.meta)
   )
-  return Effect.flatMap(newLogId, (id) => withLogContext({ request_id: id, tool })(traced))
+  return traced
 }
+
+/**
+ * The runtime one served request runs on: its log lines carry a new `request_id` and the `tool`. Set on the fiber the
+ * request starts with — an `Effect.locallyWith` around the call cost ~0.35 M instructions per call (callgrind,
+ * docs/benchmarks.md) where this costs next to nothing.
+ */
+export const requestRuntime = <R>(runtime: Runtime.Runtime<R>, tool: string | undefined): Runtime.Runtime<R> =>
+  Runtime.setFiberRef(runtime, currentLogContext, {
+    request_id: randomBytes(8).toString("hex"),
+    tool: tool ?? "_OTHER"
+  })

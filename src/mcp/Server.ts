@@ -25,7 +25,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js"
 import { Cause, Effect, Either, JSONSchema, ParseResult, Runtime, Schema } from "effect"
 import { isExplained } from "../domain/Errors.js"
-import { type NetworkTransport, observeCall, type ServedRequest } from "./CallTelemetry.js"
+import { type NetworkTransport, observeCall, requestRuntime, type ServedRequest } from "./CallTelemetry.js"
 
 export interface ToolAnnotations {
   readonly readOnlyHint: boolean
@@ -208,7 +208,7 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
   let idZero: Promise<unknown> | undefined
   const spendIdZero =
     () => (idZero ??= server.request({ method: "ping" }, EmptyResultSchema, { timeout: 5000 }).catch(() => undefined))
-  const run = Runtime.runPromise(runtime)
+  const runFor = (tool: string | undefined) => Runtime.runPromise(requestRuntime(runtime, tool))
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({
     tools: tools.map((t) => ({
@@ -233,7 +233,7 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
       tracing: info.tracing === true
     } satisfies ServedRequest
     if (!t) {
-      return run(observeCall(
+      return runFor(undefined)(observeCall(
         served,
         Effect.succeed(errorResult({
           _tag: "UnknownTool",
@@ -279,7 +279,9 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
           ).pipe(Effect.ignore)
     }
     try {
-      return await run(observeCall(served, t.call(request.params.arguments ?? {}, ctx)), { signal: extra.signal })
+      return await runFor(t.name)(observeCall(served, t.call(request.params.arguments ?? {}, ctx)), {
+        signal: extra.signal
+      })
     } catch {
       // Only an interruption (the client cancelled) gets here: the SDK drops answers to cancelled requests anyway.
       return errorResult({
