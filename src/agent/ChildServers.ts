@@ -83,6 +83,12 @@ const resultText = (r: CallToolResult): string =>
     )
     .join("\n") || (r.structuredContent !== undefined ? JSON.stringify(r.structuredContent) : "")
 
+/** Records a lifecycle event of a child server (`lmstudio_bridge.child.events`). */
+const childEvent = (server: string) => (event: string) =>
+  record((r) =>
+    r.update("childEvents", 1, { "lmstudio_bridge.mcp.server": server, "lmstudio_bridge.child.event": event })
+  )
+
 export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridge/ChildServers", {
   scoped: Effect.gen(function*() {
     const config = yield* AppConfig
@@ -172,10 +178,7 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
           return tools
         })
         const close = Effect.promise(() => client.close().catch(() => undefined))
-        const event = (name: string) =>
-          record((r) =>
-            r.update("childEvents", 1, { "lmstudio_bridge.mcp.server": cfg.name, "lmstudio_bridge.child.event": name })
-          )
+        const event = childEvent(cfg.name)
         const tools = yield* start.pipe(
           Effect.tapError(() => event("start_failed")),
           Effect.tap(() => event("start")),
@@ -279,10 +282,7 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
       )
       const gone = (e: ChildGone) =>
         new McpServerFailed({ server: cfg.name, operation: `run ${tool}`, reason: `the server exited: ${e.reason}` })
-      const event = (name: string) =>
-        record((r) =>
-          r.update("childEvents", 1, { "lmstudio_bridge.mcp.server": cfg.name, "lmstudio_bridge.child.event": name })
-        )
+      const event = childEvent(cfg.name)
       const called = Effect.flatMap(breakerOf(cfg.name), (breaker) =>
         breaker.protect(
           once.pipe(

@@ -57,7 +57,7 @@ export const observeRun =
       "gen_ai.agent.name": AGENT_NAME,
       ...(model !== undefined ? { "gen_ai.request.model": model } : {})
     })(measured)
-    return Effect.flatMap(newLogId, (id) => withLogContext({ run_id: id })(traced))
+    return Effect.suspend(() => withLogContext({ run_id: newLogId() })(traced))
   }
 
 /** Observes one tool call of the model: `gen_ai.execute_tool.duration` and its span. */

@@ -32,10 +32,7 @@ const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"])
 
 /** Whether metrics and traces are on and where they go (never a header's value). */
 const telemetryCheck = (config: AppConfigShape, endpoint: Option.Option<MetricsEndpointShape>): Check => {
-  const t = describeTelemetry(
-    config,
-    Option.getOrElse(endpoint, () => ({ handler: Option.none(), url: Option.none() }))
-  )
+  const t = describeTelemetry(config, Option.flatMap(endpoint, (e) => e.url))
   const metrics = t.metrics !== undefined
     ? `metrics at ${t.metrics}${config.serving ? "" : " while `serve` runs"}`
     : "metrics off (METRICS_PORT unset)"

@@ -492,27 +492,28 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
       )
     }
 
-    const complete = (req: CompletionRequest): Effect.Effect<CompletionResult, LmStudioError> =>
-      observeRequest(
-        genAi("text_completion", "completions", req.model),
-        tracing,
-        (r: CompletionResult) => tokensOf(r.usage),
-        completeOnce(req)
-      )
-    const embed = (req: EmbeddingRequest): Effect.Effect<EmbeddingResult, LmStudioError> =>
-      observeRequest(
-        genAi("embeddings", "embeddings", req.model),
-        tracing,
-        (r: EmbeddingResult) => (r.usage === undefined ? undefined : { input: r.usage.promptTokens }),
-        embedOnce(req)
-      )
-    const respond = (req: ResponseRequest): Effect.Effect<ResponseResult, LmStudioError> =>
-      observeRequest(
-        genAi("chat", "responses", req.model),
-        tracing,
-        (r: ResponseResult) => tokensOf(r.usage),
-        respondOnce(req)
-      )
+    /** An endpoint answering with one whole body, observed as a GenAI operation (GenAiTelemetry.ts). */
+    const observed = <Q extends { readonly model?: string | undefined }, A>(
+      operation: GenAiOperation,
+      api: OpenAiApi,
+      tokens: (a: A) => TokenCounts | undefined,
+      once: (req: Q) => Effect.Effect<A, LmStudioError>
+    ) =>
+    (req: Q): Effect.Effect<A, LmStudioError> =>
+      observeRequest(genAi(operation, api, req.model), tracing, tokens, once(req))
+    const complete = observed(
+      "text_completion",
+      "completions",
+      (r: CompletionResult) => tokensOf(r.usage),
+      completeOnce
+    )
+    const embed = observed(
+      "embeddings",
+      "embeddings",
+      (r: EmbeddingResult) => (r.usage === undefined ? undefined : { input: r.usage.promptTokens }),
+      embedOnce
+    )
+    const respond = observed("chat", "responses", (r: ResponseResult) => tokensOf(r.usage), respondOnce)
 
     const loadModel = endpoint("LmStudioClient.loadModel")(function*(req: RestLoadRequest) {
       const r = yield* exchange(

@@ -6,8 +6,7 @@
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
 import { Data, Effect, Exit, Runtime } from "effect"
-import { randomBytes } from "node:crypto"
-import { currentLogContext } from "../observability/Logging.js"
+import { currentLogContext, newLogId } from "../observability/Logging.js"
 import { errorTypeOfExit, timed } from "../observability/Metrics.js"
 import { withRemoteParent } from "../observability/Propagation.js"
 
@@ -77,6 +76,6 @@ export const observeCall = <R>(
  */
 export const requestRuntime = <R>(runtime: Runtime.Runtime<R>, tool: string | undefined): Runtime.Runtime<R> =>
   Runtime.setFiberRef(runtime, currentLogContext, {
-    request_id: randomBytes(8).toString("hex"),
+    request_id: newLogId(),
     tool: tool ?? "_OTHER"
   })

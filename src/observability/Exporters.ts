@@ -18,7 +18,7 @@ import { OTLPTraceExporter as JsonTraceExporter } from "@opentelemetry/exporter-
 import { OTLPTraceExporter as ProtobufTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto"
 import type { CollectionResult, MetricData, MetricProducer } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, type Scope } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { OtlpTraces } from "../Config.js"
 import { CATALOG } from "./Metrics.js"
@@ -30,7 +30,7 @@ export const ONE_SHOT_EXPORT_MS = 2000
 export const resourceLayer = (serviceName: string, version: string): Layer.Layer<Resource.Resource> =>
   Resource.layerFromEnv({ "service.name": serviceName, "service.version": version })
 
-const UNIT_SUFFIX: Readonly<Record<string, string>> = { s: "_seconds", "1": "", By: "_bytes" }
+const UNIT_SUFFIX: Readonly<Record<string, string>> = { s: "_seconds" }
 const unitOf = new Map<string, string>(Object.values(CATALOG).map((m) => [m.name, m.unit]))
 
 /** The Prometheus name of a metric: unit suffix per OpenTelemetry's compatibility rules (`{token}` adds none). */
@@ -61,13 +61,14 @@ const withUnits = (inner: MetricProducer): MetricProducer => ({
 export type MetricsHandler = (req: IncomingMessage, res: ServerResponse) => void
 
 /** The Prometheus exporter over Effect's metrics, for as long as the scope is open. */
-export const metricsHandler: Effect.Effect<MetricsHandler, never, Resource.Resource | import("effect").Scope.Scope> =
-  Effect.gen(function*() {
+export const metricsHandler: Effect.Effect<MetricsHandler, never, Resource.Resource | Scope.Scope> = Effect.gen(
+  function*() {
     const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true })
     const producer = withUnits(yield* OtelMetrics.makeProducer)
     yield* OtelMetrics.registerProducer(producer, () => exporter)
     return (req, res) => exporter.getMetricsRequestHandler(req, res)
-  })
+  }
+)
 
 /**
  * Effect's tracer exporting every span over OTLP/HTTP, batched; flushed when the scope closes. A one-shot command

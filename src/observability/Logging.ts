@@ -3,21 +3,9 @@
  * MCP protocol when serving, and to command output in the CLI. Level and format come from AppConfig. Secrets in any
  * URL a line carries (a password, a token in the query) are hidden.
  */
-import {
-  Context,
-  Effect,
-  FiberRef,
-  FiberRefs,
-  HashMap,
-  HashSet,
-  Layer,
-  Logger,
-  LogLevel,
-  Option,
-  Random,
-  Tracer
-} from "effect"
+import { Context, Effect, FiberRef, FiberRefs, HashMap, HashSet, Layer, Logger, LogLevel, Option, Tracer } from "effect"
 import { globalValue } from "effect/GlobalValue"
+import { randomBytes } from "node:crypto"
 import { AppConfig, type LogFormat, type LogLevelName } from "../Config.js"
 import { redactUrlsIn } from "../domain/Redact.js"
 import { tracingEnabled } from "./Tracing.js"
@@ -98,14 +86,7 @@ const prettyPlain = withLogContextOf(prettyStderr)
 const jsonPlain = withLogContextOf(jsonStderr)
 const prettyTraced = withTraceIds(prettyPlain)
 const jsonTraced = withTraceIds(jsonPlain)
-const ours: ReadonlyArray<Logger.Logger<unknown, unknown>> = [
-  prettyStderr,
-  jsonStderr,
-  prettyPlain,
-  jsonPlain,
-  prettyTraced,
-  jsonTraced
-]
+const ours: ReadonlyArray<Logger.Logger<unknown, unknown>> = [prettyPlain, jsonPlain, prettyTraced, jsonTraced]
 
 /**
  * The stderr logger for a format (one instance each, so installing twice never logs twice); with trace ids when
@@ -131,15 +112,8 @@ export const make = (format: LogFormat, level: LogLevelName, traced = false): La
     Logger.minimumLogLevel(toLogLevel(level))
   )
 
-/** An id for the log lines of one request or run (`request_id`, `run_id`): 16 hex digits from Effect's Random. */
-export const newLogId: Effect.Effect<string> = Effect.flatMap(
-  Random.nextIntBetween(0, 0x1_0000_0000),
-  (a) =>
-    Effect.map(
-      Random.nextIntBetween(0, 0x1_0000_0000),
-      (b) => a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0")
-    )
-)
+/** An id for the log lines of one request or run (`request_id`, `run_id`): 16 random hex digits. */
+export const newLogId = (): string => randomBytes(8).toString("hex")
 
 /** Logging configured from AppConfig. */
 export const layer: Layer.Layer<never, never, AppConfig> = Layer.unwrapEffect(

@@ -241,7 +241,7 @@ const make = (s: MetricSpec): AnyMetric => {
 
 /**
  * Installed while metrics are on: the metrics themselves and the label bound. Updates are synchronous
- * (`unsafeUpdate`) — a site pays one FiberRef read and, when on, a registry lookup per series.
+ * (`unsafeUpdate`) — a site pays one FiberRef read and, when on, a walk of the label trie (no allocation).
  */
 export class Recorder {
   private readonly metrics = new Map<MetricId, AnyMetric>()

@@ -113,10 +113,10 @@ export const layer = (
   )
 
 /** Metrics and traces as doctor reports them. */
-export const describe = (config: AppConfig["Type"], endpoint: MetricsEndpointShape) => ({
+export const describe = (config: AppConfig["Type"], listening: Option.Option<string>) => ({
   metrics: Option.match(config.metricsPort, {
     onNone: () => undefined,
-    onSome: (port) => Option.getOrElse(endpoint.url, () => `http://${hostInUrl(config.metricsHost)}:${port}/metrics`)
+    onSome: (port) => Option.getOrElse(listening, () => `http://${hostInUrl(config.metricsHost)}:${port}/metrics`)
   }),
   httpMetrics: config.httpMetrics,
   traces: Option.match(config.otlpTraces, {

@@ -97,9 +97,16 @@ export interface CircuitBreaker {
   readonly snapshot: Effect.Effect<BreakerSnapshot>
 }
 
+/** A state as snapshots, diagnose and the metrics name it. */
+const STATE_NAME: Record<BreakerState["_tag"], BreakerSnapshot["state"]> = {
+  Closed: "closed",
+  HalfOpen: "half_open",
+  Open: "open"
+}
+
 const toSnapshot = (dependency: string, s: BreakerState, now: number, p: BreakerPolicy): BreakerSnapshot => ({
   dependency,
-  state: s._tag === "Closed" ? "closed" : s._tag === "Open" ? "open" : "half_open",
+  state: STATE_NAME[s._tag],
   consecutiveFailures: s._tag === "Closed" ? s.failures : p.failureThreshold,
   retryAfterSeconds: s._tag === "Open" ? Math.max(0, Math.ceil((s.openedAt + s.openMs - now) / 1000)) : 0,
   openSeconds: s._tag === "Closed" ? 0 : Math.round(s.openMs / 1000)
@@ -116,7 +123,6 @@ export const describePolicy = (p: BreakerPolicy = defaultPolicy): string =>
 
 /** The `lmstudio_bridge.breaker.state` gauge's value: 0 closed, 1 half-open, 2 open. */
 const GAUGE: Record<BreakerState["_tag"], number> = { Closed: 0, HalfOpen: 1, Open: 2 }
-const STATE_NAME: Record<BreakerState["_tag"], string> = { Closed: "closed", HalfOpen: "half_open", Open: "open" }
 
 export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): Effect.Effect<CircuitBreaker> =>
   Effect.gen(function*() {

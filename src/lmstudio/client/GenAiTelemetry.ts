@@ -45,6 +45,20 @@ const recordTokens = (r: Recorder, call: GenAiCall, tokens: TokenCounts | undefi
   if (tokens.output !== undefined) r.update("genAiTokens", tokens.output, { ...labels, "gen_ai.token.type": "output" })
 }
 
+/** The end of a request, whole or streamed: its duration and outcome, an overflow LM Studio found, its tokens. */
+const recordEnd = <A, E>(
+  r: Recorder,
+  call: GenAiCall,
+  seconds: number,
+  exit: Exit.Exit<A, E>,
+  tokens: () => TokenCounts | undefined
+) => {
+  const error = errorTypeOfExit(exit)
+  r.update("genAiDuration", seconds, { ...labelsOf(call), "error.type": error })
+  if (error === "ContextOverflow") r.update("contextOverflows", 1, LMSTUDIO_FOUND)
+  if (Exit.isSuccess(exit)) recordTokens(r, call, tokens())
+}
+
 const spanOptions = (call: GenAiCall) => ({
   kind: "client" as const,
   captureStackTrace: false,
@@ -73,12 +87,11 @@ export const observeRequest = <A, E, R>(
   tokensOf: (a: A) => TokenCounts | undefined,
   self: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> => {
-  const measured = timed(self, (r, seconds, exit) => {
-    const error = errorTypeOfExit(exit)
-    r.update("genAiDuration", seconds, { ...labelsOf(call), "error.type": error })
-    if (error === "ContextOverflow") r.update("contextOverflows", 1, LMSTUDIO_FOUND)
-    if (Exit.isSuccess(exit)) recordTokens(r, call, tokensOf(exit.value))
-  })
+  const measured = timed(
+    self,
+    (r, seconds, exit) =>
+      recordEnd(r, call, seconds, exit, () => (Exit.isSuccess(exit) ? tokensOf(exit.value) : undefined))
+  )
   return tracing
     ? measured.pipe(
       Effect.tap((a) => annotateUsage(tokensOf(a))),
@@ -117,16 +130,7 @@ export const observeStream = <A, E, R>(
     )
     return Stream.ensuringWith(
       Stream.onStart(observed, Effect.sync(() => (t0 = clock.unsafeCurrentTimeNanos()))),
-      (exit) =>
-        record((r) => {
-          const error = errorTypeOfExit(exit)
-          r.update("genAiDuration", Number(clock.unsafeCurrentTimeNanos() - t0) / 1e9, {
-            ...labelsOf(call),
-            "error.type": error
-          })
-          if (error === "ContextOverflow") r.update("contextOverflows", 1, LMSTUDIO_FOUND)
-          if (Exit.isSuccess(exit)) recordTokens(r, call, tokens)
-        })
+      (exit) => record((r) => recordEnd(r, call, Number(clock.unsafeCurrentTimeNanos() - t0) / 1e9, exit, () => tokens))
     )
   }
   return Stream.unwrap(
