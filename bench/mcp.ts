@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url"
 import { observeRequest } from "../src/lmstudio/client/GenAiTelemetry.js"
 import { observeCall } from "../src/mcp/CallTelemetry.js"
 import * as Logging from "../src/observability/Logging.js"
-import { currentRecorder, Recorder } from "../src/observability/Metrics.js"
+import { CurrentRecorder, Recorder } from "../src/observability/Metrics.js"
 import { binPath, cpuMs, nowMs, percentile, rawPost, rssMiB, simulator } from "./support.js"
 
 const floorPath = fileURLToPath(new URL("./floor-server.js", import.meta.url))
@@ -218,7 +218,7 @@ const recordingWork = Effect.gen(function*() {
     Effect.gen(function*() {
       const loop = Effect.gen(function*() {
         for (let i = 0; i < N; i++) yield* once
-      }).pipe(Effect.locally(currentRecorder, recorder))
+      }).pipe(recorder === undefined ? (e) => e : Effect.provideService(CurrentRecorder, recorder))
       yield* loop
       const c0 = process.cpuUsage()
       yield* loop

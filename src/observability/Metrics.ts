@@ -3,13 +3,12 @@
  * OpenTelemetry semantic conventions for MCP and GenAI say (`mcp.*`, `gen_ai.*`; string literals, as the JS constants
  * are moving), plus the bridge's own under `lmstudio_bridge.*`.
  *
- * Recording is free when metrics are off: every site goes through `record`, which reads one FiberRef and does nothing
+ * Recording is free when metrics are off: every site goes through `record`, which reads one context entry and does nothing
  * unless a `Recorder` was installed (by `Telemetry.layer`, only when `METRICS_PORT` or `serve --http` asks for them).
  * The recorder keeps every label value bounded: a label sees at most `LABEL_VALUES_MAX` distinct values, later ones
  * are counted under `_OTHER` (the conventions' fallback), so no prompt, id, path or stray model name can grow a series.
  */
-import { Cause, Effect, Exit, FiberRef, Metric, MetricBoundaries, MetricLabel, Option } from "effect"
-import { globalValue } from "effect/GlobalValue"
+import { Cause, Context, Effect, Exit, Metric, MetricBoundaries, MetricLabel, Option } from "effect"
 
 type Kind = "histogram" | "counter" | "gauge"
 
@@ -32,16 +31,21 @@ const LOAD_SECONDS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600]
 const WAIT_SECONDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const PER_RUN = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 32, 64]
 
-const spec = <const N extends string>(
+const spec = <const N extends string, const L extends ReadonlyArray<string>>(
   name: N,
   kind: Kind,
   unit: string,
   description: string,
-  labels: ReadonlyArray<string>,
+  labels: L,
   buckets?: ReadonlyArray<number>
 ) => ({ name, kind, unit, description, labels, ...(buckets !== undefined ? { buckets } : {}) }) satisfies MetricSpec
 
-const GENAI_LABELS = ["gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "server.address"]
+const GENAI_LABELS = [
+  "gen_ai.operation.name",
+  "gen_ai.provider.name",
+  "gen_ai.request.model",
+  "server.address"
+] as const
 
 /** Every metric the bridge records, in the order docs/observability.md lists them. */
 export const CATALOG = {
@@ -207,22 +211,25 @@ export const CATALOG = {
 
 export type MetricId = keyof typeof CATALOG
 
-/** Label values as given; an absent (undefined) label is left out of the series. */
-export type Labels = Readonly<Record<string, string | undefined>>
+/** The label names of a metric, as the catalog lists them. */
+export type LabelName<I extends MetricId> = (typeof CATALOG)[I]["labels"][number]
+
+/** Label values as given (only the metric's own names); an absent (undefined) label is left out of the series. */
+export type Labels<I extends MetricId> = { readonly [K in LabelName<I>]?: string | undefined }
 
 /** At most this many distinct values per label; more are recorded as `_OTHER`. */
 export const LABEL_VALUES_MAX = 64
 export const OTHER = "_OTHER"
+/** At most this many trie nodes (label values as given, before bounding) per metric; other sets are bounded each time. */
+const RAW_NODES_MAX = 4096
 
 type AnyMetric = Metric.Metric<unknown, number, unknown>
 
-/** A node of the label trie: the next nodes by label name and value, and the label array of the set ending here. */
-interface Trie {
-  readonly next: Map<string, Map<string, Trie>>
-  array: ReadonlyArray<MetricLabel.MetricLabel> | undefined
-}
-/** The trie step of a label left out (not a value any label can have: values are strings a caller gave). */
-const ABSENT = "\u0000absent"
+/** Separates the values of a series key; marks an absent label (neither occurs in a value a caller gives). */
+const SEP = "\u0001"
+const ABSENT = "\u0000"
+
+const node = (): Node => ({ next: new Map(), array: undefined })
 
 const make = (s: MetricSpec): AnyMetric => {
   switch (s.kind) {
@@ -239,21 +246,41 @@ const make = (s: MetricSpec): AnyMetric => {
   }
 }
 
+/** A node of a metric's series trie: the next nodes by the next label's value, and the label array ending here. */
+interface Node {
+  readonly next: Map<string, Node>
+  array: ReadonlyArray<MetricLabel.MetricLabel> | undefined
+}
+
+/** One metric while metrics are on: Effect's metric, its label names, and its series. */
+interface Series {
+  readonly metric: AnyMetric
+  readonly names: ReadonlyArray<string>
+  /** The label sets as given, one level per label in catalog order: a known series is found without allocating. */
+  readonly root: Node
+  nodes: number
+  /** The label array of each series by its bounded values: label sets that bound alike share one array object. */
+  readonly byBounded: Map<string, ReadonlyArray<MetricLabel.MetricLabel>>
+}
+
 /**
  * Installed while metrics are on: the metrics themselves and the label bound. Updates are synchronous
- * (`unsafeUpdate`) — a site pays one FiberRef read and, when on, a walk of the label trie (no allocation).
+ * (`unsafeUpdate`). A known series costs one map lookup per label (the values as given, in catalog order) and no
+ * allocation; Effect then finds its registry entry by the label array object (a WeakMap), so its key is never
+ * hashed on an update.
  */
 export class Recorder {
-  private readonly metrics = new Map<MetricId, AnyMetric>()
+  private readonly all = new Map<MetricId, Series>()
   private readonly seen = new Map<string, Set<string>>()
 
-  private metric(id: MetricId): AnyMetric {
-    let m = this.metrics.get(id)
-    if (m === undefined) {
-      m = make(CATALOG[id])
-      this.metrics.set(id, m)
+  private series(id: MetricId): Series {
+    let s = this.all.get(id)
+    if (s === undefined) {
+      const spec: MetricSpec = CATALOG[id]
+      s = { metric: make(spec), names: spec.labels, root: node(), nodes: 0, byBounded: new Map() }
+      this.all.set(id, s)
     }
-    return m
+    return s
   }
 
   /** The value itself while the label has seen fewer than `LABEL_VALUES_MAX` values (or has seen it), else `_OTHER`. */
@@ -269,66 +296,75 @@ export class Recorder {
     return value
   }
 
-  /**
-   * The label array of a label set, the same array object each time: Effect caches a metric's registry entry per
-   * array object (a WeakMap), so a series is found without hashing its key on every update. Found through a trie of
-   * the (bounded) values, so an update allocates nothing once its series exists.
-   */
-  private readonly tries = new Map<MetricId, Trie>()
+  /** The label array of a label set: found by its values as given, else made from its bounded values. */
+  private labelsOf(s: Series, labels: Readonly<Record<string, string | undefined>>) {
+    const names = s.names
+    let at: Node | undefined = s.root
+    for (let i = 0; i < names.length && at !== undefined; i++) at = at.next.get(labels[names[i]!] ?? ABSENT)
+    if (at?.array !== undefined) return at.array
+    let bounded = ""
+    const out: Array<MetricLabel.MetricLabel> = []
+    for (const name of names) {
+      const value = labels[name]
+      const b = value === undefined ? ABSENT : this.bound(name, value)
+      bounded += b + SEP
+      if (value !== undefined) out.push(MetricLabel.make(name, b))
+    }
+    let array = s.byBounded.get(bounded)
+    if (array === undefined) {
+      array = out
+      s.byBounded.set(bounded, array)
+    }
+    this.remember(s, labels, array)
+    return array
+  }
 
-  private labelsOf(id: MetricId, labels: Labels): ReadonlyArray<MetricLabel.MetricLabel> {
-    let node: Trie | undefined = this.tries.get(id)
-    if (node === undefined) {
-      node = { next: new Map(), array: undefined }
-      this.tries.set(id, node)
-    }
-    for (const k in labels) {
-      const value = labels[k]
-      const step = value === undefined ? ABSENT : this.bound(k, value)
-      let byKey: Map<string, Trie> | undefined = node.next.get(k)
-      if (byKey === undefined) {
-        byKey = new Map()
-        node.next.set(k, byKey)
-      }
-      let child: Trie | undefined = byKey.get(step)
+  /** Adds a label set as given to the trie while it has fewer than `RAW_NODES_MAX` nodes (else: bounded each time). */
+  private remember(
+    s: Series,
+    labels: Readonly<Record<string, string | undefined>>,
+    array: ReadonlyArray<MetricLabel.MetricLabel>
+  ) {
+    let at = s.root
+    for (const name of s.names) {
+      const value = labels[name] ?? ABSENT
+      let child = at.next.get(value)
       if (child === undefined) {
-        child = { next: new Map(), array: undefined }
-        byKey.set(step, child)
+        if (s.nodes >= RAW_NODES_MAX) return
+        child = node()
+        s.nodes++
+        at.next.set(value, child)
       }
-      node = child
+      at = child
     }
-    if (node.array === undefined) {
-      const out: Array<MetricLabel.MetricLabel> = []
-      for (const k in labels) {
-        const value = labels[k]
-        if (value !== undefined) out.push(MetricLabel.make(k, this.bound(k, value)))
-      }
-      node.array = out
-    }
-    return node.array
+    at.array = array
   }
 
   /** Observes a histogram, adds to a counter, or sets a gauge. */
-  update(id: MetricId, value: number, labels: Labels = {}): void {
-    this.metric(id).unsafeUpdate(value, this.labelsOf(id, labels))
+  update<I extends MetricId>(id: I, value: number, labels: Labels<I> = {}): void {
+    const s = this.series(id)
+    s.metric.unsafeUpdate(value, this.labelsOf(s, labels))
   }
 }
 
-/** The recorder of this fiber (inherited by the fibers it forks); undefined while metrics are off. */
-export const currentRecorder: FiberRef.FiberRef<Recorder | undefined> = globalValue(
-  Symbol.for("lmstudio-bridge/Metrics/currentRecorder"),
-  () => FiberRef.unsafeMake<Recorder | undefined>(undefined)
-)
+/**
+ * The recorder of the runtime (a context entry with a default, so no effect needs it): undefined while metrics are
+ * off. A context entry rather than a FiberRef: every fiber the bridge forks copies and joins its FiberRefs, and
+ * one more of them cost each call more than its recording (docs/benchmarks.md, issue 15).
+ */
+export class CurrentRecorder extends Context.Reference<CurrentRecorder>()("lmstudio-bridge/Metrics/CurrentRecorder", {
+  defaultValue: (): Recorder | undefined => undefined
+}) {}
+
+const withRecorder = <A, E, R>(f: (r: Recorder | undefined) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.contextWithEffect((ctx: Context.Context<never>) => f(Context.get(ctx, CurrentRecorder)))
 
 /** Runs `f` with the recorder when metrics are on; nothing otherwise. */
 export const record = (f: (r: Recorder) => void): Effect.Effect<void> =>
-  FiberRef.getWith(currentRecorder, (r) => (r === undefined ? Effect.void : Effect.sync(() => f(r))))
+  withRecorder((r) => (r === undefined ? Effect.void : Effect.sync(() => f(r))))
 
 /** Are metrics on for this fiber? (To skip measuring work when nobody records it.) */
-export const metricsOn: Effect.Effect<boolean> = FiberRef.getWith(
-  currentRecorder,
-  (r) => Effect.succeed(r !== undefined)
-)
+export const metricsOn: Effect.Effect<boolean> = withRecorder((r) => Effect.succeed(r !== undefined))
 
 /**
  * Measures `self` when metrics are on: `f` gets the recorder, the seconds it took and how it ended. When off, `self`
@@ -338,7 +374,7 @@ export const timed = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   f: (r: Recorder, seconds: number, exit: Exit.Exit<A, E>) => void
 ): Effect.Effect<A, E, R> =>
-  FiberRef.getWith(currentRecorder, (r) => {
+  withRecorder((r) => {
     if (r === undefined) return self
     return Effect.clockWith((clock) => {
       const t0 = clock.unsafeCurrentTimeNanos()

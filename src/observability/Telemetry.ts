@@ -13,7 +13,7 @@ import { AppConfig } from "../Config.js"
 import { redactUrl } from "../domain/Redact.js"
 import { MetricsEndpointFailed, TelemetryUnavailable } from "../domain/TelemetryErrors.js"
 import type { MetricsHandler } from "./Exporters.js"
-import { currentRecorder, Recorder } from "./Metrics.js"
+import { CurrentRecorder, Recorder } from "./Metrics.js"
 
 export interface MetricsEndpointShape {
   /** Serves the exposition for one request; none while metrics are off. */
@@ -104,7 +104,7 @@ export const layer = (
             })
           ),
           // The recorder on the runtime: every fiber of a call inherits it.
-          Layer.scopedDiscard(Effect.locallyScopedWith(currentRecorder, () => new Recorder()))
+          Layer.sync(CurrentRecorder, () => new Recorder())
         )
       return Layer.merge(metrics, tracing).pipe(
         Layer.provide(exporters.resourceLayer(config.otelServiceName, version))

@@ -3,10 +3,10 @@
  * recorded while metrics are off, and the Prometheus names (unit suffix) the exporter gives them.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FiberRef, Metric } from "effect"
+import { Context, Effect, Metric } from "effect"
 import { readFileSync } from "node:fs"
 import { prometheusName } from "../../src/observability/Exporters.js"
-import { CATALOG, currentRecorder, LABEL_VALUES_MAX, OTHER, record, Recorder } from "../../src/observability/Metrics.js"
+import { CATALOG, CurrentRecorder, LABEL_VALUES_MAX, OTHER, record, Recorder } from "../../src/observability/Metrics.js"
 
 const countOf = (name: string, labels: Record<string, string>) =>
   Metric.unsafeSnapshot()
@@ -63,9 +63,41 @@ describe("metrics", () => {
       yield* record((r) => r.update("verifyFailures", 1, labels))
       assert.strictEqual(countOf("lmstudio_bridge.model.verification.failures", labels), 0)
       yield* record((r) => r.update("verifyFailures", 1, labels)).pipe(
-        Effect.locally(currentRecorder, new Recorder())
+        Effect.provideService(CurrentRecorder, new Recorder())
       )
       assert.strictEqual(countOf("lmstudio_bridge.model.verification.failures", labels), 1)
-      assert.isUndefined(yield* FiberRef.get(currentRecorder))
+      assert.isUndefined(Context.get(yield* Effect.context<never>(), CurrentRecorder))
     }))
+
+  it("updates through the series cache: one series per label set, absent labels left out, bounded values shared", () => {
+    const r = new Recorder()
+    const tag = `dep-${Math.random()}`
+    const DEP = "lmstudio_bridge.dependency"
+    const CAUSE = "lmstudio_bridge.retry.cause"
+    const retries = () =>
+      Metric.unsafeSnapshot().filter((p) =>
+        p.metricKey.name === "lmstudio_bridge.retries" &&
+        p.metricKey.tags.some((t) => t.key === DEP && (t.value.startsWith(tag) || t.value === OTHER))
+      )
+    const valueOf = (p: ReturnType<typeof retries>[number], key: string) =>
+      p.metricKey.tags.find((t) => t.key === key)?.value
+    const count = (dep: string, cause: string | undefined) =>
+      retries()
+        .filter((p) => valueOf(p, DEP) === dep && valueOf(p, CAUSE) === cause)
+        .reduce((n, p) => n + ("count" in p.metricState ? Number(p.metricState.count) : 0), 0)
+    // 70 dependencies × 80 causes, twice: more label sets as given than the cache keeps, each still counted once.
+    for (let round = 0; round < 2; round++) {
+      for (let d = 0; d < 70; d++) {
+        for (let c = 0; c < 80; c++) r.update("retries", 1, { [DEP]: `${tag}-${d}`, [CAUSE]: `c${c}` })
+      }
+    }
+    r.update("retries", 1, { [DEP]: `${tag}-0` })
+    assert.strictEqual(count(`${tag}-0`, "c0"), 2)
+    assert.strictEqual(count(`${tag}-0`, undefined), 1, "an absent label is a series of its own, without the label")
+    assert.strictEqual(count(OTHER, "c0"), 6 * 2, "dependencies 65–70 bound to _OTHER")
+    assert.strictEqual(count(`${tag}-0`, OTHER), 16 * 2, "causes 65–80 bound to _OTHER")
+    assert.strictEqual(count(OTHER, OTHER), 6 * 16 * 2)
+    assert.strictEqual(new Set(retries().map((p) => valueOf(p, DEP))).size, LABEL_VALUES_MAX + 1)
+    assert.strictEqual(retries().length, 65 * 65 + 1, "one series per bounded label set")
+  })
 })

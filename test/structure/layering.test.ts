@@ -28,6 +28,7 @@ const below = (...areas: Array<string>) => new Set(areas)
 /** What each area may import, besides itself. */
 const allowed: Record<string, ReadonlySet<string>> = {
   bin: below(
+    "App",
     "cli",
     "mcp",
     "diagnostics",
@@ -39,6 +40,8 @@ const allowed: Record<string, ReadonlySet<string>> = {
     "simulator",
     ...configuration
   ),
+  // The composition of the services (bin.ts and the in-process bench use it): everything below the faces.
+  App: below("diagnostics", "agent", "lmstudio", "resilience", "domain", "observability", ...configuration),
   cli: below(
     "diagnostics",
     "agent",
