@@ -8,7 +8,18 @@
  * The recorder keeps every label value bounded: a label sees at most `LABEL_VALUES_MAX` distinct values, later ones
  * are counted under `_OTHER` (the conventions' fallback), so no prompt, id, path or stray model name can grow a series.
  */
-import { Cause, Context, Effect, Exit, Metric, MetricBoundaries, MetricLabel, Option } from "effect"
+import {
+  Cause,
+  Context,
+  Effect,
+  Exit,
+  Metric,
+  MetricBoundaries,
+  type MetricHook,
+  MetricKey,
+  MetricLabel,
+  Option
+} from "effect"
 
 type Kind = "histogram" | "counter" | "gauge"
 
@@ -223,51 +234,48 @@ export const OTHER = "_OTHER"
 /** At most this many trie nodes (label values as given, before bounding) per metric; other sets are bounded each time. */
 const RAW_NODES_MAX = 4096
 
-type AnyMetric = Metric.Metric<unknown, number, unknown>
+/** What one series is updated through: Effect's hook for the metric key with the series' labels. */
+type Hook = MetricHook.MetricHook<number, unknown>
 
 /** Separates the values of a series key; marks an absent label (neither occurs in a value a caller gives). */
 const SEP = "\u0001"
 const ABSENT = "\u0000"
 
-const node = (): Node => ({ next: new Map(), array: undefined })
+const node = (): Node => ({ next: new Map(), hook: undefined })
 
-const make = (s: MetricSpec): AnyMetric => {
+/** The metric's key (untagged), as `Metric.histogram` / `counter` / `gauge` would make it. */
+const keyOf = (s: MetricSpec): MetricKey.MetricKey.Untyped => {
   switch (s.kind) {
     case "histogram":
-      return Metric.histogram(
-        s.name,
-        MetricBoundaries.fromIterable(s.buckets ?? []),
-        s.description
-      ) as unknown as AnyMetric
+      return MetricKey.histogram(s.name, MetricBoundaries.fromIterable(s.buckets ?? []), s.description)
     case "counter":
-      return Metric.counter(s.name, { description: s.description, incremental: true }) as unknown as AnyMetric
+      return MetricKey.counter(s.name, { description: s.description, incremental: true })
     case "gauge":
-      return Metric.gauge(s.name, { description: s.description }) as unknown as AnyMetric
+      return MetricKey.gauge(s.name, { description: s.description })
   }
 }
 
-/** A node of a metric's series trie: the next nodes by the next label's value, and the label array ending here. */
+/** A node of a metric's series trie: the next nodes by the next label's value, and the series ending here. */
 interface Node {
   readonly next: Map<string, Node>
-  array: ReadonlyArray<MetricLabel.MetricLabel> | undefined
+  hook: Hook | undefined
 }
 
-/** One metric while metrics are on: Effect's metric, its label names, and its series. */
+/** One metric while metrics are on: its key, its label names, and its series. */
 interface Series {
-  readonly metric: AnyMetric
+  readonly key: MetricKey.MetricKey.Untyped
   readonly names: ReadonlyArray<string>
   /** The label sets as given, one level per label in catalog order: a known series is found without allocating. */
   readonly root: Node
   nodes: number
-  /** The label array of each series by its bounded values: label sets that bound alike share one array object. */
-  readonly byBounded: Map<string, ReadonlyArray<MetricLabel.MetricLabel>>
+  /** Each series by its bounded values: label sets that bound alike share one hook. */
+  readonly byBounded: Map<string, Hook>
 }
 
 /**
- * Installed while metrics are on: the metrics themselves and the label bound. Updates are synchronous
- * (`unsafeUpdate`). A known series costs one map lookup per label (the values as given, in catalog order) and no
- * allocation; Effect then finds its registry entry by the label array object (a WeakMap), so its key is never
- * hashed on an update.
+ * Installed while metrics are on: the metrics themselves and the label bound. Updates are synchronous. A known
+ * series costs one map lookup per label (the values as given, in catalog order), no allocation, and its hook in
+ * Effect's metric registry is called directly (found once per series, so its key is never hashed on an update).
  */
 export class Recorder {
   private readonly all = new Map<MetricId, Series>()
@@ -277,7 +285,7 @@ export class Recorder {
     let s = this.all.get(id)
     if (s === undefined) {
       const spec: MetricSpec = CATALOG[id]
-      s = { metric: make(spec), names: spec.labels, root: node(), nodes: 0, byBounded: new Map() }
+      s = { key: keyOf(spec), names: spec.labels, root: node(), nodes: 0, byBounded: new Map() }
       this.all.set(id, s)
     }
     return s
@@ -296,35 +304,31 @@ export class Recorder {
     return value
   }
 
-  /** The label array of a label set: found by its values as given, else made from its bounded values. */
-  private labelsOf(s: Series, labels: Readonly<Record<string, string | undefined>>) {
+  /** The series of a label set: found by its values as given, else by its bounded values (made the first time). */
+  private hookOf(s: Series, labels: Readonly<Record<string, string | undefined>>): Hook {
     const names = s.names
     let at: Node | undefined = s.root
     for (let i = 0; i < names.length && at !== undefined; i++) at = at.next.get(labels[names[i]!] ?? ABSENT)
-    if (at?.array !== undefined) return at.array
+    if (at?.hook !== undefined) return at.hook
     let bounded = ""
-    const out: Array<MetricLabel.MetricLabel> = []
+    const tags: Array<MetricLabel.MetricLabel> = []
     for (const name of names) {
       const value = labels[name]
       const b = value === undefined ? ABSENT : this.bound(name, value)
       bounded += b + SEP
-      if (value !== undefined) out.push(MetricLabel.make(name, b))
+      if (value !== undefined) tags.push(MetricLabel.make(name, b))
     }
-    let array = s.byBounded.get(bounded)
-    if (array === undefined) {
-      array = out
-      s.byBounded.set(bounded, array)
+    let hook = s.byBounded.get(bounded)
+    if (hook === undefined) {
+      hook = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(s.key, tags)) as Hook
+      s.byBounded.set(bounded, hook)
     }
-    this.remember(s, labels, array)
-    return array
+    this.remember(s, labels, hook)
+    return hook
   }
 
   /** Adds a label set as given to the trie while it has fewer than `RAW_NODES_MAX` nodes (else: bounded each time). */
-  private remember(
-    s: Series,
-    labels: Readonly<Record<string, string | undefined>>,
-    array: ReadonlyArray<MetricLabel.MetricLabel>
-  ) {
+  private remember(s: Series, labels: Readonly<Record<string, string | undefined>>, hook: Hook) {
     let at = s.root
     for (const name of s.names) {
       const value = labels[name] ?? ABSENT
@@ -337,13 +341,12 @@ export class Recorder {
       }
       at = child
     }
-    at.array = array
+    at.hook = hook
   }
 
   /** Observes a histogram, adds to a counter, or sets a gauge. */
   update<I extends MetricId>(id: I, value: number, labels: Labels<I> = {}): void {
-    const s = this.series(id)
-    s.metric.unsafeUpdate(value, this.labelsOf(s, labels))
+    this.hookOf(this.series(id), labels).update(value)
   }
 }
 
