@@ -13,10 +13,8 @@
  *   child is closed when the bridge's scope closes: on exit, SIGINT/SIGTERM and when the MCP host closes stdin.
  * - A child's stderr is drained into the bridge's debug log; its last lines explain a failed start.
  */
-import { Client } from "@modelcontextprotocol/sdk/client/index.js"
-import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import { type CallToolResult, CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js"
+import { type CallToolResult, Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { Data, Duration, Effect, Equal, Exit, Hash, Option, RcMap, Ref, Runtime } from "effect"
 import { AppConfig } from "../Config.js"
 import { type ChildServerError, McpServerFailed, McpServerTimeout } from "../domain/McpErrors.js"
@@ -121,7 +119,11 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
       Effect.gen(function*() {
         const closed = yield* Ref.make(false)
         const stderrTail: Array<string> = []
-        const client = new Client({ name: "lmstudio-bridge", version: "1" }, { capabilities: {} })
+        // Either era: the SDK probes with `server/discover` (2026-07-28) and falls back to `initialize` (2025-11-25).
+        const client = new Client({ name: "lmstudio-bridge", version: "1" }, {
+          capabilities: {},
+          versionNegotiation: { mode: "auto", probe: { timeoutMs: Math.min(startTimeoutMs, 10_000) } }
+        })
         const transport = cfg.transport === "stdio"
           ? new StdioClientTransport({
             command: cfg.command,
@@ -246,7 +248,6 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
                   // W3C trace context for the child, unprefixed in _meta as the MCP conventions say (SEP-414).
                   ...(Option.isSome(traceparent) ? { _meta: { traceparent: traceparent.value } } : {})
                 },
-                CallToolResultSchema,
                 {
                   signal,
                   timeout: timeoutMs + 60_000
@@ -269,15 +270,14 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
                   ))
             )
           )
-          const result = CallToolResultSchema.safeParse(answer)
-          if (!result.success) {
+          if (!Array.isArray(answer.content)) {
             return yield* new McpServerFailed({
               server: cfg.name,
               operation: `run ${tool}`,
               reason: "the answer is not a tool result (no content)"
             })
           }
-          return { ok: result.data.isError !== true, text: resultText(result.data) } satisfies ToolOutcome
+          return { ok: answer.isError !== true, text: resultText(answer) } satisfies ToolOutcome
         })
       )
       const gone = (e: ChildGone) =>

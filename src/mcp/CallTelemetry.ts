@@ -4,7 +4,7 @@
  * exported — a SERVER span `tools/call <tool>` whose parent is the `traceparent` the client put in `params._meta`.
  * A result with `isError: true` is `error.type=tool_error` (the MCP conventions) and an ERROR span.
  */
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
+import type { CallToolResult } from "@modelcontextprotocol/server"
 import { Data, Effect, Exit, Runtime } from "effect"
 import { currentLogContext, newLogId } from "../observability/Logging.js"
 import { errorTypeOfExit, timed } from "../observability/Metrics.js"

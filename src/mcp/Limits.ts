@@ -4,7 +4,7 @@
  * nesting deeper than MAX_DEPTH (which would overflow the stack of whatever walks it). Each gets a JSON-RPC error
  * answer naming the problem and the limit, with the request's id when it can be found, and the server keeps serving.
  */
-import { type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
+import { type JSONRPCMessage, parseJSONRPCMessage } from "@modelcontextprotocol/server"
 
 /** Deepest nesting of arrays and objects a message may have (the envelope takes three levels). */
 export const MAX_DEPTH = 128
@@ -101,8 +101,8 @@ export const checkJson = (json: unknown): Checked => {
   }
   const messages: Array<JSONRPCMessage> = []
   for (const item of items) {
-    const parsed = JSONRPCMessageSchema.safeParse(item)
-    if (!parsed.success) {
+    const parsed = parseMessage(item)
+    if (parsed._tag === "Invalid") {
       return {
         _tag: "Refused",
         reason: "not a JSON-RPC message",
@@ -110,13 +110,29 @@ export const checkJson = (json: unknown): Checked => {
         answer: errorAnswer(
           idOf(item),
           INVALID_REQUEST,
-          `Invalid Request: not a JSON-RPC 2.0 message (${parsed.error.issues[0]?.message ?? "wrong shape"})`
+          `Invalid Request: not a JSON-RPC 2.0 message (${parsed.reason})`
         )
       }
     }
-    messages.push(parsed.data)
+    messages.push(parsed.message)
   }
   return { _tag: "Ok", messages, json }
+}
+
+/** One item of a body as the SDK's JSON-RPC schema reads it (the SDK throws on a wrong shape). */
+const parseMessage = (
+  item: unknown
+): { readonly _tag: "Ok"; readonly message: JSONRPCMessage } | {
+  readonly _tag: "Invalid"
+  readonly reason: string
+} => {
+  try {
+    return { _tag: "Ok", message: parseJSONRPCMessage(item) }
+  } catch (e) {
+    const issue = typeof e === "object" && e !== null && "issues" in e && Array.isArray(e.issues) ? e.issues[0] : e
+    const reason = typeof issue === "object" && issue !== null && "message" in issue ? String(issue.message) : ""
+    return { _tag: "Invalid", reason: reason.split("\n")[0] || "wrong shape" }
+  }
 }
 
 /** Checks one message's text (a stdio line, an HTTP body). */

@@ -9,8 +9,7 @@
  *   `-32602` (a request) or `-32600`;
  * - then the next line is read as usual. Every refusal is logged on stderr.
  */
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
+import type { JSONRPCMessage, Transport } from "@modelcontextprotocol/server"
 import type { Readable, Writable } from "node:stream"
 import { checkText, sniffId, tooLarge } from "./Limits.js"
 

@@ -10,19 +10,18 @@
  * - A defect is logged and returned as an internal error result: a tool call never takes the server down.
  * - Progress: when the request carries a `progressToken`, tools may report progress (`notifications/progress`).
  * - Cancellation: the SDK's abort signal interrupts the tool's fiber (and with it the HTTP request to LM Studio).
+ * - Both protocol eras from one server (SDK v2): a 2025-11-25 client after `initialize`, a 2026-07-28 client with its
+ *   version and capabilities in every request's `_meta` envelope. The SDK answers `server/discover`, puts the server
+ *   info in result `_meta` and the cache hints on list results; elicitation (a server → client request) exists only
+ *   in the 2025 era, so a 2026 request's `elicit` is undefined (DESIGN §6, tool policy: nobody to ask).
  */
-import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import {
-  CallToolRequestSchema,
   type CallToolResult,
   type ElicitRequestFormParams,
   type ElicitResult,
-  ElicitResultSchema,
-  EmptyResultSchema,
-  ListToolsRequestSchema,
-  type ServerNotification,
+  Server,
   type Tool as SdkTool
-} from "@modelcontextprotocol/sdk/types.js"
+} from "@modelcontextprotocol/server"
 import { Cause, Effect, Either, JSONSchema, ParseResult, Runtime, Schema } from "effect"
 import { isExplained } from "../domain/Errors.js"
 import { type NetworkTransport, observeCall, requestRuntime, type ServedRequest } from "./CallTelemetry.js"
@@ -203,32 +202,31 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
     { capabilities: { tools: {} }, ...(info.instructions ? { instructions: info.instructions } : {}) }
   )
   const byName = new Map(tools.map((t) => [t.name, t]))
-  // The SDK numbers this server's requests to the client from 0, and the SDK's client ignores a cancellation of
-  // request 0 (it tests the id for truth): a ping takes id 0 before the first question, so a question can be cancelled.
+  // The 1.x SDK's client (2025-era hosts) numbers this server's requests from 0 and ignores a cancellation of request 0
+  // (it tests the id for truth): a ping takes id 0 before the first question, so a question can be cancelled.
   let idZero: Promise<unknown> | undefined
-  const spendIdZero =
-    () => (idZero ??= server.request({ method: "ping" }, EmptyResultSchema, { timeout: 5000 }).catch(() => undefined))
+  const spendIdZero = () => (idZero ??= server.request({ method: "ping" }, { timeout: 5000 }).catch(() => undefined))
   const runFor = (tool: string | undefined) => Runtime.runPromise(requestRuntime(runtime, tool))
-
-  server.setRequestHandler(ListToolsRequestSchema, () => ({
-    tools: tools.map((t) => ({
-      name: t.name,
-      title: t.title,
-      description: t.description,
-      inputSchema: t.inputSchema,
-      outputSchema: t.outputSchema,
-      annotations: { title: t.title, ...t.annotations }
-    }))
+  const listed = tools.map((t) => ({
+    name: t.name,
+    title: t.title,
+    description: t.description,
+    inputSchema: t.inputSchema,
+    outputSchema: t.outputSchema,
+    annotations: { title: t.title, ...t.annotations }
   }))
 
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+  server.setRequestHandler("tools/list", () => ({ tools: listed }))
+
+  server.setRequestHandler("tools/call", async (request, sdk): Promise<CallToolResult> => {
     const t = byName.get(request.params.name)
+    const modern = sdk.mcpReq.envelope !== undefined
     const served = {
       method: "tools/call",
       tool: t?.name,
-      jsonRpcId: extra.requestId,
-      sessionId: extra.sessionId,
-      meta: request.params._meta,
+      jsonRpcId: sdk.mcpReq.id,
+      sessionId: sdk.sessionId,
+      meta: request.params._meta ?? sdk.mcpReq._meta,
       transport: info.transport ?? "pipe",
       tracing: info.tracing === true
     } satisfies ServedRequest
@@ -242,16 +240,15 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
         }))
       ))
     }
-    const token = request.params._meta?.progressToken
-    const canAsk = server.getClientCapabilities()?.elicitation?.form !== undefined
+    const token = request.params._meta?.progressToken ?? sdk.mcpReq._meta?.progressToken
+    const canAsk = !modern && server.getClientCapabilities()?.elicitation?.form !== undefined
     const ctx: ToolContext = {
       elicit: !canAsk ? undefined : (form) =>
         Effect.tryPromise({
           try: async (signal) => {
             await spendIdZero()
-            return extra.sendRequest(
-              { method: "elicitation/create", params: { mode: "form", ...form } },
-              ElicitResultSchema,
+            return sdk.mcpReq.elicitInput(
+              { mode: "form", ...form },
               {
                 signal,
                 // The caller bounds the wait (the run's budget); the SDK's default of 60 s is not the user's pace.
@@ -270,17 +267,12 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
         token === undefined
           ? Effect.void
           : Effect.promise(() =>
-            extra.sendNotification(
-              {
-                method: "notifications/progress",
-                params: { progressToken: token, progress, message }
-              } satisfies ServerNotification
-            )
+            sdk.mcpReq.notify({ method: "notifications/progress", params: { progressToken: token, progress, message } })
           ).pipe(Effect.ignore)
     }
     try {
       return await runFor(t.name)(observeCall(served, t.call(request.params.arguments ?? {}, ctx)), {
-        signal: extra.signal
+        signal: sdk.mcpReq.signal
       })
     } catch {
       // Only an interruption (the client cancelled) gets here: the SDK drops answers to cancelled requests anyway.

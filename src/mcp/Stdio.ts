@@ -1,8 +1,11 @@
 /**
  * The MCP server over stdio (what Claude Code, Claude Desktop and Cursor start). Stdout carries only protocol frames;
  * logs go to stderr. Ends when the host closes stdin or the transport closes. Bad input (too large, not JSON, too
- * deep) is answered with a JSON-RPC error and the session goes on (LineTransport.ts).
+ * deep) is answered with a JSON-RPC error and the session goes on (LineTransport.ts). Both protocol eras: the SDK's
+ * stdio entry reads the opening message (an `initialize` pins a 2025-11-25 server, a request with a `_meta` envelope
+ * a 2026-07-28 one) and hands everything after it to the server the factory made.
  */
+import { serveStdio as sdkServeStdio } from "@modelcontextprotocol/server/stdio"
 import { Effect, Runtime } from "effect"
 import { LineTransport } from "./LineTransport.js"
 import { makeServer, type ServerInfo, type Tool } from "./Server.js"
@@ -15,7 +18,6 @@ export const serveStdio = <R>(
 ) =>
   Effect.scoped(
     Effect.gen(function*() {
-      const server = makeServer(info, tools, runtime)
       // The SDK's stdio transport waits for 'drain' once per answer written while the pipe is full: with many calls
       // answering at once that is legitimately more than Node's default of 10 listeners (a warning on stderr).
       process.stdout.setMaxListeners(0)
@@ -24,12 +26,19 @@ export const serveStdio = <R>(
           Effect.logWarning("MCP message refused").pipe(Effect.annotateLogs({ reason, bytes, transport: "stdio" }))
         ))
       yield* Effect.acquireRelease(
-        Effect.promise(() =>
-          server.connect(transport)
+        Effect.sync(() =>
+          sdkServeStdio(() =>
+            makeServer(info, tools, runtime), {
+            transport,
+            onerror: (e) =>
+              Runtime.runFork(runtime)(
+                Effect.logWarning("MCP stdio error").pipe(Effect.annotateLogs({ error: e.message, transport: "stdio" }))
+              )
+          })
         ),
-        () =>
+        (h) =>
           Effect.promise(() =>
-            server.close()
+            h.close()
           )
       )
       yield* Effect.logInfo("MCP server ready on stdio").pipe(
@@ -39,7 +48,11 @@ export const serveStdio = <R>(
         const done = () => resume(Effect.void)
         process.stdin.once("end", done)
         process.stdin.once("close", done)
-        server.onclose = done
+        const closed = transport.onclose
+        transport.onclose = () => {
+          closed?.()
+          done()
+        }
       })
       yield* Effect.logInfo("MCP client disconnected; stopping")
     })

@@ -5,17 +5,23 @@
  * - DNS-rebinding protection: when bound to loopback, the `Host` header must name a loopback address, and an
  *   `Origin` header, when present, must be a loopback origin. Anything else is refused with 403.
  * - `BRIDGE_HTTP_TOKEN`: when set, every request needs `Authorization: Bearer <token>` (401 otherwise).
- * - Sessions per the SDK: an `initialize` request opens a session (its own SDK transport and server); later requests
- *   carry `mcp-session-id`. A session without requests for BRIDGE_HTTP_SESSION_IDLE_SECONDS is closed (an open
+ * - Both protocol eras (SDK v2). A request with a 2026-07-28 `_meta` envelope is served by the SDK's per-request
+ *   handler (no session; a fresh server per request; closing the response stream cancels the request). Everything
+ *   else is the 2025-11-25 era as before: an `initialize` request opens a session (its own SDK transport and server);
+ *   later requests carry `mcp-session-id`. A session without requests for BRIDGE_HTTP_SESSION_IDLE_SECONDS is closed (an open
  *   stream counts as use), so abandoned sessions cannot pile up. Closing the scope closes every session and the
  *   listener.
  * - Bad input before the SDK sees it (Limits.ts): a body above BRIDGE_MAX_MESSAGE_BYTES is 413, text that is not JSON
  *   `-32700`, an empty batch or a non-JSON-RPC body `-32600`, nesting past the limit `-32602`; all with status 400
  *   (413 for size) and a JSON-RPC error body.
  */
-import type { Server } from "@modelcontextprotocol/sdk/server/index.js"
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js"
+import {
+  type NodeIncomingMessageLike,
+  NodeStreamableHTTPServerTransport,
+  toNodeHandler,
+  toWebRequest
+} from "@modelcontextprotocol/node"
+import { createMcpHandler, isInitializeRequest, isLegacyRequest, type Server } from "@modelcontextprotocol/server"
 import { Duration, Effect, Redacted, Runtime, Schedule, type Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
@@ -26,7 +32,7 @@ export interface HttpOptions {
   readonly host: string
   readonly port: number
   readonly token: Redacted.Redacted<string> | undefined
-  /** A fresh SDK server for a new session. */
+  /** A fresh SDK server (for a new 2025-era session, or for one 2026-era request). */
   readonly newServer: () => Server
   readonly maxMessageBytes: number
   /** A session idle this long is closed. */
@@ -78,6 +84,12 @@ const answer = (res: ServerResponse, status: number, body: unknown) => {
   res.end(JSON.stringify(body))
 }
 
+/**
+ * The adapter's structural request type declares `method` and `url` as optional without `| undefined`; a server-side
+ * `IncomingMessage` always has both, so it is one (the cast only states what exactOptionalPropertyTypes cannot see).
+ */
+const asNodeLike = (req: IncomingMessage): NodeIncomingMessageLike => req as NodeIncomingMessageLike
+
 /** A body's text, or how large it was when it passed the limit (the rest is read and dropped, not kept). */
 const readBody = (req: IncomingMessage, limit: number): Promise<{ text: string } | { tooLarge: number }> =>
   new Promise((resolve, reject) => {
@@ -97,7 +109,15 @@ export const serveHttp = (
   options: HttpOptions
 ): Effect.Effect<{ readonly url: string }, InvalidArguments, Scope.Scope> =>
   Effect.gen(function*() {
-    const sessions = new Map<string, StreamableHTTPServerTransport>()
+    const sessions = new Map<string, NodeStreamableHTTPServerTransport>()
+    const modern = toNodeHandler(
+      createMcpHandler(options.newServer, {
+        legacy: "reject",
+        maxRequestBodySize: options.maxMessageBytes,
+        onerror: (e) => runRefused(`2026-07-28 request failed: ${e.message}`, 0)
+      }),
+      { maxRequestBodySize: options.maxMessageBytes }
+    )
     // Per session: requests in flight (an open stream included) and whether it was used since the last sweep.
     const use = new Map<string, { active: number; touched: boolean; idleTicks: number }>()
     const runtime = yield* Effect.runtime<never>()
@@ -149,6 +169,11 @@ export const serveHttp = (
           body = checked.json
         }
       }
+      if (sessionId === undefined && req.method === "POST") {
+        // The SDK's own classification (a `_meta` envelope claim makes a request 2026-era), on the body read above.
+        const web = asNodeLike(req)
+        if (!(await isLegacyRequest(await toWebRequest(web, body), body))) return modern(web, res, body)
+      }
       if (existing && typeof sessionId === "string") {
         const u = use.get(sessionId)
         if (u !== undefined) {
@@ -167,7 +192,7 @@ export const serveHttp = (
       if (req.method !== "POST" || !isInitializeRequest(body)) {
         return refuse(res, 400, "Bad request: no valid session; send initialize first")
       }
-      const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
           sessions.set(id, transport)
