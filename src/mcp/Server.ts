@@ -199,7 +199,7 @@ export interface ServerInfo {
 export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, runtime: Runtime.Runtime<R>): Server => {
   const server = new Server(
     { name: info.name, version: info.version },
-    { capabilities: { tools: {} }, ...(info.instructions ? { instructions: info.instructions } : {}) }
+    { capabilities: { tools: {}, logging: {} }, ...(info.instructions ? { instructions: info.instructions } : {}) }
   )
   const byName = new Map(tools.map((t) => [t.name, t]))
   // The 1.x SDK's client (2025-era hosts) numbers this server's requests from 0 and ignores a cancellation of request 0
