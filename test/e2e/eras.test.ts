@@ -12,8 +12,10 @@ import { Client as LegacyClient } from "@modelcontextprotocol/sdk/client/index.j
 import { StreamableHTTPClientTransport as LegacyHttp } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { Duration, Effect, Schedule } from "effect"
 import { spawn } from "node:child_process"
+import { readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, bridgeClient, j, TOOL_CONTRACT } from "../helpers.js"
+import { binPath, bridgeClient, j, repoRoot, tempDir, TOOL_CONTRACT } from "../helpers.js"
 
 const REVISION = "2026-07-28"
 const ENVELOPE = {
@@ -227,5 +229,49 @@ describe("both MCP revisions (2025-11-25 and 2026-07-28)", () => {
         Effect.orDie
       )
       assert.strictEqual(state.counters.requestsAborted, 1)
+    }))
+
+  it.scopedLive("child servers of either era: a 2026-07-28-only one, and a 2025 one that exits unless initialize is first", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const fixture = join(repoRoot, "test", "support", "era-mcp-server.mjs")
+      const mcpJson = join(dir, "mcp.json")
+      writeFileSync(
+        mcpJson,
+        JSON.stringify({
+          mcpServers: {
+            modern: { command: process.execPath, args: [fixture, "modern", dir], trust: true },
+            strict: { command: process.execPath, args: [fixture, "strict", dir], trust: true }
+          }
+        })
+      )
+      const sim = yield* start({
+        scenario: {
+          rules: [
+            {
+              match: { userContains: "ask-modern", afterToolResult: false, hasTools: true },
+              reply: { toolCalls: [{ name: "modern__whoami", arguments: {} }] }
+            },
+            {
+              match: { userContains: "ask-strict", afterToolResult: false, hasTools: true },
+              reply: { toolCalls: [{ name: "strict__whoami", arguments: {} }] }
+            }
+          ]
+        }
+      })
+      const client = yield* bridgeClient(sim.baseUrl, { MCP_JSON_PATH: mcpJson })
+      for (const server of ["modern", "strict"]) {
+        const run = yield* Effect.promise(() =>
+          client.callTool({ name: "autonomous_with_mcp", arguments: { mcp_name: server, task: `ask-${server}` } })
+        )
+        assert.notStrictEqual(run.isError, true, JSON.stringify(run))
+        const calls = j(run.structuredContent).get("tool_calls").arr
+        assert.deepStrictEqual(calls.map((c) => [c.get("tool").str, c.get("ok").raw]), [["whoami", true]], server)
+      }
+      const log = readFileSync(join(dir, "era.log"), "utf8").split("\n")
+      assert.include(log, "modern 2026-07-28", "the 2026-only child was spoken to in its revision")
+      assert.include(log, "strict initialize", "the strict 2025 child was started with initialize first")
+      // The bridge's client probed with server/discover first (on a disposable copy of the child, which exited).
+      assert.isTrue(log.some((l) => l.startsWith("strict exited on") && l.includes("server/discover")), log.join("\n"))
     }))
 })
