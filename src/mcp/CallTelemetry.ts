@@ -6,7 +6,7 @@
  */
 import type { CallToolResult } from "@modelcontextprotocol/server"
 import { Data, Effect, Exit, Runtime } from "effect"
-import { currentLogContext, newLogId } from "../observability/Logging.js"
+import { type ClientLog, currentLogContext, newLogId } from "../observability/Logging.js"
 import { errorTypeOfExit, timed } from "../observability/Metrics.js"
 import { withRemoteParent } from "../observability/Propagation.js"
 
@@ -70,12 +70,18 @@ export const observeCall = <R>(
 }
 
 /**
- * The runtime one served request runs on: its log lines carry a new `request_id` and the `tool`. Set on the fiber the
+ * The runtime one served request runs on: its log lines carry a new `request_id` and the `tool` (and go to `client`
+ * too, when given). Set on the fiber the
  * request starts with — an `Effect.locallyWith` around the call cost ~0.35 M instructions per call (callgrind,
  * docs/benchmarks.md) where this costs next to nothing.
  */
-export const requestRuntime = <R>(runtime: Runtime.Runtime<R>, tool: string | undefined): Runtime.Runtime<R> =>
+export const requestRuntime = <R>(
+  runtime: Runtime.Runtime<R>,
+  tool: string | undefined,
+  client?: ClientLog
+): Runtime.Runtime<R> =>
   Runtime.setFiberRef(runtime, currentLogContext, {
     request_id: newLogId(),
-    tool: tool ?? "_OTHER"
+    tool: tool ?? "_OTHER",
+    ...(client !== undefined ? { client } : {})
   })

@@ -24,6 +24,7 @@ import {
 } from "@modelcontextprotocol/server"
 import { Cause, Effect, Either, JSONSchema, ParseResult, Runtime, Schema } from "effect"
 import { isExplained } from "../domain/Errors.js"
+import { CLIENT_LOG_LEVELS, type ClientLog, type ClientLogLevel } from "../observability/Logging.js"
 import { type NetworkTransport, observeCall, requestRuntime, type ServedRequest } from "./CallTelemetry.js"
 
 export interface ToolAnnotations {
@@ -206,7 +207,16 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
   // (it tests the id for truth): a ping takes id 0 before the first question, so a question can be cancelled.
   let idZero: Promise<unknown> | undefined
   const spendIdZero = () => (idZero ??= server.request({ method: "ping" }, { timeout: 5000 }).catch(() => undefined))
-  const runFor = (tool: string | undefined) => Runtime.runPromise(requestRuntime(runtime, tool))
+  const runFor = (tool: string | undefined, client?: ClientLog) =>
+    Runtime.runPromise(requestRuntime(runtime, tool, client))
+  // Logging (2025 era): a request's log lines go to the client once it asked for a level, at that level and above
+  // (and within the bridge's own LOG_LEVEL). A 2026-era request asks with its own `_meta` logLevel (the SDK checks).
+  let asked: ClientLogLevel | undefined
+  server.setRequestHandler("logging/setLevel", (request) => {
+    asked = request.params.level
+    return {}
+  })
+  const severity = (level: ClientLogLevel) => CLIENT_LOG_LEVELS.indexOf(level)
   const listed = tools.map((t) => ({
     name: t.name,
     title: t.title,
@@ -221,6 +231,12 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
   server.setRequestHandler("tools/call", async (request, sdk): Promise<CallToolResult> => {
     const t = byName.get(request.params.name)
     const modern = sdk.mcpReq.envelope !== undefined
+    const send: ClientLog = (level, data) => {
+      sdk.mcpReq.log(level, data, "lmstudio-bridge").catch(() => undefined)
+    }
+    const client: ClientLog = modern ? send : (level, data) => {
+      if (asked !== undefined && severity(level) >= severity(asked)) send(level, data)
+    }
     const served = {
       method: "tools/call",
       tool: t?.name,
@@ -271,7 +287,7 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
           ).pipe(Effect.ignore)
     }
     try {
-      return await runFor(t.name)(observeCall(served, t.call(request.params.arguments ?? {}, ctx)), {
+      return await runFor(t.name, client)(observeCall(served, t.call(request.params.arguments ?? {}, ctx)), {
         signal: sdk.mcpReq.signal
       })
     } catch {

@@ -1,7 +1,8 @@
 /**
  * Logging: JSON lines (or a pretty rendering on a TTY) written to **stderr**, never stdout — stdout belongs to the
  * MCP protocol when serving, and to command output in the CLI. Level and format come from AppConfig. Secrets in any
- * URL a line carries (a password, a token in the query) are hidden.
+ * URL a line carries (a password, a token in the query) are hidden. A served request's lines also go to its MCP
+ * client as `notifications/message` when it asked for them (`logging/setLevel`, or a 2026-era request's logLevel).
  */
 import { Context, Effect, FiberRef, FiberRefs, HashMap, HashSet, Layer, Logger, LogLevel, Option, Tracer } from "effect"
 import { globalValue } from "effect/GlobalValue"
@@ -49,7 +50,64 @@ export interface LogContext {
   readonly request_id?: string
   readonly tool?: string
   readonly run_id?: string
+  /** Where the request's lines also go: its MCP client (`notifications/message`), when it asked for them. */
+  readonly client?: ClientLog
 }
+
+/** MCP's log levels (RFC 5424's), lowest first. */
+export const CLIENT_LOG_LEVELS = [
+  "debug",
+  "info",
+  "notice",
+  "warning",
+  "error",
+  "critical",
+  "alert",
+  "emergency"
+] as const
+export type ClientLogLevel = (typeof CLIENT_LOG_LEVELS)[number]
+
+/** Sends one log line of a request to its MCP client (the line's secrets already hidden). */
+export type ClientLog = (level: ClientLogLevel, data: Readonly<Record<string, unknown>>) => void
+
+const clientLevelOf = (level: LogLevel.LogLevel): ClientLogLevel => {
+  switch (level._tag) {
+    case "All":
+    case "Trace":
+    case "Debug":
+      return "debug"
+    case "Info":
+      return "info"
+    case "Warning":
+      return "warning"
+    case "Error":
+      return "error"
+    case "Fatal":
+    case "None":
+      return "critical"
+  }
+}
+
+/** Forwards a line to the request's client when its log context names one; nothing otherwise. */
+const clientForwarder = Logger.make(({ annotations, context, logLevel, message }) => {
+  const { client, request_id, run_id, tool } = FiberRefs.getOrDefault(context, currentLogContext)
+  if (client === undefined) return
+  const text = Array.isArray(message) && message.length === 1 ? message[0] : message
+  const data: Record<string, unknown> = { message: text }
+  for (const [key, value] of annotations) data[key] = value
+  if (request_id !== undefined) data.request_id = request_id
+  if (tool !== undefined) data.tool = tool
+  if (run_id !== undefined) data.run_id = run_id
+  // As on stderr: the secrets of any URL anywhere in the line hidden, whatever field it is in. A line that is not
+  // JSON (a cycle, a bigint) stays on stderr only.
+  let json: string
+  try {
+    json = JSON.stringify(data)
+  } catch {
+    return
+  }
+  client(clientLevelOf(logLevel), JSON.parse(redactUrlsIn(json)) as Record<string, unknown>)
+})
 
 export const currentLogContext: FiberRef.FiberRef<LogContext> = globalValue(
   Symbol.for("lmstudio-bridge/Logging/currentLogContext"),
@@ -65,10 +123,9 @@ const withLogContextOf = <O>(logger: Logger.Logger<unknown, O>): Logger.Logger<u
   Logger.mapInputOptions(logger, (o) => {
     const context = FiberRefs.getOrDefault(o.context, currentLogContext)
     let annotations = o.annotations
-    for (const key in context) {
-      const value = context[key as keyof LogContext]
-      if (value !== undefined) annotations = HashMap.set(annotations, key, value)
-    }
+    if (context.request_id !== undefined) annotations = HashMap.set(annotations, "request_id", context.request_id)
+    if (context.tool !== undefined) annotations = HashMap.set(annotations, "tool", context.tool)
+    if (context.run_id !== undefined) annotations = HashMap.set(annotations, "run_id", context.run_id)
     return annotations === o.annotations ? o : { ...o, annotations }
   })
 
@@ -86,7 +143,13 @@ const prettyPlain = withLogContextOf(prettyStderr)
 const jsonPlain = withLogContextOf(jsonStderr)
 const prettyTraced = withTraceIds(prettyPlain)
 const jsonTraced = withTraceIds(jsonPlain)
-const ours: ReadonlyArray<Logger.Logger<unknown, unknown>> = [prettyPlain, jsonPlain, prettyTraced, jsonTraced]
+const ours: ReadonlyArray<Logger.Logger<unknown, unknown>> = [
+  prettyPlain,
+  jsonPlain,
+  prettyTraced,
+  jsonTraced,
+  clientForwarder
+]
 
 /**
  * The stderr logger for a format (one instance each, so installing twice never logs twice); with trace ids when
@@ -105,8 +168,11 @@ export const make = (format: LogFormat, level: LogLevelName, traced = false): La
     Layer.scopedDiscard(
       Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
         HashSet.add(
-          ours.reduce((set, l) => HashSet.remove(set, l), HashSet.remove(loggers, Logger.defaultLogger)),
-          stderrLogger(format, traced)
+          HashSet.add(
+            ours.reduce((set, l) => HashSet.remove(set, l), HashSet.remove(loggers, Logger.defaultLogger)),
+            stderrLogger(format, traced)
+          ),
+          clientForwarder
         ))
     ),
     Logger.minimumLogLevel(toLogLevel(level))

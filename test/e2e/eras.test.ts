@@ -10,6 +10,7 @@ import { Client as ModernClient, StreamableHTTPClientTransport as ModernHttp } f
 import { StdioClientTransport as ModernStdio } from "@modelcontextprotocol/client/stdio"
 import { Client as LegacyClient } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport as LegacyHttp } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Duration, Effect, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
@@ -273,5 +274,43 @@ describe("both MCP revisions (2025-11-25 and 2026-07-28)", () => {
       assert.include(log, "strict initialize", "the strict 2025 child was started with initialize first")
       // The bridge's client probed with server/discover first (on a disposable copy of the child, which exited).
       assert.isTrue(log.some((l) => l.startsWith("strict exited on") && l.includes("server/discover")), log.join("\n"))
+    }))
+
+  it.scopedLive("logging (2025 era): no log notifications until the client sets a level, then that level and above", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const fixture = join(repoRoot, "test", "support", "era-mcp-server.mjs")
+      const mcpJson = join(dir, "mcp.json")
+      const child = { command: process.execPath, args: [fixture, "modern", dir], trust: true }
+      writeFileSync(mcpJson, JSON.stringify({ mcpServers: { first: child, second: child, third: child } }))
+      const sim = yield* start()
+      const messages: Array<{ level: string; data: unknown }> = []
+      const client = yield* bridgeClient(sim.baseUrl, { MCP_JSON_PATH: mcpJson, LOG_LEVEL: "info" }, {
+        prepare: (c) =>
+          c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+            messages.push({ level: n.params.level, data: n.params.data })
+          })
+      })
+      const run = (server: string) =>
+        Effect.promise(() =>
+          client.callTool({ name: "autonomous_with_mcp", arguments: { mcp_name: server, task: "say hello" } })
+        )
+      const started = (server: string) =>
+        messages.filter((m) =>
+          j(m.data).get("message").raw === "child MCP server started" && j(m.data).get("server").raw === server
+        )
+      yield* run("first")
+      assert.deepStrictEqual(messages, [], "nothing before logging/setLevel")
+      yield* Effect.promise(() => client.setLoggingLevel("info"))
+      yield* run("second")
+      const line = started("second")
+      assert.lengthOf(line, 1, JSON.stringify(messages))
+      assert.strictEqual(line[0]!.level, "info")
+      assert.match(String(j(line[0]!.data).get("request_id").raw), /^[0-9a-f]{16}$/)
+      yield* Effect.promise(() => client.setLoggingLevel("error"))
+      const before = messages.length
+      yield* run("third")
+      assert.deepStrictEqual(started("third"), [])
+      assert.isTrue(messages.slice(before).every((m) => ["error", "critical", "alert", "emergency"].includes(m.level)))
     }))
 })
