@@ -6,6 +6,7 @@
 import { build } from "esbuild"
 import { spawnSync } from "node:child_process"
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { builtinModules } from "node:module"
 
 const entry = "dist/src/bin.js"
 const bundle = "dist/src/bin.bundle.cjs"
@@ -53,9 +54,9 @@ if (existsSync(entry) && !readFileSync(entry, "utf8").includes(marker)) {
     entryPoints: [entry],
     outfile: bundle,
     bundle: true,
-    // The OpenTelemetry SDK and exporters stay in node_modules, read only when metrics or traces are turned on
-    // (src/observability/Telemetry.ts imports them lazily): start-up does not pay for them.
-    external: ["@opentelemetry/*"],
+    // Everything, the OpenTelemetry SDK and exporters included: the package has no dependencies to install. The
+    // exporters' code sits in the bundle behind the lazy import of src/observability/Telemetry.ts: it is run (and,
+    // past V8's pre-parse, compiled) only when metrics or traces are turned on.
     platform: "node",
     format: "cjs",
     target: "node20",
@@ -69,7 +70,18 @@ if (existsSync(entry) && !readFileSync(entry, "utf8").includes(marker)) {
     banner: { js: "const __bridgeImportMetaUrl = require(\"node:url\").pathToFileURL(__filename).href;" }
   })
   // The loader wraps the bundle in a function: the entry's `#!` line must go (the line stays, to keep positions).
-  writeFileSync(bundle, readFileSync(bundle, "utf8").replace(/^#!.*/, ""))
+  // And inside the loader's vm.Script, Node 20 fails a dynamic `import()` of a built-in module (the OTLP exporter's
+  // `await import("http")`: it then sends nothing); in a CommonJS bundle `require` gives the same named exports.
+  writeFileSync(
+    bundle,
+    readFileSync(bundle, "utf8")
+      .replace(/^#!.*/, "")
+      .replace(
+        /\bimport\("((?:node:)?[a-z_]+)"\)/g,
+        (whole, name) =>
+          builtinModules.includes(name.replace(/^node:/, "")) ? `Promise.resolve(require("${name}"))` : whole
+      )
+  )
   writeFileSync(entry, loader)
   rmSync(`${entry}.map`, { force: true })
 
@@ -98,6 +110,28 @@ if (existsSync(entry) && !readFileSync(entry, "utf8").includes(marker)) {
     )
   }
 }
-for (const file of [entry, "dist/src/simulator/lms.js"]) {
+// The lms shim runs as its own process (the simulator names it in LMS_CLI_PATH): bundled too, so an installed package
+// without node_modules runs it. An ES module like its source; `require` for the CommonJS parts of its dependencies.
+const shim = "dist/src/simulator/lms.js"
+if (existsSync(shim) && !readFileSync(shim, "utf8").includes("// lmstudio-bridge bundled shim")) {
+  await build({
+    entryPoints: [shim],
+    outfile: shim,
+    allowOverwrite: true,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    legalComments: "none",
+    minifyWhitespace: true,
+    minifySyntax: true,
+    logLevel: "error",
+    banner: {
+      js: "// lmstudio-bridge bundled shim\nimport { createRequire as __bridgeCreateRequire } from \"node:module\";\n" +
+        "const require = __bridgeCreateRequire(import.meta.url);"
+    }
+  })
+}
+for (const file of [entry, shim]) {
   if (existsSync(file)) chmodSync(file, 0o755)
 }

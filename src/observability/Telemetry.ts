@@ -83,6 +83,9 @@ export const layer = (
             reason: e instanceof Error ? e.message : String(e)
           })
       })
+      yield* Effect.logInfo("OpenTelemetry exporters loaded").pipe(
+        Effect.annotateLogs({ metrics: metricsOn, traces: Option.isSome(config.otlpTraces) })
+      )
       const tracing = Option.match(config.otlpTraces, {
         onNone: () => Layer.empty,
         onSome: (traces) => exporters.tracingLayer(traces, config.serving)
