@@ -269,3 +269,25 @@ export const flakyMcpJson = (dir: string): string => {
   )
   return file
 }
+
+/** Starts `serve --http 127.0.0.1:0` and resolves with its endpoint URL; the process is stopped with the scope. */
+export const serveHttpBridge = (baseUrl: string, env: Record<string, string> = {}) =>
+  Effect.acquireRelease(
+    Effect.promise(
+      () =>
+        new Promise<{ url: string; kill: () => void }>((resolve, reject) => {
+          const child = spawn(process.execPath, [binPath, "serve", "--http", "127.0.0.1:0"], {
+            env: { ...process.env, LMSTUDIO_BASE_URL: baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "warn", ...env },
+            stdio: ["ignore", "pipe", "ignore"]
+          })
+          let out = ""
+          child.stdout.on("data", (d: Buffer) => {
+            out += d.toString()
+            const m = /MCP server listening on (\S+)/.exec(out)
+            if (m) resolve({ url: m[1]!, kill: () => child.kill("SIGINT") })
+          })
+          child.on("exit", (code) => reject(new Error(`serve --http exited with ${code}`)))
+        })
+    ),
+    (s) => Effect.sync(() => s.kill())
+  )

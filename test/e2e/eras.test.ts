@@ -16,7 +16,7 @@ import { spawn } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, bridgeClient, j, repoRoot, tempDir, TOOL_CONTRACT } from "../helpers.js"
+import { binPath, bridgeClient, j, repoRoot, serveHttpBridge, tempDir, TOOL_CONTRACT } from "../helpers.js"
 
 const REVISION = "2026-07-28"
 const ENVELOPE = {
@@ -50,27 +50,6 @@ const modernStdio = (baseUrl: string) =>
       return client
     }),
     (client) => Effect.promise(() => client.close())
-  )
-
-/** `serve --http 127.0.0.1:0`; resolves with the endpoint URL; stopped with the scope. */
-const serveHttp = (baseUrl: string) =>
-  Effect.acquireRelease(
-    Effect.promise(() =>
-      new Promise<{ url: string; kill: () => void }>((resolve, reject) => {
-        const child = spawn(process.execPath, [binPath, "serve", "--http", "127.0.0.1:0"], {
-          env: bridgeEnv(baseUrl),
-          stdio: ["ignore", "pipe", "ignore"]
-        })
-        let out = ""
-        child.stdout.on("data", (d: Buffer) => {
-          out += d.toString()
-          const m = /MCP server listening on (\S+)/.exec(out)
-          if (m) resolve({ url: m[1]!, kill: () => child.kill("SIGINT") })
-        })
-        child.on("exit", (code) => reject(new Error(`serve --http exited with ${code}`)))
-      })
-    ),
-    (s) => Effect.sync(() => s.kill())
   )
 
 /** Raw JSON-RPC lines over the stdio of a spawned `serve`: every answer by id. */
@@ -148,7 +127,7 @@ describe("both MCP revisions (2025-11-25 and 2026-07-28)", () => {
   it.scopedLive("Streamable HTTP: a 2026-07-28 client (no session) and a 2025-11-25 session get the same results", () =>
     Effect.gen(function*() {
       const sim = yield* start()
-      const { url } = yield* serveHttp(sim.baseUrl)
+      const { url } = yield* serveHttpBridge(sim.baseUrl)
       const legacy = yield* Effect.acquireRelease(
         Effect.promise(async () => {
           const c = new LegacyClient({ name: "e2e-2025", version: "1.0.0" })
@@ -182,7 +161,7 @@ describe("both MCP revisions (2025-11-25 and 2026-07-28)", () => {
   it.scopedLive("Streamable HTTP, 2026-07-28: closing the response stream cancels the call and its LM Studio request", () =>
     Effect.gen(function*() {
       const sim = yield* start()
-      const { url } = yield* serveHttp(sim.baseUrl)
+      const { url } = yield* serveHttpBridge(sim.baseUrl)
       // Warm the bridge up (API detection, the model listing), then make LM Studio slow: only the chat waits.
       yield* Effect.promise(() =>
         fetch(url, {

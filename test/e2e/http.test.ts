@@ -6,32 +6,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
 import { request } from "node:http"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, j } from "../helpers.js"
-
-/** Starts `serve --http 127.0.0.1:0` and resolves with its endpoint URL; the process is stopped with the scope. */
-const serveHttp = (baseUrl: string, env: Record<string, string> = {}) =>
-  Effect.acquireRelease(
-    Effect.promise(
-      () =>
-        new Promise<{ url: string; kill: () => void }>((resolve, reject) => {
-          const child = spawn(process.execPath, [binPath, "serve", "--http", "127.0.0.1:0"], {
-            env: { ...process.env, LMSTUDIO_BASE_URL: baseUrl, LMSTUDIO_LIFECYCLE: "jit", LOG_LEVEL: "warn", ...env },
-            stdio: ["ignore", "pipe", "pipe"]
-          })
-          let out = ""
-          child.stdout.on("data", (d: Buffer) => {
-            out += d.toString()
-            const m = /MCP server listening on (\S+)/.exec(out)
-            if (m) resolve({ url: m[1]!, kill: () => child.kill("SIGINT") })
-          })
-          child.on("exit", (code) => reject(new Error(`serve --http exited with ${code}`)))
-        })
-    ),
-    (s) => Effect.sync(() => s.kill())
-  )
+import { j, serveHttpBridge } from "../helpers.js"
 
 const connect = (url: string, headers: Record<string, string> = {}) =>
   Effect.acquireRelease(
@@ -78,7 +55,7 @@ describe("MCP server over Streamable HTTP", () => {
   it.scopedLive("serves the same tools: list, a chat, an error result", () =>
     Effect.gen(function*() {
       const sim = yield* start()
-      const server = yield* serveHttp(sim.baseUrl)
+      const server = yield* serveHttpBridge(sim.baseUrl)
       assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
       const client = yield* connect(server.url)
       const { tools } = yield* Effect.promise(() => client.listTools())
@@ -100,7 +77,7 @@ describe("MCP server over Streamable HTTP", () => {
   it.scopedLive("refuses a foreign Origin or Host (DNS rebinding) and a missing session", () =>
     Effect.gen(function*() {
       const sim = yield* start()
-      const server = yield* serveHttp(sim.baseUrl)
+      const server = yield* serveHttpBridge(sim.baseUrl)
       assert.strictEqual(yield* rawInitialize(server.url, { origin: "http://evil.example" }), 403)
       assert.strictEqual(yield* rawInitialize(server.url, { host: "evil.example" }), 403)
       assert.strictEqual(yield* rawInitialize(server.url, { origin: "http://localhost:3000" }), 200)
@@ -117,7 +94,7 @@ describe("MCP server over Streamable HTTP", () => {
   it.scopedLive("with BRIDGE_HTTP_TOKEN set, a request without the token is refused and one with it works", () =>
     Effect.gen(function*() {
       const sim = yield* start()
-      const server = yield* serveHttp(sim.baseUrl, { BRIDGE_HTTP_TOKEN: "s3cret" })
+      const server = yield* serveHttpBridge(sim.baseUrl, { BRIDGE_HTTP_TOKEN: "s3cret" })
       assert.strictEqual(yield* rawInitialize(server.url, {}), 401)
       assert.strictEqual(yield* rawInitialize(server.url, { authorization: "Bearer wrong" }), 401)
       const client = yield* connect(server.url, { Authorization: "Bearer s3cret" })
@@ -128,7 +105,7 @@ describe("MCP server over Streamable HTTP", () => {
   it.scopedLive("with BRIDGE_HTTP_METRICS=true, /metrics is on the MCP port behind the same token (issue 15)", () =>
     Effect.gen(function*() {
       const sim = yield* start()
-      const server = yield* serveHttp(sim.baseUrl, { BRIDGE_HTTP_TOKEN: "s3cret", BRIDGE_HTTP_METRICS: "true" })
+      const server = yield* serveHttpBridge(sim.baseUrl, { BRIDGE_HTTP_TOKEN: "s3cret", BRIDGE_HTTP_METRICS: "true" })
       const metricsUrl = server.url.replace(/\/mcp$/, "/metrics")
       const get = (headers: Record<string, string>) =>
         Effect.promise(() =>
@@ -152,7 +129,7 @@ describe("MCP server over Streamable HTTP", () => {
   it.scopedLive("without BRIDGE_HTTP_METRICS, /metrics is not found on the MCP port", () =>
     Effect.gen(function*() {
       const sim = yield* start()
-      const server = yield* serveHttp(sim.baseUrl)
+      const server = yield* serveHttpBridge(sim.baseUrl)
       const status = yield* Effect.promise(() => fetch(server.url.replace(/\/mcp$/, "/metrics")).then((r) => r.status))
       assert.strictEqual(status, 404)
     }))
