@@ -26,6 +26,9 @@ export class LineTransport implements Transport {
   /** Set while an over-long line is being skipped. */
   private skipping: { bytes: number; head: Buffer; tail: Buffer } | undefined
   private closed = false
+  private markClosed: () => void = () => undefined
+  /** Settles once the transport is closed, by whoever closes it (the SDK owns `onclose`). */
+  readonly whenClosed: Promise<void> = new Promise((resolve) => (this.markClosed = resolve))
 
   constructor(
     private readonly input: Readable,
@@ -115,6 +118,7 @@ export class LineTransport implements Transport {
     if (this.input.listenerCount("data") === 0) this.input.pause()
     this.chunks = []
     this.skipping = undefined
+    this.markClosed()
     this.onclose?.()
     return Promise.resolve()
   }

@@ -48,11 +48,7 @@ export const serveStdio = <R>(
         const done = () => resume(Effect.void)
         process.stdin.once("end", done)
         process.stdin.once("close", done)
-        const closed = transport.onclose
-        transport.onclose = () => {
-          closed?.()
-          done()
-        }
+        void transport.whenClosed.then(done)
       })
       yield* Effect.logInfo("MCP client disconnected; stopping")
     })

@@ -110,18 +110,23 @@ export const serveHttp = (
 ): Effect.Effect<{ readonly url: string }, InvalidArguments, Scope.Scope> =>
   Effect.gen(function*() {
     const sessions = new Map<string, NodeStreamableHTTPServerTransport>()
-    const modern = toNodeHandler(
-      createMcpHandler(options.newServer, {
-        legacy: "reject",
-        maxRequestBodySize: options.maxMessageBytes,
-        onerror: (e) => runRefused(`2026-07-28 request failed: ${e.message}`, 0)
-      }),
-      { maxRequestBodySize: options.maxMessageBytes }
-    )
     // Per session: requests in flight (an open stream included) and whether it was used since the last sweep.
     const use = new Map<string, { active: number; touched: boolean; idleTicks: number }>()
     const runtime = yield* Effect.runtime<never>()
     const runRefused = (reason: string, bytes: number) => Runtime.runFork(runtime)(options.refused(reason, bytes))
+    const modern = toNodeHandler(
+      createMcpHandler(options.newServer, {
+        legacy: "reject",
+        maxRequestBodySize: options.maxMessageBytes,
+        onerror: (e) =>
+          Runtime.runFork(runtime)(
+            Effect.logWarning("MCP request failed").pipe(
+              Effect.annotateLogs({ error: e.message, transport: "http", revision: "2026-07-28" })
+            )
+          )
+      }),
+      { maxRequestBodySize: options.maxMessageBytes }
+    )
     const loopbackBind = LOOPBACK_NAMES.has(options.host)
     const token = options.token ? `Bearer ${Redacted.value(options.token)}` : undefined
 

@@ -1,6 +1,6 @@
 /**
- * The OpenTelemetry side of the bridge's telemetry, loaded (with `import()`) only when metrics or traces are turned
- * on: nothing here, nor any `@opentelemetry/*` package, is read at start-up otherwise (docs/benchmarks.md, start-up).
+ * The OpenTelemetry side of the bridge's telemetry, imported (with `import()`) only when metrics or traces are turned
+ * on: nothing here, nor any `@opentelemetry/*` code, runs otherwise (it is in the bundle, behind that lazy import).
  *
  * - Metrics: Effect's metric registry, read by `@effect/opentelemetry`'s producer on each scrape, written by the
  *   OpenTelemetry Prometheus exporter. The exporter never opens its own server (it would listen on every interface):

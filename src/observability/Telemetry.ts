@@ -1,8 +1,8 @@
 /**
  * Telemetry from config (docs/observability.md): Prometheus metrics while serving when `METRICS_PORT` is set (or
  * `BRIDGE_HTTP_METRICS=true` for `serve --http`), OTLP trace export (any command) when an OTLP endpoint is. With neither, this layer
- * is empty: no port, no recorder, and the OpenTelemetry packages are never loaded (`Exporters.ts` is imported only
- * here, only then).
+ * is empty: no port, no recorder, and the OpenTelemetry code never runs (`Exporters.ts` is imported only here, only
+ * then, and says so in the log).
  *
  * The metrics endpoint is the bridge's own `node:http` server on METRICS_HOST (loopback by default) — the exporter's
  * built-in server would listen on every interface. It serves `GET /metrics` and nothing else.

@@ -31,24 +31,20 @@ export interface TokenCounts {
 /** LM Studio refused a prompt longer than the context (the bridge's estimate let it through). */
 const LMSTUDIO_FOUND = { "lmstudio_bridge.context.detected_by": "lmstudio" }
 
-/** The labels of every GenAI metric of a call, and the one that tells which of the call's series it is. */
-const labelsOf = (
-  call: GenAiCall,
-  extra: "error.type" | "gen_ai.token.type" | undefined,
-  value: string | undefined
-) => ({
+/** The labels of a call's GenAI metrics (one object shape for all of them; a metric reads only its own labels). */
+const labelsOf = (call: GenAiCall, errorType?: string, tokenType?: "input" | "output") => ({
   "gen_ai.operation.name": call.operation,
   "gen_ai.provider.name": "lmstudio",
   "gen_ai.request.model": call.model || "_OTHER",
   "server.address": call.address,
-  "error.type": extra === "error.type" ? value : undefined,
-  "gen_ai.token.type": extra === "gen_ai.token.type" ? value : undefined
+  "error.type": errorType,
+  "gen_ai.token.type": tokenType
 })
 
 const recordTokens = (r: Recorder, call: GenAiCall, tokens: TokenCounts | undefined) => {
   if (tokens === undefined) return
-  if (tokens.input !== undefined) r.update("genAiTokens", tokens.input, labelsOf(call, "gen_ai.token.type", "input"))
-  if (tokens.output !== undefined) r.update("genAiTokens", tokens.output, labelsOf(call, "gen_ai.token.type", "output"))
+  if (tokens.input !== undefined) r.update("genAiTokens", tokens.input, labelsOf(call, undefined, "input"))
+  if (tokens.output !== undefined) r.update("genAiTokens", tokens.output, labelsOf(call, undefined, "output"))
 }
 
 /** The end of a request, whole or streamed: its duration and outcome, an overflow LM Studio found, its tokens. */
@@ -60,7 +56,7 @@ const recordEnd = <A, E>(
   tokens: () => TokenCounts | undefined
 ) => {
   const error = errorTypeOfExit(exit)
-  r.update("genAiDuration", seconds, labelsOf(call, "error.type", error))
+  r.update("genAiDuration", seconds, labelsOf(call, error))
   if (error === "ContextOverflow") r.update("contextOverflows", 1, LMSTUDIO_FOUND)
   if (Exit.isSuccess(exit)) recordTokens(r, call, tokens())
 }
@@ -128,7 +124,7 @@ export const observeStream = <A, E, R>(
         first = false
         const seconds = Number(clock.unsafeCurrentTimeNanos() - t0) / 1e9
         return Effect.zipRight(
-          record((r) => r.update("genAiFirstChunk", seconds, labelsOf(call, undefined, undefined))),
+          record((r) => r.update("genAiFirstChunk", seconds, labelsOf(call))),
           tracing ? Effect.annotateCurrentSpan("gen_ai.response.time_to_first_chunk", seconds) : Effect.void
         )
       }),
