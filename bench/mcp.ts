@@ -13,7 +13,7 @@ import { Effect } from "effect"
 import { Agent, createServer, type Server } from "node:http"
 import { fileURLToPath } from "node:url"
 import { observeRequest } from "../src/lmstudio/client/GenAiTelemetry.js"
-import { observeCall } from "../src/mcp/CallTelemetry.js"
+import { recordServed } from "../src/mcp/CallTelemetry.js"
 import * as Logging from "../src/observability/Logging.js"
 import { CurrentRecorder, Recorder } from "../src/observability/Metrics.js"
 import { binPath, cpuMs, nowMs, percentile, rawPost, rssMiB, simulator } from "./support.js"
@@ -212,10 +212,15 @@ const recordingWork = Effect.gen(function*() {
     port: 1234
   }
   const usage = { input: 12, output: 4 }
-  const once = observeCall(served, observeRequest(call, false, () => usage, Effect.succeed(result)))
+  const request = observeRequest(call, false, () => usage, Effect.succeed(result))
   const N = 50_000
   const time = (recorder: Recorder | undefined) =>
     Effect.gen(function*() {
+      // As Server.ts serves a request: the served-request histogram around the run, the LLM request's inside it.
+      const once = recorder === undefined ? request : Effect.suspend(() => {
+        const t0 = recorder.now()
+        return Effect.tap(Effect.exit(request), (exit) => recordServed(recorder, served, t0, exit))
+      })
       const loop = Effect.gen(function*() {
         for (let i = 0; i < N; i++) yield* once
       }).pipe(recorder === undefined ? (e) => e : Effect.provideService(CurrentRecorder, recorder))

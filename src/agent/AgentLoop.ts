@@ -307,9 +307,7 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             }
             if ("_tag" in fitted) {
               return Effect.zipRight(
-                recordMetric((r) =>
-                  r.update("contextOverflows", 1, { "lmstudio_bridge.context.detected_by": "bridge" })
-                ),
+                recordMetric((r) => r.update("contextOverflows", 1, ["bridge"])),
                 Effect.fail(
                   new ContextOverflow({
                     model: m.identifier,
@@ -344,9 +342,8 @@ export class AgentLoop extends Effect.Service<AgentLoop>()("lmstudio-bridge/Agen
             for (const t of tools) if (!offeredEver.includes(t.name)) offeredEver.push(t.name)
             return Effect.as(
               result.unchanged ? Effect.void : recordMetric((r) => {
-                const action = "lmstudio_bridge.context.action"
-                if (result.compacted > 0) r.update("contextCompactions", 1, { [action]: "shorten" })
-                if (result.dropped > 0) r.update("contextCompactions", 1, { [action]: "drop" })
+                if (result.compacted > 0) r.update("contextCompactions", 1, ["shorten"])
+                if (result.dropped > 0) r.update("contextCompactions", 1, ["drop"])
               }),
               { fitted: result, tools }
             )

@@ -82,10 +82,7 @@ const resultText = (r: CallToolResult): string =>
     .join("\n") || (r.structuredContent !== undefined ? JSON.stringify(r.structuredContent) : "")
 
 /** Records a lifecycle event of a child server (`lmstudio_bridge.child.events`). */
-const childEvent = (server: string) => (event: string) =>
-  record((r) =>
-    r.update("childEvents", 1, { "lmstudio_bridge.mcp.server": server, "lmstudio_bridge.child.event": event })
-  )
+const childEvent = (server: string) => (event: string) => record((r) => r.update("childEvents", 1, [server, event]))
 
 export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridge/ChildServers", {
   scoped: Effect.gen(function*() {
@@ -303,12 +300,12 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
           )
         ))
       const observed = timed(called, (r, seconds, exit) =>
-        r.update("mcpClient", seconds, {
-          "mcp.method.name": "tools/call",
-          "gen_ai.tool.name": tool,
-          "lmstudio_bridge.mcp.server": cfg.name,
-          "error.type": Exit.isSuccess(exit) ? (exit.value.ok ? undefined : "tool_error") : errorTypeOfExit(exit)
-        }))
+        r.update("mcpClient", seconds, [
+          "tools/call",
+          tool,
+          Exit.isSuccess(exit) ? (exit.value.ok ? undefined : "tool_error") : errorTypeOfExit(exit),
+          cfg.name
+        ]))
       return tracing
         ? observed.pipe(
           Effect.withSpan(`tools/call ${tool}`, {

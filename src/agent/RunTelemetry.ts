@@ -41,15 +41,10 @@ export const observeRun =
         : errorTypeOfExit(exit) === "cancelled"
         ? "cancelled"
         : "error"
-      const stopLabel = { "lmstudio_bridge.agent.stop_reason": stop }
-      r.update("agentDuration", seconds, {
-        "gen_ai.agent.name": AGENT_NAME,
-        ...stopLabel,
-        "error.type": errorTypeOfExit(exit)
-      })
+      r.update("agentDuration", seconds, [AGENT_NAME, stop, errorTypeOfExit(exit)])
       if (Exit.isSuccess(exit)) {
-        r.update("agentRounds", exit.value.rounds, stopLabel)
-        r.update("agentToolCalls", exit.value.toolCalls.length, stopLabel)
+        r.update("agentRounds", exit.value.rounds, [stop])
+        r.update("agentToolCalls", exit.value.toolCalls.length, [stop])
       }
     })
     const traced = spanIf(tracing, `invoke_agent ${AGENT_NAME}`, {
@@ -67,18 +62,19 @@ export const observeToolCall =
     spanIf(tracing, `execute_tool ${name}`, { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name })(
       timed(self, (r, seconds, exit) => {
         if (!Exit.isSuccess(exit)) {
-          r.update("executeTool", seconds, { "gen_ai.tool.name": "_OTHER", "error.type": errorTypeOfExit(exit) })
+          r.update("executeTool", seconds, ["_OTHER", undefined, undefined, errorTypeOfExit(exit)])
           return
         }
         const out = exit.value
         const outcome = outcomeOf(out)
-        r.update("executeTool", seconds, {
-          // An unknown name (the model's invention) has no server: not a label value.
-          "gen_ai.tool.name": out.server === "" ? "_OTHER" : out.tool,
-          "lmstudio_bridge.mcp.server": out.server === "" ? "_OTHER" : out.server,
-          "lmstudio_bridge.tool.outcome": outcome,
-          "error.type": outcome === "ok" ? undefined : outcome
-        })
+        // An unknown name (the model's invention) has no server: not a label value.
+        const unknown = out.server === ""
+        r.update("executeTool", seconds, [
+          unknown ? "_OTHER" : out.tool,
+          unknown ? "_OTHER" : out.server,
+          outcome,
+          outcome === "ok" ? undefined : outcome
+        ])
       })
     )
 

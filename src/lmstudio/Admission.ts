@@ -135,20 +135,16 @@ export class Admission extends Effect.Service<Admission>()("lmstudio-bridge/Admi
         })
       })
 
-    const depth = (n: number) => record((r) => r.update("queueDepth", n))
+    const depth = (n: number) => record((r) => r.update("queueDepth", n, []))
 
     /** The wait with its metrics: the queue's depth as it changes, how long the wait took and how it ended. */
     const observedWait = (slot: Permits, permits: number) =>
       Effect.zipRight(
         depth(Math.min(queued + 1, config.llmQueueLimit)),
         timed(wait(slot, permits), (r, seconds, exit) =>
-          r.update("queueWait", seconds, {
-            "lmstudio_bridge.admission.outcome": Exit.isSuccess(exit)
-              ? "admitted"
-              : errorTypeOfExit(exit) === "BridgeOverloaded"
-              ? "refused"
-              : "cancelled"
-          })).pipe(Effect.ensuring(Effect.suspend(() => depth(queued))))
+          r.update("queueWait", seconds, [
+            Exit.isSuccess(exit) ? "admitted" : errorTypeOfExit(exit) === "BridgeOverloaded" ? "refused" : "cancelled"
+          ])).pipe(Effect.ensuring(Effect.suspend(() => depth(queued))))
       )
 
     /**

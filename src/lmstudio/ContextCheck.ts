@@ -24,7 +24,7 @@ export const requireRoom = (
   return least < available
     ? Effect.void
     : Effect.zipRight(
-      record((r) => r.update("contextOverflows", 1, { "lmstudio_bridge.context.detected_by": "bridge" })),
+      record((r) => r.update("contextOverflows", 1, ["bridge"])),
       Effect.fail(
         new ContextOverflow({
           model: instance.identifier,

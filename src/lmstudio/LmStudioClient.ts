@@ -133,12 +133,9 @@ export class LmStudioClient extends Effect.Service<LmStudioClient>()("lmstudio-b
     const retried = (ctx: CallSite) => (e: LmStudioError) =>
       Effect.logDebug("LM Studio call failed transiently; retrying").pipe(
         Effect.annotateLogs({ endpoint: ctx.endpoint, error: e._tag, detail: e.message }),
-        Effect.zipRight(record((r) =>
-          r.update("retries", 1, {
-            "lmstudio_bridge.dependency": "LM Studio",
-            "lmstudio_bridge.retry.cause": "status" in e ? `${e._tag} ${e.status}` : e._tag
-          })
-        ))
+        Effect.zipRight(
+          record((r) => r.update("retries", 1, ["LM Studio", "status" in e ? `${e._tag} ${e.status}` : e._tag]))
+        )
       )
 
     /**

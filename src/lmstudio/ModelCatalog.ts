@@ -99,7 +99,7 @@ export class ModelCatalog extends Effect.Service<ModelCatalog>()("lmstudio-bridg
         // Only a source that lists instances can say how many are loaded (OpenAI's ids cannot).
         snapshot.source === "openai"
           ? Effect.void
-          : record((r) => r.update("modelsLoaded", snapshot.models.reduce((n, m) => n + m.loaded.length, 0)))
+          : record((r) => r.update("modelsLoaded", snapshot.models.reduce((n, m) => n + m.loaded.length, 0), []))
       ),
       Effect.withSpan("ModelCatalog.fetch", { captureStackTrace: false })
     )

@@ -262,7 +262,7 @@ export class ModelLifecycle extends Effect.Service<ModelLifecycle>()("lmstudio-b
       Effect.logWarning("LM Studio no longer has the model the bridge held; ensuring it again").pipe(
         Effect.annotateLogs({ identifier: lease.result.identifier, model: lease.result.model, why }),
         Effect.zipRight(
-          record((r) => r.update("verifyFailures", 1, { "lmstudio_bridge.verification.reason": "stale" }))
+          record((r) => r.update("verifyFailures", 1, ["stale"]))
         ),
         Effect.zipRight(leases.invalidate(key, lease)),
         Effect.zipRight(

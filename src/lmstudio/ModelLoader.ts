@@ -63,7 +63,7 @@ export const makeModelLoader = Effect.gen(function*() {
         Effect.catchTag("NotYetLoaded", () => Effect.succeed(undefined))
       )
       if (found === undefined) {
-        yield* record((r) => r.update("verifyFailures", 1, { "lmstudio_bridge.verification.reason": "not_listed" }))
+        yield* record((r) => r.update("verifyFailures", 1, ["not_listed"]))
         const all = yield* catalog.loadedNow
         return yield* new ModelVerificationFailed({
           model: identifier,
@@ -177,10 +177,7 @@ export const makeModelLoader = Effect.gen(function*() {
           // Each try is an attempt: its backend, how it ended, how long it took (verification included).
           (one) =>
             timed(one, (r, seconds, exit) => {
-              const labels = {
-                "lmstudio_bridge.load.backend": choice.via,
-                "lmstudio_bridge.load.outcome": errorTypeOfExit(exit) ?? "success"
-              }
+              const labels = [choice.via, errorTypeOfExit(exit) ?? "success"] as const
               r.update("loadAttempts", 1, labels)
               r.update("loadDuration", seconds, labels)
             }),

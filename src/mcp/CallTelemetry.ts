@@ -1,13 +1,14 @@
 /**
  * What the bridge's MCP server records of each request it serves (docs/observability.md): the
- * `mcp.server.operation.duration` histogram, a `request_id` on every log line of the call (`requestRuntime`), and — when traces are
- * exported — a SERVER span `tools/call <tool>` whose parent is the `traceparent` the client put in `params._meta`.
- * A result with `isError: true` is `error.type=tool_error` (the MCP conventions) and an ERROR span.
+ * `mcp.server.operation.duration` histogram (`recordServed`), a `request_id` on every log line of the call
+ * (`requestRuntime`), and — when traces are exported — a SERVER span `tools/call <tool>` whose parent is the
+ * `traceparent` the client put in `params._meta` (`traceCall`). A result with `isError: true` is
+ * `error.type=tool_error` (the MCP conventions) and an ERROR span.
  */
 import type { CallToolResult } from "@modelcontextprotocol/server"
 import { Data, Effect, Exit, Runtime } from "effect"
 import { type ClientLog, currentLogContext, newLogId } from "../observability/Logging.js"
-import { errorTypeOfExit, timed } from "../observability/Metrics.js"
+import { errorTypeOfExit, type Recorder } from "../observability/Metrics.js"
 import { withRemoteParent } from "../observability/Propagation.js"
 
 /** How the server is reached, as `network.transport` names it: stdio is a pipe, Streamable HTTP is TCP. */
@@ -32,22 +33,32 @@ class ToolErrorResult extends Data.TaggedError("ToolErrorResult")<{ readonly res
   }
 }
 
-/** Observes one served request whose effect answers with a tool result. */
-export const observeCall = <R>(
+/**
+ * Records one served request from its start (`r.now()` before it ran) and exit. Called where the request is run
+ * (Server.ts), outside the effect: timing it inside cost each call a clock read and an exit handler of its own in
+ * the fiber (docs/benchmarks.md, issue 15).
+ */
+export const recordServed = (
+  r: Recorder,
+  req: ServedRequest,
+  t0: bigint,
+  exit: Exit.Exit<CallToolResult, unknown>
+): void =>
+  r.update("mcpServer", r.secondsSince(t0), [
+    req.method,
+    req.tool ?? "_OTHER",
+    Exit.isSuccess(exit) ? (exit.value.isError === true ? "tool_error" : undefined) : errorTypeOfExit(exit),
+    req.transport
+  ])
+
+/** The SERVER span of one served request when traces are exported (the request's effect unchanged otherwise). */
+export const traceCall = <R>(
   req: ServedRequest,
   effect: Effect.Effect<CallToolResult, never, R>
 ): Effect.Effect<CallToolResult, never, R> => {
+  if (!req.tracing) return effect
   const tool = req.tool ?? "_OTHER"
-  const measured = timed(effect, (r, seconds, exit) =>
-    r.update("mcpServer", seconds, {
-      "mcp.method.name": req.method,
-      "gen_ai.tool.name": tool,
-      "network.transport": req.transport,
-      "error.type": Exit.isSuccess(exit)
-        ? (exit.value.isError === true ? "tool_error" : undefined)
-        : errorTypeOfExit(exit)
-    }))
-  const traced = !req.tracing ? measured : measured.pipe(
+  return effect.pipe(
     Effect.flatMap((result) =>
       result.isError === true ? Effect.fail(new ToolErrorResult({ result })) : Effect.succeed(result)
     ),
@@ -66,7 +77,6 @@ export const observeCall = <R>(
     Effect.catchTag("ToolErrorResult", (e) => Effect.succeed(e.result)),
     withRemoteParent(req.meta)
   )
-  return traced
 }
 
 /**

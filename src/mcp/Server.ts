@@ -22,10 +22,11 @@ import {
   Server,
   type Tool as SdkTool
 } from "@modelcontextprotocol/server"
-import { Cause, Effect, Either, JSONSchema, ParseResult, Runtime, Schema } from "effect"
+import { Cause, Context, Effect, Either, Exit, JSONSchema, ParseResult, Runtime, Schema } from "effect"
 import { isExplained } from "../domain/Errors.js"
 import { CLIENT_LOG_LEVELS, type ClientLog, type ClientLogLevel } from "../observability/Logging.js"
-import { type NetworkTransport, observeCall, requestRuntime, type ServedRequest } from "./CallTelemetry.js"
+import { CurrentRecorder } from "../observability/Metrics.js"
+import { type NetworkTransport, recordServed, requestRuntime, type ServedRequest, traceCall } from "./CallTelemetry.js"
 
 export interface ToolAnnotations {
   readonly readOnlyHint: boolean
@@ -207,8 +208,29 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
   // (it tests the id for truth): a ping takes id 0 before the first question, so a question can be cancelled.
   let idZero: Promise<unknown> | undefined
   const spendIdZero = () => (idZero ??= server.request({ method: "ping" }, { timeout: 5000 }).catch(() => undefined))
-  const runFor = (tool: string | undefined, client?: ClientLog) =>
-    Runtime.runPromise(requestRuntime(runtime, tool, client))
+  // Metrics on or off for the runtime's life: the served-request histogram is recorded here, around the run.
+  const recorder = Context.get(runtime.context, CurrentRecorder)
+  /** Runs one request's effect on its own runtime (log context), traced and measured; a cancelled one says so. */
+  const serve = async (
+    served: ServedRequest,
+    effect: Effect.Effect<CallToolResult, never, R>,
+    client?: ClientLog,
+    signal?: AbortSignal
+  ): Promise<CallToolResult> => {
+    const t0 = recorder?.now()
+    const exit = await Runtime.runPromiseExit(requestRuntime(runtime, served.tool, client))(
+      traceCall(served, effect),
+      signal !== undefined ? { signal } : undefined
+    )
+    if (recorder !== undefined && t0 !== undefined) recordServed(recorder, served, t0, exit)
+    if (Exit.isSuccess(exit)) return exit.value
+    // Only an interruption (the client cancelled) gets here: the SDK drops answers to cancelled requests anyway.
+    return errorResult({
+      _tag: "Cancelled",
+      message: `${served.tool ?? "the tool"} was cancelled`,
+      hint: "Call it again if you still need it."
+    })
+  }
   // Logging (2025 era): a request's log lines go to the client once it asked for a level, at that level and above
   // (and within the bridge's own LOG_LEVEL). A 2026-era request asks with its own `_meta` logLevel (the SDK checks).
   let asked: ClientLogLevel | undefined
@@ -247,14 +269,14 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
       tracing: info.tracing === true
     } satisfies ServedRequest
     if (!t) {
-      return runFor(undefined)(observeCall(
+      return serve(
         served,
         Effect.succeed(errorResult({
           _tag: "UnknownTool",
           message: `No tool named ${JSON.stringify(request.params.name)}`,
           hint: `Available tools: ${[...byName.keys()].join(", ")}`
         }))
-      ))
+      )
     }
     const token = request.params._meta?.progressToken ?? sdk.mcpReq._meta?.progressToken
     const canAsk = !modern && server.getClientCapabilities()?.elicitation?.form !== undefined
@@ -286,18 +308,7 @@ export const makeServer = <R>(info: ServerInfo, tools: ReadonlyArray<Tool<R>>, r
             sdk.mcpReq.notify({ method: "notifications/progress", params: { progressToken: token, progress, message } })
           ).pipe(Effect.ignore)
     }
-    try {
-      return await runFor(t.name, client)(observeCall(served, t.call(request.params.arguments ?? {}, ctx)), {
-        signal: sdk.mcpReq.signal
-      })
-    } catch {
-      // Only an interruption (the client cancelled) gets here: the SDK drops answers to cancelled requests anyway.
-      return errorResult({
-        _tag: "Cancelled",
-        message: `${t.name} was cancelled`,
-        hint: "Call it again if you still need it."
-      })
-    }
+    return serve(served, t.call(request.params.arguments ?? {}, ctx), client, sdk.mcpReq.signal)
   })
   return server
 }

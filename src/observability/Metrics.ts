@@ -10,6 +10,7 @@
  */
 import {
   Cause,
+  Clock,
   Context,
   Effect,
   Exit,
@@ -222,11 +223,14 @@ export const CATALOG = {
 
 export type MetricId = keyof typeof CATALOG
 
-/** The label names of a metric, as the catalog lists them. */
-export type LabelName<I extends MetricId> = (typeof CATALOG)[I]["labels"][number]
-
-/** Label values as given (only the metric's own names); an absent (undefined) label is left out of the series. */
-export type Labels<I extends MetricId> = { readonly [K in LabelName<I>]?: string | undefined }
+/**
+ * The label values of an update, in the catalog's order of the metric's labels (`CATALOG[id].labels`); an absent
+ * (undefined) label is left out of the series. Positional rather than an object keyed by label name: the recorder
+ * then reads each value from a small array instead of looking a name up in objects of twenty shapes (a megamorphic
+ * keyed load per label, most of what an update cost; docs/benchmarks.md, issue 15).
+ */
+export type Values<I extends MetricId> = ValuesOf<(typeof CATALOG)[I]["labels"]>
+type ValuesOf<L extends ReadonlyArray<string>> = { readonly [K in keyof L]: string | undefined }
 
 /** At most this many distinct values per label; more are recorded as `_OTHER`. */
 export const LABEL_VALUES_MAX = 64
@@ -270,6 +274,23 @@ interface Series {
   nodes: number
   /** Each series by its bounded values: label sets that bound alike share one hook. */
   readonly byBounded: Map<string, Hook>
+  /** The label sets updated last (newest first), checked before the trie: a site updates the same few call after call. */
+  readonly recent: Array<Recent>
+}
+
+/** A label set as given, and its series. */
+interface Recent {
+  readonly values: ReadonlyArray<string | undefined>
+  readonly hook: Hook
+}
+
+/** How many label sets a metric remembers as updated last (the GenAI token counts alternate input and output). */
+const RECENT_MAX = 4
+
+const sameValues = (a: ReadonlyArray<string | undefined>, b: ReadonlyArray<string | undefined>): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /**
@@ -281,11 +302,24 @@ export class Recorder {
   private readonly all = new Map<MetricId, Series>()
   private readonly seen = new Map<string, Set<string>>()
 
+  /** `clock`: the runtime's, read once when the recorder is installed (not looked up on each timing). */
+  constructor(private readonly clock: Clock.Clock = Clock.make()) {}
+
+  /** Now, for `secondsSince`. */
+  now(): bigint {
+    return this.clock.unsafeCurrentTimeNanos()
+  }
+
+  /** Seconds from `t0` (a `now()`) until now. */
+  secondsSince(t0: bigint): number {
+    return Number(this.clock.unsafeCurrentTimeNanos() - t0) / 1e9
+  }
+
   private series(id: MetricId): Series {
     let s = this.all.get(id)
     if (s === undefined) {
       const spec: MetricSpec = CATALOG[id]
-      s = { key: keyOf(spec), names: spec.labels, root: node(), nodes: 0, byBounded: new Map() }
+      s = { key: keyOf(spec), names: spec.labels, root: node(), nodes: 0, byBounded: new Map(), recent: [] }
       this.all.set(id, s)
     }
     return s
@@ -304,34 +338,47 @@ export class Recorder {
     return value
   }
 
-  /** The series of a label set: found by its values as given, else by its bounded values (made the first time). */
-  private hookOf(s: Series, labels: Readonly<Record<string, string | undefined>>): Hook {
-    const names = s.names
+  /**
+   * The series of a label set: one of those updated last, else found in the trie by its values as given, else by its
+   * bounded values (made the first time). The recent sets come first because between two calls the rest of a call's
+   * work has pushed the trie's maps out of the CPU's caches: walking it cost more than all the rest of an update.
+   */
+  private hookOf(s: Series, values: ReadonlyArray<string | undefined>): Hook {
+    const recent = s.recent
+    for (let i = 0; i < recent.length; i++) if (sameValues(recent[i]!.values, values)) return recent[i]!.hook
+    const hook = this.found(s, values)
+    if (recent.length >= RECENT_MAX) recent.pop()
+    recent.unshift({ values, hook })
+    return hook
+  }
+
+  /** The series of a label set not updated lately. */
+  private found(s: Series, values: ReadonlyArray<string | undefined>): Hook {
     let at: Node | undefined = s.root
-    for (let i = 0; i < names.length && at !== undefined; i++) at = at.next.get(labels[names[i]!] ?? ABSENT)
+    for (let i = 0; i < values.length && at !== undefined; i++) at = at.next.get(values[i] ?? ABSENT)
     if (at?.hook !== undefined) return at.hook
     let bounded = ""
     const tags: Array<MetricLabel.MetricLabel> = []
-    for (const name of names) {
-      const value = labels[name]
-      const b = value === undefined ? ABSENT : this.bound(name, value)
+    for (let i = 0; i < s.names.length; i++) {
+      const value = values[i]
+      const b = value === undefined ? ABSENT : this.bound(s.names[i]!, value)
       bounded += b + SEP
-      if (value !== undefined) tags.push(MetricLabel.make(name, b))
+      if (value !== undefined) tags.push(MetricLabel.make(s.names[i]!, b))
     }
     let hook = s.byBounded.get(bounded)
     if (hook === undefined) {
       hook = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(s.key, tags)) as Hook
       s.byBounded.set(bounded, hook)
     }
-    this.remember(s, labels, hook)
+    this.remember(s, values, hook)
     return hook
   }
 
   /** Adds a label set as given to the trie while it has fewer than `RAW_NODES_MAX` nodes (else: bounded each time). */
-  private remember(s: Series, labels: Readonly<Record<string, string | undefined>>, hook: Hook) {
+  private remember(s: Series, values: ReadonlyArray<string | undefined>, hook: Hook) {
     let at = s.root
-    for (const name of s.names) {
-      const value = labels[name] ?? ABSENT
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i] ?? ABSENT
       let child = at.next.get(value)
       if (child === undefined) {
         if (s.nodes >= RAW_NODES_MAX) return
@@ -344,9 +391,9 @@ export class Recorder {
     at.hook = hook
   }
 
-  /** Observes a histogram, adds to a counter, or sets a gauge. */
-  update<I extends MetricId>(id: I, value: number, labels: Labels<I> = {}): void {
-    this.hookOf(this.series(id), labels).update(value)
+  /** Observes a histogram, adds to a counter, or sets a gauge; `values` in the order of the metric's catalog labels. */
+  update<I extends MetricId>(id: I, value: number, values: Values<I>): void {
+    this.hookOf(this.series(id), values as ReadonlyArray<string | undefined>).update(value)
   }
 }
 
@@ -379,13 +426,8 @@ export const timed = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   withRecorder((r) => {
     if (r === undefined) return self
-    return Effect.clockWith((clock) => {
-      const t0 = clock.unsafeCurrentTimeNanos()
-      return Effect.onExit(
-        self,
-        (exit) => Effect.sync(() => f(r, Number(clock.unsafeCurrentTimeNanos() - t0) / 1e9, exit))
-      )
-    })
+    const t0 = r.now()
+    return Effect.onExit(self, (exit) => Effect.sync(() => f(r, r.secondsSince(t0), exit)))
   })
 
 /** `error.type` of a typed failure: its `_tag` (a bounded set: the error classes of docs/observability.md). */

@@ -107,7 +107,7 @@ export const layer = (
             })
           ),
           // The recorder on the runtime: every fiber of a call inherits it.
-          Layer.sync(CurrentRecorder, () => new Recorder())
+          Layer.effect(CurrentRecorder, Effect.map(Effect.clock, (clock) => new Recorder(clock)))
         )
       return Layer.merge(metrics, tracing).pipe(
         Layer.provide(exporters.resourceLayer(config.otelServiceName, version))

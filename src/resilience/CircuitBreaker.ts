@@ -128,13 +128,12 @@ export const make = (dependency: string, policy: Partial<BreakerPolicy> = {}): E
   Effect.gen(function*() {
     const p: BreakerPolicy = { ...defaultPolicy, ...policy }
     const ref = yield* Ref.make<BreakerState>({ _tag: "Closed", failures: 0 })
-    const label = { "lmstudio_bridge.dependency": dependency }
-    yield* record((r) => r.update("breakerState", GAUGE.Closed, label))
+    yield* record((r) => r.update("breakerState", GAUGE.Closed, [dependency]))
     /** Records a change of state (not a change of the failure count). */
     const moved = (before: BreakerState, after: BreakerState) =>
       before._tag === after._tag ? Effect.void : record((r) => {
-        r.update("breakerState", GAUGE[after._tag], label)
-        r.update("breakerTransitions", 1, { ...label, "lmstudio_bridge.breaker.to": STATE_NAME[after._tag] })
+        r.update("breakerState", GAUGE[after._tag], [dependency])
+        r.update("breakerTransitions", 1, [dependency, STATE_NAME[after._tag]])
       })
 
     const protect = <A, E, R>(effect: Effect.Effect<A, E, R>, isFailure: (e: E) => boolean = () => true) =>

@@ -59,10 +59,11 @@ describe("metrics", () => {
 
   it.effect("nothing is recorded while metrics are off; with a recorder, the update lands with its labels", () =>
     Effect.gen(function*() {
-      const labels = { "lmstudio_bridge.verification.reason": `unit-${Math.random()}` }
-      yield* record((r) => r.update("verifyFailures", 1, labels))
+      const reason = `unit-${Math.random()}`
+      const labels = { "lmstudio_bridge.verification.reason": reason }
+      yield* record((r) => r.update("verifyFailures", 1, [reason]))
       assert.strictEqual(countOf("lmstudio_bridge.model.verification.failures", labels), 0)
-      yield* record((r) => r.update("verifyFailures", 1, labels)).pipe(
+      yield* record((r) => r.update("verifyFailures", 1, [reason])).pipe(
         Effect.provideService(CurrentRecorder, new Recorder())
       )
       assert.strictEqual(countOf("lmstudio_bridge.model.verification.failures", labels), 1)
@@ -88,10 +89,10 @@ describe("metrics", () => {
     // 70 dependencies × 80 causes, twice: more label sets as given than the cache keeps, each still counted once.
     for (let round = 0; round < 2; round++) {
       for (let d = 0; d < 70; d++) {
-        for (let c = 0; c < 80; c++) r.update("retries", 1, { [DEP]: `${tag}-${d}`, [CAUSE]: `c${c}` })
+        for (let c = 0; c < 80; c++) r.update("retries", 1, [`${tag}-${d}`, `c${c}`])
       }
     }
-    r.update("retries", 1, { [DEP]: `${tag}-0` })
+    r.update("retries", 1, [`${tag}-0`, undefined])
     assert.strictEqual(count(`${tag}-0`, "c0"), 2)
     assert.strictEqual(count(`${tag}-0`, undefined), 1, "an absent label is a series of its own, without the label")
     assert.strictEqual(count(OTHER, "c0"), 6 * 2, "dependencies 65–70 bound to _OTHER")
@@ -99,5 +100,25 @@ describe("metrics", () => {
     assert.strictEqual(count(OTHER, OTHER), 6 * 16 * 2)
     assert.strictEqual(new Set(retries().map((p) => valueOf(p, DEP))).size, LABEL_VALUES_MAX + 1)
     assert.strictEqual(retries().length, 65 * 65 + 1, "one series per bounded label set")
+  })
+
+  it("label sets updated last are found again (alternating sets each keep their own series)", () => {
+    const r = new Recorder()
+    const dep = `alt-${Math.random()}`
+    const count = (cause: string) =>
+      Metric.unsafeSnapshot()
+        .filter((p) =>
+          p.metricKey.name === "lmstudio_bridge.retries" &&
+          p.metricKey.tags.some((t) => t.key === "lmstudio_bridge.dependency" && t.value === dep) &&
+          p.metricKey.tags.some((t) => t.key === "lmstudio_bridge.retry.cause" && t.value === cause)
+        )
+        .reduce((n, p) => n + ("count" in p.metricState ? Number(p.metricState.count) : 0), 0)
+    // Six sets, more than the recent ones a metric remembers, in an order that hits and misses them.
+    for (let i = 0; i < 60; i++) r.update("retries", 1, [dep, `c${i % 2 === 0 ? 0 : 1 + (i % 5)}`])
+    assert.strictEqual(count("c0"), 30)
+    assert.strictEqual([1, 2, 3, 4, 5].reduce((n, c) => n + count(`c${c}`), 0), 30)
+    // Equal values in new strings (as a request's model name arrives) land on the same series.
+    r.update("retries", 1, [dep, ["c", "0"].join("")])
+    assert.strictEqual(count("c0"), 31)
   })
 })

@@ -28,23 +28,17 @@ export interface TokenCounts {
   readonly output?: number | undefined
 }
 
-/** LM Studio refused a prompt longer than the context (the bridge's estimate let it through). */
-const LMSTUDIO_FOUND = { "lmstudio_bridge.context.detected_by": "lmstudio" }
-
-/** The labels of a call's GenAI metrics (one object shape for all of them; a metric reads only its own labels). */
-const labelsOf = (call: GenAiCall, errorType?: string, tokenType?: "input" | "output") => ({
-  "gen_ai.operation.name": call.operation,
-  "gen_ai.provider.name": "lmstudio",
-  "gen_ai.request.model": call.model || "_OTHER",
-  "server.address": call.address,
-  "error.type": errorType,
-  "gen_ai.token.type": tokenType
-})
+/**
+ * The labels every GenAI metric of a call starts with (operation, provider, model, address), then the metric's own:
+ * `error.type` for the duration, `gen_ai.token.type` for the usage.
+ */
+const withLabel = <L extends string | undefined>(call: GenAiCall, last: L) =>
+  [call.operation, "lmstudio", call.model || "_OTHER", call.address, last] as const
 
 const recordTokens = (r: Recorder, call: GenAiCall, tokens: TokenCounts | undefined) => {
   if (tokens === undefined) return
-  if (tokens.input !== undefined) r.update("genAiTokens", tokens.input, labelsOf(call, undefined, "input"))
-  if (tokens.output !== undefined) r.update("genAiTokens", tokens.output, labelsOf(call, undefined, "output"))
+  if (tokens.input !== undefined) r.update("genAiTokens", tokens.input, withLabel(call, "input"))
+  if (tokens.output !== undefined) r.update("genAiTokens", tokens.output, withLabel(call, "output"))
 }
 
 /** The end of a request, whole or streamed: its duration and outcome, an overflow LM Studio found, its tokens. */
@@ -56,8 +50,9 @@ const recordEnd = <A, E>(
   tokens: () => TokenCounts | undefined
 ) => {
   const error = errorTypeOfExit(exit)
-  r.update("genAiDuration", seconds, labelsOf(call, error))
-  if (error === "ContextOverflow") r.update("contextOverflows", 1, LMSTUDIO_FOUND)
+  r.update("genAiDuration", seconds, withLabel(call, error))
+  // LM Studio refused a prompt longer than the context (the bridge's estimate let it through).
+  if (error === "ContextOverflow") r.update("contextOverflows", 1, ["lmstudio"])
   if (Exit.isSuccess(exit)) recordTokens(r, call, tokens())
 }
 
@@ -124,7 +119,9 @@ export const observeStream = <A, E, R>(
         first = false
         const seconds = Number(clock.unsafeCurrentTimeNanos() - t0) / 1e9
         return Effect.zipRight(
-          record((r) => r.update("genAiFirstChunk", seconds, labelsOf(call))),
+          record((r) =>
+            r.update("genAiFirstChunk", seconds, [call.operation, "lmstudio", call.model || "_OTHER", call.address])
+          ),
           tracing ? Effect.annotateCurrentSpan("gen_ai.response.time_to_first_chunk", seconds) : Effect.void
         )
       }),
