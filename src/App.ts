@@ -3,7 +3,10 @@
  * configuration from env + flags and telemetry as configured. The binary (bin.ts) hands this to the CLI; the
  * in-process bench (bench/inprocess.ts) builds it twice in one process to compare telemetry on and off.
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeCommandExecutor from "@effect/platform-node/NodeCommandExecutor"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import { Layer } from "effect"
 import { AgentLoop } from "./agent/AgentLoop.js"
 import { ChildServers } from "./agent/ChildServers.js"
@@ -18,6 +21,14 @@ import { ModelLifecycle } from "./lmstudio/ModelLifecycle.js"
 import * as NodeTransport from "./lmstudio/transport/NodeTransport.js"
 import * as Logging from "./observability/Logging.js"
 import * as Telemetry from "./observability/Telemetry.js"
+
+/**
+ * What the bridge uses of the platform: files, paths, the terminal (the CLI's prompts) and subprocesses (the lms
+ * CLI). Not `NodeContext.layer`, which adds workers the bridge never starts and loads them with every start-up.
+ */
+export const platformLayer = Layer.mergeAll(NodePath.layer, NodeCommandExecutor.layer, NodeTerminal.layer).pipe(
+  Layer.provideMerge(NodeFileSystem.layer)
+)
 
 /**
  * Every service the commands and tools use. Each service declares its own dependencies; a service several others
@@ -42,5 +53,5 @@ export const appLayer = (version: string) => (overrides: ConfigOverrides) =>
     Layer.provideMerge(Telemetry.layer(version)),
     Layer.provideMerge(NodeTransport.layer),
     Layer.provideMerge(AppConfig.layerWith(overrides)),
-    Layer.provide(NodeContext.layer)
+    Layer.provide(platformLayer)
   )

@@ -3,11 +3,10 @@
  * The one executable: the services (composed once, App.ts) handed to the CLI with the MCP faces.
  * Logs go to stderr; stdout carries command output (and, when serving, the MCP protocol).
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Layer, Option } from "effect"
 import { createRequire } from "node:module"
-import { appLayer } from "./App.js"
+import { appLayer, platformLayer } from "./App.js"
 import { makeCli } from "./cli/Cli.js"
 import { isExplained, renderError } from "./domain/Errors.js"
 import { serveMcpHttp, serveMcpStdio } from "./mcp/index.js"
@@ -34,6 +33,6 @@ const cli = makeCli(appLayer(version), version, { stdio: serveMcpStdio, http: se
 
 Effect.suspend(() => cli(process.argv)).pipe(
   Effect.tapErrorCause(report),
-  Effect.provide(Layer.mergeAll(NodeContext.layer, Logging.make(process.stderr.isTTY ? "pretty" : "json", "info"))),
+  Effect.provide(Layer.mergeAll(platformLayer, Logging.make(process.stderr.isTTY ? "pretty" : "json", "info"))),
   NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )

@@ -12,9 +12,10 @@
  * - Closing a connection ends the child: stdin closed, then SIGTERM, then SIGKILL (the SDK's close). Every pooled
  *   child is closed when the bridge's scope closes: on exit, SIGINT/SIGTERM and when the MCP host closes stdin.
  * - A child's stderr is drained into the bridge's debug log; its last lines explain a failed start.
+ * - The SDK's client is loaded when the first child starts, not with the bridge: most sessions start none, and
+ *   loading it took ~10 % of the bridge's start-up (docs/benchmarks.md).
  */
-import { type CallToolResult, Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
-import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/client/stdio"
+import type { CallToolResult, Client } from "@modelcontextprotocol/client"
 import { Data, Duration, Effect, Equal, Exit, Hash, Option, RcMap, Ref, Runtime } from "effect"
 import { AppConfig } from "../Config.js"
 import { type ChildServerError, McpServerFailed, McpServerTimeout } from "../domain/McpErrors.js"
@@ -68,6 +69,11 @@ class PoolKey implements Equal.Equal {
   }
 }
 
+/** The SDK's client and its transports (loaded by the first child's start; later starts find them loaded). */
+const clientSdk = Effect.promise(() =>
+  Promise.all([import("@modelcontextprotocol/client"), import("@modelcontextprotocol/client/stdio")])
+)
+
 const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /** The text of a tool result: its text parts, and a note for each part that is not text. */
@@ -114,6 +120,8 @@ export class ChildServers extends Effect.Service<ChildServers>()("lmstudio-bridg
 
     const connect = (cfg: ChildServerConfig) =>
       Effect.gen(function*() {
+        const [{ Client, StreamableHTTPClientTransport }, { getDefaultEnvironment, StdioClientTransport }] =
+          yield* clientSdk
         const closed = yield* Ref.make(false)
         const stderrTail: Array<string> = []
         // Either era: the SDK probes with `server/discover` (2026-07-28) and falls back to `initialize` (2025-11-25).

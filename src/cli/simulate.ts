@@ -1,12 +1,12 @@
-/** `lmstudio-bridge simulate`: run the LM Studio simulator until interrupted (Ctrl-C). */
+/**
+ * `lmstudio-bridge simulate`: run the LM Studio simulator until interrupted (Ctrl-C). The simulator (its HTTP
+ * server, catalog and scenarios) is loaded when this command runs, not by every other command's start-up.
+ */
 import { Command, Options } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Schema } from "effect"
 import { fileURLToPath } from "node:url"
 import { ConfigInvalid } from "../domain/Errors.js"
-import { modelFromKey } from "../simulator/Catalog.js"
-import { ScenarioJson } from "../simulator/Scenario.js"
-import { start } from "../simulator/Simulator.js"
 import { json, note, printJson, printLine } from "./Shared.js"
 
 const port = Options.integer("port").pipe(
@@ -44,8 +44,17 @@ const list = (s: string): Array<string> =>
     .map((x) => x.trim())
     .filter((x) => x !== "")
 
+const simulator = Effect.promise(() =>
+  Promise.all([
+    import("../simulator/Simulator.js"),
+    import("../simulator/Scenario.js"),
+    import("../simulator/Catalog.js")
+  ])
+)
+
 const readScenario = (path: string) =>
   Effect.gen(function*() {
+    const [, { ScenarioJson }] = yield* simulator
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
       Effect.mapError((e) =>
@@ -92,6 +101,7 @@ export const simulateCommand = Command.make(
             allowed: "an integer from 0 to 65535"
           })
         }
+        const [{ start }, , { modelFromKey }] = yield* simulator
         const script = Option.isSome(flags.scenario) ? yield* readScenario(flags.scenario.value) : undefined
         const sim = yield* start({
           port: flags.port,

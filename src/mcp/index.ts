@@ -10,7 +10,6 @@ import { tracingEnabled } from "../observability/Tracing.js"
 import type { NetworkTransport } from "./CallTelemetry.js"
 import { makeServer, type ServerInfo } from "./Server.js"
 import { serveStdio } from "./Stdio.js"
-import { parseListen, serveHttp } from "./StreamableHttp.js"
 import { tools, type ToolServices } from "./tools/index.js"
 
 export { tools, type ToolServices } from "./tools/index.js"
@@ -46,7 +45,8 @@ export const serveMcpStdio = (version: string): Effect.Effect<void, never, ToolS
 
 /**
  * Serves MCP over Streamable HTTP on `listen` ([host:]port) until interrupted; `ready` receives the URL once the
- * listener is up.
+ * listener is up. The HTTP side (the SDK's Node adapter, its HTTP/2-aware server, web streams) is loaded only here:
+ * a stdio server never needs it, and loading it took ~10 % of start-up (docs/benchmarks.md).
  */
 export const serveMcpHttp = (
   version: string,
@@ -55,6 +55,7 @@ export const serveMcpHttp = (
 ): Effect.Effect<never, InvalidArguments, ToolServices | MetricsEndpoint> =>
   Effect.scoped(
     Effect.gen(function*() {
+      const { parseListen, serveHttp } = yield* Effect.promise(() => import("./StreamableHttp.js"))
       const config = yield* AppConfig
       const info = yield* infoOf(version, "tcp")
       const runtime = yield* Effect.runtime<ToolServices>()

@@ -4,10 +4,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { copyFileSync, mkdirSync } from "node:fs"
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { start } from "../../src/simulator/Simulator.js"
-import { binPath, j, repoRoot, runEffect, tempDir } from "../helpers.js"
+import { binPath, j, repoRoot, run, runEffect, tempDir } from "../helpers.js"
 
 const cli = (baseUrl: string, ...args: Array<string>) =>
   runEffect(process.execPath, [binPath, ...args], {
@@ -252,5 +252,42 @@ describe("the built executable", () => {
       const version = yield* runEffect(process.execPath, [bare, "--version"])
       assert.strictEqual(version.code, 0)
       assert.match(version.stdout, /^\d+\.\d+\.\d+/)
+    }))
+
+  it.scopedLive("serving over stdio loads neither the HTTP transport, the simulator nor worker threads (serve --http does)", () =>
+    Effect.gen(function*() {
+      // Node's own record of the built-in modules a process loaded, written when the bridge exits.
+      const dir = yield* tempDir
+      const preload = join(dir, "modules.cjs")
+      writeFileSync(
+        preload,
+        "process.on('exit', () => require('node:fs').writeFileSync(process.env.MODULES_OUT, process.moduleLoadList.join('\\n')))"
+      )
+      const modules = (name: string, args: ReadonlyArray<string>, input?: string) =>
+        Effect.promise(async () => {
+          const out = join(dir, `${name}.txt`)
+          const r = await run(process.execPath, ["-r", preload, binPath, ...args], {
+            MODULES_OUT: out,
+            LMSTUDIO_BASE_URL: "http://127.0.0.1:9",
+            LOG_LEVEL: "error"
+          }, input)
+          return { r, loaded: readFileSync(out, "utf8").split("\n") }
+        })
+      const initialize = JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } }
+      })
+      const stdio = yield* modules("stdio", ["serve"], `${initialize}\n`)
+      assert.include(stdio.r.stdout, "\"protocolVersion\":\"2025-11-25\"", stdio.r.stderr)
+      // The SDK's Node HTTP adapter (HTTP/2-aware, web streams), the simulator's WebSocket-capable server, workers.
+      for (const m of ["http2", "internal/deps/undici/undici", "worker_threads", "zlib"]) {
+        assert.notInclude(stdio.loaded, `NativeModule ${m}`, `serve over stdio loaded ${m}`)
+      }
+      // The control: with --http the adapter is loaded (then the port is refused: nothing keeps running).
+      const http = yield* modules("http", ["serve", "--http", "127.0.0.1:99999"])
+      assert.include(http.r.stderr, "99999")
+      assert.include(http.loaded, "NativeModule http2")
     }))
 })
