@@ -5,7 +5,10 @@
  * - per call: `chat_completion` p50/p99 and the bridge's p50 over a raw HTTP request to the simulator, batches of
  *   100 interleaved between the two eras and the raw request;
  * - idle RSS of each bridge after the calls and BENCH_IDLE_SECONDS (default 30) idle.
- * Usage: node dist/bench/eras.js   (BENCH_ERAS=2025 for the 2025 client alone, e.g. on a build before the move)
+ * With BENCH_BASELINE=<another build's dist/src/bin.js> (e.g. a worktree of the last SDK 1.x commit, 857521a), that
+ * build is a third subject with the 2025 client (BENCH_BASELINE_ERA=2026: the 2026 one), measured in the same run, interleaved with the others: this
+ * machine's speed drifts by more than the differences between builds from one hour to the next.
+ * Usage: node dist/bench/eras.js   (BENCH_ERAS=2025 for the 2025 client alone)
  */
 import { Client as ModernClient } from "@modelcontextprotocol/client"
 import { StdioClientTransport as ModernStdio } from "@modelcontextprotocol/client/stdio"
@@ -20,9 +23,30 @@ const TOTAL = Number(process.env.BENCH_ERAS_REQUESTS ?? 2000)
 const BATCH = 100
 const REVISION = "2026-07-28"
 /** Which eras to run (BENCH_ERAS=2025 runs the 1.x-era client only, e.g. against a build from before the move). */
-const ERAS = (process.env.BENCH_ERAS ?? "2025,2026").split(",").filter((e): e is "2025" | "2026" =>
-  e === "2025" || e === "2026"
-)
+const ERAS = (process.env.BENCH_ERAS ?? "2025,2026").split(",").filter((e): e is Era => e === "2025" || e === "2026")
+const BASELINE = process.env.BENCH_BASELINE
+/** The era of the baseline's client (2025 by default: the build before the move served no other). */
+const BASELINE_ERA: Era = process.env.BENCH_BASELINE_ERA === "2026" ? "2026" : "2025"
+
+type Era = "2025" | "2026"
+
+/** What is measured: this build with a client of either era, or the baseline build with the 2025 client. */
+interface Subject {
+  readonly label: string
+  readonly era: Era
+  readonly bin: string
+}
+
+const SUBJECTS: ReadonlyArray<Subject> = [
+  ...ERAS.map((era) => ({
+    label: era === "2025" ? "2025-11-25 (initialize)" : "2026-07-28 (no handshake)",
+    era,
+    bin: binPath
+  })),
+  ...(BASELINE !== undefined
+    ? [{ label: `baseline ${BASELINE}, ${BASELINE_ERA}`, era: BASELINE_ERA, bin: BASELINE }]
+    : [])
+]
 
 interface Bridge {
   readonly pid: number
@@ -36,9 +60,9 @@ const ARGS = {
   arguments: { model: "qwen/qwen3-4b", prompt: "benchmark ping", max_tokens: 16 }
 }
 
-const open = (era: "2025" | "2026", env: Record<string, string>): Promise<Bridge> => {
+const open = ({ bin, era }: Subject, env: Record<string, string>): Promise<Bridge> => {
   if (era === "2025") {
-    const transport = new LegacyStdio({ command: process.execPath, args: [binPath, "serve"], env, stderr: "ignore" })
+    const transport = new LegacyStdio({ command: process.execPath, args: [bin, "serve"], env, stderr: "ignore" })
     const client = new LegacyClient({ name: "bench-2025", version: "1.0.0" })
     return client.connect(transport).then(() => ({
       pid: transport.pid ?? 0,
@@ -47,7 +71,7 @@ const open = (era: "2025" | "2026", env: Record<string, string>): Promise<Bridge
       close: () => client.close()
     }))
   }
-  const transport = new ModernStdio({ command: process.execPath, args: [binPath, "serve"], env, stderr: "ignore" })
+  const transport = new ModernStdio({ command: process.execPath, args: [bin, "serve"], env, stderr: "ignore" })
   const client = new ModernClient({ name: "bench-2026", version: "1.0.0" }, {
     versionNegotiation: { mode: { pin: REVISION } }
   })
@@ -76,22 +100,23 @@ const program = Effect.gen(function*() {
     JSON.stringify({ model: "qwen/qwen3-4b", messages: [{ role: "user", content: "benchmark ping" }], max_tokens: 16 })
   )
 
-  const startup = { "2025": [] as Array<number>, "2026": [] as Array<number> }
+  const startup = SUBJECTS.map(() => [] as Array<number>)
   for (let i = 0; i < 9; i++) {
-    for (const era of ERAS) {
+    for (const [k, subject] of SUBJECTS.entries()) {
       const s0 = yield* nowMs
-      const b = yield* Effect.promise(() => open(era, env))
+      const b = yield* Effect.promise(() => open(subject, env))
       yield* Effect.promise(() => b.listTools())
-      startup[era].push((yield* nowMs) - s0)
+      startup[k]!.push((yield* nowMs) - s0)
       yield* Effect.promise(() => b.close())
     }
   }
 
-  const bridges = new Map<"2025" | "2026", Bridge>()
-  for (const era of ERAS) {
-    bridges.set(era, yield* Effect.acquireRelease(Effect.promise(() => open(era, env)), (b) => Effect.promise(b.close)))
+  const bridges: Array<Bridge> = []
+  for (const subject of SUBJECTS) {
+    bridges.push(yield* Effect.acquireRelease(Effect.promise(() => open(subject, env)), (b) => Effect.promise(b.close)))
   }
-  const times = { raw: [] as Array<number>, "2025": [] as Array<number>, "2026": [] as Array<number> }
+  const rawTimes: Array<number> = []
+  const times = SUBJECTS.map(() => [] as Array<number>)
   const batch = (effect: Effect.Effect<unknown>, into: Array<number>) =>
     Effect.gen(function*() {
       for (let i = 0; i < BATCH; i++) {
@@ -100,28 +125,27 @@ const program = Effect.gen(function*() {
         into.push((yield* nowMs) - s)
       }
     })
-  const callOf = (era: "2025" | "2026") => Effect.promise(() => bridges.get(era)!.chat())
+  const callOf = (k: number) => Effect.promise(() => bridges[k]!.chat())
   for (let i = 0; i < 300; i++) {
     yield* raw
-    for (const era of ERAS) yield* callOf(era)
+    for (const k of SUBJECTS.keys()) yield* callOf(k)
   }
   for (let done = 0; done < TOTAL; done += BATCH) {
-    yield* batch(raw.pipe(Effect.orDie), times.raw)
-    for (const era of ERAS) yield* batch(callOf(era), times[era])
+    yield* batch(raw.pipe(Effect.orDie), rawTimes)
+    for (const k of SUBJECTS.keys()) yield* batch(callOf(k), times[k]!)
   }
   yield* Effect.sleep(`${IDLE_SECONDS} seconds`)
-  const rssOf = (era: "2025" | "2026") => rssMiB(bridges.get(era)!.pid)
-  const rawP50 = percentile(times.raw, 50)
+  const rawP50 = percentile(rawTimes, 50)
   const lines = [
-    `MCP revisions through the bridge (stdio; ${TOTAL} chat_completion per era, batches of ${BATCH} interleaved):`,
+    `MCP revisions through the bridge (stdio; ${TOTAL} chat_completion per subject, batches of ${BATCH} interleaved):`,
     `  raw HTTP to the simulator: p50 ${rawP50.toFixed(3)} ms`,
-    ...ERAS.map((era) =>
-      `  ${era === "2025" ? "2025-11-25 (initialize)" : "2026-07-28 (no handshake)"}: start-up (spawn → tools/list) ${
-        percentile(startup[era], 50).toFixed(0)
-      } ms median of 9; chat_completion p50 ${percentile(times[era], 50).toFixed(3)} ms, p99 ${
-        percentile(times[era], 99).toFixed(3)
-      } ms; over raw p50 ${(percentile(times[era], 50) - rawP50).toFixed(3)} ms; idle RSS ${
-        rssOf(era).toFixed(0)
+    ...SUBJECTS.map((subject, k) =>
+      `  ${subject.label}: start-up (spawn → tools/list) ${
+        percentile(startup[k]!, 50).toFixed(0)
+      } ms median of 9; chat_completion p50 ${percentile(times[k]!, 50).toFixed(3)} ms, p99 ${
+        percentile(times[k]!, 99).toFixed(3)
+      } ms; over raw p50 ${(percentile(times[k]!, 50) - rawP50).toFixed(3)} ms; idle RSS ${
+        rssMiB(bridges[k]!.pid).toFixed(0)
       } MiB after ${IDLE_SECONDS} s`
     )
   ]
