@@ -3,8 +3,9 @@
  * retries, auth, and interruption reaching the server.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Either, Exit, Fiber, Option, Redacted, Schedule, Stream } from "effect"
+import { Duration, Effect, Either, Exit, Fiber, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import { collectChat } from "../../src/lmstudio/client/Mapping.js"
+import { CurrentRecorder, Recorder } from "../../src/observability/Metrics.js"
 import { start } from "../../src/simulator/Simulator.js"
 import { makeClient, simAndClient } from "../helpers.js"
 
@@ -486,4 +487,39 @@ describe("context overflow (real HTTP to the simulator, protocol §12.3)", () =>
         assert.isString(ok.content)
       }))
   }
+})
+
+describe("LmStudioClient's GenAI metrics", () => {
+  /** Observations recorded so far of a metric, for the labels given (each must be on the series). */
+  const countOf = (name: string, labels: Record<string, string>) =>
+    Metric.unsafeSnapshot()
+      .filter((p) => p.metricKey.name === name)
+      .filter((p) =>
+        Object.entries(labels).every(([k, v]) => p.metricKey.tags.some((t) => t.key === k && t.value === v))
+      )
+      .reduce((n, p) => n + ("count" in p.metricState ? Number(p.metricState.count) : 0), 0)
+
+  it.scopedLive("a streamed chat records its time to first chunk, its duration and its tokens (input and output)", () =>
+    Effect.gen(function*() {
+      const { client } = yield* simAndClient()
+      const labels = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "lmstudio",
+        "gen_ai.request.model": "qwen/qwen3-4b"
+      }
+      const names = [
+        "gen_ai.client.operation.time_to_first_chunk",
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage"
+      ]
+      const before = names.map((n) => countOf(n, labels))
+      const streamed = collectChat(client.chatStream({ model: "qwen/qwen3-4b", messages: hi }))
+      const r = yield* streamed.pipe(Effect.provideService(CurrentRecorder, new Recorder()))
+      assert.strictEqual(r.content, "You said: hi there")
+      assert.deepStrictEqual(names.map((n, i) => countOf(n, labels) - before[i]!), [1, 1, 2])
+      assert.strictEqual(countOf("gen_ai.client.token.usage", { ...labels, "gen_ai.token.type": "output" }) >= 1, true)
+      // Without a recorder (metrics off) the same stream records nothing.
+      yield* streamed
+      assert.deepStrictEqual(names.map((n, i) => countOf(n, labels) - before[i]!), [1, 1, 2])
+    }))
 })

@@ -28,12 +28,11 @@ export interface TokenCounts {
   readonly output?: number | undefined
 }
 
-/**
- * The labels every GenAI metric of a call starts with (operation, provider, model, address), then the metric's own:
- * `error.type` for the duration, `gen_ai.token.type` for the usage.
- */
-const withLabel = <L extends string | undefined>(call: GenAiCall, last: L) =>
-  [call.operation, "lmstudio", call.model || "_OTHER", call.address, last] as const
+/** The labels every GenAI metric of a call starts with: operation, provider, model, address. */
+const baseLabels = (call: GenAiCall) => [call.operation, "lmstudio", call.model || "_OTHER", call.address] as const
+
+/** The base labels and the metric's own: `error.type` for the duration, `gen_ai.token.type` for the usage. */
+const withLabel = <L extends string | undefined>(call: GenAiCall, last: L) => [...baseLabels(call), last] as const
 
 const recordTokens = (r: Recorder, call: GenAiCall, tokens: TokenCounts | undefined) => {
   if (tokens === undefined) return
@@ -119,9 +118,7 @@ export const observeStream = <A, E, R>(
         first = false
         const seconds = Number(clock.unsafeCurrentTimeNanos() - t0) / 1e9
         return Effect.zipRight(
-          record((r) =>
-            r.update("genAiFirstChunk", seconds, [call.operation, "lmstudio", call.model || "_OTHER", call.address])
-          ),
+          record((r) => r.update("genAiFirstChunk", seconds, baseLabels(call))),
           tracing ? Effect.annotateCurrentSpan("gen_ai.response.time_to_first_chunk", seconds) : Effect.void
         )
       }),
