@@ -3,8 +3,9 @@
  * OpenTelemetry semantic conventions for MCP and GenAI say (`mcp.*`, `gen_ai.*`; string literals, as the JS constants
  * are moving), plus the bridge's own under `lmstudio_bridge.*`.
  *
- * Recording is free when metrics are off: every site goes through `record`, which reads one context entry and does nothing
- * unless a `Recorder` was installed (by `Telemetry.layer`, only when `METRICS_PORT` or `serve --http` asks for them).
+ * Recording is free when metrics are off: every site inside an effect goes through `record` or `timed`, which read one
+ * context entry and do nothing unless a `Recorder` was installed (by `Telemetry.layer`, only when `METRICS_PORT` or
+ * `serve --http` asks for them); the MCP server, which runs each request itself, looks the recorder up once.
  * The recorder keeps every label value bounded: a label sees at most `LABEL_VALUES_MAX` distinct values, later ones
  * are counted under `_OTHER` (the conventions' fallback), so no prompt, id, path or stray model name can grow a series.
  */
