@@ -31,7 +31,7 @@ const off: MetricsEndpointShape = { handler: Option.none(), url: Option.none() }
 
 const hostInUrl = (host: string) => (host.includes(":") ? `[${host}]` : host)
 
-/** Listens on host:port (0: any free port) until the scope closes; answers with the bound URL. */
+/** Listens on host:port (port 0: a free port the system picks) until the scope closes; answers with the bound URL. */
 const listen = (host: string, port: number, handler: MetricsHandler) =>
   Effect.acquireRelease(
     Effect.async<Server, MetricsEndpointFailed>((resume) => {
