@@ -275,23 +275,6 @@ interface Series {
   nodes: number
   /** Each series by its bounded values: label sets that bound alike share one hook. */
   readonly byBounded: Map<string, Hook>
-  /** The label sets updated last (newest first), checked before the trie: a site updates the same few call after call. */
-  readonly recent: Array<Recent>
-}
-
-/** A label set as given, and its series. */
-interface Recent {
-  readonly values: ReadonlyArray<string | undefined>
-  readonly hook: Hook
-}
-
-/** How many label sets a metric remembers as updated last (the GenAI token counts alternate input and output). */
-const RECENT_MAX = 4
-
-const sameValues = (a: ReadonlyArray<string | undefined>, b: ReadonlyArray<string | undefined>): boolean => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }
 
 /**
@@ -320,7 +303,7 @@ export class Recorder {
     let s = this.all.get(id)
     if (s === undefined) {
       const spec: MetricSpec = CATALOG[id]
-      s = { key: keyOf(spec), names: spec.labels, root: node(), nodes: 0, byBounded: new Map(), recent: [] }
+      s = { key: keyOf(spec), names: spec.labels, root: node(), nodes: 0, byBounded: new Map() }
       this.all.set(id, s)
     }
     return s
@@ -339,22 +322,8 @@ export class Recorder {
     return value
   }
 
-  /**
-   * The series of a label set: one of those updated last, else found in the trie by its values as given, else by its
-   * bounded values (made the first time). The recent sets come first because between two calls the rest of a call's
-   * work has pushed the trie's maps out of the CPU's caches: walking it cost more than all the rest of an update.
-   */
+  /** The series of a label set: found by its values as given, else by its bounded values (made the first time). */
   private hookOf(s: Series, values: ReadonlyArray<string | undefined>): Hook {
-    const recent = s.recent
-    for (let i = 0; i < recent.length; i++) if (sameValues(recent[i]!.values, values)) return recent[i]!.hook
-    const hook = this.found(s, values)
-    if (recent.length >= RECENT_MAX) recent.pop()
-    recent.unshift({ values, hook })
-    return hook
-  }
-
-  /** The series of a label set not updated lately. */
-  private found(s: Series, values: ReadonlyArray<string | undefined>): Hook {
     let at: Node | undefined = s.root
     for (let i = 0; i < values.length && at !== undefined; i++) at = at.next.get(values[i] ?? ABSENT)
     if (at?.hook !== undefined) return at.hook
